@@ -1,0 +1,97 @@
+"""Secret references: ``env:NAME`` or ``file:PATH``.  Identities carry the
+reference, never the secret; the secret is read at poll time and dropped.
+
+Also the guard that refuses raw credentials in API payloads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+_REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/.+)$")
+
+#: Shapes of real provider keys (GitHub classic/fine-grained/app tokens, OpenAI, Anthropic).
+_CREDENTIAL_SHAPES = re.compile(
+    r"(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"
+    r"|sk-ant-[A-Za-z0-9_\-]{16,}|sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,})"
+)
+_CREDENTIAL_FIELD = re.compile(r"(token|secret|passw(or)?d|api[_-]?key|credential)", re.I)
+#: Fields that are named like credentials but hold references or hashes, not secrets.
+_ALLOWED_FIELDS = frozenset({"secret_ref", "token_fingerprint"})
+
+
+class SecretError(Exception):
+    """A secret reference that cannot be used.  The message never holds the secret."""
+
+
+def validate_ref(ref: str) -> str:
+    """Return ``ref`` if it is a well-formed reference, else raise :class:`SecretError`."""
+    if not _REF.match(ref):
+        raise SecretError(
+            f"secret_ref {ref!r} is not a reference: use 'env:NAME' or 'file:/absolute/path'"
+        )
+    return ref
+
+
+def resolve(ref: str, environ: Mapping[str, str] | None = None) -> str:
+    """Read the secret behind ``ref``.
+
+    A ``file:`` secret must not be readable by group or others (like ssh keys).
+    """
+    validate_ref(ref)
+    kind, _, target = ref.partition(":")
+    if kind == "env":
+        value = (environ if environ is not None else os.environ).get(target)
+        if not value:
+            raise SecretError(f"environment variable {target} named by {ref!r} is not set")
+        return value.strip()
+    path = Path(target)
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise SecretError(f"cannot read secret file {target}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SecretError(
+            f"secret file {target} is readable by group or others (mode {stat.S_IMODE(mode):o}); "
+            f"run: chmod 600 {target}"
+        )
+    value = path.read_text(encoding="utf-8").strip()
+    if not value:
+        raise SecretError(f"secret file {target} is empty")
+    return value
+
+
+def fingerprint(secret: str) -> str:
+    """A short, non-reversible fingerprint to tell rotations apart."""
+    return "sha256:" + hashlib.sha256(secret.encode("utf-8")).hexdigest()[:16]
+
+
+def find_raw_credentials(payload: Any, path: str = "$") -> Iterator[str]:
+    """Yield the JSON paths of values that look like raw credentials.
+
+    A field named like a token/secret/password with a non-empty value, or any
+    string shaped like a GitHub, OpenAI or Anthropic key, anywhere in the payload.
+    """
+    if isinstance(payload, Mapping):
+        for key, value in payload.items():
+            sub = f"{path}.{key}"
+            if (
+                isinstance(key, str)
+                and key not in _ALLOWED_FIELDS
+                and _CREDENTIAL_FIELD.search(key)
+                and value not in (None, "", [], {})
+            ):
+                yield sub
+                continue
+            yield from find_raw_credentials(value, sub)
+    elif isinstance(payload, list):
+        for index, value in enumerate(payload):
+            yield from find_raw_credentials(value, f"{path}[{index}]")
+    elif isinstance(payload, str) and _CREDENTIAL_SHAPES.search(payload):
+        yield path

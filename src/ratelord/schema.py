@@ -1,0 +1,251 @@
+"""Wire models of the public HTTP API, shared by the daemon and the SDK.
+
+One definition serves both sides: the daemon decodes requests into these
+structs and encodes responses from them; :mod:`ratelord.client` decodes the
+same structs.  They are :mod:`msgspec` structs because the daemon's hot path
+(``POST /v1/intent``) decodes and encodes one of each per request.
+
+Times on the wire are RFC 3339 strings in UTC (``2026-01-01T12:00:00Z``);
+durations are float seconds.  An infinite time-to-exhaustion is ``null``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+__all__ = [
+    "SENTINEL_GLOBAL",
+    "SENTINEL_SYSTEM",
+    "SENTINEL_UNKNOWN",
+    "Decision",
+    "DecisionKind",
+    "ErrorBody",
+    "ErrorDetail",
+    "Evaluation",
+    "Forecast",
+    "Health",
+    "Identity",
+    "IdentityCreate",
+    "IdentityRotate",
+    "IntentRequest",
+    "Modifications",
+    "Pool",
+    "PoolRisk",
+    "Posture",
+    "Urgency",
+    "UsageAccepted",
+    "UsageReport",
+]
+
+SENTINEL_SYSTEM = "sentinel:system"
+SENTINEL_GLOBAL = "sentinel:global"
+SENTINEL_UNKNOWN = "sentinel:unknown"
+
+Urgency = Literal["background", "low", "normal", "high"]
+DecisionKind = Literal["approve", "approve_with_modifications", "deny_with_reason"]
+Posture = Literal["OK", "WARN", "CRIT"]
+IdentityStatus = Literal["active", "revoked", "quarantined"]
+
+#: An identifier as accepted from clients: printable, no spaces, bounded.
+Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\s]+$")]
+Label = Annotated[str, msgspec.Meta(max_length=200)]
+Cost = Annotated[float, msgspec.Meta(ge=0, le=1e12)]
+HeaderName = Annotated[str, msgspec.Meta(max_length=200)]
+HeaderValue = Annotated[str, msgspec.Meta(max_length=4000)]
+
+
+class _Wire(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=False):
+    """Base of request structs: unknown fields are an error, not silently dropped."""
+
+
+class _Out(msgspec.Struct, omit_defaults=False):
+    """Base of response structs: clients tolerate fields added later."""
+
+
+# --------------------------------------------------------------------------- intents
+
+
+class IntentRequest(_Wire, kw_only=True):
+    """An agent asks before it spends.
+
+    ``workload_id`` maps to resources and default costs through the daemon's
+    ``workloads:`` configuration.  ``resource`` and ``cost`` name the charge
+    directly instead (or override the workload's default cost of a
+    single-resource workload).
+    """
+
+    agent_id: Ident
+    identity_id: Ident
+    workload_id: Ident = SENTINEL_UNKNOWN
+    scope_id: Ident = SENTINEL_GLOBAL
+    urgency: Urgency = "normal"
+    resource: Ident | None = None
+    cost: Cost | None = None
+    labels: dict[Label, Label] = {}
+
+
+class Modifications(_Out, kw_only=True):
+    wait_seconds: float = 0.0
+    defer_until: str | None = None
+    identity_switch: str | None = None
+
+
+class PoolRisk(_Out, kw_only=True):
+    """Risk of one pool the intent touches, as the policy saw it."""
+
+    pool_id: str
+    cost: float
+    remaining: float
+    limit: float | None
+    p_exhaustion: float
+    p_exhaustion_with_intent: float
+    tte_p99_seconds: float | None
+    seconds_to_reset: float | None
+    posture: Posture
+
+
+class Evaluation(_Out, kw_only=True):
+    as_of: str
+    policy_version: str
+    tightest_pool: str | None = None
+    p_exhaustion: float | None = None
+    tte_p99_seconds: float | None = None
+    rules_fired: list[str] = []
+    risk_summary: str = ""
+    pools: list[PoolRisk] = []
+
+
+class Decision(_Out, kw_only=True):
+    intent_id: str
+    decision: DecisionKind
+    modifications: Modifications = msgspec.field(default_factory=Modifications)
+    reason: str | None = None
+    evaluation: Evaluation | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision != "deny_with_reason"
+
+
+# --------------------------------------------------------------------------- usage
+
+
+class UsageReport(_Wire, kw_only=True):
+    """What an agent actually spent, or the provider's rate-limit headers it saw.
+
+    With ``intent_id`` the report corrects that intent's reservation by the
+    difference between ``cost`` and what was reserved.  ``headers`` are the
+    raw response headers; the daemon parses the rate-limit ones (GitHub,
+    OpenAI, Anthropic, IETF) into observations of the identity's pools.
+    """
+
+    agent_id: Ident = SENTINEL_UNKNOWN
+    identity_id: Ident
+    workload_id: Ident = SENTINEL_UNKNOWN
+    scope_id: Ident = SENTINEL_GLOBAL
+    intent_id: Ident | None = None
+    resource: Ident | None = None
+    cost: Cost | None = None
+    headers: dict[HeaderName, HeaderValue] | None = None
+    path: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    status_code: Annotated[int, msgspec.Meta(ge=100, le=599)] | None = None
+
+
+class UsageAccepted(_Out, kw_only=True):
+    accepted: bool = True
+    events: int = 0
+    pools: list[str] = []
+
+
+# --------------------------------------------------------------------------- identities
+
+
+class IdentityCreate(_Wire, kw_only=True):
+    identity_id: Ident
+    provider_id: Ident
+    principal: Ident | None = None
+    kind: Ident = "token"
+    scope_id: Ident = SENTINEL_GLOBAL
+    labels: dict[Label, Label] = {}
+    secret_ref: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+
+
+class IdentityRotate(_Wire, kw_only=True):
+    secret_ref: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+    reason: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+
+
+class Identity(_Out, kw_only=True):
+    identity_id: str
+    kind: str
+    provider_id: str
+    principal: str | None
+    scope_id: str
+    labels: dict[str, str]
+    status: IdentityStatus
+    secret_ref: str | None = None
+    token_fingerprint: str | None = None
+    pools: list[str] = []
+    registered_at: str
+    status_reason: str | None = None
+
+
+# --------------------------------------------------------------------------- pools
+
+
+class Forecast(_Out, kw_only=True):
+    tte_p50_seconds: float | None
+    tte_p90_seconds: float | None
+    tte_p99_seconds: float | None
+    p_exhaustion: float
+    margin_seconds: float | None
+    burn_rate: float
+    burn_stddev: float
+    seconds_to_reset: float | None
+    as_of: str
+    cold_start: bool = False
+    model: str = "ema-normal/1"
+
+
+class Pool(_Out, kw_only=True):
+    pool_id: str
+    provider_id: str
+    resource: str
+    principal: str
+    unit: str
+    limit: float | None
+    remaining: float | None
+    used: float | None
+    reset_at: str | None
+    window: Literal["fixed", "rolling", "unknown"]
+    window_seconds: float | None
+    members: list[str]
+    status: Posture
+    forecast: Forecast | None
+    stale_seconds: float | None
+    drift_count: int = 0
+
+
+# --------------------------------------------------------------------------- system
+
+
+class Health(_Out, kw_only=True):
+    status: Literal["ok", "degraded", "initializing", "stopping"]
+    version: str
+    uptime_seconds: float
+    started_at: str
+    high_water_seq: int
+    reasons: list[str] = []
+    policy_version: str | None = None
+
+
+class ErrorDetail(_Out, kw_only=True):
+    code: str
+    message: str
+    request_id: str | None = None
+
+
+class ErrorBody(_Out, kw_only=True):
+    error: ErrorDetail
