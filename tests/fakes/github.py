@@ -35,6 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from ratelord.headers import bucket_for_path
+
 __all__ = ["DEFAULT_BUCKETS", "Bucket", "FakeGitHub", "RecordedRequest"]
 
 #: name -> (limit, window seconds); ``dependency_snapshots`` stands for buckets ratelord
@@ -102,17 +104,6 @@ class _Injection:
     delay: float = 0.0
     truncate: bool = False
     path: str | None = None  # only for this path; None: the next request, whatever it is
-
-
-def charged_resource(method: str, path: str) -> str:
-    """The bucket GitHub charges for a request (PROVIDERS.md, response headers)."""
-    if path == "/graphql" and method == "POST":
-        return "graphql"
-    if path.startswith("/search/code"):
-        return "code_search"
-    if path.startswith("/search/"):
-        return "search"
-    return "core"
 
 
 class FakeGitHub:
@@ -312,7 +303,7 @@ class FakeGitHub:
                     name: self._bucket(user, name).as_json() for name in self._user_buckets(user)
                 }
             return _Answer.json(200, {"resources": resources, "rate": resources["core"]})
-        resource = charged_resource(method, path)
+        resource = bucket_for_path(path)
         with self._lock:
             bucket = self._bucket(user, resource)
             if bucket.remaining == 0:

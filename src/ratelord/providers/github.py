@@ -11,9 +11,7 @@ token (it is scrubbed from every text that leaves this module).
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import math
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, NoReturn
@@ -21,6 +19,7 @@ from typing import Any, NoReturn
 import httpx
 import msgspec
 
+from ratelord.headers import parse_retry_after
 from ratelord.providers import secrets
 from ratelord.providers.base import (
     ErrorKind,
@@ -306,30 +305,10 @@ def _message_of(content: bytes) -> str:
 
 
 def _retry_after(headers: httpx.Headers, now: float) -> float | None:
-    """``retry-after`` in seconds (delay-seconds or HTTP-date), capped; ``None`` if absent/bad.
-
-    A date is measured against the answer's ``Date`` header when present; a past date is 0.
-    """
-    raw = headers.get("retry-after", "").strip()
-    if not raw:
+    raw = headers.get("retry-after")
+    if raw is None:
         return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        sent = _http_date(headers.get("date", ""))
-        until = _http_date(raw)
-        seconds = math.nan if until is None else max(0.0, until - (sent or now))
-    if not math.isfinite(seconds) or seconds < 0:
-        log.warning("ignoring malformed retry-after header %r", raw[:50])
-        return None
-    return min(seconds, _MAX_RETRY_AFTER)
-
-
-def _http_date(text: str) -> float | None:
-    try:
-        return email.utils.parsedate_to_datetime(text).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
+    return parse_retry_after(raw, now=now, date=headers.get("date"), cap=_MAX_RETRY_AFTER)
 
 
 def _until_reset(headers: httpx.Headers, now: float) -> float | None:
