@@ -1,0 +1,111 @@
+"""``ratelord reload`` and ``ratelord rebuild``: operator actions on a running daemon."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from ratelord.cli import _output as out
+from ratelord.cli._errors import ApiError, CliError
+from ratelord.cli._http import DaemonApi, api
+
+#: A rebuild streams a progress line at least this often, or something is wrong.
+REBUILD_READ_TIMEOUT = 300.0
+
+
+def reload(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the daemon's answer.")] = False,
+) -> None:
+    """Reload the daemon's policy file (POST /v1/policy/reload); a bad file changes nothing."""
+    daemon = api(ctx)
+    try:
+        answer = daemon.post("/v1/policy/reload")
+    except ApiError as exc:
+        if exc.code != "policy_rejected":
+            raise
+        raise CliError(f"{exc.message}; {_kept(daemon)} stays in force") from exc
+    if json_out:
+        out.print_json(answer)
+        return
+    version = (answer or {}).get("version") or (answer or {}).get("policy_version") or "?"
+    out.console().print(Text.assemble(("policy reloaded", "bold green"), f": version {version}"))
+
+
+def _kept(daemon: DaemonApi) -> str:
+    """Name the policy still in force; the rejection matters more than this detail."""
+    try:
+        version = daemon.get("/v1/policy").get("version")
+    except CliError:
+        version = None
+    return f"the previous policy (version {version})" if version else "the previous policy"
+
+
+def rebuild(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Drop the snapshots, regenerate them and verify they equal a full replay (exit 1 if not)."""
+    daemon = api(ctx)
+    result = _run_rebuild(daemon, show_progress=not json_out)
+    if json_out:
+        out.print_json(result)
+    else:
+        _print_result(result)
+    if not result.get("equal"):
+        differences = result.get("differences") or []
+        raise CliError(f"rebuilt state differs from a full replay ({len(differences)} differences)")
+
+
+def _run_rebuild(daemon: DaemonApi, *, show_progress: bool) -> dict[str, Any]:
+    progress = Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out.err_console(),
+        transient=True,
+        disable=not show_progress,
+    )
+    tasks: dict[str, Any] = {}
+    result: dict[str, Any] | None = None
+    with progress:
+        for line in daemon.ndjson("/v1/admin/rebuild", read_timeout=REBUILD_READ_TIMEOUT):
+            if "error" in line:
+                detail = line["error"]
+                raise ApiError(200, str(detail.get("code")), str(detail.get("message")))
+            if "result" in line:
+                result = line["result"]
+                continue
+            phase = str(line.get("phase", "rebuild"))
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(phase, total=line.get("total"))
+            progress.update(tasks[phase], completed=line.get("done", 0), total=line.get("total"))
+    if result is None:
+        raise CliError("the rebuild stream ended without a result; see the daemon's log")
+    return result
+
+
+def _print_result(result: dict[str, Any]) -> None:
+    console = out.console()
+    equal = bool(result.get("equal"))
+    verdict = (
+        Text("equal to a full replay", style="bold green")
+        if equal
+        else Text("DIFFERS from a full replay", style="bold red")
+    )
+    console.print(Text.assemble(("rebuild ", "bold"), verdict))
+    console.print(
+        out.details(
+            [
+                ("events replayed", out.fmt_number(result.get("events"))),
+                ("took", out.fmt_duration(result.get("seconds"))),
+                ("snapshot at seq", out.fmt_number(result.get("snapshot_seq"))),
+            ]
+        )
+    )
+    for difference in result.get("differences") or []:
+        console.print(f"  - {difference}", style="red", soft_wrap=True)

@@ -1,0 +1,102 @@
+"""``ratelord intent``: ask the daemon as an agent would, and show why it decided so."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from ratelord.cli import _output as out
+from ratelord.cli._errors import EXIT_DENIED
+from ratelord.cli._http import api, decode
+from ratelord.schema import Decision, Evaluation
+
+
+class Urgency(StrEnum):
+    background = "background"
+    low = "low"
+    normal = "normal"
+    high = "high"
+
+
+def intent(
+    ctx: typer.Context,
+    agent: Annotated[str, typer.Option(help="Agent id: who asks.")],
+    identity: Annotated[str, typer.Option(help="Identity id the work is charged to.")],
+    workload: Annotated[str | None, typer.Option(help="Workload id (maps to costs).")] = None,
+    scope: Annotated[str | None, typer.Option(help="Scope id, e.g. repo:acme/api.")] = None,
+    urgency: Annotated[Urgency, typer.Option(help="How urgent the work is.")] = Urgency.normal,
+    resource: Annotated[str | None, typer.Option(help="Resource charged, e.g. core.")] = None,
+    cost: Annotated[float | None, typer.Option(min=0, help="Units the work will spend.")] = None,
+    fail_on_deny: Annotated[
+        bool, typer.Option("--fail-on-deny", help="Exit 2 when the intent is denied.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the decision JSON.")] = False,
+) -> None:
+    """Submit a test intent (POST /v1/intent) and show the decision.
+
+    Exits 0 whatever the decision, unless --fail-on-deny is given.
+    """
+    body: dict[str, Any] = {"agent_id": agent, "identity_id": identity, "urgency": urgency.value}
+    optional = {"workload_id": workload, "scope_id": scope, "resource": resource, "cost": cost}
+    body.update({k: v for k, v in optional.items() if v is not None})
+    answer = api(ctx).post("/v1/intent", body)
+    decision = decode(answer, Decision)
+    if json_out:
+        out.print_json(answer)
+    else:
+        out.console().print(render_decision(decision))
+    if fail_on_deny and not decision.allowed:
+        raise typer.Exit(EXIT_DENIED)
+
+
+def render_decision(decision: Decision) -> RenderableType:
+    mods = decision.modifications
+    label = out.decision_label(
+        decision.decision,
+        {
+            "wait_seconds": mods.wait_seconds,
+            "defer_until": mods.defer_until,
+            "identity_switch": mods.identity_switch,
+        },
+        decision.reason,
+    )
+    ev = decision.evaluation
+    rows: list[tuple[str, RenderableType | None]] = [
+        ("intent", decision.intent_id),
+        ("wait", out.fmt_duration(mods.wait_seconds) if mods.wait_seconds else None),
+        ("defer until", out.fmt_instant(mods.defer_until) if mods.defer_until else None),
+        ("switch to", mods.identity_switch),
+        ("reason", decision.reason),
+    ]
+    if ev is not None:
+        rows += [
+            ("rules fired", ", ".join(ev.rules_fired) or "none"),
+            ("tightest pool", ev.tightest_pool),
+            ("P(exhaustion)", out.fmt_percent(ev.p_exhaustion)),
+            ("TTE P99", out.fmt_duration(ev.tte_p99_seconds)),
+            ("risk", ev.risk_summary or None),
+            ("policy", ev.policy_version),
+        ]
+    parts: list[RenderableType] = [Text.assemble("decision  ", label), out.details(rows)]
+    if ev is not None and ev.pools:
+        parts += ["", _pools(ev)]
+    return Group(*parts)
+
+
+def _pools(ev: Evaluation) -> RenderableType:
+    grid = out.table("POOL", "COST", "REMAINING", "P(EXH)", "WITH INTENT", "TTE P99", "STATUS")
+    for risk in ev.pools:
+        grid.add_row(
+            risk.pool_id,
+            out.fmt_number(risk.cost),
+            f"{out.fmt_number(risk.remaining)}/{out.fmt_number(risk.limit)}",
+            out.fmt_percent(risk.p_exhaustion),
+            out.fmt_percent(risk.p_exhaustion_with_intent),
+            out.fmt_duration(risk.tte_p99_seconds),
+            out.styled(risk.posture, out.POSTURE_STYLE),
+        )
+    return grid

@@ -1,0 +1,112 @@
+"""The ``ratelord`` command: global options, command registration, one-line errors.
+
+Every :class:`~ratelord.cli._errors.CliError` is turned into ``error: <message>`` and
+its exit code by :class:`_RootGroup`; anything unexpected is caught in :func:`main`,
+so a user never sees a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+from typer.core import TyperGroup
+
+from ratelord.cli import _output as out
+from ratelord.cli import admin, events, identity, intent, policy, pools, status
+from ratelord.cli._errors import CliError
+from ratelord.cli._http import DEFAULT_URL, Session, api, cli_version
+
+#: Provided separately by the simulator; the CLI works without it.
+SIM_MODULE = "ratelord.cli.sim"
+
+
+class _RootGroup(TyperGroup):
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CliError as exc:
+            out.error_line(exc.message)
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(
+    name="ratelord",
+    cls=_RootGroup,
+    help="Command line of ratelord-d, the local rate-limit control plane.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _connect(
+    ctx: typer.Context,
+    url: Annotated[
+        str, typer.Option(envvar="RATELORD_URL", help="Base URL of ratelord-d.")
+    ] = DEFAULT_URL,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="RATELORD_TOKEN", show_default=False, help="Bearer token, if set."),
+    ] = None,
+) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise typer.BadParameter("must start with http:// or https://", param_hint="'--url'")
+    session = ctx.ensure_object(Session)
+    session.url, session.token = url, token
+
+
+app.add_typer(identity.app, name="identity")
+app.command()(events.events)
+app.command()(status.status)
+app.add_typer(pools.app, name="pools")
+app.command()(intent.intent)
+app.add_typer(policy.app, name="policy")
+app.command()(admin.reload)
+app.command()(admin.rebuild)
+if importlib.util.find_spec(SIM_MODULE) is not None:
+    app.command("sim")(importlib.import_module(SIM_MODULE).sim)
+
+
+@app.command()
+def tui(ctx: typer.Context) -> None:
+    """Open the live dashboard (the same as ratelord-tui)."""
+    from ratelord.tui.main import run_tui
+
+    run_tui(ctx.ensure_object(Session).url)
+
+
+@app.command()
+def version(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print versions as JSON.")] = False,
+) -> None:
+    """Print the CLI's version, and the daemon's when it answers."""
+    daemon = api(ctx, timeout=2.0)
+    try:
+        daemon_version: str | None = daemon.get("/v1/health").get("version")
+    except CliError:
+        daemon_version = None
+    if json_out:
+        out.print_json({"cli": cli_version(), "daemon": daemon_version, "url": daemon.url})
+        return
+    console = out.console()
+    console.print(f"ratelord {cli_version()}")
+    if daemon_version:
+        console.print(f"ratelord-d {daemon_version} at {daemon.url}")
+    else:
+        console.print(Text(f"ratelord-d not reachable at {daemon.url}", style="dim"))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except Exception as exc:  # last line of defence: one line, never a traceback
+        out.error_line(f"internal error: {type(exc).__name__}: {exc}")
+        sys.exit(1)

@@ -1,0 +1,224 @@
+"""``ratelord pools [ID]`` and ``ratelord pools explain A B``: budgets, forecasts, sharing."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group, RenderableType
+from rich.text import Text
+from typer.core import TyperGroup
+
+from ratelord.cli import _output as out
+from ratelord.cli._http import api, decode, path_id
+from ratelord.schema import Forecast, Pool
+
+#: z-scores of the burn-rate quantiles (the daemon's forecast model, SPEC §5).
+QUANTILES = (("P50", 0.0), ("P90", 1.2816), ("P99", 2.3263))
+TOP_CONSUMERS = 5
+
+
+class _PoolsGroup(TyperGroup):
+    """``pools ID`` reads as ``pools show ID``: any first word that is not a subcommand is an id."""
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["show", *args]
+        return super().resolve_command(ctx, args)
+
+
+app = typer.Typer(
+    cls=_PoolsGroup,
+    invoke_without_command=True,
+    subcommand_metavar="[ID | explain A B]",
+    help="Pools (real budgets): posture, forecast, consumers. 'pools ID' shows one.",
+)
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the daemon's JSON answer.")]
+
+
+@app.callback()
+def pools(ctx: typer.Context, json_out: JsonFlag = False) -> None:
+    """List pools with posture and forecast (GET /v1/pools)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    answer = api(ctx).get("/v1/pools")
+    if json_out:
+        out.print_json(answer)
+        return
+    listed = decode(answer["pools"], list[Pool])
+    if not listed:
+        out.console().print("no pools yet (register an identity with 'ratelord identity add')")
+        return
+    out.console().print(pools_table(listed, now=time.time()))
+
+
+@app.command("show", hidden=True)
+def show(
+    ctx: typer.Context,
+    pool_id: Annotated[str, typer.Argument(metavar="ID", help="e.g. github:core:user/alice")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Show one pool: budget, forecast cone to the reset, history, top consumers."""
+    answer = api(ctx).get(f"/v1/pools/{path_id(pool_id)}")
+    if json_out:
+        out.print_json(answer)
+        return
+    out.console().print(pool_detail(answer, now=time.time()))
+
+
+@app.command("explain")
+def explain(
+    ctx: typer.Context,
+    a: Annotated[str, typer.Argument(metavar="A", help="An identity id.")],
+    b: Annotated[str, typer.Argument(metavar="B", help="Another identity id.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Explain why two identities share a pool, or why they are isolated."""
+    answer = api(ctx).get("/v1/graph/explain", {"a": a, "b": b})
+    if json_out:
+        out.print_json(answer)
+        return
+    out.console().print(explanation(answer))
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def pools_table(listed: list[Pool], *, now: float) -> RenderableType:
+    grid = out.table(
+        "POOL", "STATUS", "REMAINING", "USED", "BURN", "TTE P50", "TTE P99", "P(EXH)", "RESET IN"
+    )
+    for pool in sorted(listed, key=lambda p: p.pool_id):
+        forecast = pool.forecast
+        grid.add_row(
+            pool.pool_id,
+            out.styled(pool.status, out.POSTURE_STYLE),
+            f"{out.fmt_number(pool.remaining)}/{out.fmt_number(pool.limit)}",
+            out.fmt_percent(_utilization(pool)),
+            out.fmt_rate(forecast.burn_rate if forecast else None),
+            out.fmt_duration(forecast.tte_p50_seconds) if forecast else "-",
+            out.fmt_duration(forecast.tte_p99_seconds) if forecast else "-",
+            out.fmt_percent(forecast.p_exhaustion if forecast else None),
+            _reset_in(pool, now),
+        )
+    return grid
+
+
+def pool_detail(answer: dict[str, Any], *, now: float) -> RenderableType:
+    pool = decode(answer, Pool)
+    title = Text.assemble((pool.pool_id, "bold"), "  ", out.styled(pool.status, out.POSTURE_STYLE))
+    window = f"{pool.window}" + (
+        f", {out.fmt_duration(pool.window_seconds)}" if pool.window_seconds else ""
+    )
+    budget = (
+        f"{out.fmt_number(pool.remaining)} of {out.fmt_number(pool.limit)} {pool.unit} left"
+        f" ({out.fmt_percent(_utilization(pool))} used)"
+    )
+    parts: list[RenderableType] = [
+        title,
+        out.details(
+            [
+                ("provider", pool.provider_id),
+                ("resource", pool.resource),
+                ("principal", pool.principal),
+                ("budget", budget),
+                ("window", window),
+                ("reset", f"in {_reset_in(pool, now)} ({out.fmt_instant(pool.reset_at)})"),
+                ("members", ", ".join(pool.members) or "-"),
+                ("stale", out.fmt_duration(pool.stale_seconds)),
+                ("drift", f"{pool.drift_count} correction(s)"),
+            ]
+        ),
+    ]
+    if pool.forecast is not None:
+        parts += ["", _forecast(pool, pool.forecast)]
+    history = [float(h["remaining"]) for h in answer.get("history") or []]
+    if history:
+        parts += [
+            "",
+            Text.assemble(("history  ", "bold"), out.sparkline(history), "  ", _span(history)),
+        ]
+    consumers = answer.get("top_consumers") or {}
+    if any(consumers.get(kind) for kind in ("agents", "identities")):
+        parts += ["", _consumers(consumers)]
+    return Group(*parts)
+
+
+def _forecast(pool: Pool, forecast: Forecast) -> RenderableType:
+    horizon = forecast.seconds_to_reset
+    cone = out.table(
+        "QUANTILE",
+        "BURN",
+        "EXHAUSTS IN",
+        "LEFT AT RESET",
+        title=f"forecast (as of "
+        f"{out.fmt_instant(forecast.as_of)}, {forecast.model}"
+        f"{', cold start' if forecast.cold_start else ''})",
+    )
+    ttes = (forecast.tte_p50_seconds, forecast.tte_p90_seconds, forecast.tte_p99_seconds)
+    for (name, z), tte in zip(QUANTILES, ttes, strict=True):
+        burn = forecast.burn_rate + z * forecast.burn_stddev
+        cone.add_row(name, out.fmt_rate(burn), out.fmt_duration(tte), _left_at(pool, burn, horizon))
+    risk = out.details(
+        [
+            ("P(exhaustion before reset)", _risk_text(forecast.p_exhaustion)),
+            ("margin (TTE P99 - reset)", out.fmt_duration(forecast.margin_seconds)),
+        ]
+    )
+    return Group(cone, risk)
+
+
+def _left_at(pool: Pool, burn: float, horizon: float | None) -> str:
+    """Projected remaining at the reset if the pool burns at ``burn`` until then."""
+    if pool.remaining is None or horizon is None:
+        return "-"
+    return out.fmt_number(round(max(0.0, pool.remaining - burn * max(horizon, 0.0)), 1))
+
+
+def _risk_text(p: float) -> Text:
+    style = "bold red" if p >= 0.5 else "yellow" if p >= 0.1 else "green"
+    return Text(out.fmt_percent(p), style=style)
+
+
+def _consumers(consumers: dict[str, Any]) -> RenderableType:
+    grid = out.table("TOP AGENTS", "USED", "TOP IDENTITIES", "USED", title="this window")
+    agents = _top(consumers.get("agents"))
+    identities = _top(consumers.get("identities"))
+    for i in range(max(len(agents), len(identities))):
+        agent = agents[i] if i < len(agents) else ("", "")
+        ident = identities[i] if i < len(identities) else ("", "")
+        grid.add_row(*agent, *ident)
+    return grid
+
+
+def _top(rows: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
+    ranked = sorted(rows or [], key=lambda r: -float(r.get("used", 0)))[:TOP_CONSUMERS]
+    return [(str(r.get("id")), out.fmt_number(r.get("used"))) for r in ranked]
+
+
+def explanation(answer: dict[str, Any]) -> RenderableType:
+    """``SHARED``/``ISOLATED`` and the daemon's reason, then the pools they share."""
+    shared = bool(answer.get("shared"))
+    verdict = Text("SHARED" if shared else "ISOLATED", style="bold yellow" if shared else "green")
+    head = Text.assemble(verdict, f"  {answer.get('a', '?')} and {answer.get('b', '?')}")
+    rows = [
+        ("reason", answer.get("reason")),
+        ("shared pools", ", ".join(answer.get("shared_pools") or []) or None),
+    ]
+    return Group(head, out.details(rows))
+
+
+def _utilization(pool: Pool) -> float | None:
+    if pool.limit is None or pool.remaining is None or pool.limit <= 0:
+        return None
+    return 1.0 - pool.remaining / pool.limit
+
+
+def _reset_in(pool: Pool, now: float) -> str:
+    seconds = out.seconds_until(pool.reset_at, now)
+    return "-" if seconds is None else out.fmt_duration(max(seconds, 0.0))
+
+
+def _span(values: list[float]) -> str:
+    return f"{out.fmt_number(values[0])} → {out.fmt_number(values[-1])}"
