@@ -215,9 +215,9 @@ class FakeGitHub:
     ) -> None:
         """Answer the next ``times`` requests (to ``path``, if given) with an error.
 
-        ``status`` is an HTTP status or one of ``"403-secondary"``, ``"429-secondary"``,
-        ``"403-primary"``, ``"429-primary"``.  A bare 429 is a primary limit; a bare 403 is
-        a permission error.  ``body`` replaces GitHub's usual JSON for that status.
+        ``status`` is an HTTP status (``500`` or ``"500"``) or one of ``"403-secondary"``,
+        ``"429-secondary"``, ``"403-primary"``, ``"429-primary"``.  A bare 429 is a primary
+        limit; a bare 403 is a permission error.  ``body`` replaces GitHub's usual JSON.
         """
         code, flavour = _parse_status(status)
         message, extra = _failure_shape(code, flavour)
@@ -233,13 +233,15 @@ class FakeGitHub:
         for _ in range(times):
             self._inject(_Injection(status=code, body=raw, headers=dict(extra), path=path))
 
-    def timeout_next(self, seconds: float, *, path: str | None = None) -> None:
-        """Hold the next answer back for ``seconds`` (longer than the client's timeout)."""
-        self._inject(_Injection(delay=seconds, path=path))
+    def timeout_next(self, seconds: float, *, path: str | None = None, times: int = 1) -> None:
+        """Hold the next answers back for ``seconds`` (longer than the client's timeout)."""
+        for _ in range(times):
+            self._inject(_Injection(delay=seconds, path=path))
 
-    def truncate_next(self, *, path: str | None = None) -> None:
-        """Send only half of the next body, then close the connection."""
-        self._inject(_Injection(truncate=True, path=path))
+    def truncate_next(self, *, path: str | None = None, times: int = 1) -> None:
+        """Send only half of the next bodies, then close the connection."""
+        for _ in range(times):
+            self._inject(_Injection(truncate=True, path=path))
 
     def _inject(self, injection: _Injection) -> None:
         with self._lock:
@@ -365,11 +367,11 @@ def _limit_headers(resource: str, bucket: Bucket) -> dict[str, str]:
 
 
 def _parse_status(status: int | str) -> tuple[int, str]:
-    if isinstance(status, int):
-        return status, "primary" if status == 429 else ""
-    code, _, flavour = status.partition("-")
-    if flavour not in ("primary", "secondary"):
-        raise ValueError(f"unknown failure {status!r}: use e.g. 403-secondary or 429-primary")
+    code, _, flavour = str(status).partition("-")
+    if not code.isdigit() or flavour not in ("", "primary", "secondary"):
+        raise ValueError(f"unknown failure {status!r}: use e.g. 500, 403-secondary or 429-primary")
+    if code == "429" and not flavour:
+        flavour = "primary"
     return int(code), flavour
 
 
