@@ -1,0 +1,36 @@
+"""Entry points: the ``ratelord-tui`` console script and :func:`run_tui` for ``ratelord tui``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from collections.abc import Sequence
+
+DEFAULT_URL = "http://127.0.0.1:8090"
+
+
+def run_tui(url: str) -> None:
+    """Run the dashboard against the daemon at ``url`` until the user quits."""
+    asyncio.run(_run(url))
+
+
+async def _run(url: str) -> None:
+    # Textual is imported here, not at module level, so `ratelord --help` stays fast.
+    from ratelord.tui.api import DaemonApi
+    from ratelord.tui.app import RatelordApp
+
+    async with DaemonApi(url) as api:
+        await RatelordApp(api).run_async()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="ratelord-tui", description="Live terminal dashboard of a ratelord daemon."
+    )
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("RATELORD_URL", DEFAULT_URL),
+        help="daemon URL (default: $RATELORD_URL or %(default)s)",
+    )
+    run_tui(parser.parse_args(argv).url)
