@@ -57,11 +57,15 @@ def error_line(message: str) -> None:
 # ------------------------------------------------------------------ tables
 
 
-def table(*columns: str, title: str | None = None) -> Table:
-    grid = Table(title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
+def table(*columns: str) -> Table:
+    grid = Table(header_style="bold", box=None, pad_edge=False)
     for column in columns:
         grid.add_column(column, overflow="fold")
     return grid
+
+
+def heading(text: str) -> Text:
+    return Text(text, style="bold underline")
 
 
 def details(rows: Iterable[tuple[str, RenderableType | None]]) -> Table:
@@ -91,7 +95,7 @@ def fmt_number(value: float | None) -> str:
         return "-"
     if float(value).is_integer():
         return f"{int(value):,}"
-    return f"{value:,.2f}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 def fmt_rate(per_second: float | None) -> str:

@@ -32,7 +32,7 @@ def check(
         raise CliError(str(exc)) from exc
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    described = {"version": compiled.version, "source": compiled.source, **compiled.describe()}
+    described = compiled.describe()
     if json_out:
         out.print_json(described)
         return

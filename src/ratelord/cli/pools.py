@@ -147,15 +147,9 @@ def pool_detail(answer: dict[str, Any], *, now: float) -> RenderableType:
 
 def _forecast(pool: Pool, forecast: Forecast) -> RenderableType:
     horizon = forecast.seconds_to_reset
-    cone = out.table(
-        "QUANTILE",
-        "BURN",
-        "EXHAUSTS IN",
-        "LEFT AT RESET",
-        title=f"forecast (as of "
-        f"{out.fmt_instant(forecast.as_of)}, {forecast.model}"
-        f"{', cold start' if forecast.cold_start else ''})",
-    )
+    cone = out.table("QUANTILE", "BURN", "EXHAUSTS IN", "LEFT AT RESET")
+    cold = ", cold start" if forecast.cold_start else ""
+    title = f"forecast as of {out.fmt_instant(forecast.as_of)} ({forecast.model}{cold})"
     ttes = (forecast.tte_p50_seconds, forecast.tte_p90_seconds, forecast.tte_p99_seconds)
     for (name, z), tte in zip(QUANTILES, ttes, strict=True):
         burn = forecast.burn_rate + z * forecast.burn_stddev
@@ -166,14 +160,14 @@ def _forecast(pool: Pool, forecast: Forecast) -> RenderableType:
             ("margin (TTE P99 - reset)", out.fmt_duration(forecast.margin_seconds)),
         ]
     )
-    return Group(cone, risk)
+    return Group(out.heading(title), cone, risk)
 
 
 def _left_at(pool: Pool, burn: float, horizon: float | None) -> str:
     """Projected remaining at the reset if the pool burns at ``burn`` until then."""
     if pool.remaining is None or horizon is None:
         return "-"
-    return out.fmt_number(round(max(0.0, pool.remaining - burn * max(horizon, 0.0)), 1))
+    return out.fmt_number(max(0.0, pool.remaining - burn * max(horizon, 0.0)))
 
 
 def _risk_text(p: float) -> Text:
@@ -182,14 +176,14 @@ def _risk_text(p: float) -> Text:
 
 
 def _consumers(consumers: dict[str, Any]) -> RenderableType:
-    grid = out.table("TOP AGENTS", "USED", "TOP IDENTITIES", "USED", title="this window")
+    grid = out.table("AGENT", "USED", "IDENTITY", "USED")
     agents = _top(consumers.get("agents"))
     identities = _top(consumers.get("identities"))
     for i in range(max(len(agents), len(identities))):
         agent = agents[i] if i < len(agents) else ("", "")
         ident = identities[i] if i < len(identities) else ("", "")
         grid.add_row(*agent, *ident)
-    return grid
+    return Group(out.heading("top consumers this window"), grid)
 
 
 def _top(rows: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
