@@ -1,0 +1,155 @@
+"""What ``Client`` and ``AsyncClient`` share: everything but the I/O.
+
+Building and validating requests, reading answers and errors, the retry
+decision and the fail-safe/fail-open decision live here, so the two clients
+only differ in ``await``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+
+from ratelord.client._exceptions import (
+    RatelordProtocolError,
+    RatelordRequestError,
+    RatelordTransportError,
+    RatelordUnavailable,
+)
+from ratelord.client._retry import Backoff
+from ratelord.schema import Decision, ErrorBody, IntentRequest, UsageReport
+
+logger = logging.getLogger("ratelord.client")
+
+DEFAULT_URL = "http://127.0.0.1:8090"
+#: Synthetic decisions (the daemon was not asked) carry intent ids with this prefix.
+LOCAL_INTENT_PREFIX = "local:"
+
+T = TypeVar("T")
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def resolve_url(url: str | None) -> str:
+    """The daemon URL: the argument, else ``RATELORD_URL``, else the default."""
+    return (url or os.environ.get("RATELORD_URL") or DEFAULT_URL).rstrip("/")
+
+
+def is_local(decision: Decision) -> bool:
+    """True for a decision the SDK made itself because ratelord-d could not be asked."""
+    return decision.intent_id.startswith(LOCAL_INTENT_PREFIX)
+
+
+class BaseClient:
+    def __init__(
+        self,
+        url: str | None,
+        *,
+        timeout: float,
+        fail_open: bool,
+        retries: int,
+        token: str | None,
+    ) -> None:
+        self.url = resolve_url(url)
+        self.timeout = timeout
+        self.fail_open = fail_open
+        self.backoff = Backoff(retries=retries)
+        self._headers = {"content-type": "application/json", "user-agent": "ratelord-python"}
+        if token:
+            self._headers["authorization"] = f"Bearer {token}"
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"{type(self).__name__}({self.url!r}, fail_open={self.fail_open})"
+
+    # ------------------------------------------------------------------ requests
+
+    @staticmethod
+    def _build(model: type[S], value: S | None, fields: Mapping[str, Any]) -> S:
+        """``value`` with ``fields`` applied, or a model validated from ``fields`` alone."""
+        try:
+            if value is None:
+                return msgspec.convert(dict(fields), model)
+            if fields:
+                return msgspec.convert(msgspec.to_builtins(value) | dict(fields), model)
+            return value
+        except msgspec.ValidationError as exc:
+            raise RatelordRequestError(str(exc), code="invalid_request") from exc
+
+    def _intent(self, intent: IntentRequest | None, fields: Mapping[str, Any]) -> IntentRequest:
+        return self._build(IntentRequest, intent, fields)
+
+    def _usage(self, report: UsageReport | None, fields: Mapping[str, Any]) -> UsageReport:
+        return self._build(UsageReport, report, fields)
+
+    def _client_options(self) -> dict[str, Any]:
+        # trust_env=False: a loopback daemon must not be sent through HTTP(S)_PROXY.
+        return {
+            "base_url": self.url,
+            "timeout": self.timeout,
+            "headers": self._headers,
+            "trust_env": False,
+        }
+
+    @contextmanager
+    def _converted_errors(self) -> Iterator[None]:
+        """httpx's errors as :class:`RatelordTransportError` (chained, never leaked)."""
+        try:
+            yield
+        except httpx.TimeoutException as exc:
+            raise RatelordTransportError(
+                f"ratelord-d unreachable at {self.url}: no answer within {self.timeout} s"
+            ) from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise RatelordTransportError(
+                f"ratelord-d unreachable at {self.url}: {exc or type(exc).__name__}"
+            ) from exc
+
+    # ------------------------------------------------------------------ answers
+
+    def _retry_delay(self, response: httpx.Response, attempt: int) -> float | None:
+        return self.backoff.delay(
+            response.status_code, attempt, response.headers.get("retry-after"), now=time.time()
+        )
+
+    def _read(self, response: httpx.Response, model: type[T]) -> T:
+        """The answer as ``model``, or the error it carries as a ratelord exception."""
+        status = response.status_code
+        if status < 300:
+            try:
+                return msgspec.json.decode(response.content, type=model)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise RatelordProtocolError(
+                    f"unexpected answer from ratelord-d at {self.url}: {exc}"
+                ) from exc
+        code, message, request_id = self._error_of(response)
+        if status < 500 and status != 429:
+            raise RatelordRequestError(
+                message, code=code, status_code=status, request_id=request_id
+            )
+        raise RatelordUnavailable(
+            f"ratelord-d unavailable at {self.url}: {status} {code}: {message}",
+            status_code=status,
+        )
+
+    @staticmethod
+    def _error_of(response: httpx.Response) -> tuple[str, str, str | None]:
+        try:
+            error = msgspec.json.decode(response.content, type=ErrorBody).error
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return f"http_{response.status_code}", response.reason_phrase or "no details", None
+        return error.code, error.message, error.request_id
+
+    def _unreachable(self, error: RatelordTransportError) -> Decision:
+        """The decision ``ask`` returns when ratelord-d could not be asked."""
+        intent_id = f"{LOCAL_INTENT_PREFIX}{uuid.uuid4().hex}"
+        if self.fail_open:
+            logger.warning("fail-open: approving without ratelord-d (%s)", error)
+            return Decision(intent_id=intent_id, decision="approve", reason=f"fail-open: {error}")
+        return Decision(intent_id=intent_id, decision="deny_with_reason", reason=str(error))

@@ -1,0 +1,155 @@
+"""``Client`` and ``AsyncClient``: thin I/O twins over :class:`BaseClient`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Self, TypeVar, Unpack
+
+import httpx
+import msgspec
+
+from ratelord.client._base import BaseClient
+from ratelord.client._exceptions import RatelordTransportError
+from ratelord.client._guard import AsyncGuard, Guard, GuardArgs, GuardOptions
+from ratelord.schema import Decision, Health, IntentRequest, UsageAccepted, UsageReport
+
+T = TypeVar("T")
+
+
+class Client(BaseClient):
+    """Ask ratelord-d before spending; report what was spent.
+
+    ``url`` defaults to ``RATELORD_URL``, else ``http://127.0.0.1:8090``.
+    When the daemon cannot be asked, :meth:`ask` answers a synthetic
+    ``deny_with_reason`` (or, with ``fail_open=True``, an approval and a
+    logged warning).  503 and 429 answers are retried up to ``retries``
+    times, waiting as ``Retry-After`` says.  ``sleep`` is how the client,
+    its guards and transports wait (inject a fake one in tests).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        timeout: float = 5.0,
+        fail_open: bool = False,
+        retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+        token: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(url, timeout=timeout, fail_open=fail_open, retries=retries, token=token)
+        self.sleep = sleep
+        self._http = httpx.Client(transport=transport, **self._client_options())
+
+    def ask(self, intent: IntentRequest | None = None, /, **fields: Any) -> Decision:
+        """Submit an intent (an :class:`IntentRequest` and/or its fields); the decision."""
+        request = self._intent(intent, fields)
+        try:
+            return self._call("POST", "/v1/intent", request, Decision)
+        except RatelordTransportError as exc:
+            return self._unreachable(exc)
+
+    def report_usage(self, report: UsageReport | None = None, /, **fields: Any) -> UsageAccepted:
+        """Tell the daemon what was actually spent (and/or the provider's rate-limit headers)."""
+        return self._call("POST", "/v1/usage", self._usage(report, fields), UsageAccepted)
+
+    def health(self) -> Health:
+        return self._call("GET", "/v1/health", None, Health)
+
+    def guard(self, **options: Unpack[GuardArgs]) -> Guard:
+        """``with client.guard(identity=..., workload=...) as g:`` — see :class:`Guard`."""
+        return Guard(self, GuardOptions(**options))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, body: msgspec.Struct | None, model: type[T]) -> T:
+        content = None if body is None else msgspec.json.encode(body)
+        attempt = 0
+        while True:
+            with self._converted_errors():
+                response = self._http.request(method, path, content=content)
+            delay = self._retry_delay(response, attempt)
+            if delay is None:
+                return self._read(response, model)
+            self.sleep(delay)
+            attempt += 1
+
+
+class AsyncClient(BaseClient):
+    """The asyncio twin of :class:`Client` (same options; ``sleep`` is a coroutine function)."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        timeout: float = 5.0,
+        fail_open: bool = False,
+        retries: int = 3,
+        transport: httpx.AsyncBaseTransport | None = None,
+        token: str | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        super().__init__(url, timeout=timeout, fail_open=fail_open, retries=retries, token=token)
+        self.sleep = sleep
+        self._http = httpx.AsyncClient(transport=transport, **self._client_options())
+
+    async def ask(self, intent: IntentRequest | None = None, /, **fields: Any) -> Decision:
+        request = self._intent(intent, fields)
+        try:
+            return await self._call("POST", "/v1/intent", request, Decision)
+        except RatelordTransportError as exc:
+            return self._unreachable(exc)
+
+    async def report_usage(
+        self, report: UsageReport | None = None, /, **fields: Any
+    ) -> UsageAccepted:
+        return await self._call("POST", "/v1/usage", self._usage(report, fields), UsageAccepted)
+
+    async def health(self) -> Health:
+        return await self._call("GET", "/v1/health", None, Health)
+
+    def guard(self, **options: Unpack[GuardArgs]) -> AsyncGuard:
+        """``async with aclient.guard(identity=..., workload=...) as g:``"""
+        return AsyncGuard(self, GuardOptions(**options))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _call(self, method: str, path: str, body: msgspec.Struct | None, model: type[T]) -> T:
+        content = None if body is None else msgspec.json.encode(body)
+        attempt = 0
+        while True:
+            with self._converted_errors():
+                response = await self._http.request(method, path, content=content)
+            delay = self._retry_delay(response, attempt)
+            if delay is None:
+                return self._read(response, model)
+            await self.sleep(delay)
+            attempt += 1

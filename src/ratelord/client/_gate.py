@@ -1,0 +1,139 @@
+"""Ask-before-request and report-after-response, shared by the httpx transports
+and the requests adapter.
+
+A gate asks ratelord-d with the agent's fixed dimensions plus whatever the
+``route`` callback says about this request (``cost``, ``resource``, or any
+other intent field), sleeps as told, raises :class:`RatelordDenied` on a
+denial, and afterwards reports the response's rate-limit headers.  Reporting
+is best-effort: a failure is logged and the agent's response is returned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
+
+from ratelord.client._admission import admit
+from ratelord.client._base import is_local, logger
+from ratelord.client._client import AsyncClient, Client
+from ratelord.client._exceptions import RatelordDenied, RatelordError
+from ratelord.schema import Decision, Urgency, UsageReport
+
+RequestT = TypeVar("RequestT")
+#: ``route(request) -> {"cost": 1, "resource": "search", ...}``: this request's intent fields.
+Route = Callable[[RequestT], dict[str, Any]]
+
+_REPORTED_PREFIXES = ("x-ratelimit-", "ratelimit", "anthropic-ratelimit-", "anthropic-priority-")
+_REPORTED_NAMES = frozenset({"retry-after", "retry-after-ms", "date"})
+# UsageReport's bounds; a longer header would get the whole report refused.
+_MAX_NAME, _MAX_VALUE = 200, 4000
+
+
+def rate_limit_headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The response headers ratelord-d parses, lower-cased; repeated ones joined by ``, ``."""
+    kept: dict[str, str] = {}
+    for raw_name, value in items:
+        name = raw_name.lower()
+        if not (name.startswith(_REPORTED_PREFIXES) or name in _REPORTED_NAMES):
+            continue
+        kept[name] = f"{kept[name]}, {value}" if name in kept else value
+    return {n: v for n, v in kept.items() if len(n) <= _MAX_NAME and len(v) <= _MAX_VALUE}
+
+
+class _GateBase(Generic[RequestT]):
+    def __init__(
+        self,
+        *,
+        agent_id: str,
+        identity_id: str,
+        workload_id: str,
+        scope_id: str,
+        urgency: Urgency,
+        route: Route[RequestT] | None,
+        max_wait: float | None,
+    ) -> None:
+        self._fields: dict[str, Any] = {
+            "agent_id": agent_id,
+            "identity_id": identity_id,
+            "workload_id": workload_id,
+            "scope_id": scope_id,
+            "urgency": urgency,
+        }
+        self._route = route
+        self._max_wait = max_wait
+
+    def _intent_fields(self, request: RequestT) -> dict[str, Any]:
+        return self._fields | (self._route(request) if self._route else {})
+
+    def _admit(self, decision: Decision) -> float:
+        admission = admit(decision, now=time.time(), max_wait=self._max_wait)
+        if not admission.allowed:
+            raise RatelordDenied(admission.reason or "denied", decision)
+        return admission.wait_seconds
+
+    def _usage(
+        self,
+        decision: Decision,
+        headers: Iterable[tuple[str, str]],
+        path: str,
+        status_code: int,
+    ) -> UsageReport:
+        identity = decision.modifications.identity_switch or self._fields["identity_id"]
+        return UsageReport(
+            agent_id=self._fields["agent_id"],
+            identity_id=identity,
+            workload_id=self._fields["workload_id"],
+            scope_id=self._fields["scope_id"],
+            intent_id=None if is_local(decision) else decision.intent_id,
+            headers=rate_limit_headers(headers),
+            path=path[:2000],
+            status_code=status_code if 100 <= status_code <= 599 else None,
+        )
+
+
+def _report_failed(error: RatelordError) -> None:
+    logger.warning("could not report usage to ratelord-d: %s", error)
+
+
+class Gate(_GateBase[RequestT]):
+    def __init__(self, client: Client, **options: Any) -> None:
+        super().__init__(**options)
+        self.client = client
+
+    def before(self, request: RequestT) -> Decision:
+        """Ask, then sleep as told; raises :class:`RatelordDenied` on a denial."""
+        decision = self.client.ask(**self._intent_fields(request))
+        wait = self._admit(decision)
+        if wait > 0:
+            self.client.sleep(wait)
+        return decision
+
+    def after(
+        self, decision: Decision, headers: Iterable[tuple[str, str]], path: str, status_code: int
+    ) -> None:
+        try:
+            self.client.report_usage(self._usage(decision, headers, path, status_code))
+        except RatelordError as error:
+            _report_failed(error)
+
+
+class AsyncGate(_GateBase[RequestT]):
+    def __init__(self, client: AsyncClient, **options: Any) -> None:
+        super().__init__(**options)
+        self.client = client
+
+    async def before(self, request: RequestT) -> Decision:
+        decision = await self.client.ask(**self._intent_fields(request))
+        wait = self._admit(decision)
+        if wait > 0:
+            await self.client.sleep(wait)
+        return decision
+
+    async def after(
+        self, decision: Decision, headers: Iterable[tuple[str, str]], path: str, status_code: int
+    ) -> None:
+        try:
+            await self.client.report_usage(self._usage(decision, headers, path, status_code))
+        except RatelordError as error:
+            _report_failed(error)

@@ -1,0 +1,184 @@
+"""``client.guard(...)``: ask, wait as told, run the body, report usage on exit.
+
+::
+
+    with client.guard(identity="pat:alice", workload="repo_scan", report_cost=1) as g:
+        if g.allowed:
+            call_the_api()
+
+The wait happens *before* the body runs.  A denied guard still runs the body
+(check ``g.allowed``) unless ``raise_on_deny=True``, which raises
+:class:`RatelordDenied` instead.  Usage is reported only for an allowed body,
+best-effort: a failed report is logged, never raised over the body's outcome.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Required, Self, TypedDict
+
+from ratelord.client._admission import admit
+from ratelord.client._base import is_local, logger
+from ratelord.client._exceptions import RatelordDenied, RatelordError
+from ratelord.schema import SENTINEL_UNKNOWN, Decision, Urgency, UsageReport
+
+if TYPE_CHECKING:
+    from ratelord.client._client import AsyncClient, Client
+
+
+class GuardArgs(TypedDict, total=False):
+    """Keyword arguments of ``Client.guard`` / ``AsyncClient.guard``."""
+
+    identity: Required[str]
+    workload: str
+    scope: str
+    urgency: Urgency
+    agent: str
+    cost: float
+    resource: str
+    labels: dict[str, str]
+    can_wait: bool
+    max_wait: float | None
+    report_cost: float | None
+    raise_on_deny: bool
+
+
+@dataclass(frozen=True)
+class GuardOptions:
+    identity: str
+    workload: str | None = None
+    scope: str | None = None
+    urgency: Urgency | None = None
+    agent: str | None = None
+    cost: float | None = None
+    resource: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    can_wait: bool = True
+    max_wait: float | None = None
+    report_cost: float | None = None
+    raise_on_deny: bool = False
+
+    def intent_fields(self) -> dict[str, Any]:
+        """The intent's fields; unset ones are left to the schema's defaults (sentinels)."""
+        fields = {
+            "agent_id": self.agent,
+            "identity_id": self.identity,
+            "workload_id": self.workload,
+            "scope_id": self.scope,
+            "urgency": self.urgency,
+            "resource": self.resource,
+            "cost": self.cost,
+        }
+        fields = {name: value for name, value in fields.items() if value is not None}
+        fields.setdefault("agent_id", SENTINEL_UNKNOWN)
+        return fields | ({"labels": self.labels} if self.labels else {})
+
+
+class _GuardState:
+    """The non-I/O half shared by :class:`Guard` and :class:`AsyncGuard`."""
+
+    def __init__(self, options: GuardOptions) -> None:
+        self.options = options
+        self.decision: Decision | None = None
+        self.allowed = False
+        self.reason: str | None = None
+        self.waited = 0.0
+        self._cost = options.report_cost
+
+    @property
+    def identity(self) -> str:
+        """The identity to use: the daemon's ``identity_switch`` if it proposed one."""
+        switch = self.decision.modifications.identity_switch if self.decision else None
+        return switch or self.options.identity
+
+    def report(self, cost: float) -> None:
+        """Report ``cost`` (what the body actually spent) when the guard exits."""
+        self._cost = cost
+
+    def _admit(self, decision: Decision) -> float:
+        """Record the decision; the seconds to sleep before the body, or raise if asked to."""
+        options = self.options
+        admission = admit(
+            decision, now=time.time(), can_wait=options.can_wait, max_wait=options.max_wait
+        )
+        self.decision = decision
+        self.allowed = admission.allowed
+        self.reason = admission.reason
+        if not admission.allowed and options.raise_on_deny:
+            raise RatelordDenied(admission.reason or "denied", decision)
+        self.waited = admission.wait_seconds
+        return admission.wait_seconds
+
+    def _usage(self) -> UsageReport | None:
+        if not self.allowed or self._cost is None or self.decision is None:
+            return None
+        fields = self.options.intent_fields()
+        same = {
+            k: fields[k] for k in ("agent_id", "workload_id", "scope_id", "resource") if k in fields
+        }
+        return UsageReport(
+            **same,
+            identity_id=self.identity,
+            intent_id=None if is_local(self.decision) else self.decision.intent_id,
+            cost=self._cost,
+        )
+
+
+def _report_failed(error: RatelordError) -> None:
+    logger.warning("could not report usage to ratelord-d: %s", error)
+
+
+class Guard(_GuardState):
+    """Synchronous guard; made by :meth:`Client.guard`."""
+
+    def __init__(self, client: Client, options: GuardOptions) -> None:
+        super().__init__(options)
+        self._client = client
+
+    def __enter__(self) -> Self:
+        wait = self._admit(self._client.ask(**self.options.intent_fields()))
+        if wait > 0:
+            self._client.sleep(wait)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        usage = self._usage()
+        if usage is not None:
+            try:
+                self._client.report_usage(usage)
+            except RatelordError as error:
+                _report_failed(error)
+
+
+class AsyncGuard(_GuardState):
+    """Asynchronous guard; made by :meth:`AsyncClient.guard`."""
+
+    def __init__(self, client: AsyncClient, options: GuardOptions) -> None:
+        super().__init__(options)
+        self._client = client
+
+    async def __aenter__(self) -> Self:
+        wait = self._admit(await self._client.ask(**self.options.intent_fields()))
+        if wait > 0:
+            await self._client.sleep(wait)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        usage = self._usage()
+        if usage is not None:
+            try:
+                await self._client.report_usage(usage)
+            except RatelordError as error:
+                _report_failed(error)
