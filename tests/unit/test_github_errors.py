@@ -177,6 +177,7 @@ async def test_truncated_body_is_a_parse_failure(
     failure = await poll_failure(provider)
     assert failure.kind == "parse"
     assert "truncated" in failure.message
+    assert failure.status_code == 200  # the status line arrived, the answer did not
     # The connection was dropped; the next poll opens a new one and succeeds.
     assert (await provider.poll(IDENTITY, START)).observations
 
@@ -222,6 +223,13 @@ async def test_transport_errors_are_classified_without_the_token(
     failure = await failure_from(handler)
     assert failure.kind == kind
     assert "[redacted]" in failure.message
+
+
+async def test_undecodable_content_encoding_is_a_parse_failure(
+    provider: GitHubProvider, github: FakeGitHub
+) -> None:
+    github.fail_next(200, body=b"not gzip", headers={"content-encoding": "gzip"})
+    assert (await poll_failure(provider)).kind == "parse"
 
 
 async def test_github_message_echoing_the_token_is_redacted() -> None:

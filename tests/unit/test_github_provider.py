@@ -182,10 +182,21 @@ async def test_app_installation_must_declare_its_principal(
     assert github.requests_to("/user") == []
 
 
-async def test_user_answer_without_login_is_a_parse_failure(
+async def test_token_that_cannot_name_its_user_asks_for_a_principal(
     provider: GitHubProvider, github: FakeGitHub
 ) -> None:
-    github.fail_next(200, body={"id": 1}, path="/user")
+    github.fail_next(403, body={"message": "Resource not accessible by integration"}, path="/user")
+    with pytest.raises(ProviderFailure) as failure:
+        await provider.poll(identity(), START)
+    assert failure.value.kind == "forbidden"
+    assert "declare identity pat:alice's principal" in failure.value.message
+
+
+@pytest.mark.parametrize("body", [{"id": 1}, {"login": ""}, {"login": 7}])
+async def test_user_answer_without_login_is_a_parse_failure(
+    provider: GitHubProvider, github: FakeGitHub, body: dict[str, object]
+) -> None:
+    github.fail_next(200, body=body, path="/user")
     with pytest.raises(ProviderFailure) as failure:
         await provider.poll(identity(), START)
     assert failure.value.kind == "parse"

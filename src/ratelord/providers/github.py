@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import msgspec
@@ -67,7 +67,7 @@ class _Bucket(msgspec.Struct):
 
 
 class _User(msgspec.Struct):
-    login: str
+    login: Annotated[str, msgspec.Meta(min_length=1)]
 
 
 class GitHubProvider:
@@ -136,7 +136,17 @@ class GitHubProvider:
             )
         key = (identity.identity_id, secrets.fingerprint(token))
         if key not in self._principals:
-            body = await self._get("/user", token, now)
+            try:
+                body = await self._get("/user", token, now)
+            except ProviderFailure as failure:
+                if failure.kind not in ("forbidden", "not_found"):
+                    raise
+                raise ProviderFailure(
+                    failure.kind,
+                    f"{failure.message}; this token cannot name its user: declare "
+                    f"identity {identity.identity_id}'s principal at registration",
+                    status_code=failure.status_code,
+                ) from None
             try:
                 login = msgspec.convert(body, _User).login
             except msgspec.ValidationError as exc:
@@ -171,15 +181,28 @@ class GitHubProvider:
             response = await client.send(request, stream=True)
         except httpx.TimeoutException as exc:
             _fail("timeout", f"GitHub {path}: no answer within {self._timeout:g} s", exc, token)
-        except httpx.TransportError as exc:
-            _fail("network", f"GitHub {path}: cannot connect", exc, token)
+        except httpx.RequestError as exc:
+            _fail("network", f"GitHub {path}: request failed", exc, token)
         try:
             content = await response.aread()
         except httpx.TimeoutException as exc:
-            _fail("timeout", f"GitHub {path}: body not received in time", exc, token)
-        except httpx.TransportError as exc:
-            # Headers arrived but the body stopped short of its declared length.
-            _fail("parse", f"GitHub {path}: truncated response body", exc, token)
+            _fail(
+                "timeout",
+                f"GitHub {path}: body not received in time",
+                exc,
+                token,
+                status_code=response.status_code,
+            )
+        except httpx.RequestError as exc:
+            # Headers arrived but the body stopped short of its declared length (or its
+            # content-encoding was broken): an answer we cannot read.
+            _fail(
+                "parse",
+                f"GitHub {path}: truncated or undecodable body",
+                exc,
+                token,
+                status_code=response.status_code,
+            )
         finally:
             await response.aclose()
         if response.status_code != 200:
