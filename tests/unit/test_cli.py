@@ -576,10 +576,11 @@ def test_policy_show_lists_rules(fake: FakeDaemon):
     fake.on("GET", "/v1/policy", DESCRIBED)
     result = fake.run("policy", "show")
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    lines = [line.strip() for line in result.stdout.splitlines()]
     assert lines[0].split() == ["version", "pv-abc123"]
-    assert next(x for x in lines if "never-exhaust" in x).split()[:6] == [
-        "global-safety", "global", "hard", "never-exhaust", "100", "defer",
+    assert "global-safety  target global  kind hard" in lines
+    assert next(x for x in lines if "never-exhaust" in x).split()[:3] == [
+        "never-exhaust", "100", "defer",
     ]  # fmt: skip
     assert next(x for x in lines if "floor" in x).split()[:3] == ["floor", "90", "deny"]
 
@@ -672,3 +673,47 @@ def test_help_everywhere(fake: FakeDaemon, command: list[str]):
     assert result.exit_code == 0
     assert "Usage: ratelord" in result.stdout
     assert fake.requests == []
+
+
+# ------------------------------------------------------------------ policy check (no daemon)
+
+GOOD_POLICY = """\
+policies:
+  - id: shed-background
+    target: pool:github:*
+    kind: soft
+    rules:
+      - name: background-yields
+        when: 'risk.p_exhaustion > 0.2 && intent.urgency == "background"'
+        action: deny
+"""
+
+
+def test_policy_check_accepts_a_valid_file_offline(fake: FakeDaemon, tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(GOOD_POLICY)
+    result = fake.run("policy", "check", str(path))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{path}: valid")
+    assert "background-yields" in result.stdout
+    described = json.loads(fake.run("policy", "check", str(path), "--json").stdout)
+    assert "shed-background" in [p["id"] for p in described["policies"]]
+    assert fake.requests == []
+
+
+def test_policy_check_rejects_a_bad_rule_in_one_line(fake: FakeDaemon, tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(GOOD_POLICY.replace("risk.p_exhaustion > 0.2", "risk.nope > 0.2"))
+    result = fake.run("policy", "check", str(path))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"error: {path}")
+    assert "background-yields" in result.stderr
+
+
+def test_policy_check_of_a_missing_file(fake: FakeDaemon, tmp_path):
+    result = fake.run("policy", "check", str(tmp_path / "absent.yaml"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ")
+    assert "absent.yaml" in result.stderr

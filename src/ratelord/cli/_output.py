@@ -57,10 +57,11 @@ def error_line(message: str) -> None:
 # ------------------------------------------------------------------ tables
 
 
-def table(*columns: str) -> Table:
+def table(*columns: str, wrap: str | None = None) -> Table:
+    """A borderless table; only the ``wrap`` column wraps, ids and numbers stay on one line."""
     grid = Table(header_style="bold", box=None, pad_edge=False)
     for column in columns:
-        grid.add_column(column, overflow="fold")
+        grid.add_column(column, no_wrap=column != wrap)
     return grid
 
 

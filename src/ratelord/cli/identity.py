@@ -81,7 +81,9 @@ def list_(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     if not identities:
         out.console().print("no identities registered (add one with 'ratelord identity add')")
         return
-    grid = out.table("ID", "STATUS", "PROVIDER", "PRINCIPAL", "KIND", "SCOPE", "POOLS", "LABELS")
+    grid = out.table(
+        "ID", "STATUS", "PROVIDER", "PRINCIPAL", "KIND", "SCOPE", "POOLS", "LABELS", wrap="LABELS"
+    )
     for ident in identities:
         grid.add_row(
             ident.identity_id,

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.text import Text
 
 from ratelord.cli import _output as out
@@ -51,25 +52,28 @@ def show(ctx: typer.Context, json_out: JsonFlag = False) -> None:
 
 
 def render_policy(described: dict[str, Any]) -> RenderableType:
-    """A header with version and source, then one row per rule in evaluation order."""
-    head = out.details(
-        [("version", str(described.get("version", "-"))), ("source", described.get("source"))]
-    )
-    grid = out.table("POLICY", "TARGET", "KIND", "RULE", "PRIO", "ACTION", "WHEN")
+    """Version and source, then each policy with its rules in priority order."""
+    parts: list[RenderableType] = [
+        out.details(
+            [("version", str(described.get("version", "-"))), ("source", described.get("source"))]
+        )
+    ]
     for policy in described.get("policies") or []:
-        first = True
+        head = Text.assemble(
+            ("\n" + str(policy.get("id", "?")), "bold"),
+            f"  target {policy.get('target', '?')}  kind {policy.get('kind', '?')}",
+        )
+        rules = out.table("RULE", "PRIO", "ACTION", "WHEN", wrap="WHEN")
         for rule in policy.get("rules") or []:
-            grid.add_row(
-                str(policy.get("id", "")) if first else "",
-                str(policy.get("target", "")) if first else "",
-                str(policy.get("kind", "")) if first else "",
+            action = str(rule.get("action", ""))
+            rules.add_row(
                 str(rule.get("name", "")),
                 str(rule.get("priority", "")),
-                Text(str(rule.get("action", "")), style=_ACTION_STYLE.get(rule.get("action"), "")),
+                Text(action, style=_ACTION_STYLE.get(action, "")),
                 str(rule.get("when", "")),
             )
-            first = False
-    return Group(head, "", grid)
+        parts += [head, Padding(rules, (0, 0, 0, 2))]
+    return Group(*parts)
 
 
 _ACTION_STYLE = {
