@@ -13,6 +13,18 @@ from typing import Literal, Protocol
 
 import msgspec
 
+from ratelord.engine.observations import PollResult, PoolObservation, Window
+
+__all__ = [
+    "ErrorKind",
+    "PollResult",
+    "PoolObservation",
+    "Provider",
+    "ProviderFailure",
+    "ProviderIdentity",
+    "Window",
+]
+
 ErrorKind = Literal[
     "auth",  # 401: bad or expired credential
     "forbidden",  # 403 that is not a rate limit (permissions)
@@ -25,8 +37,6 @@ ErrorKind = Literal[
     "config",  # secret reference missing/unreadable, bad settings
 ]
 
-Window = Literal["fixed", "rolling", "unknown"]
-
 
 class ProviderIdentity(msgspec.Struct, frozen=True, kw_only=True):
     """What a provider needs to know about an identity (never the secret itself)."""
@@ -37,26 +47,6 @@ class ProviderIdentity(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
     secret_ref: str | None
     labels: dict[str, str] = {}
-
-
-class PoolObservation(msgspec.Struct, frozen=True, kw_only=True):
-    """The provider's word on one resource family of one principal."""
-
-    resource: str
-    limit: float | None
-    remaining: float
-    used: float | None = None
-    reset_at: float | None = None  # absolute epoch seconds
-    window: Window = "fixed"
-    window_seconds: float | None = None
-    unit: str = "requests"
-
-
-class PollResult(msgspec.Struct, frozen=True, kw_only=True):
-    observed_at: float
-    observations: list[PoolObservation]
-    principal: str | None = None  # discovered principal (e.g. GitHub login), if any
-    raw_status: int | None = None
 
 
 class ProviderFailure(Exception):

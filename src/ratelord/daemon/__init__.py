@@ -1,0 +1,1 @@
+"""ratelord-d: the HTTP shell around the engine and the store."""

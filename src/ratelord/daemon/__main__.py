@@ -1,0 +1,5 @@
+import sys
+
+from ratelord.daemon.main import main
+
+sys.exit(main())

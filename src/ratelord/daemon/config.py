@@ -1,0 +1,232 @@
+"""Daemon settings (SPEC §14): command-line flag > environment > config file > default.
+
+The config file is YAML, decoded strictly into msgspec structs: an unknown key,
+a wrong type or an impossible value stops start-up with the file, the key and
+the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+import yaml
+
+from ratelord.providers.mock import MockPoolConfig, MockPrincipalConfig, MockProviderConfig
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+Fraction = Annotated[float, msgspec.Meta(gt=0, le=1)]
+Cost = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message names where it came from."""
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class GitHubSettings(_Strict):
+    base_url: str = "https://api.github.com"
+    poll_interval_seconds: Positive = 60.0
+    timeout_seconds: Positive = 10.0
+
+
+class ProvidersSettings(_Strict):
+    mock: MockProviderConfig | None = None
+    github: GitHubSettings | None = None
+
+
+class EngineSettings(_Strict):
+    drift_threshold: Fraction = 0.05
+    stale_after_seconds: Positive = 300.0
+    quarantine_after_auth_failures: Annotated[int, msgspec.Meta(ge=0)] = 3
+
+
+class StoreSettings(_Strict):
+    synchronous: Literal["normal", "full"] = "normal"
+    snapshot_every_events: Annotated[int, msgspec.Meta(ge=100)] = 100_000
+
+
+class ServerSettings(_Strict):
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 256 * 1024
+    access_log: bool = False
+
+
+class AuthSettings(_Strict):
+    #: where the bearer token lives (``env:NAME`` or ``file:PATH``); required off loopback
+    token_ref: str | None = None
+
+
+class Settings(_Strict):
+    db: str = "./ratelord.db"
+    bind: str = "127.0.0.1"
+    port: Port = 8090
+    policy: str | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] | None = None
+    demo: bool = False
+    providers: ProvidersSettings = msgspec.field(default_factory=ProvidersSettings)
+    workloads: dict[str, dict[str, Cost]] = {}
+    engine: EngineSettings = msgspec.field(default_factory=EngineSettings)
+    store: StoreSettings = msgspec.field(default_factory=StoreSettings)
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    config_path: str | None = None
+
+
+#: flag/env name → settings key, for the settings SPEC §14 names.
+_SCALARS = {
+    "db": "RATELORD_DB",
+    "bind": "RATELORD_BIND",
+    "port": "RATELORD_PORT",
+    "policy": "RATELORD_POLICY",
+    "log_level": "RATELORD_LOG_LEVEL",
+    "log_format": "RATELORD_LOG_FORMAT",
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ratelord-d",
+        description="ratelord daemon: forecasts API budgets and arbitrates agents' intents.",
+        epilog="Precedence: flag > environment (RATELORD_*) > config file > default.",
+    )
+    p.add_argument("--config", help="YAML config file (env RATELORD_CONFIG)")
+    p.add_argument("--db", help="SQLite event log (default ./ratelord.db)")
+    p.add_argument("--bind", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", help="port to listen on (default 8090)")
+    p.add_argument("--policy", help="policy YAML file (default: built-in policy)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", choices=["json", "text"])
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        default=None,
+        help="add a demo mock provider, identities and a little traffic",
+    )
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    return p
+
+
+def load_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[Settings, argparse.Namespace]:
+    """Resolve settings from ``argv`` and ``environ`` (both injectable for tests)."""
+    args = parser().parse_args(argv)
+    env = os.environ if environ is None else environ
+    config_path = args.config or env.get("RATELORD_CONFIG")
+    raw: dict[str, Any] = _read_file(config_path) if config_path else {}
+    origin = {key: config_path for key in raw}
+    for key, env_name in _SCALARS.items():
+        if env.get(env_name):
+            raw[key], origin[key] = env[env_name], f"environment variable {env_name}"
+        flag = getattr(args, key)
+        if flag is not None:
+            raw[key], origin[key] = flag, f"--{key.replace('_', '-')}"
+    if args.demo:
+        raw["demo"] = True
+    if "port" in raw and isinstance(raw["port"], str):
+        raw["port"] = _int(raw["port"], origin["port"])
+    if isinstance(raw.get("log_level"), str):
+        raw["log_level"] = raw["log_level"].lower()
+    try:
+        settings = msgspec.convert(raw, Settings)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_where(exc, origin, config_path)) from None
+    settings = msgspec.structs.replace(settings, config_path=config_path)
+    if settings.demo:
+        settings = with_demo(settings)
+    _check(settings, config_path)
+    return settings, args
+
+
+def _read_file(path: str) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config file must be a mapping of settings")
+    return data
+
+
+def _where(exc: msgspec.ValidationError, origin: dict[str, str], config_path: str | None) -> str:
+    message = str(exc)
+    path = ""
+    if " - at `$." in message:
+        message, _, path = message.partition(" - at `$.")
+        path = path.rstrip("`")
+    elif message.startswith("Object contains unknown field"):
+        pass
+    top = path.split(".")[0].split("[")[0] if path else ""
+    source = origin.get(top) or config_path or "settings"
+    key = f" key '{path}'" if path else ""
+    return f"{source}:{key}: {message}"
+
+
+def _int(value: str, source: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{source}: port {value!r} is not a number") from None
+
+
+def _check(settings: Settings, config_path: str | None) -> None:
+    source = config_path or "settings"
+    for name, resources in settings.workloads.items():
+        if not resources:
+            raise ConfigError(f"{source}: key 'workloads.{name}': a workload needs resources")
+    if settings.auth.token_ref is not None:
+        from ratelord.providers.secrets import SecretError, validate_ref
+
+        try:
+            validate_ref(settings.auth.token_ref)
+        except SecretError as exc:
+            raise ConfigError(f"{source}: key 'auth.token_ref': {exc}") from None
+
+
+def with_demo(settings: Settings) -> Settings:
+    """A demo mock provider so that a fresh daemon has something to show."""
+    demo = MockProviderConfig(
+        poll_interval_seconds=2.0,
+        principals={
+            "demo-team": MockPrincipalConfig(
+                pools={
+                    "core": MockPoolConfig(limit=5000, window_seconds=3600, burn_per_second=0.4),
+                    "search": MockPoolConfig(limit=30, window_seconds=60),
+                }
+            ),
+            "demo-bot": MockPrincipalConfig(
+                pools={
+                    "core": MockPoolConfig(
+                        limit=5000, window_seconds=3600, remaining=1400, burn_per_second=0.2
+                    ),
+                }
+            ),
+        },
+    )
+    mock = settings.providers.mock
+    if mock is not None:
+        demo = msgspec.structs.replace(mock, principals={**demo.principals, **mock.principals})
+    workloads = {"search_and_hydrate": {"search": 1.0, "core": 10.0}, **settings.workloads}
+    return msgspec.structs.replace(
+        settings,
+        providers=msgspec.structs.replace(settings.providers, mock=demo),
+        workloads=workloads,
+    )

@@ -1,0 +1,76 @@
+"""``ratelord-d --demo``: demo identities and a little traffic, so there is something to see."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import TYPE_CHECKING
+
+from ratelord.schema import IdentityCreate, IntentRequest
+
+if TYPE_CHECKING:
+    from ratelord.daemon.runtime import Runtime
+
+log = logging.getLogger("ratelord.demo")
+
+DEMO_IDENTITIES = (
+    IdentityCreate(
+        identity_id="pat:alice",
+        provider_id="mock",
+        principal="demo-team",
+        kind="pat",
+        scope_id="org:acme",
+        labels={"team": "platform"},
+    ),
+    IdentityCreate(
+        identity_id="pat:alice-ci",
+        provider_id="mock",
+        principal="demo-team",
+        kind="pat",
+        scope_id="repo:acme/api",
+        labels={"team": "platform"},
+    ),
+    IdentityCreate(
+        identity_id="app:release-bot",
+        provider_id="mock",
+        principal="demo-bot",
+        kind="app_installation",
+        scope_id="org:acme",
+        labels={"team": "release"},
+    ),
+)
+DEMO_AGENTS = (
+    ("crawler-01", "pat:alice", "search_and_hydrate", "normal"),
+    ("ci-agent-2", "pat:alice-ci", "build", "high"),
+    ("triage-bot", "app:release-bot", "triage", "background"),
+)
+
+
+async def register_demo_identities(runtime: Runtime) -> None:
+    for identity in DEMO_IDENTITIES:
+        if identity.identity_id not in runtime.engine.state.identities:
+            await runtime.register(identity)
+
+
+async def demo_traffic(runtime: Runtime, rng: random.Random | None = None) -> None:
+    """A few agents asking now and then, honouring the answers they get."""
+    rng = rng or random.Random()
+    while True:
+        await asyncio.sleep(rng.uniform(0.3, 1.5))
+        agent, identity, workload, urgency = rng.choice(DEMO_AGENTS)
+        resource = None if workload == "search_and_hydrate" else "core"
+        cost = None if resource is None else float(rng.choice((1, 2, 5, 10)))
+        try:
+            await runtime.intent(
+                IntentRequest(
+                    agent_id=agent,
+                    identity_id=identity,
+                    workload_id=workload,
+                    urgency=urgency,
+                    resource=resource,
+                    cost=cost,  # type: ignore[arg-type]
+                )
+            )
+        except Exception as exc:  # the demo must never take the daemon down
+            log.debug("demo intent failed: %s", exc)

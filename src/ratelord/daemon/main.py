@@ -1,0 +1,124 @@
+"""``ratelord-d``: parse settings, open the store, serve until a signal says stop."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+import uvicorn
+
+from ratelord import __version__
+from ratelord.daemon.app import DaemonApp
+from ratelord.daemon.config import ConfigError, Settings, load_settings
+from ratelord.daemon.logging import configure
+from ratelord.daemon.runtime import Runtime
+from ratelord.engine.policy import PolicyError
+from ratelord.providers.secrets import SecretError
+from ratelord.store import StoreError
+
+log = logging.getLogger("ratelord.daemon")
+
+EXIT_CONFIG = 2
+EXIT_STORE = 3
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the runtime as soon as a stop signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
+        super().__init__(config)
+        self.runtime = runtime
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.runtime.begin_shutdown()
+        super().handle_exit(sig, frame)
+
+
+def _check_bind(settings: Settings) -> None:
+    try:
+        loopback = ipaddress.ip_address(settings.bind).is_loopback
+    except ValueError:
+        loopback = settings.bind == "localhost"
+    if not loopback and settings.auth.token_ref is None:
+        raise ConfigError(
+            f"refusing to listen on {settings.bind}: a non-loopback address needs a bearer token "
+            "(set auth.token_ref: env:NAME in the config file), or use --bind 127.0.0.1"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings, args = load_settings(argv)
+    except ConfigError as exc:
+        print(f"ratelord-d: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.version:
+        print(f"ratelord-d {__version__}")
+        return 0
+    configure(settings.log_level, settings.log_format)
+    try:
+        _check_bind(settings)
+        runtime = Runtime(settings)
+        runtime.open_store()
+        app = DaemonApp(runtime)
+    except (ConfigError, PolicyError, SecretError) as exc:
+        print(f"ratelord-d: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreError as exc:
+        print(f"ratelord-d: {exc}", file=sys.stderr)
+        return EXIT_STORE
+    config = uvicorn.Config(
+        app,
+        host=settings.bind,
+        port=settings.port,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        http="httptools",
+        lifespan="on",
+        access_log=settings.server.access_log,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+    server = _Server(config, runtime)
+    log.info(
+        "ratelord-d %s listening on http://%s:%d (db %s, policy %s)",
+        __version__,
+        settings.bind,
+        settings.port,
+        settings.db,
+        runtime.policy.source,
+    )
+    asyncio.run(_serve(server, runtime)) if sys.platform == "win32" else _run_uvloop(
+        server, runtime
+    )
+    if not server.started:
+        return 1
+    return 0
+
+
+def _run_uvloop(server: _Server, runtime: Runtime) -> None:
+    import uvloop
+
+    uvloop.run(_serve(server, runtime))
+
+
+async def _serve(server: _Server, runtime: Runtime) -> None:
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(runtime)))
+    await server.serve()
+
+
+async def _reload(runtime: Runtime) -> None:
+    try:
+        await runtime.reload_policy("SIGHUP")
+    except Exception as exc:  # a reload must never take the daemon down
+        log.error("policy reload failed: %s", exc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

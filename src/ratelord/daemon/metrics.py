@@ -1,0 +1,127 @@
+"""Prometheus metrics and the ``/v1/stats`` vitals.
+
+Counters and the latency histogram are updated on the request path; per-pool
+gauges are read from the projections only when scraped (a custom collector),
+so an intent pays for none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from ratelord.schema import Decision
+
+if TYPE_CHECKING:
+    from ratelord.daemon.runtime import Runtime
+
+MINUTES_SHOWN = 30
+DENIAL_WINDOW_MINUTES = 5
+
+
+class Metrics:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.registry = CollectorRegistry()
+        self.decisions = Counter(
+            "ratelord_decisions",
+            "Intent decisions by outcome",
+            ["decision"],
+            registry=self.registry,
+        )
+        self.rules = Counter(
+            "ratelord_rules_fired", "Policy rules fired", ["rule"], registry=self.registry
+        )
+        self.intent_latency = Histogram(
+            "ratelord_intent_latency_seconds",
+            "POST /v1/intent end to end, decision logged",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
+        )
+        self._decision_children = {
+            kind: self.decisions.labels(kind)
+            for kind in ("approve", "approve_with_modifications", "deny_with_reason")
+        }
+        self.registry.register(_StateCollector(runtime))
+
+    def count_decision(self, decision: Decision) -> None:
+        self._decision_children[decision.decision].inc()
+        if decision.evaluation is not None:
+            for rule in decision.evaluation.rules_fired:
+                self.rules.labels(rule).inc()
+
+    def render(self) -> tuple[bytes, bytes]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST.encode()
+
+    def stats(self) -> dict[str, Any]:
+        runtime = self.runtime
+        stats = runtime.engine.state.stats
+        now_minute = int(runtime.now() // 60)
+        per_minute = dict((m, (count, denials)) for m, count, denials in stats.minutes)
+        series = [
+            per_minute.get(m, (0, 0))[0]
+            for m in range(now_minute - MINUTES_SHOWN + 1, now_minute + 1)
+        ]
+        recent = [
+            per_minute.get(m, (0, 0))
+            for m in range(now_minute - DENIAL_WINDOW_MINUTES + 1, now_minute + 1)
+        ]
+        total = sum(c for c, _ in recent)
+        writer = runtime.writer
+        return {
+            "intents_total": stats.intents_total,
+            "decisions": {
+                k: stats.decisions.get(k, 0)
+                for k in ("approve", "approve_with_modifications", "deny_with_reason")
+            },
+            "intents_per_minute": series,
+            "denial_rate": round(sum(d for _, d in recent) / total, 4) if total else 0.0,
+            "rules_fired": dict(sorted(stats.rules_fired.items())),
+            "store": {
+                "commit_lag_ms": round(writer.last_commit_seconds * 1000, 3) if writer else 0.0,
+                "queue_depth": writer.queue_depth if writer else 0,
+                "high_water_seq": runtime.high_water(),
+                "commits": writer.commits if writer else 0,
+            },
+        }
+
+
+class _StateCollector:
+    """Per-pool gauges and store health, computed at scrape time."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["pool_id", "provider", "resource"]
+        remaining = GaugeMetricFamily("ratelord_pool_remaining", "Remaining budget", labels=labels)
+        limit = GaugeMetricFamily("ratelord_pool_limit", "Budget limit", labels=labels)
+        tte = GaugeMetricFamily(
+            "ratelord_pool_tte_p99_seconds", "P99 time to exhaustion", labels=labels
+        )
+        risk = GaugeMetricFamily(
+            "ratelord_pool_p_exhaustion", "Probability of exhaustion before reset", labels=labels
+        )
+        for pool in self.runtime.engine.state.pools.values():
+            key = [pool.pool_id, pool.provider_id, pool.resource]
+            remaining.add_metric(key, pool.remaining)
+            if pool.limit is not None:
+                limit.add_metric(key, pool.limit)
+            forecast = pool.forecast or {}
+            if forecast.get("tte_p99_seconds") is not None:
+                tte.add_metric(key, float(forecast["tte_p99_seconds"]))
+            if "p_exhaustion" in forecast:
+                risk.add_metric(key, float(forecast["p_exhaustion"]))
+        yield from (remaining, limit, tte, risk)
+        writer = self.runtime.writer
+        lag = GaugeMetricFamily("ratelord_store_commit_lag_seconds", "Duration of the last commit")
+        lag.add_metric([], writer.last_commit_seconds if writer else 0.0)
+        depth = GaugeMetricFamily("ratelord_store_queue_depth", "Events waiting for a commit")
+        depth.add_metric([], writer.queue_depth if writer else 0)
+        seq = GaugeMetricFamily("ratelord_store_high_water_seq", "Last appended seq")
+        seq.add_metric([], self.runtime.high_water())
+        yield from (lag, depth, seq)

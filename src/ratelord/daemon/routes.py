@@ -1,0 +1,429 @@
+"""The HTTP API of SPEC §8: one small handler per endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+import msgspec
+
+from ratelord.daemon import views
+from ratelord.daemon.events import EventQuery, event_page, event_stream
+from ratelord.daemon.http import (
+    HTTPError,
+    Request,
+    Response,
+    Router,
+    StreamingResponse,
+    json_response,
+)
+from ratelord.daemon.metrics import Metrics
+from ratelord.daemon.openapi import openapi_document
+from ratelord.daemon.runtime import Runtime
+from ratelord.engine.clock import iso
+from ratelord.providers.secrets import SecretError, find_raw_credentials, validate_ref
+from ratelord.schema import (
+    Decision,
+    Health,
+    Identity,
+    IdentityCreate,
+    IdentityRotate,
+    IntentRequest,
+    Pool,
+    UsageAccepted,
+    UsageReport,
+)
+
+T = TypeVar("T")
+IDENTITY_ACTIONS = ("revoke", "quarantine", "rotate")
+_encode = msgspec.json.Encoder().encode
+_decode_intent = msgspec.json.Decoder(IntentRequest).decode
+
+
+class StatusChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    reason: str | None = None
+
+
+class ExternalUsage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    principal: str
+    resource: str
+    amount: float
+
+
+class InjectFailure(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    kind: str = "server"
+    count: int = 1
+    retry_after: float | None = None
+
+
+def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
+    """Register every endpoint on ``router``, bound to ``runtime``."""
+
+    def refuse_credentials(payload: Any) -> None:
+        found = list(find_raw_credentials(payload))
+        if found:
+            raise HTTPError(
+                400,
+                "raw_credential",
+                f"refused: {', '.join(found)} looks like a raw credential. Never send secrets; "
+                "register a reference instead (secret_ref: env:NAME or file:/path)",
+            )
+
+    def parse_json(request: Request) -> Any:
+        if not request.body:
+            raise HTTPError(400, "empty_body", "the request needs a JSON body")
+        try:
+            return json.loads(request.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise HTTPError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+
+    def convert(data: Any, kind: type[T]) -> T:
+        try:
+            return msgspec.convert(data, kind)
+        except msgspec.ValidationError as exc:
+            raise HTTPError(400, "invalid_request", str(exc)) from None
+
+    # ---------------------------------------------------------------- system
+
+    async def health(request: Request) -> Response:
+        return json_response(runtime.health())
+
+    async def openapi(request: Request) -> Response:
+        return Response(openapi_cache)
+
+    async def prometheus(request: Request) -> Response:
+        body, content_type = metrics.render()
+        return Response(body, content_type=content_type)
+
+    # ---------------------------------------------------------------- intents
+
+    async def intent(request: Request) -> Response:
+        try:
+            body = _decode_intent(request.body)
+        except msgspec.ValidationError as exc:
+            raise HTTPError(400, "invalid_request", str(exc)) from None
+        except msgspec.DecodeError as exc:
+            message = (
+                "the request needs a JSON body"
+                if not request.body
+                else f"the body is not valid JSON: {exc}"
+            )
+            raise HTTPError(400, "malformed_json", message) from None
+        if body.labels:
+            refuse_credentials(body.labels)
+        decision = await runtime.intent(body)
+        metrics.count_decision(decision)
+        return Response(_encode(decision))
+
+    async def usage(request: Request) -> Response:
+        data = parse_json(request)
+        refuse_credentials(
+            {k: v for k, v in data.items() if k != "headers"} if isinstance(data, dict) else data
+        )
+        report = convert(data, UsageReport)
+        if report.headers and any(
+            k.lower() in ("authorization", "cookie", "proxy-authorization") for k in report.headers
+        ):
+            raise HTTPError(
+                400,
+                "raw_credential",
+                "refused: usage headers include credentials (authorization/cookie); "
+                "send only the rate-limit response headers",
+            )
+        return json_response(await runtime.usage(report))
+
+    # ---------------------------------------------------------------- identities
+
+    async def list_identities(request: Request) -> Response:
+        engine = runtime.engine
+        return json_response(
+            {"identities": [engine.identity_view(r) for r in engine.state.identities.values()]}
+        )
+
+    async def create_identity(request: Request) -> Response:
+        data = parse_json(request)
+        refuse_credentials(data)
+        body = convert(data, IdentityCreate)
+        if body.secret_ref is not None:
+            try:
+                validate_ref(body.secret_ref)
+            except SecretError as exc:
+                raise HTTPError(400, "invalid_secret_ref", str(exc)) from None
+        if body.provider_id not in runtime.providers and body.provider_id not in (
+            "github",
+            "mock",
+            "openai",
+            "anthropic",
+        ):
+            raise HTTPError(
+                400,
+                "unknown_provider",
+                f"unknown provider {body.provider_id!r}: configure it under "
+                "providers: or use github, mock, openai or anthropic",
+            )
+        if body.principal is None and body.provider_id != "github":
+            raise HTTPError(
+                400,
+                "principal_required",
+                f"provider {body.provider_id!r} cannot discover principals: "
+                "pass principal (the account this identity is charged to)",
+            )
+        identity = await runtime.register(body)
+        return json_response(identity, status=201)
+
+    async def show_identity(request: Request) -> Response:
+        engine = runtime.engine
+        return json_response(engine.identity_view(engine.identity(request.params["identity_id"])))
+
+    async def identity_action(request: Request) -> Response:
+        action = request.params["action"]
+        if action not in IDENTITY_ACTIONS:
+            raise HTTPError(
+                404,
+                "not_found",
+                f"unknown identity action {action!r}; use {', '.join(IDENTITY_ACTIONS)}",
+            )
+        payload: dict[str, Any] = {}
+        if request.body.strip():
+            data = parse_json(request)
+            refuse_credentials(data)
+            kind: type[Any] = IdentityRotate if action == "rotate" else StatusChange
+            payload = msgspec.to_builtins(convert(data, kind))
+            if payload.get("secret_ref"):
+                try:
+                    validate_ref(payload["secret_ref"])
+                except SecretError as exc:
+                    raise HTTPError(400, "invalid_secret_ref", str(exc)) from None
+        payload = {k: v for k, v in payload.items() if v is not None}
+        identity = await runtime.change_identity(request.params["identity_id"], action, payload)
+        return json_response(identity)
+
+    # ---------------------------------------------------------------- pools
+
+    async def list_pools(request: Request) -> Response:
+        now = runtime.now()
+        engine = runtime.engine
+        return json_response(
+            {"pools": [views.pool_view(engine, p, now) for p in engine.state.pools.values()]}
+        )
+
+    async def show_pool(request: Request) -> Response:
+        pool_id = request.params["pool_id"]
+        pool = runtime.engine.state.pools.get(pool_id)
+        if pool is None:
+            raise HTTPError(
+                404, "unknown_pool", f"no pool {pool_id!r}; list them with 'ratelord pools'"
+            )
+        return json_response(views.pool_detail(runtime.engine, pool, runtime.now()))
+
+    async def forecasts(request: Request) -> Response:
+        items = []
+        for pool in runtime.engine.state.pools.values():
+            view = views.forecast_view(pool.forecast)
+            if view is not None:
+                items.append(
+                    {"pool_id": pool.pool_id, "status": pool.posture, **msgspec.to_builtins(view)}
+                )
+        return json_response({"forecasts": items})
+
+    async def graph(request: Request) -> Response:
+        return json_response(views.graph(runtime.engine))
+
+    async def explain(request: Request) -> Response:
+        a, b = request.query.get("a"), request.query.get("b")
+        if not a or not b:
+            raise HTTPError(400, "missing_parameter", "give two identities: ?a=ID&b=ID")
+        return json_response(views.explain(runtime.engine, a, b))
+
+    async def stats(request: Request) -> Response:
+        return json_response(metrics.stats())
+
+    # ---------------------------------------------------------------- events
+
+    async def events(request: Request) -> Response | StreamingResponse:
+        query = EventQuery.from_request(request)
+        if query.stream:
+            return StreamingResponse(
+                event_stream(runtime, query),
+                b"text/event-stream",
+                headers=[(b"x-accel-buffering", b"no")],
+            )
+        return Response(await event_page(runtime, query))
+
+    # ---------------------------------------------------------------- policy
+
+    async def show_policy(request: Request) -> Response:
+        policy = runtime.policy
+        return json_response(
+            {"version": policy.version, "source": policy.source, "policy": policy.describe()}
+        )
+
+    async def reload_policy(request: Request) -> Response:
+        ok, detail = await runtime.reload_policy("api")
+        if not ok:
+            raise HTTPError(
+                400,
+                "policy_rejected",
+                f"{detail} (the previous policy {runtime.policy.version} stays in force)",
+            )
+        return json_response({"version": detail, "source": runtime.policy.source, "reloaded": True})
+
+    # ---------------------------------------------------------------- admin
+
+    async def rebuild(request: Request) -> StreamingResponse:
+        runtime._require_ready()
+        return StreamingResponse(_rebuild_stream(runtime), b"application/x-ndjson")
+
+    async def snapshot(request: Request) -> Response:
+        runtime._require_ready()
+        seq = await runtime.snapshot()
+        if seq is None:
+            raise HTTPError(
+                503, "busy", "the writer did not go idle; try again", [(b"retry-after", b"1")]
+            )
+        return json_response({"snapshot_seq": seq})
+
+    async def mock_external_usage(request: Request) -> Response:
+        body = request.decode(ExternalUsage)
+        mock = runtime.mock_provider()
+        if not mock.knows(body.principal):
+            raise HTTPError(
+                404, "unknown_principal", f"the mock provider has no principal {body.principal!r}"
+            )
+        mock.spend(body.principal, body.resource, body.amount, runtime.now())
+        left = mock.remaining(body.principal, body.resource, runtime.now())
+        return json_response(
+            {"principal": body.principal, "resource": body.resource, "remaining": left}
+        )
+
+    async def mock_fail(request: Request) -> Response:
+        body = request.decode(InjectFailure)
+        runtime.mock_provider().fail(body.kind, body.count, body.retry_after)  # type: ignore[arg-type]
+        return json_response({"injected": body.count, "kind": body.kind})
+
+    add = router.add
+    add("GET", "/v1/health", health, "Liveness, readiness and version", response=Health)
+    add(
+        "POST",
+        "/v1/intent",
+        intent,
+        "Ask before spending; blocks until decided",
+        request=IntentRequest,
+        response=Decision,
+        writes=True,
+    )
+    add(
+        "POST",
+        "/v1/usage",
+        usage,
+        "Report actual consumption or rate-limit headers",
+        request=UsageReport,
+        response=UsageAccepted,
+        writes=True,
+    )
+    add(
+        "GET",
+        "/v1/events",
+        events,
+        "Recent events; stream=true for Server-Sent Events",
+        query=EventQuery.PARAMS,
+    )
+    add("GET", "/v1/identities", list_identities, "Registered identities", response=list[Identity])
+    add(
+        "POST",
+        "/v1/identities",
+        create_identity,
+        "Register an identity",
+        request=IdentityCreate,
+        response=Identity,
+        status=201,
+        writes=True,
+    )
+    add("GET", "/v1/identities/{identity_id}", show_identity, "One identity", response=Identity)
+    add(
+        "POST",
+        "/v1/identities/{identity_id}/{action}",
+        identity_action,
+        "Revoke, quarantine or rotate an identity",
+        request=IdentityRotate,
+        response=Identity,
+        writes=True,
+    )
+    add(
+        "GET",
+        "/v1/pools",
+        list_pools,
+        "Pools with posture and latest forecast",
+        response=list[Pool],
+    )
+    add(
+        "GET",
+        "/v1/pools/{pool_id:path}",
+        show_pool,
+        "One pool with history and top consumers",
+        response=Pool,
+    )
+    add("GET", "/v1/forecasts", forecasts, "Latest forecast of every pool")
+    add("GET", "/v1/graph", graph, "Principals, identities, pools and workloads")
+    add(
+        "GET",
+        "/v1/graph/explain",
+        explain,
+        "Why two identities share a pool or not",
+        query=("a", "b"),
+    )
+    add("GET", "/v1/stats", stats, "Intent rates, decisions and store lag")
+    add("GET", "/v1/policy", show_policy, "The active policy and its version")
+    add("POST", "/v1/policy/reload", reload_policy, "Reload the policy file", writes=True)
+    add(
+        "POST",
+        "/v1/admin/rebuild",
+        rebuild,
+        "Drop snapshots, replay the log, verify equality (NDJSON progress)",
+        writes=True,
+    )
+    add("POST", "/v1/admin/snapshot", snapshot, "Write a snapshot now", writes=True)
+    add(
+        "POST",
+        "/v1/admin/mock/external-usage",
+        mock_external_usage,
+        "Mock provider: spend behind ratelord's back",
+        request=ExternalUsage,
+        writes=True,
+    )
+    add(
+        "POST",
+        "/v1/admin/mock/fail",
+        mock_fail,
+        "Mock provider: fail the next polls",
+        request=InjectFailure,
+        writes=True,
+    )
+    add("GET", "/metrics", prometheus, "Prometheus exposition")
+    add("GET", "/openapi.json", openapi, "This API as OpenAPI 3.1")
+    openapi_cache = _encode(openapi_document(router))
+
+
+async def _rebuild_stream(runtime: Runtime) -> AsyncIterator[bytes]:
+    """NDJSON: progress lines while replaying, then the result."""
+    queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    def progress(done: int, total: int) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, (done, total))
+
+    task = loop.create_task(runtime.rebuild(progress))
+    while not task.done():
+        try:
+            done, total = await asyncio.wait_for(queue.get(), timeout=0.2)
+        except TimeoutError:
+            continue
+        yield _encode({"phase": "replay", "done": done, "total": total}) + b"\n"
+    try:
+        result = task.result()
+    except Exception as exc:
+        yield _encode({"error": {"code": "rebuild_failed", "message": str(exc)}}) + b"\n"
+        return
+    yield _encode({"result": result, "at": iso(runtime.now())}) + b"\n"

@@ -1,0 +1,481 @@
+"""The daemon assembled: store, engine, providers and pollers, and their lifecycle.
+
+Start-up opens the store (refusing a database another daemon holds), then
+replays the log in a worker thread while the HTTP server already answers
+``/v1/health`` with ``initializing`` (and write endpoints with 503).  Shutdown
+stops intake, lets in-flight requests finish, appends ``system_stopped``,
+writes a snapshot, checkpoints the WAL and closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from ratelord import __version__
+from ratelord.daemon.config import Settings
+from ratelord.daemon.poller import Poller
+from ratelord.engine.arbitration import decide
+from ratelord.engine.clock import iso
+from ratelord.engine.core import Engine, EngineConfig, EngineError
+from ratelord.engine.events import Event
+from ratelord.engine.observations import PoolObservation
+from ratelord.engine.observe import observe_usage
+from ratelord.engine.policy import CompiledPolicy, PolicyError, default_policy, load_policy_file
+from ratelord.engine.state import State
+from ratelord.headers import parse_rate_limit_headers
+from ratelord.providers.base import Provider
+from ratelord.providers.mock import MockProvider
+from ratelord.providers.secrets import SecretError, fingerprint, resolve
+from ratelord.schema import (
+    Decision,
+    Health,
+    Identity,
+    IdentityCreate,
+    IntentRequest,
+    UsageAccepted,
+    UsageReport,
+)
+from ratelord.store import Checkpointer, EventReader, GroupCommitWriter, SQLiteStore
+from ratelord.store.replay import load, replay_into
+
+log = logging.getLogger("ratelord.daemon")
+
+CHECKPOINT_EVERY = 1.0
+HOUSEKEEPING_EVERY = 5.0
+
+
+class NotReady(Exception):
+    """The daemon cannot take writes now (initializing, stopping, or the store failed)."""
+
+    def __init__(self, reason: str, retry_after: int = 1) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, wall_clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.now = wall_clock
+        self.status = "initializing"
+        self.started_at = wall_clock()
+        self._started_monotonic = time.monotonic()
+        self.policy = self._initial_policy()
+        self.store: SQLiteStore | None = None
+        self.writer: GroupCommitWriter | None = None
+        self.engine = Engine(self._engine_config(), self.policy)
+        self.providers: dict[str, Provider] = {}
+        self.pollers: dict[str, Poller] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stopping = asyncio.Event()
+        self._last_snapshot_seq = 0
+        self.boot_error: str | None = None
+        self.boot_seconds = 0.0
+        self.replayed = 0
+        self._reader: EventReader | None = None
+
+    # ------------------------------------------------------------------ start-up
+
+    def _initial_policy(self) -> CompiledPolicy:
+        if self.settings.policy:
+            return load_policy_file(self.settings.policy)  # PolicyError stops start-up
+        return default_policy()
+
+    def _engine_config(self) -> EngineConfig:
+        e = self.settings.engine
+        return EngineConfig(
+            workloads=self.settings.workloads,
+            drift_threshold=e.drift_threshold,
+            stale_after_seconds=e.stale_after_seconds,
+            quarantine_after_auth_failures=e.quarantine_after_auth_failures,
+        )
+
+    def open_store(self) -> None:
+        """Open (and lock) the database; raises StoreError with a clear message."""
+        os.umask(0o077)  # WAL and SHM files too: owner only
+        self.store = SQLiteStore(self.settings.db, synchronous=self.settings.store.synchronous)
+
+    async def boot(self) -> None:
+        """Replay, start the writer and the pollers; the server is already answering."""
+        assert self.store is not None
+        started = time.perf_counter()
+        try:
+            loaded = await asyncio.to_thread(load, self.store)
+        except Exception as exc:
+            self.boot_error = f"replay failed: {exc}"
+            log.exception("replay failed")
+            return
+        for warning in loaded.warnings:
+            log.warning(warning)
+        self.replayed = loaded.replayed
+        self.engine = Engine(self._engine_config(), self.policy, state=loaded.state)
+        self._last_snapshot_seq = loaded.snapshot_seq
+        self.writer = GroupCommitWriter(self.store, wall_clock=self.now)
+        self.writer.start()
+        self._providers()
+        self.engine.default_windows = {
+            pid: p.default_window_seconds for pid, p in self.providers.items()
+        }
+        now = self.now()
+        events = self.engine.start(
+            now,
+            {
+                "version": __version__,
+                "pid": os.getpid(),
+                "db": str(self.settings.db),
+                "replayed": loaded.replayed,
+                "snapshot_seq": loaded.snapshot_seq,
+            },
+        )
+        events += self.engine.set_policy(self.policy, now)
+        await self.commit(events)
+        if self.settings.demo:
+            from ratelord.daemon.demo import register_demo_identities
+
+            await register_demo_identities(self)
+        for record in list(self.engine.state.identities.values()):
+            self._start_poller(record.identity_id)
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._checkpoint_loop(), name="checkpoint"))
+        self._tasks.append(loop.create_task(self._housekeeping_loop(), name="housekeeping"))
+        if self.settings.demo:
+            from ratelord.daemon.demo import demo_traffic
+
+            self._tasks.append(loop.create_task(demo_traffic(self), name="demo-traffic"))
+        self.boot_seconds = time.perf_counter() - started
+        self.status = "ok"
+        log.info(
+            "ready: replayed %d events in %.3fs (snapshot at seq %d)",
+            loaded.replayed,
+            self.boot_seconds,
+            loaded.snapshot_seq,
+        )
+
+    def _providers(self) -> None:
+        cfg = self.settings.providers
+        if cfg.mock is not None:
+            mock = MockProvider(cfg.mock, start=self.now())
+            self._restore_mock(mock)
+            self.providers["mock"] = mock
+        if cfg.github is not None:
+            from ratelord.providers.github import GitHubProvider
+
+            self.providers["github"] = GitHubProvider(
+                base_url=cfg.github.base_url, timeout_seconds=cfg.github.timeout_seconds
+            )
+
+    def _restore_mock(self, mock: MockProvider) -> None:
+        """The mock keeps no state of its own: resume its pools from what the log says."""
+        for pool in self.engine.state.pools.values():
+            if pool.provider_id == "mock" and pool.reset_at is not None:
+                mock.restore(pool.principal, pool.resource, pool.remaining, pool.reset_at)
+
+    def _poll_interval(self, provider_id: str) -> float:
+        cfg = self.settings.providers
+        if provider_id == "mock" and cfg.mock is not None:
+            return cfg.mock.poll_interval_seconds
+        if provider_id == "github" and cfg.github is not None:
+            return cfg.github.poll_interval_seconds
+        return 60.0
+
+    def _start_poller(self, identity_id: str) -> None:
+        record = self.engine.state.identities[identity_id]
+        provider = self.providers.get(record.provider_id)
+        if provider is None or record.status == "revoked" or identity_id in self.pollers:
+            return
+        poller = Poller(self, provider, identity_id, self._poll_interval(record.provider_id))
+        self.pollers[identity_id] = poller
+        poller.start()
+
+    # ------------------------------------------------------------------ writes
+
+    @property
+    def accepting_writes(self) -> bool:
+        return self.status == "ok" and self.writer is not None and self.writer.failed is None
+
+    def _require_ready(self) -> None:
+        if self.status == "initializing":
+            raise NotReady("ratelord-d is replaying its event log; retry shortly")
+        if self.status == "stopping":
+            raise NotReady("ratelord-d is shutting down", retry_after=5)
+        if self.writer is None or self.writer.failed is not None:
+            raise NotReady("the event store is read-only after a write failure", retry_after=30)
+
+    async def commit(self, events: list[Event]) -> list[Event]:
+        if not events:
+            return []
+        assert self.writer is not None
+        return await self.writer.append(events)
+
+    async def intent(self, request: IntentRequest) -> Decision:
+        self._require_ready()
+        now = self.now()
+        decision, events = decide(self.engine, request, now)
+        await self.commit(events)
+        if decision.allowed and decision.modifications.defer_until is None:
+            self._spend_at_mock(decision, request, now)
+        return decision
+
+    def _spend_at_mock(self, decision: Decision, request: IntentRequest, now: float) -> None:
+        """The demo/mock provider stands for the real API the agent is about to call."""
+        mock = self.providers.get("mock")
+        if not isinstance(mock, MockProvider) or decision.evaluation is None:
+            return
+        for risk in decision.evaluation.pools:
+            pool = self.engine.state.pools.get(risk.pool_id)
+            if pool is not None and pool.provider_id == "mock":
+                mock.spend(pool.principal, pool.resource, risk.cost, now)
+
+    async def usage(self, report: UsageReport) -> UsageAccepted:
+        self._require_ready()
+        now = self.now()
+        observations: list[PoolObservation] = []
+        if report.headers:
+            headers = {k.lower(): v for k, v in report.headers.items()}
+            for parsed in parse_rate_limit_headers(
+                headers, now=now, path=report.path, date=headers.get("date")
+            ):
+                observations.append(
+                    PoolObservation(
+                        resource=parsed.bucket,
+                        limit=parsed.limit,
+                        remaining=parsed.remaining,
+                        used=parsed.used,
+                        reset_at=parsed.reset_at,
+                        window="fixed" if parsed.reset_at is not None else "unknown",
+                        window_seconds=parsed.window_seconds,
+                        unit=parsed.unit,
+                    )
+                )
+        accepted, events = observe_usage(self.engine, report, observations, now)
+        await self.commit(events)
+        return accepted
+
+    async def register(self, request: IdentityCreate) -> Identity:
+        self._require_ready()
+        token_fingerprint = self._fingerprint(request.secret_ref)
+        events = self.engine.register_identity(
+            request, self.now(), token_fingerprint=token_fingerprint
+        )
+        await self.commit(events)
+        self._start_poller(request.identity_id)
+        return self.engine.identity_view(self.engine.identity(request.identity_id))
+
+    def _fingerprint(self, secret_ref: str | None) -> str | None:
+        if secret_ref is None:
+            return None
+        try:
+            return fingerprint(resolve(secret_ref))
+        except SecretError as exc:  # registered anyway; polling will report it
+            log.warning("secret reference not resolvable yet: %s", exc)
+            return None
+
+    async def change_identity(
+        self, identity_id: str, action: str, payload: dict[str, Any]
+    ) -> Identity:
+        self._require_ready()
+        if action == "rotate" and payload.get("secret_ref") is None:
+            payload["secret_ref"] = self.engine.identity(identity_id).secret_ref
+        if action == "rotate":
+            payload["token_fingerprint"] = self._fingerprint(payload.get("secret_ref"))
+        events = self.engine.change_identity(identity_id, action, self.now(), payload)
+        await self.commit(events)
+        poller = self.pollers.get(identity_id)
+        if poller is not None:
+            poller.poke()
+        return self.engine.identity_view(self.engine.identity(identity_id))
+
+    def mock_provider(self) -> MockProvider:
+        mock = self.providers.get("mock")
+        if not isinstance(mock, MockProvider):
+            raise EngineError(
+                "no_mock_provider", "the mock provider is not configured (providers.mock)", 404
+            )
+        return mock
+
+    # ------------------------------------------------------------------ policy
+
+    async def reload_policy(self, origin: str) -> tuple[bool, str]:
+        """Reload the policy file; a bad file is rejected and the old policy stays."""
+        self._require_ready()
+        source = self.settings.policy
+        now = self.now()
+        try:
+            policy = load_policy_file(source) if source else default_policy()
+        except PolicyError as exc:
+            log.error("policy rejected (%s), keeping %s: %s", origin, self.policy.version, exc)
+            await self.commit(self.engine.reject_policy(exc, source or "built-in", now))
+            return False, str(exc)
+        self.policy = policy
+        await self.commit(self.engine.set_policy(policy, now))
+        log.info("policy %s loaded from %s (%s)", policy.version, policy.source, origin)
+        return True, policy.version
+
+    # ------------------------------------------------------------------ reads
+
+    def reader(self) -> EventReader:
+        if self._reader is None:
+            assert self.store is not None
+            self._reader = self.store.reader()
+        return self._reader
+
+    def high_water(self) -> int:
+        return self.store.high_water if self.store is not None else 0
+
+    def uptime(self) -> float:
+        return time.monotonic() - self._started_monotonic
+
+    def health(self) -> Health:
+        reasons: list[str] = []
+        status = self.status
+        if self.boot_error:
+            status, reasons = "degraded", [self.boot_error]
+        for provider in self.engine.state.providers.values():
+            if provider.degraded:
+                failing = ", ".join(f"{i} ({k})" for i, k in provider.failing_identities.items())
+                reasons.append(
+                    f"provider {provider.provider_id} failing for {failing}: "
+                    f"{provider.last_error_message}"
+                )
+        if self.writer is not None and self.writer.failed is not None:
+            reasons.append(f"event store read-only: {self.writer.failed}")
+        if status == "ok" and reasons:
+            status = "degraded"
+        return Health(
+            status=status,  # type: ignore[arg-type]
+            version=__version__,
+            uptime_seconds=round(self.uptime(), 3),
+            started_at=iso(self.started_at) or "",
+            high_water_seq=self.store.high_water if self.store else 0,
+            reasons=reasons,
+            policy_version=self.policy.version,
+        )
+
+    # ------------------------------------------------------------------ background
+
+    async def _checkpoint_loop(self) -> None:
+        assert self.store is not None and self.writer is not None
+        checkpointer: Checkpointer = self.store.checkpointer()
+        last = self.writer.appended
+        try:
+            while True:
+                await asyncio.sleep(CHECKPOINT_EVERY)
+                if self.writer.appended != last:
+                    last = self.writer.appended
+                    await asyncio.to_thread(checkpointer.run)
+        finally:
+            checkpointer.close()
+
+    async def _housekeeping_loop(self) -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_EVERY)
+            await self._refresh_idle_forecasts()
+            if self._events_since_snapshot() >= self.settings.store.snapshot_every_events:
+                await self.snapshot()
+
+    async def _refresh_idle_forecasts(self) -> None:
+        """Forecasts decay with silence: let idle pools' forecasts catch up."""
+        if self.accepting_writes:
+            await self.commit(
+                self.engine.refresh_forecasts(list(self.engine.state.pools), self.now())
+            )
+
+    def _events_since_snapshot(self) -> int:
+        return (self.store.high_water if self.store else 0) - self._last_snapshot_seq
+
+    async def snapshot(self) -> int | None:
+        """Checkpoint the projections at a moment when every applied event is durable."""
+        writer, store = self.writer, self.store
+        if writer is None or store is None or writer.failed is not None:
+            return None
+        for _ in range(200):
+            if writer.idle:
+                break
+            await asyncio.sleep(0.005)
+        else:
+            return None
+        seq, data = store.high_water, self.engine.state.encode()
+        await writer.run(store.write_snapshot, seq, self.now(), data)
+        self._last_snapshot_seq = seq
+        log.info("snapshot written at seq %d (%d bytes)", seq, len(data))
+        return seq
+
+    async def rebuild(self, progress: Callable[[int, int], None]) -> dict[str, Any]:
+        """Drop snapshots, replay everything, compare with the live state, snapshot anew."""
+        writer, store = self.writer, self.store
+        self._require_ready()
+        assert writer is not None and store is not None
+        while not writer.idle:
+            await asyncio.sleep(0.005)
+        upto, live = store.high_water, self.engine.state.encode()
+        started = time.perf_counter()
+        dropped = await writer.run(store.drop_snapshots)
+
+        def replay_all() -> State:
+            reader = store.reader()
+            try:
+                state = State()
+                replay_into(state, reader, 0, upto, progress)
+                return state
+            finally:
+                reader.close()
+
+        rebuilt = await asyncio.to_thread(replay_all)
+        seconds = time.perf_counter() - started
+        rebuilt_bytes = rebuilt.encode()
+        equal = rebuilt_bytes == live
+        differences = [] if equal else _differences(rebuilt, State.decode(live))
+        await writer.run(store.write_snapshot, upto, self.now(), rebuilt_bytes)
+        self._last_snapshot_seq = upto
+        return {
+            "events": upto,
+            "seconds": round(seconds, 3),
+            "equal": equal,
+            "snapshot_seq": upto,
+            "snapshots_dropped": dropped,
+            "differences": differences,
+        }
+
+    # ------------------------------------------------------------------ shutdown
+
+    def begin_shutdown(self) -> None:
+        """Called from the signal handler: stop taking intents, end live streams."""
+        if self.status == "ok":
+            self.status = "stopping"
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> asyncio.Event:
+        return self._stopping
+
+    async def shutdown(self) -> None:
+        self.begin_shutdown()
+        for poller in self.pollers.values():
+            await poller.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for provider in self.providers.values():
+            await provider.aclose()
+        if self.writer is not None and self.writer.failed is None:
+            await self.commit(self.engine.stop(self.now(), "signal"))
+            await self.snapshot()
+        if self.writer is not None:
+            await self.writer.close()
+        if self._reader is not None:
+            self._reader.close()
+        if self.store is not None:
+            self.store.close()
+        log.info("stopped")
+
+
+def _differences(rebuilt: State, live: State) -> list[str]:
+    a, b = msgspec.to_builtins(rebuilt), msgspec.to_builtins(live)
+    return [key for key in a if a[key] != b.get(key)][:20]

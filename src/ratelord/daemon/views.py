@@ -1,0 +1,140 @@
+"""Projections → API resources (the shapes of SPEC §8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ratelord.engine.clock import iso
+from ratelord.engine.core import Engine
+from ratelord.engine.events import Event
+from ratelord.engine.state import PoolState
+from ratelord.schema import Forecast, Pool
+
+TOP_CONSUMERS = 5
+
+
+def forecast_view(payload: dict[str, Any] | None) -> Forecast | None:
+    if payload is None:
+        return None
+    return Forecast(
+        tte_p50_seconds=payload["tte_p50_seconds"],
+        tte_p90_seconds=payload["tte_p90_seconds"],
+        tte_p99_seconds=payload["tte_p99_seconds"],
+        p_exhaustion=payload["p_exhaustion"],
+        margin_seconds=payload["margin_seconds"],
+        burn_rate=payload["burn_rate"],
+        burn_stddev=payload["burn_stddev"],
+        seconds_to_reset=payload["seconds_to_reset"],
+        as_of=iso(payload["as_of"]) or "",
+        cold_start=payload.get("cold_start", False),
+        model=payload.get("model", ""),
+    )
+
+
+def pool_view(engine: Engine, pool: PoolState, now: float) -> Pool:
+    return Pool(
+        pool_id=pool.pool_id,
+        provider_id=pool.provider_id,
+        resource=pool.resource,
+        principal=pool.principal,
+        unit=pool.unit,
+        limit=pool.limit,
+        remaining=pool.remaining,
+        used=pool.used,
+        reset_at=iso(pool.reset_at),
+        window=pool.window,  # type: ignore[arg-type]
+        window_seconds=engine.window_for(pool),
+        members=engine.state.members(pool),
+        status=pool.posture,  # type: ignore[arg-type]
+        forecast=forecast_view(pool.forecast),
+        stale_seconds=None
+        if pool.last_observed_at is None
+        else round(max(0.0, now - pool.last_observed_at), 3),
+        drift_count=pool.drift_count,
+    )
+
+
+def pool_detail(engine: Engine, pool: PoolState, now: float) -> dict[str, Any]:
+    detail: dict[str, Any] = msgspec.to_builtins(pool_view(engine, pool, now))
+    detail["history"] = [{"ts": iso(ts), "remaining": remaining} for ts, remaining in pool.history]
+    detail["top_consumers"] = {
+        "agents": _top(pool.window_by_agent),
+        "identities": _top(pool.window_by_identity),
+        "scopes": _top(pool.window_by_scope),
+    }
+    detail["scope"] = _scope_of(engine, pool)
+    return detail
+
+
+def _top(usage: dict[str, float]) -> list[dict[str, Any]]:
+    ranked = sorted(usage.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_CONSUMERS]
+    return [{"id": who, "used": round(used, 3)} for who, used in ranked]
+
+
+def _scope_of(engine: Engine, pool: PoolState) -> str:
+    scopes = {engine.state.identities[i].scope_id for i in engine.state.members(pool)}
+    return scopes.pop() if len(scopes) == 1 else ("mixed" if scopes else "sentinel:global")
+
+
+_event_encoder = msgspec.json.Encoder()
+
+
+def event_json(event: Event) -> bytes:
+    return _event_encoder.encode(event)
+
+
+def graph(engine: Engine) -> dict[str, Any]:
+    """principal → identities and pools: who shares what."""
+    principals: dict[str, dict[str, Any]] = {}
+    for record in engine.state.identities.values():
+        key = f"{record.provider_id}:{record.principal or '?'}"
+        entry = principals.setdefault(
+            key,
+            {
+                "provider_id": record.provider_id,
+                "principal": record.principal,
+                "identities": [],
+                "pools": [],
+            },
+        )
+        entry["identities"].append(record.identity_id)
+        entry["pools"] = [
+            p.pool_id for p in engine.state.pools_of(record.provider_id, record.principal)
+        ]
+    return {
+        "principals": list(principals.values()),
+        "workloads": {k: dict(v) for k, v in engine.config.workloads.items()},
+    }
+
+
+def explain(engine: Engine, a: str, b: str) -> dict[str, Any]:
+    """Why two identities do (or do not) draw from the same pools."""
+    left, right = engine.identity(a), engine.identity(b)
+    left_pools = {p.pool_id for p in engine.state.pools_of(left.provider_id, left.principal)}
+    right_pools = {p.pool_id for p in engine.state.pools_of(right.provider_id, right.principal)}
+    shared = sorted(left_pools & right_pools)
+    if left.provider_id != right.provider_id:
+        why = f"isolated: {a} is charged by provider {left.provider_id}, {b} by {right.provider_id}"
+    elif left.principal is None or right.principal is None:
+        why = "unknown: a principal is not known yet (the provider has not been polled)"
+    elif left.principal == right.principal:
+        why = (
+            f"shared: both are charged to principal {left.principal} at "
+            f"{left.provider_id}, so they draw from the same pools"
+        )
+    else:
+        why = (
+            f"isolated: {a} is charged to {left.principal} and {b} to {right.principal}; "
+            "different principals have separate pools"
+        )
+    return {
+        "a": a,
+        "b": b,
+        "shared": bool(shared),
+        "shared_pools": shared,
+        "explanation": why,
+        "a_principal": left.principal,
+        "b_principal": right.principal,
+    }

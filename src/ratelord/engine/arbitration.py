@@ -1,0 +1,489 @@
+"""Intent arbitration (SPEC §7): intent → pools → forecasts → policy → decision.
+
+:func:`decide` is the daemon's hot path.  It does no I/O; the caller appends
+the returned events and answers only after they are durable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any
+
+from ratelord.engine.clock import iso
+from ratelord.engine.core import finite
+from ratelord.engine.events import Dimensions, Event, EventType, Source
+from ratelord.engine.forecast import ForecastResult, pacing_interval
+from ratelord.engine.policy import Action, FiredRule
+from ratelord.engine.state import IdentityRecord, PoolState, pool_id_for
+from ratelord.schema import (
+    Decision,
+    Evaluation,
+    IntentRequest,
+    Modifications,
+    PoolRisk,
+)
+
+if TYPE_CHECKING:
+    from ratelord.engine.core import Engine
+
+_RANK = {
+    Action.APPROVE: 0,
+    Action.SHAPE: 1,
+    Action.SWITCH_IDENTITY: 2,
+    Action.DEFER: 3,
+    Action.DENY: 4,
+}
+#: Fail-safe: a degraded provider or a stale forecast counts as at least this risky.
+FAIL_SAFE_RISK = 0.75
+#: A pool is a safe target for switch_identity below this with-intent risk.
+SAFE_RISK = 0.1
+
+
+#: An arbitration's result: decision, fired rules with their pool, charges (pool → cost), paced?
+_Result = tuple[Decision, list[tuple[FiredRule, str]], dict[str, float], bool]
+
+
+@dataclass(slots=True)
+class PoolView:
+    """One pool as one intent sees it."""
+
+    pool_id: str
+    cost: float
+    pool: PoolState | None
+    base: ForecastResult | None = None
+    with_intent: ForecastResult | None = None
+    p: float = 0.0
+    p_with: float = 0.0
+    fail_safe: str | None = None
+
+    def risk(self) -> PoolRisk:
+        pool, base = self.pool, self.base
+        return PoolRisk(
+            pool_id=self.pool_id,
+            cost=self.cost,
+            remaining=pool.remaining if pool else math.inf,
+            limit=pool.limit if pool else None,
+            p_exhaustion=round(self.p, 4),
+            p_exhaustion_with_intent=round(self.p_with, 4),
+            tte_p99_seconds=finite(base.tte_p99) if base else None,
+            seconds_to_reset=finite(base.seconds_to_reset)
+            if base and base.seconds_to_reset is not None
+            else None,
+            posture=pool.posture if pool else "OK",  # type: ignore[arg-type]
+        )
+
+
+def decide(engine: Engine, request: IntentRequest, now: float) -> tuple[Decision, list[Event]]:
+    intent_id = engine.ids("int")
+    dims = Dimensions(
+        agent_id=request.agent_id,
+        identity_id=request.identity_id,
+        workload_id=request.workload_id,
+        scope_id=request.scope_id,
+    )
+    source = Source(origin_kind="client", origin_id=request.agent_id)
+    submitted = engine.emit(
+        EventType.INTENT_SUBMITTED,
+        now,
+        {
+            "intent_id": intent_id,
+            "urgency": request.urgency,
+            "resource": request.resource,
+            "cost": request.cost,
+            "labels": request.labels,
+        },
+        dimensions=dims,
+        source=source,
+        correlation_id=intent_id,
+    )
+    events = [submitted]
+    arbiter = _Arbiter(engine, request, now, intent_id)
+    decision, fired, charges, paced = arbiter.run()
+    for rule, pool_id in fired:
+        events.append(
+            engine.emit(
+                EventType.POLICY_TRIGGERED,
+                now,
+                {
+                    "intent_id": intent_id,
+                    "policy_id": rule.policy_id,
+                    "rule": rule.rule,
+                    "kind": rule.kind,
+                    "action": str(rule.action),
+                    "priority": rule.priority,
+                    "reason": rule.reason,
+                    "policy_version": engine.policy.version,
+                },
+                dimensions=dims,
+                source=source,
+                pool_id=pool_id,
+                correlation_id=intent_id,
+                causation_id=submitted.event_id,
+            )
+        )
+    evaluation = decision.evaluation
+    events.append(
+        engine.emit(
+            EventType.INTENT_DECIDED,
+            now,
+            {
+                "intent_id": intent_id,
+                "decision": decision.decision,
+                "modifications": {
+                    "wait_seconds": decision.modifications.wait_seconds,
+                    "defer_until": decision.modifications.defer_until,
+                    "identity_switch": decision.modifications.identity_switch,
+                },
+                "reason": decision.reason,
+                "rules_fired": evaluation.rules_fired if evaluation else [],
+                "tightest_pool": evaluation.tightest_pool if evaluation else None,
+                "p_exhaustion": evaluation.p_exhaustion if evaluation else None,
+                "charges": charges,
+                "urgency": request.urgency,
+                "paced": paced,
+            },
+            dimensions=dims,
+            source=source,
+            pool_id=evaluation.tightest_pool if evaluation else None,
+            correlation_id=intent_id,
+            causation_id=submitted.event_id,
+        )
+    )
+    if charges:
+        events += engine.refresh_forecasts(list(charges), now, correlation_id=intent_id)
+    return decision, events
+
+
+class _Arbiter:
+    """One intent's evaluation; a class only to keep the steps small and named."""
+
+    def __init__(self, engine: Engine, request: IntentRequest, now: float, intent_id: str):
+        self.engine = engine
+        self.state = engine.state
+        self.request = request
+        self.now = now
+        self.intent_id = intent_id
+
+    def run(self) -> _Result:
+        request = self.request
+        record = self.state.identities.get(request.identity_id)
+        if record is None:
+            return self._deny(
+                f"unknown identity {request.identity_id!r}: register it first "
+                f"(ratelord identity add {request.identity_id} --provider ...)"
+            )
+        if record.status != "active":
+            why = f" ({record.status_reason})" if record.status_reason else ""
+            return self._deny(f"identity {record.identity_id!r} is {record.status}{why}")
+        charges = self._charges(record)
+        if isinstance(charges, str):
+            return self._deny(charges)
+        views = [self._view(record, pool_id, cost) for pool_id, cost in charges.items()]
+        fired: list[tuple[FiredRule, str]] = []
+        winner: tuple[FiredRule, PoolView] | None = None
+        for view in views:
+            if view.pool is None:
+                continue
+            outcome = self.engine.policy.evaluate(self._context(record, view))
+            for rule in outcome.fired:
+                fired.append((rule, view.pool_id))
+            if outcome.winner is not None and (
+                winner is None or _RANK[outcome.winner.action] > _RANK[winner[0].action]
+            ):
+                winner = (outcome.winner, view)
+        tightest = max(views, key=lambda v: (v.p_with, -_tte(v)), default=None)
+        evaluation = self._evaluation(
+            views, tightest, [f"{r.policy_id}/{r.rule}" for r, _ in fired]
+        )
+        if winner is None or winner[0].action == Action.APPROVE:
+            return self._decision("approve", evaluation), fired, charges, False
+        rule, view = winner
+        action = rule.action
+        if action == Action.SWITCH_IDENTITY:
+            switched = self._switch(record, rule)
+            if switched is not None:
+                identity_id, new_charges = switched
+                mods = Modifications(identity_switch=identity_id)
+                reason = f"{rule.reason}; use identity {identity_id!r}, whose pools are safe"
+                return (
+                    self._decision("approve_with_modifications", evaluation, mods, reason),
+                    fired,
+                    new_charges,
+                    False,
+                )
+            action = Action.DEFER
+        if action == Action.SHAPE:
+            wait = self._wait(rule, view)
+            mods = Modifications(wait_seconds=round(wait, 3))
+            return (
+                self._decision("approve_with_modifications", evaluation, mods, rule.reason),
+                fired,
+                charges,
+                "wait_seconds" not in rule.params,
+            )
+        if action == Action.DEFER:
+            horizon = view.base.seconds_to_reset if view.base else None
+            if horizon is not None and (
+                view.pool is None or view.pool.limit is None or view.cost <= view.pool.limit
+            ):
+                mods = Modifications(defer_until=iso(self.now + horizon))
+                reason = f"{rule.reason}; retry after the reset at {mods.defer_until}"
+                return (
+                    self._decision("approve_with_modifications", evaluation, mods, reason),
+                    fired,
+                    {},
+                    False,
+                )
+            why = "no reset is known" if horizon is None else "the cost exceeds the pool's limit"
+            return self._deny(f"{rule.reason}; cannot defer: {why}", evaluation, fired)
+        return self._deny(rule.reason, evaluation, fired)
+
+    # ---------------------------------------------------------------- steps
+
+    def _charges(self, record: IdentityRecord) -> dict[str, float] | str:
+        """Which pools the intent draws from, and how much from each."""
+        request = self.request
+        principal = record.principal
+        if principal is None:
+            return (
+                f"identity {record.identity_id!r} has no known principal yet "
+                "(the provider has not been polled); retry in a few seconds"
+            )
+        workload = self.engine.config.workloads.get(request.workload_id)
+        if request.resource is not None:
+            default = workload.get(request.resource, 1.0) if workload else 1.0
+            cost = request.cost if request.cost is not None else default
+            return {pool_id_for(record.provider_id, request.resource, principal): cost}
+        if workload:
+            scale = 1.0
+            if request.cost is not None and len(workload) == 1:
+                return {
+                    pool_id_for(record.provider_id, next(iter(workload)), principal): request.cost
+                }
+            return {
+                pool_id_for(record.provider_id, resource, principal): cost * scale
+                for resource, cost in workload.items()
+            }
+        pools = self.state.pools_of(record.provider_id, principal)
+        if len(pools) == 1:
+            cost = request.cost if request.cost is not None else 1.0
+            return {pools[0].pool_id: cost}
+        core = pool_id_for(record.provider_id, "core", principal)
+        if core in self.state.pools:
+            return {core: request.cost if request.cost is not None else 1.0}
+        return (
+            f"workload {request.workload_id!r} is not configured and the intent names no "
+            "resource: add it under 'workloads:' in the config or send 'resource'"
+        )
+
+    def _view(self, record: IdentityRecord, pool_id: str, cost: float) -> PoolView:
+        pool = self.state.pools.get(pool_id)
+        view = PoolView(pool_id=pool_id, cost=cost, pool=pool)
+        if pool is None:
+            return view
+        view.base = self.engine.forecast(pool, self.now)
+        view.with_intent = self.engine.forecast(pool, self.now, cost)
+        view.p, view.p_with = view.base.p_exhaustion, view.with_intent.p_exhaustion
+        if self.request.urgency != "high":
+            status = self.state.providers.get(record.provider_id)
+            stale_after = self.engine.config.stale_after_seconds
+            if status is not None and status.degraded:
+                view.fail_safe = f"provider {record.provider_id} is degraded"
+            elif pool.last_observed_at is None or self.now - pool.last_observed_at > stale_after:
+                view.fail_safe = f"forecast for {pool_id} is stale"
+            if view.fail_safe:
+                view.p = max(view.p, FAIL_SAFE_RISK)
+                view.p_with = max(view.p_with, FAIL_SAFE_RISK)
+        return view
+
+    def _context(self, record: IdentityRecord, view: PoolView) -> dict[str, Any]:
+        request, pool, now = self.request, view.pool, self.now
+        assert pool is not None and view.base is not None and view.with_intent is not None
+        base, with_intent = view.base, view.with_intent
+        margin_with = with_intent.margin
+        if view.fail_safe:
+            margin_with = min(margin_with, -1.0)
+        window_total = sum(pool.window_by_agent.values()) or 1.0
+        when = datetime.fromtimestamp(now, UTC)
+        provider_status = self.state.providers.get(record.provider_id)
+        provider_degraded = provider_status is not None and provider_status.degraded
+        return {
+            "intent": {
+                "agent_id": request.agent_id,
+                "identity_id": request.identity_id,
+                "workload_id": request.workload_id,
+                "scope_id": request.scope_id,
+                "urgency": request.urgency,
+                "cost": float(view.cost),
+            },
+            "pool": {
+                "id": pool.pool_id,
+                "provider": pool.provider_id,
+                "resource": pool.resource,
+                "remaining": float(pool.remaining),
+                "limit": float(pool.limit) if pool.limit is not None else math.inf,
+                "utilization": _utilization(pool),
+                "seconds_to_reset": base.seconds_to_reset
+                if base.seconds_to_reset is not None
+                else math.inf,
+            },
+            "tte": {
+                "p50": base.tte_p50,
+                "p90": base.tte_p90,
+                "p99": base.tte_p99,
+                "p99_with_intent": with_intent.tte_p99,
+            },
+            "risk": {"p_exhaustion": view.p, "p_exhaustion_with_intent": view.p_with},
+            "margin": {"seconds": base.margin, "with_intent_seconds": margin_with},
+            "identity": {
+                "id": record.identity_id,
+                "kind": record.kind,
+                "labels": record.labels,
+                "principal": record.principal or "",
+                "burn_share": pool.window_by_identity.get(record.identity_id, 0.0) / window_total,
+            },
+            "agent": {
+                "id": request.agent_id,
+                "labels": request.labels,
+                "role": request.labels.get("role", ""),
+                "burn_share": pool.window_by_agent.get(request.agent_id, 0.0) / window_total,
+            },
+            "provider": {
+                "id": record.provider_id,
+                "status": "degraded" if provider_degraded else "ok",
+            },
+            "system": {"status": "degraded" if self._any_degraded() else "ok"},
+            "time": {
+                "hour": when.hour,
+                "minute": when.minute,
+                "weekday": when.weekday(),
+                "unix": now,
+            },
+        }
+
+    def _any_degraded(self) -> bool:
+        return any(s.degraded for s in self.state.providers.values())
+
+    def _wait(self, rule: FiredRule, view: PoolView) -> float:
+        params = rule.params
+        if "wait_seconds" in params:
+            wait = float(params["wait_seconds"])
+        else:
+            pool = view.pool
+            assert pool is not None and view.base is not None
+            interval = pacing_interval(view.cost, pool.remaining, view.base.seconds_to_reset)
+            wait = max(pool.paced_until, self.now) + interval - self.now
+        wait = max(wait, float(params.get("min_wait_seconds", 0.0)))
+        if "max_wait_seconds" in params:
+            wait = min(wait, float(params["max_wait_seconds"]))
+        return max(0.0, wait)
+
+    def _switch(
+        self, record: IdentityRecord, rule: FiredRule
+    ) -> tuple[str, dict[str, float]] | None:
+        """Another active identity of the same provider whose pools can take the intent."""
+        allowed = rule.params.get("identities")
+        best: tuple[float, float, str, dict[str, float]] | None = None
+        for candidate in self.state.identities.values():
+            if (
+                candidate.identity_id == record.identity_id
+                or candidate.status != "active"
+                or candidate.provider_id != record.provider_id
+                or candidate.principal in (None, record.principal)
+                or (allowed and not any(fnmatchcase(candidate.identity_id, g) for g in allowed))
+            ):
+                continue
+            charges = self._charges(candidate)
+            if isinstance(charges, str):
+                continue
+            worst, spare = 0.0, math.inf
+            for pool_id, cost in charges.items():
+                pool = self.state.pools.get(pool_id)
+                if pool is None or pool.remaining < cost:
+                    worst = 1.0
+                    break
+                worst = max(worst, self.engine.forecast(pool, self.now, cost).p_exhaustion)
+                spare = min(spare, pool.remaining - cost)
+            if worst < SAFE_RISK and (best is None or (worst, -spare) < (best[0], best[1])):
+                best = (worst, -spare, candidate.identity_id, charges)
+        return None if best is None else (best[2], best[3])
+
+    # ---------------------------------------------------------------- answers
+
+    def _evaluation(
+        self, views: list[PoolView], tightest: PoolView | None, rules: list[str]
+    ) -> Evaluation:
+        summary = _summary(tightest)
+        notes = sorted({v.fail_safe for v in views if v.fail_safe})
+        if notes:
+            summary += "; fail-safe: " + ", ".join(notes) + " (risk treated as high)"
+        return Evaluation(
+            as_of=iso(self.now) or "",
+            policy_version=self.engine.policy.version,
+            tightest_pool=tightest.pool_id if tightest else None,
+            p_exhaustion=round(tightest.p_with, 4) if tightest else None,
+            tte_p99_seconds=finite(tightest.base.tte_p99) if tightest and tightest.base else None,
+            rules_fired=rules,
+            risk_summary=summary,
+            pools=[v.risk() for v in views],
+        )
+
+    def _decision(
+        self,
+        kind: str,
+        evaluation: Evaluation | None,
+        modifications: Modifications | None = None,
+        reason: str | None = None,
+    ) -> Decision:
+        return Decision(
+            intent_id=self.intent_id,
+            decision=kind,  # type: ignore[arg-type]
+            modifications=modifications or Modifications(),
+            reason=reason,
+            evaluation=evaluation,
+        )
+
+    def _deny(
+        self,
+        reason: str,
+        evaluation: Evaluation | None = None,
+        fired: list[tuple[FiredRule, str]] | None = None,
+    ) -> _Result:
+        evaluation = evaluation or Evaluation(
+            as_of=iso(self.now) or "",
+            policy_version=self.engine.policy.version,
+            risk_summary="not evaluated",
+        )
+        return self._decision("deny_with_reason", evaluation, None, reason), fired or [], {}, False
+
+
+def _tte(view: PoolView) -> float:
+    return view.base.tte_p99 if view.base else math.inf
+
+
+def _utilization(pool: PoolState) -> float:
+    if not pool.limit:
+        return 0.0
+    return min(1.0, max(0.0, 1.0 - pool.remaining / pool.limit))
+
+
+def _summary(view: PoolView | None) -> str:
+    if view is None:
+        return "no pool evaluated"
+    if view.pool is None or view.base is None:
+        return f"pool {view.pool_id} not observed yet: no budget known, nothing reserved"
+    pool, base = view.pool, view.base
+    limit = f"{pool.limit:,.0f}" if pool.limit is not None else "?"
+    reset = (
+        f"resets in {base.seconds_to_reset:,.0f}s"
+        if base.seconds_to_reset is not None
+        else "reset unknown"
+    )
+    tte = "∞" if math.isinf(base.tte_p99) else f"{base.tte_p99:,.0f}s"
+    return (
+        f"tightest pool {pool.pool_id}: {pool.remaining:,.0f}/{limit} left, "
+        f"P(exhaustion before reset) {view.p_with:.0%} with this intent, P99 TTE {tte}, {reset}"
+    )

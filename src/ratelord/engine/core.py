@@ -1,0 +1,325 @@
+"""The engine façade: commands in, events out.
+
+Every command builds its events with :meth:`Engine.emit`, which applies each
+event to the projections at once and returns it; the caller (daemon or
+simulator) then appends the returned events to its log.  Because the store
+appends events in the order they were made, the log replays into exactly the
+state the engine had.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from ratelord.engine import forecast as fc
+from ratelord.engine.clock import iso
+from ratelord.engine.events import (
+    SENTINEL_SYSTEM,
+    Dimensions,
+    Event,
+    EventType,
+    IdFactory,
+    Source,
+)
+from ratelord.engine.policy import CompiledPolicy, PolicyError
+from ratelord.engine.state import IdentityRecord, PoolState, State
+from ratelord.schema import Identity, IdentityCreate
+
+#: A forecast is re-emitted when P50 TTE moves by this fraction, or p(exhaustion) by this much.
+TTE_CHANGE = 0.10
+RISK_CHANGE = 0.05
+
+
+class EngineConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """Engine settings (from the daemon's config file or a scenario)."""
+
+    #: workload id → {resource: default cost}
+    workloads: dict[str, dict[str, float]] = {}
+    #: drift threshold as a fraction of the pool's limit (SPEC §4: 5 %)
+    drift_threshold: float = 0.05
+    #: an observation older than this makes a forecast stale (fail-safe for non-high urgency)
+    stale_after_seconds: float = 300.0
+    #: consecutive auth failures after which an identity is quarantined (0 = never)
+    quarantine_after_auth_failures: int = 3
+
+
+class EngineError(Exception):
+    """A command the engine refuses (unknown or duplicate identity...)."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+class Engine:
+    def __init__(
+        self,
+        config: EngineConfig,
+        policy: CompiledPolicy,
+        *,
+        ids: IdFactory | None = None,
+        state: State | None = None,
+        default_windows: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.policy = policy
+        self.ids = ids or IdFactory()
+        self.state = state or State()
+        #: provider id → callable(resource) -> window seconds or None
+        self.default_windows = dict(default_windows or {})
+
+    # ------------------------------------------------------------------ events
+
+    def emit(
+        self,
+        event_type: EventType,
+        ts: float,
+        payload: dict[str, Any] | None = None,
+        *,
+        dimensions: Dimensions | None = None,
+        source: Source | None = None,
+        **envelope: Any,
+    ) -> Event:
+        event = Event(
+            event_id=self.ids("ev"),
+            event_type=event_type.value,
+            ts_event=ts,
+            dimensions=dimensions or Dimensions(),
+            source=source or Source(),
+            payload=payload or {},
+            **envelope,
+        )
+        self.state.apply(event)
+        return event
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, now: float, info: dict[str, Any]) -> list[Event]:
+        return [self.emit(EventType.SYSTEM_STARTED, now, info)]
+
+    def stop(self, now: float, reason: str) -> list[Event]:
+        return [self.emit(EventType.SYSTEM_STOPPED, now, {"reason": reason})]
+
+    def set_policy(self, policy: CompiledPolicy, now: float) -> list[Event]:
+        previous = self.policy.version
+        self.policy = policy
+        if self.state.stats.policy_version == policy.version:
+            return []
+        return [
+            self.emit(
+                EventType.POLICY_UPDATED,
+                now,
+                {"version": policy.version, "source": policy.source, "previous": previous},
+                source=Source(origin_kind="operator", origin_id=policy.source),
+            )
+        ]
+
+    def reject_policy(self, error: PolicyError, source: str, now: float) -> list[Event]:
+        return [
+            self.emit(
+                EventType.POLICY_REJECTED,
+                now,
+                {"source": source, "error": str(error), "kept_version": self.policy.version},
+                source=Source(origin_kind="operator", origin_id=source),
+            )
+        ]
+
+    # ------------------------------------------------------------------ identities
+
+    def register_identity(
+        self, request: IdentityCreate, now: float, *, token_fingerprint: str | None = None
+    ) -> list[Event]:
+        if request.identity_id in self.state.identities:
+            raise EngineError(
+                "identity_exists",
+                f"identity {request.identity_id!r} is already registered; "
+                "rotate its secret or revoke it instead",
+                status=409,
+            )
+        payload = msgspec.to_builtins(request)
+        payload["token_fingerprint"] = token_fingerprint
+        return [
+            self.emit(
+                EventType.IDENTITY_REGISTERED,
+                now,
+                payload,
+                dimensions=Dimensions(identity_id=request.identity_id, scope_id=request.scope_id),
+                source=Source(origin_kind="operator", origin_id="api"),
+                provider_id=request.provider_id,
+            )
+        ]
+
+    def identity(self, identity_id: str) -> IdentityRecord:
+        record = self.state.identities.get(identity_id)
+        if record is None:
+            raise EngineError(
+                "unknown_identity",
+                f"no identity {identity_id!r}; list them with 'ratelord identity list'",
+                status=404,
+            )
+        return record
+
+    def change_identity(
+        self, identity_id: str, action: str, now: float, payload: dict[str, Any]
+    ) -> list[Event]:
+        record = self.identity(identity_id)
+        event_type = {
+            "revoke": EventType.IDENTITY_REVOKED,
+            "quarantine": EventType.IDENTITY_QUARANTINED,
+            "rotate": EventType.IDENTITY_ROTATED,
+        }[action]
+        if record.status == "revoked":
+            raise EngineError(
+                "identity_revoked",
+                f"identity {identity_id!r} is revoked; register a new identity instead",
+                status=409,
+            )
+        return [
+            self.emit(
+                event_type,
+                now,
+                payload,
+                dimensions=Dimensions(identity_id=identity_id, scope_id=record.scope_id),
+                source=Source(origin_kind="operator", origin_id="api"),
+                provider_id=record.provider_id,
+            )
+        ]
+
+    def identity_view(self, record: IdentityRecord) -> Identity:
+        pools = [p.pool_id for p in self.state.pools_of(record.provider_id, record.principal)]
+        return Identity(
+            identity_id=record.identity_id,
+            kind=record.kind,
+            provider_id=record.provider_id,
+            principal=record.principal,
+            scope_id=record.scope_id,
+            labels=record.labels,
+            status=record.status,  # type: ignore[arg-type]
+            status_reason=record.status_reason,
+            secret_ref=record.secret_ref,
+            token_fingerprint=record.token_fingerprint,
+            pools=pools,
+            registered_at=iso(record.registered_at) or "",
+        )
+
+    # ------------------------------------------------------------------ forecasts
+
+    def window_for(self, pool: PoolState) -> float | None:
+        if pool.window_seconds:
+            return pool.window_seconds
+        lookup = self.default_windows.get(pool.provider_id)
+        return lookup(pool.resource) if lookup is not None else None
+
+    def forecast_input(self, pool: PoolState, now: float) -> fc.ForecastInput:
+        return fc.ForecastInput(
+            remaining=pool.remaining,
+            limit=pool.limit,
+            reset_at=pool.reset_at,
+            window_seconds=self.window_for(pool),
+            last_observed_at=pool.last_observed_at,
+            drift=fc.drift_weight(pool.drift_score, pool.drift_ts, now),
+        )
+
+    def forecast(self, pool: PoolState, now: float, cost: float = 0.0) -> fc.ForecastResult:
+        return fc.compute(pool.burn, self.forecast_input(pool, now), now, cost)
+
+    def refresh_forecasts(
+        self,
+        pool_ids: list[str],
+        now: float,
+        *,
+        correlation_id: str | None = None,
+        force: bool = False,
+    ) -> list[Event]:
+        """Emit ``forecast_computed`` (and ``posture_changed``) where the forecast moved."""
+        events: list[Event] = []
+        for pool_id in pool_ids:
+            pool = self.state.pools.get(pool_id)
+            if pool is None:
+                continue
+            result = self.forecast(pool, now)
+            payload = forecast_payload(result, now)
+            if force or _meaningful_change(pool.forecast, payload):
+                events.append(
+                    self.emit(
+                        EventType.FORECAST_COMPUTED,
+                        now,
+                        payload,
+                        pool_id=pool_id,
+                        provider_id=pool.provider_id,
+                        correlation_id=correlation_id,
+                    )
+                )
+            posture = posture_of(pool, result.p_exhaustion)
+            if posture != pool.posture:
+                events.append(
+                    self.emit(
+                        EventType.POSTURE_CHANGED,
+                        now,
+                        {
+                            "from": pool.posture,
+                            "to": posture,
+                            "p_exhaustion": round(result.p_exhaustion, 4),
+                            "remaining": pool.remaining,
+                        },
+                        pool_id=pool_id,
+                        provider_id=pool.provider_id,
+                        correlation_id=correlation_id,
+                    )
+                )
+        return events
+
+
+def posture_of(pool: PoolState, p_exhaustion: float) -> str:
+    """OK / WARN / CRIT from the risk of exhaustion and the fraction left."""
+    fraction = pool.remaining / pool.limit if pool.limit else 1.0
+    if p_exhaustion >= 0.5 or fraction < 0.05:
+        return "CRIT"
+    if p_exhaustion >= 0.1 or fraction < 0.20:
+        return "WARN"
+    return "OK"
+
+
+def finite(value: float) -> float | None:
+    """JSON has no infinity: an infinite duration is ``null``."""
+    return None if math.isinf(value) or math.isnan(value) else round(value, 3)
+
+
+def forecast_payload(result: fc.ForecastResult, now: float) -> dict[str, Any]:
+    return {
+        "tte_p50_seconds": finite(result.tte_p50),
+        "tte_p90_seconds": finite(result.tte_p90),
+        "tte_p99_seconds": finite(result.tte_p99),
+        "p_exhaustion": round(result.p_exhaustion, 4),
+        "margin_seconds": finite(result.margin),
+        "burn_rate": round(result.burn_mean, 6),
+        "burn_stddev": round(result.burn_sigma, 6),
+        "seconds_to_reset": None
+        if result.seconds_to_reset is None
+        else round(result.seconds_to_reset, 3),
+        "as_of": now,
+        "cold_start": result.cold_start,
+        "model": fc.MODEL_ID,
+    }
+
+
+def _meaningful_change(previous: dict[str, Any] | None, current: dict[str, Any]) -> bool:
+    if previous is None:
+        return True
+    if abs(float(previous["p_exhaustion"]) - float(current["p_exhaustion"])) >= RISK_CHANGE:
+        return True
+    old, new = previous["tte_p50_seconds"], current["tte_p50_seconds"]
+    if (old is None) != (new is None):
+        return True
+    if old is None or new is None:
+        return False
+    return abs(new - old) > TTE_CHANGE * max(old, 1.0)
+
+
+SYSTEM = SENTINEL_SYSTEM

@@ -1,0 +1,198 @@
+"""Burn-rate estimation and time-to-exhaustion forecasting (SPEC §5).
+
+The model, per pool:
+
+* Consumption arrives as samples ``(amount, ts)``.  Two exponentially
+  decaying rate estimators (fast ≈ 1 min and slow ≈ 15 min half-lives) turn
+  them into units per second; silence decays both towards zero.
+* The burn mean is the larger of the two (react to a surge at once, remember
+  a steady load); its spread is an exponentially weighted variance of the
+  fast estimator around the slow one, floored by a cold-start prior while
+  there are few samples.
+* Staleness (time since the provider last confirmed the pool) and recent
+  drift (consumption ratelord did not see) inflate the spread: the less we
+  know, the earlier P99 says the pool runs dry.
+* ``TTE_q = remaining / B_q`` with ``B_q = mean + z_q·σ``; consumption until
+  the reset ``T`` is Normal(B·T, (σ·T)²) and ``p_exhaustion`` is the chance it
+  exceeds what remains.
+
+Everything here is a pure function of its arguments; ``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import msgspec
+
+MODEL_ID = "ema-normal/1"
+
+Z_P90 = 1.2816
+Z_P99 = 2.3263
+FAST_HALF_LIFE = 60.0
+SLOW_HALF_LIFE = 900.0
+COLD_START_SAMPLES = 5
+#: Staleness at which the spread grows by one burn mean (seconds).
+STALENESS_SCALE = 300.0
+#: How quickly the memory of a drift fades (half-life, seconds).
+DRIFT_HALF_LIFE = 900.0
+#: Added to the time to reset: resets are observed late, clocks disagree.
+RESET_SKEW = 1.0
+
+_STANDARD_NORMAL = NormalDist()
+_LN2 = math.log(2.0)
+_TAU_FAST = FAST_HALF_LIFE / _LN2
+_TAU_SLOW = SLOW_HALF_LIFE / _LN2
+
+
+class BurnState(msgspec.Struct, kw_only=True):
+    """Running burn estimate of one pool.  Updated only through :func:`observe`."""
+
+    fast: float = 0.0
+    slow: float = 0.0
+    variance: float = 0.0
+    last_ts: float | None = None
+    samples: int = 0
+    total: float = 0.0
+
+
+def observe(state: BurnState, amount: float, ts: float) -> None:
+    """Fold ``amount`` units consumed at ``ts`` into ``state`` (in place)."""
+    if amount <= 0:
+        return
+    if state.last_ts is not None and ts > state.last_ts:
+        _decay(state, ts - state.last_ts)
+    state.fast += amount / _TAU_FAST
+    state.slow += amount / _TAU_SLOW
+    deviation = state.fast - state.slow
+    weight = 1.0 / min(state.samples + 1, 20)
+    state.variance = (1.0 - weight) * state.variance + weight * deviation * deviation
+    state.last_ts = ts if state.last_ts is None else max(ts, state.last_ts)
+    state.samples += 1
+    state.total += amount
+
+
+def _decay(state: BurnState, dt: float) -> None:
+    state.fast *= math.exp(-dt / _TAU_FAST)
+    state.slow *= math.exp(-dt / _TAU_SLOW)
+
+
+def burn_at(state: BurnState, now: float) -> tuple[float, float]:
+    """The (mean, σ) burn rate in units/s as of ``now``, before inflation."""
+    fast, slow = state.fast, state.slow
+    if state.last_ts is not None and now > state.last_ts:
+        dt = now - state.last_ts
+        fast *= math.exp(-dt / _TAU_FAST)
+        slow *= math.exp(-dt / _TAU_SLOW)
+    mean = max(fast, slow)
+    sigma = math.sqrt(state.variance)
+    if state.samples < COLD_START_SAMPLES:
+        # Conservative prior: with few samples the rate could be twice what we saw.
+        sigma = max(sigma, mean)
+    return mean, sigma
+
+
+def drift_weight(drift_score: float, drift_ts: float | None, now: float) -> float:
+    """A drift score that halves every :data:`DRIFT_HALF_LIFE` seconds."""
+    if drift_ts is None or drift_score <= 0:
+        return 0.0
+    return drift_score * 0.5 ** (max(0.0, now - drift_ts) / DRIFT_HALF_LIFE)
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastInput:
+    """What the forecaster needs to know about one pool at ``now``."""
+
+    remaining: float
+    limit: float | None
+    reset_at: float | None
+    window_seconds: float | None
+    last_observed_at: float | None
+    drift: float = 0.0  # decayed drift score (see drift_weight)
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastResult:
+    tte_p50: float  # math.inf when nothing burns
+    tte_p90: float
+    tte_p99: float
+    p_exhaustion: float
+    seconds_to_reset: float | None
+    burn_mean: float
+    burn_sigma: float
+    cold_start: bool
+
+    @property
+    def margin(self) -> float:
+        """``TTE_P99 − T``; infinite when nothing burns or the reset is unknown."""
+        if self.seconds_to_reset is None:
+            return -math.inf if self.burn_mean > 0 else math.inf
+        return self.tte_p99 - self.seconds_to_reset
+
+
+def seconds_to_reset(
+    reset_at: float | None, window_seconds: float | None, now: float
+) -> float | None:
+    """Time until the next plausible reset, rolling a past fixed reset forward by whole windows."""
+    if reset_at is None:
+        return window_seconds
+    if reset_at < now and window_seconds:
+        periods = math.ceil((now - reset_at) / window_seconds)
+        reset_at += periods * window_seconds
+    return max(0.0, reset_at - now) + RESET_SKEW
+
+
+def compute(burn: BurnState, pool: ForecastInput, now: float, cost: float = 0.0) -> ForecastResult:
+    """Forecast ``pool`` at ``now``; ``cost`` is spent first (the with-intent variant)."""
+    mean, sigma = burn_at(burn, now)
+    staleness = 0.0 if pool.last_observed_at is None else max(0.0, now - pool.last_observed_at)
+    inflation = min(staleness / STALENESS_SCALE, 3.0) + 0.5 * pool.drift
+    if inflation > 0 and mean > 0:
+        sigma = math.sqrt(sigma * sigma + (mean * inflation) ** 2)
+    remaining = max(0.0, pool.remaining - cost)
+    horizon = seconds_to_reset(pool.reset_at, pool.window_seconds, now)
+    return ForecastResult(
+        tte_p50=_tte(remaining, mean),
+        tte_p90=_tte(remaining, mean + Z_P90 * sigma),
+        tte_p99=_tte(remaining, mean + Z_P99 * sigma),
+        p_exhaustion=_p_exhaustion(
+            remaining, pool.remaining > 0 and cost <= pool.remaining, mean, sigma, horizon
+        ),
+        seconds_to_reset=horizon,
+        burn_mean=mean,
+        burn_sigma=sigma,
+        cold_start=burn.samples < COLD_START_SAMPLES,
+    )
+
+
+def _tte(remaining: float, rate: float) -> float:
+    if remaining <= 0:
+        return 0.0
+    if rate <= 0:
+        return math.inf
+    return remaining / rate
+
+
+def _p_exhaustion(
+    remaining: float, fits: bool, mean: float, sigma: float, horizon: float | None
+) -> float:
+    if not fits or remaining <= 0:
+        return 1.0
+    if mean <= 0:
+        return 0.0
+    if horizon is None:
+        return 1.0  # reset unknown and something burns: assume the worst
+    expected = mean * horizon
+    spread = sigma * horizon
+    if spread <= 0:
+        return 1.0 if expected >= remaining else 0.0
+    return 1.0 - _STANDARD_NORMAL.cdf((remaining - expected) / spread)
+
+
+def pacing_interval(cost: float, remaining: float, horizon: float | None) -> float:
+    """Seconds one intent of ``cost`` should occupy so the pool lands at its reset."""
+    if horizon is None or remaining <= 0:
+        return 0.0
+    return cost * horizon / remaining

@@ -1,0 +1,318 @@
+"""Observations → events: provider polls, provider errors, agents' usage reports.
+
+Local accounting lives here: between observations the engine debits approved
+intents from a pool's estimate; when the provider speaks again, consumption
+it saw beyond those debits is *unaccounted* (someone spent behind ratelord's
+back) and feeds the burn rate, and a gap beyond the drift threshold emits
+``drift_detected`` before the estimate snaps to the provider's value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from ratelord.engine.events import Dimensions, Event, EventType, Source
+from ratelord.engine.observations import PollResult, PoolObservation
+from ratelord.engine.state import IdentityRecord, pool_id_for
+from ratelord.schema import UsageAccepted, UsageReport
+
+if TYPE_CHECKING:
+    from ratelord.engine.core import Engine
+
+#: A reset is recognised when the provider's reset moves forward by more than this.
+RESET_EPSILON = 1.0
+
+
+def observe_poll(
+    engine: Engine, identity_id: str, result: PollResult, *, correlation_id: str | None = None
+) -> list[Event]:
+    record = engine.identity(identity_id)
+    now = result.observed_at
+    correlation_id = correlation_id or engine.ids("poll")
+    dims = Dimensions(identity_id=identity_id, scope_id=record.scope_id)
+    source = Source(origin_kind="provider", origin_id=record.provider_id)
+    events: list[Event] = []
+    if result.principal and result.principal != record.principal:
+        events.append(
+            engine.emit(
+                EventType.PRINCIPAL_DISCOVERED,
+                now,
+                {"principal": result.principal, "previous": record.principal},
+                dimensions=dims,
+                source=source,
+                provider_id=record.provider_id,
+                correlation_id=correlation_id,
+            )
+        )
+    poll_event = engine.emit(
+        EventType.PROVIDER_POLL_OBSERVED,
+        now,
+        {
+            "resources": sorted(o.resource for o in result.observations),
+            "principal": record.principal,
+            "status_code": result.raw_status,
+        },
+        dimensions=dims,
+        source=source,
+        provider_id=record.provider_id,
+        correlation_id=correlation_id,
+    )
+    events.append(poll_event)
+    events += _observe_pools(
+        engine,
+        record,
+        result.observations,
+        now,
+        origin="poll",
+        correlation_id=correlation_id,
+        causation_id=poll_event.event_id,
+        dedupe=lambda pool_id, obs: f"poll:{pool_id}:{now}",
+    )
+    return events
+
+
+def observe_error(
+    engine: Engine,
+    identity_id: str,
+    *,
+    kind: str,
+    message: str,
+    now: float,
+    retry_after: float | None = None,
+    status_code: int | None = None,
+) -> list[Event]:
+    record = engine.identity(identity_id)
+    dims = Dimensions(identity_id=identity_id, scope_id=record.scope_id)
+    error = engine.emit(
+        EventType.PROVIDER_ERROR,
+        now,
+        {"kind": kind, "message": message, "retry_after": retry_after, "status_code": status_code},
+        dimensions=dims,
+        source=Source(origin_kind="provider", origin_id=record.provider_id),
+        provider_id=record.provider_id,
+    )
+    events = [error]
+    limit = engine.config.quarantine_after_auth_failures
+    if kind == "auth" and limit and record.auth_failures >= limit and record.status == "active":
+        events.append(
+            engine.emit(
+                EventType.IDENTITY_QUARANTINED,
+                now,
+                {
+                    "reason": f"{record.auth_failures} consecutive authentication failures "
+                    f"at {record.provider_id}; rotate its secret to restore it"
+                },
+                dimensions=dims,
+                provider_id=record.provider_id,
+                causation_id=error.event_id,
+            )
+        )
+    return events
+
+
+def observe_usage(
+    engine: Engine,
+    report: UsageReport,
+    header_observations: list[PoolObservation],
+    now: float,
+) -> tuple[UsageAccepted, list[Event]]:
+    """An agent says what it spent and/or what the provider's headers said."""
+    record = engine.identity(report.identity_id)
+    dims = Dimensions(
+        agent_id=report.agent_id,
+        identity_id=report.identity_id,
+        workload_id=report.workload_id,
+        scope_id=report.scope_id,
+    )
+    events: list[Event] = []
+    corrections = _corrections(engine, record, report)
+    if corrections or report.cost is not None:
+        events.append(
+            engine.emit(
+                EventType.USAGE_REPORTED,
+                now,
+                {
+                    "intent_id": report.intent_id,
+                    "cost": report.cost,
+                    "resource": report.resource,
+                    "corrections": corrections,
+                },
+                dimensions=dims,
+                source=Source(origin_kind="client", origin_id=report.agent_id),
+                provider_id=record.provider_id,
+                correlation_id=report.intent_id,
+            )
+        )
+    if header_observations and record.principal:
+        events += _observe_pools(
+            engine,
+            record,
+            header_observations,
+            now,
+            origin="headers",
+            correlation_id=report.intent_id,
+            causation_id=events[0].event_id if events else None,
+            dedupe=lambda pool_id, obs: f"hdr:{pool_id}:{obs.reset_at}:{obs.remaining}",
+        )
+    pools = sorted({e.pool_id for e in events if e.pool_id} | set(corrections))
+    if corrections:
+        events += engine.refresh_forecasts(sorted(corrections), now)
+    return UsageAccepted(events=len(events), pools=pools), events
+
+
+def _corrections(engine: Engine, record: IdentityRecord, report: UsageReport) -> dict[str, float]:
+    """Per pool, what to debit (or credit back) so local state matches the reported cost."""
+    if report.cost is None:
+        return {}
+    reserved = engine.state.charges.get(report.intent_id or "", {})
+    if reserved:
+        if report.resource is not None:
+            pool_id = pool_id_for(record.provider_id, report.resource, record.principal or "")
+            return {pool_id: report.cost - reserved.get(pool_id, 0.0)}
+        total = sum(reserved.values()) or 1.0
+        # Scale every charge of the intent by the same factor.
+        return {pid: cost * report.cost / total - cost for pid, cost in reserved.items()}
+    if record.principal is None:
+        return {}
+    pools = engine.state.pools_of(record.provider_id, record.principal)
+    if report.resource is not None:
+        pool_id = pool_id_for(record.provider_id, report.resource, record.principal)
+    elif len(pools) == 1:
+        pool_id = pools[0].pool_id
+    else:
+        return {}
+    return {pool_id: report.cost}
+
+
+def _observe_pools(
+    engine: Engine,
+    record: IdentityRecord,
+    observations: Iterable[PoolObservation],
+    now: float,
+    *,
+    origin: str,
+    correlation_id: str | None,
+    causation_id: str | None,
+    dedupe: Any,
+) -> list[Event]:
+    if record.principal is None:
+        return []
+    state = engine.state
+    events: list[Event] = []
+    touched: list[str] = []
+    dims = Dimensions(identity_id=record.identity_id, scope_id=record.scope_id)
+    envelope: dict[str, Any] = {
+        "dimensions": dims,
+        "source": Source(
+            origin_kind="provider" if origin == "poll" else "client", origin_id=record.provider_id
+        ),
+        "provider_id": record.provider_id,
+        "correlation_id": correlation_id,
+    }
+    if causation_id:
+        envelope["causation_id"] = causation_id
+    for obs in observations:
+        pool_id = pool_id_for(record.provider_id, obs.resource, record.principal)
+        key = dedupe(pool_id, obs)
+        if state.seen(key):
+            continue
+        pool = state.pools.get(pool_id)
+        base = {"resource": obs.resource, "principal": pool_id.split(":", 2)[2]}
+        constraint = {
+            **base,
+            "limit": obs.limit,
+            "unit": obs.unit,
+            "window": obs.window,
+            "window_seconds": obs.window_seconds,
+            "reset_at": obs.reset_at,
+        }
+        unaccounted = 0.0
+        if pool is None or _constraint_changed(pool, obs):
+            events.append(
+                engine.emit(
+                    EventType.CONSTRAINT_OBSERVED,
+                    now,
+                    constraint,
+                    pool_id=pool_id,
+                    constraint_id=pool_id,
+                    **envelope,
+                )
+            )
+        elif _is_reset(pool, obs):
+            events.append(
+                engine.emit(
+                    EventType.RESET_OBSERVED,
+                    now,
+                    {
+                        **base,
+                        "previous_reset_at": pool.reset_at,
+                        "reset_at": obs.reset_at,
+                        "remaining_before": pool.remaining,
+                        "remaining_after": obs.remaining,
+                    },
+                    pool_id=pool_id,
+                    **envelope,
+                )
+            )
+        else:
+            expected = pool.remaining
+            difference = expected - obs.remaining
+            threshold = engine.config.drift_threshold * (obs.limit or pool.limit or 0.0)
+            if pool.observed_remaining is not None:
+                seen_consumed = pool.observed_remaining - obs.remaining
+                unaccounted = max(0.0, seen_consumed - pool.reserved_since_observation)
+            if threshold > 0 and abs(difference) > threshold:
+                events.append(
+                    engine.emit(
+                        EventType.DRIFT_DETECTED,
+                        now,
+                        {
+                            **base,
+                            "expected": expected,
+                            "observed": obs.remaining,
+                            "difference": difference,
+                            "threshold": threshold,
+                            "origin": origin,
+                        },
+                        pool_id=pool_id,
+                        **envelope,
+                    )
+                )
+        events.append(
+            engine.emit(
+                EventType.USAGE_OBSERVED,
+                now,
+                {
+                    **base,
+                    "remaining": max(0.0, obs.remaining),
+                    "used": obs.used,
+                    "limit": obs.limit,
+                    "reset_at": obs.reset_at,
+                    "unaccounted": unaccounted,
+                    "origin": origin,
+                },
+                pool_id=pool_id,
+                dedupe_key=key,
+                **envelope,
+            )
+        )
+        touched.append(pool_id)
+    events += engine.refresh_forecasts(touched, now, correlation_id=correlation_id)
+    return events
+
+
+def _constraint_changed(pool: Any, obs: PoolObservation) -> bool:
+    return (
+        pool.limit != obs.limit
+        or pool.unit != obs.unit
+        or pool.window != obs.window
+        or (obs.window_seconds is not None and pool.window_seconds != obs.window_seconds)
+        or (pool.reset_at is None and obs.reset_at is not None)
+    )
+
+
+def _is_reset(pool: Any, obs: PoolObservation) -> bool:
+    if obs.reset_at is None or pool.reset_at is None:
+        return False
+    return obs.reset_at > pool.reset_at + RESET_EPSILON

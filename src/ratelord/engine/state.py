@@ -1,0 +1,435 @@
+"""Projections: every in-memory view of ratelord, rebuilt from events by :func:`State.apply`.
+
+Nothing in here reads the clock: an event's ``ts_event`` is the only time an
+``apply`` sees, so replaying the same log gives byte-identical state (that is
+what snapshots and ``ratelord rebuild`` check).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import msgspec
+
+from ratelord.engine.events import Event, EventType
+from ratelord.engine.forecast import BurnState, drift_weight, observe
+
+HISTORY_POINTS = 240
+DEDUPE_MEMORY = 50_000
+CHARGES_MEMORY = 20_000
+MINUTE_BUCKETS = 30
+
+
+class IdentityRecord(msgspec.Struct, kw_only=True):
+    identity_id: str
+    provider_id: str
+    principal: str | None
+    kind: str
+    scope_id: str
+    labels: dict[str, str]
+    status: str = "active"
+    status_reason: str | None = None
+    secret_ref: str | None = None
+    token_fingerprint: str | None = None
+    registered_at: float = 0.0
+    auth_failures: int = 0
+
+
+class PoolState(msgspec.Struct, kw_only=True):
+    """One real budget: (provider, resource, principal)."""
+
+    pool_id: str
+    provider_id: str
+    resource: str
+    principal: str
+    unit: str = "requests"
+    limit: float | None = None
+    remaining: float = 0.0  # ratelord's estimate: last observation minus local debits since
+    used: float | None = None
+    reset_at: float | None = None
+    window: str = "unknown"
+    window_seconds: float | None = None
+    observed_remaining: float | None = None
+    last_observed_at: float | None = None
+    reserved_since_observation: float = 0.0
+    burn: BurnState = msgspec.field(default_factory=BurnState)
+    drift_score: float = 0.0
+    drift_ts: float | None = None
+    drift_count: int = 0
+    posture: str = "OK"
+    forecast: dict[str, object] | None = None
+    paced_until: float = 0.0
+    window_by_agent: dict[str, float] = {}
+    window_by_identity: dict[str, float] = {}
+    window_by_scope: dict[str, float] = {}
+    history: list[tuple[float, float]] = []
+    version: int = 0
+
+    def record_history(self, ts: float) -> None:
+        self.history.append((ts, self.remaining))
+        if len(self.history) > HISTORY_POINTS:
+            del self.history[: len(self.history) - HISTORY_POINTS]
+
+
+class ProviderStatus(msgspec.Struct, kw_only=True):
+    provider_id: str
+    last_success_at: float | None = None
+    last_error_at: float | None = None
+    last_error_kind: str | None = None
+    last_error_message: str | None = None
+    consecutive_errors: int = 0
+    failing_identities: dict[str, str] = {}
+
+    @property
+    def degraded(self) -> bool:
+        return bool(self.failing_identities)
+
+
+class Stats(msgspec.Struct, kw_only=True):
+    started_at: float | None = None
+    boots: int = 0
+    intents_total: int = 0
+    decisions: dict[str, int] = {}
+    #: (minute since epoch, intents, denials), newest last.
+    minutes: list[tuple[int, int, int]] = []
+    rules_fired: dict[str, int] = {}
+    policy_version: str | None = None
+    policy_rejections: int = 0
+
+    def count_decision(self, ts: float, decision: str) -> None:
+        self.intents_total += 1
+        self.decisions[decision] = self.decisions.get(decision, 0) + 1
+        minute = int(ts // 60)
+        denied = 1 if decision == "deny_with_reason" else 0
+        if self.minutes and self.minutes[-1][0] == minute:
+            _, count, denials = self.minutes[-1]
+            self.minutes[-1] = (minute, count + 1, denials + denied)
+        else:
+            self.minutes.append((minute, 1, denied))
+            if len(self.minutes) > MINUTE_BUCKETS:
+                del self.minutes[0]
+
+
+class State(msgspec.Struct, kw_only=True):
+    """All projections.  Encodable as a whole (snapshots) with msgspec."""
+
+    identities: dict[str, IdentityRecord] = {}
+    pools: dict[str, PoolState] = {}
+    providers: dict[str, ProviderStatus] = {}
+    stats: Stats = msgspec.field(default_factory=Stats)
+    #: Recent dedupe keys, oldest first (a dict keeps insertion order).
+    dedupe: dict[str, None] = {}
+    #: Recent approved intents' charges (intent id → pool id → cost), for usage corrections.
+    charges: dict[str, dict[str, float]] = {}
+    last_ts: float = 0.0
+    applied: int = 0
+
+    # ------------------------------------------------------------------ queries
+
+    def pools_of(self, provider_id: str, principal: str | None) -> list[PoolState]:
+        if principal is None:
+            return []
+        return [
+            p
+            for p in self.pools.values()
+            if p.provider_id == provider_id and p.principal == principal_key(provider_id, principal)
+        ]
+
+    def members(self, pool: PoolState) -> list[str]:
+        return sorted(
+            i.identity_id
+            for i in self.identities.values()
+            if i.provider_id == pool.provider_id
+            and i.principal is not None
+            and principal_key(i.provider_id, i.principal) == pool.principal
+        )
+
+    def seen(self, dedupe_key: str) -> bool:
+        return dedupe_key in self.dedupe
+
+    # ------------------------------------------------------------------ apply
+
+    def apply(self, event: Event) -> None:
+        """Fold one event into the projections."""
+        handler = _HANDLERS.get(event.event_type)
+        if handler is not None:
+            handler(self, event)
+        if event.dedupe_key is not None:
+            self.dedupe[event.dedupe_key] = None
+            if len(self.dedupe) > DEDUPE_MEMORY:
+                del self.dedupe[next(iter(self.dedupe))]
+        if event.ts_event > self.last_ts:
+            self.last_ts = event.ts_event
+        self.applied += 1
+
+    def apply_all(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.apply(event)
+
+    def encode(self) -> bytes:
+        """Canonical bytes of the whole state (sorted keys): equal states, equal bytes."""
+        return msgspec.json.encode(self, order="sorted")
+
+    @classmethod
+    def decode(cls, data: bytes) -> State:
+        return msgspec.json.decode(data, type=cls)
+
+
+def principal_key(provider_id: str, principal: str) -> str:
+    """The principal as it appears in pool ids: without a leading ``<provider>:``."""
+    prefix = provider_id + ":"
+    return principal[len(prefix) :] if principal.startswith(prefix) else principal
+
+
+def pool_id_for(provider_id: str, resource: str, principal: str) -> str:
+    return f"{provider_id}:{resource}:{principal_key(provider_id, principal)}"
+
+
+# ---------------------------------------------------------------------- handlers
+
+Handler = Callable[[State, Event], None]
+_HANDLERS: dict[str, Handler] = {}
+
+
+def _on(*types: EventType) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for event_type in types:
+            _HANDLERS[event_type.value] = fn
+        return fn
+
+    return register
+
+
+@_on(EventType.SYSTEM_STARTED)
+def _system_started(state: State, event: Event) -> None:
+    state.stats.started_at = event.ts_event
+    state.stats.boots += 1
+
+
+@_on(EventType.IDENTITY_REGISTERED)
+def _identity_registered(state: State, event: Event) -> None:
+    p = event.payload
+    state.identities[p["identity_id"]] = IdentityRecord(
+        identity_id=p["identity_id"],
+        provider_id=p["provider_id"],
+        principal=p.get("principal"),
+        kind=p.get("kind", "token"),
+        scope_id=p.get("scope_id", event.dimensions.scope_id),
+        labels=dict(p.get("labels", {})),
+        secret_ref=p.get("secret_ref"),
+        token_fingerprint=p.get("token_fingerprint"),
+        registered_at=event.ts_event,
+    )
+
+
+@_on(EventType.IDENTITY_ROTATED)
+def _identity_rotated(state: State, event: Event) -> None:
+    record = state.identities.get(event.dimensions.identity_id)
+    if record is not None:
+        if "secret_ref" in event.payload:
+            record.secret_ref = event.payload["secret_ref"]
+        record.token_fingerprint = event.payload.get("token_fingerprint")
+        record.auth_failures = 0
+        if record.status == "quarantined":
+            record.status, record.status_reason = "active", None
+
+
+@_on(EventType.IDENTITY_REVOKED, EventType.IDENTITY_QUARANTINED)
+def _identity_status(state: State, event: Event) -> None:
+    record = state.identities.get(event.dimensions.identity_id)
+    if record is not None:
+        revoked = event.event_type == EventType.IDENTITY_REVOKED
+        record.status = "revoked" if revoked else "quarantined"
+        record.status_reason = event.payload.get("reason")
+
+
+@_on(EventType.PRINCIPAL_DISCOVERED)
+def _principal_discovered(state: State, event: Event) -> None:
+    record = state.identities.get(event.dimensions.identity_id)
+    if record is not None:
+        record.principal = event.payload["principal"]
+
+
+def _pool(state: State, event: Event) -> PoolState:
+    pool_id = event.pool_id
+    assert pool_id is not None, f"{event.event_type} without pool_id"
+    pool = state.pools.get(pool_id)
+    if pool is None:
+        p = event.payload
+        pool = PoolState(
+            pool_id=pool_id,
+            provider_id=event.provider_id or p.get("provider_id", "unknown"),
+            resource=p["resource"],
+            principal=p["principal"],
+        )
+        state.pools[pool_id] = pool
+    return pool
+
+
+@_on(EventType.CONSTRAINT_OBSERVED)
+def _constraint_observed(state: State, event: Event) -> None:
+    pool = _pool(state, event)
+    p = event.payload
+    pool.limit = p.get("limit")
+    pool.unit = p.get("unit", pool.unit)
+    pool.window = p.get("window", pool.window)
+    pool.window_seconds = p.get("window_seconds", pool.window_seconds)
+    if p.get("reset_at") is not None:
+        pool.reset_at = p["reset_at"]
+    pool.version += 1
+
+
+@_on(EventType.USAGE_OBSERVED)
+def _usage_observed(state: State, event: Event) -> None:
+    pool = _pool(state, event)
+    p = event.payload
+    pool.remaining = float(p["remaining"])
+    pool.observed_remaining = pool.remaining
+    pool.used = p.get("used")
+    pool.last_observed_at = event.ts_event
+    pool.reserved_since_observation = 0.0
+    unaccounted = float(p.get("unaccounted", 0.0))
+    if unaccounted > 0:
+        observe(pool.burn, unaccounted, event.ts_event)
+        _attribute(pool, p.get("attributed_to") or {}, unaccounted)
+    pool.record_history(event.ts_event)
+    pool.version += 1
+
+
+def _attribute(pool: PoolState, dims: dict[str, str], amount: float) -> None:
+    for key, bucket in (
+        ("agent_id", pool.window_by_agent),
+        ("identity_id", pool.window_by_identity),
+        ("scope_id", pool.window_by_scope),
+    ):
+        who = dims.get(key)
+        if who:
+            bucket[who] = bucket.get(who, 0.0) + amount
+
+
+@_on(EventType.RESET_OBSERVED)
+def _reset_observed(state: State, event: Event) -> None:
+    pool = _pool(state, event)
+    p = event.payload
+    pool.reset_at = p.get("reset_at", pool.reset_at)
+    pool.window_by_agent = {}
+    pool.window_by_identity = {}
+    pool.window_by_scope = {}
+    pool.paced_until = 0.0
+    pool.version += 1
+
+
+@_on(EventType.DRIFT_DETECTED)
+def _drift_detected(state: State, event: Event) -> None:
+    pool = _pool(state, event)
+    pool.drift_score = drift_weight(pool.drift_score, pool.drift_ts, event.ts_event) + 1.0
+    pool.drift_ts = event.ts_event
+    pool.drift_count += 1
+    pool.version += 1
+
+
+@_on(EventType.FORECAST_COMPUTED)
+def _forecast_computed(state: State, event: Event) -> None:
+    pool = state.pools.get(event.pool_id or "")
+    if pool is not None:
+        pool.forecast = dict(event.payload)
+
+
+@_on(EventType.POSTURE_CHANGED)
+def _posture_changed(state: State, event: Event) -> None:
+    pool = state.pools.get(event.pool_id or "")
+    if pool is not None:
+        pool.posture = event.payload["to"]
+
+
+@_on(EventType.INTENT_DECIDED)
+def _intent_decided(state: State, event: Event) -> None:
+    p = event.payload
+    state.stats.count_decision(event.ts_event, p["decision"])
+    for rule in p.get("rules_fired", ()):
+        state.stats.rules_fired[rule] = state.stats.rules_fired.get(rule, 0) + 1
+    if p["decision"] == "deny_with_reason" or p["modifications"].get("defer_until"):
+        return
+    dims = {
+        "agent_id": event.dimensions.agent_id,
+        "identity_id": p["modifications"].get("identity_switch") or event.dimensions.identity_id,
+        "scope_id": event.dimensions.scope_id,
+    }
+    starts_at = event.ts_event + float(p["modifications"].get("wait_seconds") or 0.0)
+    state.charges[p["intent_id"]] = dict(p.get("charges", {}))
+    if len(state.charges) > CHARGES_MEMORY:
+        del state.charges[next(iter(state.charges))]
+    for pool_id, cost in p.get("charges", {}).items():
+        pool = state.pools.get(pool_id)
+        if pool is None:
+            continue
+        _debit(pool, cost, event.ts_event, dims)
+        if p.get("paced"):
+            pool.paced_until = max(pool.paced_until, starts_at)
+
+
+@_on(EventType.USAGE_REPORTED)
+def _usage_reported(state: State, event: Event) -> None:
+    dims = {
+        "agent_id": event.dimensions.agent_id,
+        "identity_id": event.dimensions.identity_id,
+        "scope_id": event.dimensions.scope_id,
+    }
+    for pool_id, delta in event.payload.get("corrections", {}).items():
+        pool = state.pools.get(pool_id)
+        if pool is not None and delta:
+            _debit(pool, delta, event.ts_event, dims)
+
+
+def _debit(pool: PoolState, cost: float, ts: float, dims: dict[str, str]) -> None:
+    """Local accounting: an approved (or corrected) cost leaves the pool's estimate."""
+    pool.remaining = max(0.0, pool.remaining - cost)
+    pool.reserved_since_observation += cost
+    if cost > 0:
+        observe(pool.burn, cost, ts)
+    _attribute(pool, dims, cost)
+    pool.record_history(ts)
+    pool.version += 1
+
+
+@_on(EventType.PROVIDER_POLL_OBSERVED)
+def _poll_observed(state: State, event: Event) -> None:
+    status = _provider(state, event)
+    status.last_success_at = event.ts_event
+    status.consecutive_errors = 0
+    status.failing_identities.pop(event.dimensions.identity_id, None)
+    record = state.identities.get(event.dimensions.identity_id)
+    if record is not None:
+        record.auth_failures = 0
+
+
+@_on(EventType.PROVIDER_ERROR)
+def _provider_error(state: State, event: Event) -> None:
+    status = _provider(state, event)
+    p = event.payload
+    status.last_error_at = event.ts_event
+    status.last_error_kind = p.get("kind")
+    status.last_error_message = p.get("message")
+    status.consecutive_errors += 1
+    status.failing_identities[event.dimensions.identity_id] = p.get("kind", "unknown")
+    record = state.identities.get(event.dimensions.identity_id)
+    if record is not None and p.get("kind") == "auth":
+        record.auth_failures += 1
+
+
+def _provider(state: State, event: Event) -> ProviderStatus:
+    provider_id = event.provider_id or "unknown"
+    status = state.providers.get(provider_id)
+    if status is None:
+        status = state.providers[provider_id] = ProviderStatus(provider_id=provider_id)
+    return status
+
+
+@_on(EventType.POLICY_UPDATED)
+def _policy_updated(state: State, event: Event) -> None:
+    state.stats.policy_version = event.payload.get("version")
+
+
+@_on(EventType.POLICY_REJECTED)
+def _policy_rejected(state: State, event: Event) -> None:
+    state.stats.policy_rejections += 1

@@ -1,0 +1,76 @@
+"""Rebuilding projections from the log: newest valid snapshot + tail, or everything."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from ratelord.engine.events import Event
+from ratelord.engine.state import State
+from ratelord.store.sqlite import Snapshot, SQLiteStore
+
+log = logging.getLogger("ratelord.store")
+
+
+class EventSource(Protocol):
+    def read(self, after_seq: int = 0, batch: int = 5000) -> Iterator[list[Event]]: ...
+
+
+#: progress(done, total)
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    state: State
+    snapshot_seq: int  # 0 when no snapshot was used
+    replayed: int
+    warnings: tuple[str, ...]
+
+
+def load(store: SQLiteStore, progress: Progress | None = None) -> Loaded:
+    """Start-up: the newest snapshot that decodes, then the events after it."""
+    warnings: list[str] = []
+    for snapshot in store.snapshots():
+        if isinstance(snapshot, str):
+            warnings.append(snapshot)
+            continue
+        state = _decode(snapshot, warnings)
+        if state is not None:
+            replayed = replay_into(state, store, snapshot.seq, store.high_water, progress)
+            return Loaded(state, snapshot.seq, replayed, tuple(warnings))
+    state = State()
+    replayed = replay_into(state, store, 0, store.high_water, progress)
+    return Loaded(state, 0, replayed, tuple(warnings))
+
+
+def replay_into(
+    state: State,
+    store: EventSource,
+    after_seq: int,
+    upto_seq: int,
+    progress: Progress | None = None,
+) -> int:
+    """Apply events ``after_seq < seq <= upto_seq`` to ``state``; returns how many."""
+    total = max(0, upto_seq - after_seq)
+    done = 0
+    apply = state.apply
+    for batch in store.read(after_seq):
+        for event in batch:
+            if event.seq > upto_seq:
+                return done
+            apply(event)
+            done += 1
+        if progress is not None:
+            progress(done, total)
+    return done
+
+
+def _decode(snapshot: Snapshot, warnings: list[str]) -> State | None:
+    try:
+        return State.decode(snapshot.state)
+    except Exception as exc:  # any decoding failure means: do not trust it
+        warnings.append(f"snapshot at seq {snapshot.seq} cannot be decoded ({exc}); ignored")
+        return None

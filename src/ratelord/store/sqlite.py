@@ -1,0 +1,355 @@
+"""The SQLite event store: WAL, append-only ``events`` enforced by triggers, snapshots.
+
+One :class:`SQLiteStore` owns the write connection and is used from a single
+thread (the daemon's writer thread); readers open their own connections with
+:meth:`SQLiteStore.reader`.  ``synchronous=NORMAL`` in WAL mode keeps every
+committed transaction across a process crash (``kill -9``); ``full`` also
+survives power loss at the cost of an fsync per commit.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ratelord.engine.events import Dimensions, Event, Source
+from ratelord.store.migrations import MIGRATIONS
+
+_COLUMNS = (
+    "seq, event_id, event_type, schema_version, ts_event, ts_ingest, origin_kind, origin_id, "
+    "writer_id, agent_id, identity_id, workload_id, scope_id, provider_id, pool_id, "
+    "constraint_id, correlation_id, causation_id, dedupe_key, payload"
+)
+_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES ({', '.join('?' * 20)})"
+_FILTERS = (
+    "event_type",
+    "agent_id",
+    "identity_id",
+    "workload_id",
+    "scope_id",
+    "pool_id",
+    "provider_id",
+)
+
+_encode_payload = msgspec.json.Encoder().encode
+_decode_payload = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+class StoreError(Exception):
+    """The store cannot be used (locked by another daemon, unreadable, corrupt)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    seq: int
+    created_at: float
+    state: bytes
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path, *, synchronous: str = "normal") -> None:
+        self.path = Path(path)
+        self._lock_fd = _acquire_lock(self.path)
+        _create_private(self.path)
+        try:
+            self._conn = _connect(self.path)
+            self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            # Checkpoints are run by the daemon between commits, not inside one.
+            self._conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._migrate()
+            row = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise StoreError(f"cannot open the event store {self.path}: {exc}") from None
+        self.high_water: int = int(row[0])
+
+    # ------------------------------------------------------------------ schema
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} has schema version {current}, newer than this ratelord "
+                f"({len(MIGRATIONS)}); upgrade ratelord"
+            )
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            with conn:
+                conn.executescript(f"BEGIN; {script}")
+                conn.execute(
+                    "INSERT INTO schema_version (version, applied_at) "
+                    "VALUES (?, strftime('%s','now'))",
+                    (version,),
+                )
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
+
+    # ------------------------------------------------------------------ writes
+
+    def append(self, events: Sequence[Event], ts_ingest: float) -> list[Event]:
+        """Append ``events`` in one transaction; return them with ``seq`` and ``ts_ingest``."""
+        seq = self.high_water
+        rows = []
+        stored = []
+        for event in events:
+            seq += 1
+            stored.append(msgspec.structs.replace(event, seq=seq, ts_ingest=ts_ingest))
+            rows.append(_row(event, seq, ts_ingest))
+        with self._conn:
+            self._conn.executemany(_INSERT, rows)
+        self.high_water = seq
+        return stored
+
+    def checkpoint(self) -> None:
+        """Fold the WAL back into the database (at shutdown; see :class:`Checkpointer`)."""
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def write_snapshot(self, seq: int, created_at: float, state: bytes) -> None:
+        checksum = hashlib.sha256(state).hexdigest()
+        with self._conn:
+            self._conn.execute(
+                "INSERT INTO snapshots (seq, created_at, checksum, state) VALUES (?, ?, ?, ?)",
+                (seq, created_at, checksum, state),
+            )
+            # Keep the three newest: older ones only cost space.
+            self._conn.execute(
+                "DELETE FROM snapshots WHERE id NOT IN "
+                "(SELECT id FROM snapshots ORDER BY seq DESC, id DESC LIMIT 3)"
+            )
+
+    def drop_snapshots(self) -> int:
+        with self._conn:
+            return self._conn.execute("DELETE FROM snapshots").rowcount
+
+    def snapshots(self) -> Iterator[Snapshot | str]:
+        """Snapshots newest first; a corrupt one is yielded as a warning string instead."""
+        rows = self._conn.execute(
+            "SELECT id, seq, created_at, checksum, state FROM snapshots ORDER BY seq DESC, id DESC"
+        ).fetchall()
+        for snapshot_id, seq, created_at, checksum, state in rows:
+            if not isinstance(state, bytes) or hashlib.sha256(state).hexdigest() != checksum:
+                yield f"snapshot {snapshot_id} (seq {seq}) is corrupt: checksum mismatch; ignored"
+            elif seq > self.high_water:
+                yield f"snapshot {snapshot_id} covers seq {seq} beyond the log's {self.high_water}"
+            else:
+                yield Snapshot(seq=seq, created_at=created_at, state=state)
+
+    # ------------------------------------------------------------------ reads
+
+    def read(self, after_seq: int = 0, batch: int = 5000) -> Iterator[list[Event]]:
+        """Every event after ``after_seq`` in order, in lists of up to ``batch``."""
+        return _read(self._conn, after_seq, batch)
+
+    def count(self, after_seq: int = 0) -> int:
+        return int(
+            self._conn.execute(
+                "SELECT COUNT(*) FROM events WHERE seq > ?", (after_seq,)
+            ).fetchone()[0]
+        )
+
+    def reader(self) -> EventReader:
+        return EventReader(self.path)
+
+    def checkpointer(self) -> Checkpointer:
+        return Checkpointer(self.path)
+
+    def close(self) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            conn.close()
+            self._conn = None  # type: ignore[assignment]
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+class Checkpointer:
+    """Runs PASSIVE WAL checkpoints on its own connection, off the writer's path.
+
+    SQLite's automatic checkpoint runs inside a commit and shows up as p99
+    spikes; the daemon disables it and calls :meth:`run` from a background
+    thread instead, which copies WAL frames while the writer keeps appending.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._conn = _connect(path)
+
+    def run(self) -> tuple[int, int]:
+        _, wal_pages, moved = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(wal_pages), int(moved)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class EventReader:
+    """Read-only queries (the API's ``GET /v1/events``), one connection per thread."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = _connect(self._path, readonly=True)
+            self._all.append(conn)
+        return conn
+
+    def query(
+        self,
+        *,
+        after_seq: int = 0,
+        limit: int = 100,
+        filters: dict[str, str] | None = None,
+        before_seq: int | None = None,
+    ) -> list[Event]:
+        where = ["seq > ?"]
+        args: list[Any] = [after_seq]
+        if before_seq is not None:
+            where.append("seq <= ?")
+            args.append(before_seq)
+        for column, value in (filters or {}).items():
+            if column not in _FILTERS:
+                raise ValueError(f"cannot filter events by {column!r}")
+            where.append(f"{column} = ?")
+            args.append(value)
+        args.append(limit)
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",
+            args,
+        ).fetchall()
+        return [_event(row) for row in rows]
+
+    def read(self, after_seq: int = 0, batch: int = 5000) -> Iterator[list[Event]]:
+        return _read(self._conn, after_seq, batch)
+
+    def latest(self, *, limit: int, filters: dict[str, str] | None = None) -> list[Event]:
+        """The ``limit`` newest events matching ``filters``, oldest first."""
+        where, args = ["1"], []
+        for column, value in (filters or {}).items():
+            if column not in _FILTERS:
+                raise ValueError(f"cannot filter events by {column!r}")
+            where.append(f"{column} = ?")
+            args.append(value)
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?",
+            [*args, limit],
+        ).fetchall()
+        return [_event(row) for row in reversed(rows)]
+
+    def close(self) -> None:
+        for conn in self._all:
+            conn.close()
+        self._all.clear()
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _read(conn: sqlite3.Connection, after_seq: int, batch: int) -> Iterator[list[Event]]:
+    cursor = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE seq > ? ORDER BY seq", (after_seq,))
+    while rows := cursor.fetchmany(batch):
+        yield [_event(row) for row in rows]
+
+
+def _row(event: Event, seq: int, ts_ingest: float) -> tuple[Any, ...]:
+    d, s = event.dimensions, event.source
+    return (
+        seq,
+        event.event_id,
+        event.event_type,
+        event.schema_version,
+        event.ts_event,
+        ts_ingest,
+        s.origin_kind,
+        s.origin_id,
+        s.writer_id,
+        d.agent_id,
+        d.identity_id,
+        d.workload_id,
+        d.scope_id,
+        event.provider_id,
+        event.pool_id,
+        event.constraint_id,
+        event.correlation_id,
+        event.causation_id,
+        event.dedupe_key,
+        _encode_payload(event.payload),
+    )
+
+
+def _event(row: tuple[Any, ...]) -> Event:
+    return Event(
+        seq=row[0],
+        event_id=row[1],
+        event_type=row[2],
+        schema_version=row[3],
+        ts_event=row[4],
+        ts_ingest=row[5],
+        source=Source(origin_kind=row[6], origin_id=row[7], writer_id=row[8]),
+        dimensions=Dimensions(
+            agent_id=row[9], identity_id=row[10], workload_id=row[11], scope_id=row[12]
+        ),
+        provider_id=row[13],
+        pool_id=row[14],
+        constraint_id=row[15],
+        correlation_id=row[16],
+        causation_id=row[17],
+        dedupe_key=row[18],
+        payload=_decode_payload(row[19]),
+    )
+
+
+def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+        )
+    else:
+        conn = sqlite3.connect(path, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only (it holds the whole history)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _acquire_lock(path: Path) -> int:
+    lock_path = path.with_name(path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreError(
+            f"another ratelord-d (pid {holder}) is using {path}; stop it first "
+            "or give this one its own --db"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
