@@ -1,0 +1,40 @@
+# One command per task; the README and CI call these verbatim.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install demo test lint acceptance bench clean
+
+$(BIN)/ratelord-d: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/ratelord-d
+
+## Install and start the daemon with a demo provider on http://127.0.0.1:8090
+demo: install
+	$(BIN)/ratelord-d --demo
+
+## Install and run the whole test suite (lint, unit, end-to-end, acceptance table)
+test: install
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/mypy
+
+## The acceptance matrix of SPEC §13 as a PASS/FAIL table (part of `make test` too)
+acceptance: install
+	$(BIN)/pytest -m acceptance -q
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info
