@@ -493,14 +493,17 @@ def test_pools_explain(fake: FakeDaemon):
         "b": "id-b",
         "shared": True,
         "shared_pools": ["mock:requests:acct-1"],
-        "reason": "both are charged to principal acct-1 of provider mock",
+        "explanation": "shared: both are charged to principal acct-1 at mock",
+        "a_principal": "acct-1",
+        "b_principal": "acct-1",
     }
     fake.on("GET", "/v1/graph/explain", answer)
     result = fake.run("pools", "explain", "id-a", "id-b")
     assert result.exit_code == 0, result.output
     assert dict(fake.requests[0].url.params) == {"a": "id-a", "b": "id-b"}
     assert result.stdout.startswith("SHARED  id-a and id-b")
-    assert "principal acct-1" in result.stdout
+    assert "shared: both are charged to principal acct-1" in result.stdout
+    assert "id-b principal  acct-1" in result.stdout
     assert json.loads(fake.run("pools", "explain", "id-a", "id-b", "--json").stdout) == answer
 
 
@@ -572,8 +575,11 @@ DESCRIBED = {
 }  # fmt: skip
 
 
+SHOWN = {"version": "pv-abc123", "source": DESCRIBED["source"], "policy": DESCRIBED}
+
+
 def test_policy_show_lists_rules(fake: FakeDaemon):
-    fake.on("GET", "/v1/policy", DESCRIBED)
+    fake.on("GET", "/v1/policy", SHOWN)
     result = fake.run("policy", "show")
     assert result.exit_code == 0, result.output
     lines = [line.strip() for line in result.stdout.splitlines()]
@@ -595,13 +601,21 @@ def test_reload_success_prints_the_new_version(fake: FakeDaemon):
 def test_rejected_reload_says_the_old_policy_stays(fake: FakeDaemon):
     message = "policy.yaml: policy shed, rule r1: unknown variable 'pool.nope'"
     fake.on("POST", "/v1/policy/reload", _error("policy_rejected", message), status=400)
-    fake.on("GET", "/v1/policy", DESCRIBED)
+    fake.on("GET", "/v1/policy", SHOWN)
     result = fake.run("reload")
     assert result.exit_code == 1
     assert result.stderr == (
         f"error: {message} [policy_rejected]; "
         "the previous policy (version pv-abc123) stays in force\n"
     )
+
+
+def test_rejected_reload_does_not_repeat_what_the_daemon_said(fake: FakeDaemon):
+    message = "bad rule (the previous policy pv-1 stays in force)"
+    fake.on("POST", "/v1/policy/reload", _error("policy_rejected", message), status=400)
+    result = fake.run("reload")
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {message} [policy_rejected]\n"
 
 
 def _ndjson(*lines: dict[str, Any]) -> httpx.Response:

@@ -27,6 +27,8 @@ def reload(
     except ApiError as exc:
         if exc.code != "policy_rejected":
             raise
+        if "stays in force" in exc.detail:  # the daemon said it already
+            raise
         raise CliError(f"{exc.message}; {_kept(daemon)} stays in force") from exc
     if json_out:
         out.print_json(answer)

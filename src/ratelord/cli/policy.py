@@ -48,7 +48,8 @@ def show(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     if json_out:
         out.print_json(answer)
         return
-    out.console().print(render_policy(answer))
+    # {"version", "source", "policy": <the same describe() view as 'policy check'>}
+    out.console().print(render_policy(answer["policy"]))
 
 
 def render_policy(described: dict[str, Any]) -> RenderableType:

@@ -192,15 +192,17 @@ def _top(rows: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
 
 
 def explanation(answer: dict[str, Any]) -> RenderableType:
-    """``SHARED``/``ISOLATED`` and the daemon's reason, then the pools they share."""
+    """``SHARED``/``ISOLATED``, the daemon's explanation, the principals and shared pools."""
     shared = bool(answer.get("shared"))
     verdict = Text("SHARED" if shared else "ISOLATED", style="bold yellow" if shared else "green")
-    head = Text.assemble(verdict, f"  {answer.get('a', '?')} and {answer.get('b', '?')}")
+    a, b = answer.get("a", "?"), answer.get("b", "?")
     rows = [
-        ("reason", answer.get("reason")),
-        ("shared pools", ", ".join(answer.get("shared_pools") or []) or None),
+        ("why", answer.get("explanation")),
+        (f"{a} principal", answer.get("a_principal") or "unknown"),
+        (f"{b} principal", answer.get("b_principal") or "unknown"),
+        ("shared pools", ", ".join(answer.get("shared_pools") or []) or "none"),
     ]
-    return Group(head, out.details(rows))
+    return Group(Text.assemble(verdict, f"  {a} and {b}"), out.details(rows))
 
 
 def _utilization(pool: Pool) -> float | None:
