@@ -153,7 +153,7 @@ def decide(engine: Engine, request: IntentRequest, now: float) -> tuple[Decision
         )
     )
     if charges:
-        events += engine.refresh_forecasts(list(charges), now, correlation_id=intent_id)
+        events += engine.refresh_forecasts(list(charges), now, correlation_id=intent_id, lazy=True)
     return decision, events
 
 

@@ -18,7 +18,6 @@ import msgspec
 from ratelord.engine import forecast as fc
 from ratelord.engine.clock import iso
 from ratelord.engine.events import (
-    SENTINEL_SYSTEM,
     Dimensions,
     Event,
     EventType,
@@ -32,6 +31,8 @@ from ratelord.schema import Identity, IdentityCreate
 #: A forecast is re-emitted when P50 TTE moves by this fraction, or p(exhaustion) by this much.
 TTE_CHANGE = 0.10
 RISK_CHANGE = 0.05
+LAZY_REFRESH_SECONDS = 0.5
+LAZY_REFRESH_FRACTION = 0.01
 
 
 class EngineConfig(msgspec.Struct, kw_only=True, frozen=True):
@@ -236,15 +237,22 @@ class Engine:
         *,
         correlation_id: str | None = None,
         force: bool = False,
+        lazy: bool = False,
     ) -> list[Event]:
-        """Emit ``forecast_computed`` (and ``posture_changed``) where the forecast moved."""
+        """Emit ``forecast_computed`` (and ``posture_changed``) where the forecast moved.
+
+        ``lazy`` (the intent hot path) skips pools whose last forecast is younger
+        than :data:`LAZY_REFRESH_SECONDS` and whose remaining moved less than
+        :data:`LAZY_REFRESH_FRACTION` of the limit since: a burst of intents costs
+        one forecast, not one each.
+        """
         events: list[Event] = []
         for pool_id in pool_ids:
             pool = self.state.pools.get(pool_id)
-            if pool is None:
+            if pool is None or (lazy and not _due(pool, now)):
                 continue
             result = self.forecast(pool, now)
-            payload = forecast_payload(result, now)
+            payload = forecast_payload(result, now, pool.remaining)
             if force or _meaningful_change(pool.forecast, payload):
                 events.append(
                     self.emit(
@@ -276,6 +284,14 @@ class Engine:
         return events
 
 
+def _due(pool: PoolState, now: float) -> bool:
+    last = pool.forecast
+    if last is None or now - float(last["as_of"]) >= LAZY_REFRESH_SECONDS:
+        return True
+    moved = abs(float(last.get("remaining", pool.remaining)) - pool.remaining)
+    return moved > LAZY_REFRESH_FRACTION * (pool.limit or 1.0)
+
+
 def posture_of(pool: PoolState, p_exhaustion: float) -> str:
     """OK / WARN / CRIT from the risk of exhaustion and the fraction left."""
     fraction = pool.remaining / pool.limit if pool.limit else 1.0
@@ -291,8 +307,9 @@ def finite(value: float) -> float | None:
     return None if math.isinf(value) or math.isnan(value) else round(value, 3)
 
 
-def forecast_payload(result: fc.ForecastResult, now: float) -> dict[str, Any]:
+def forecast_payload(result: fc.ForecastResult, now: float, remaining: float) -> dict[str, Any]:
     return {
+        "remaining": remaining,
         "tte_p50_seconds": finite(result.tte_p50),
         "tte_p90_seconds": finite(result.tte_p90),
         "tte_p99_seconds": finite(result.tte_p99),
@@ -320,6 +337,3 @@ def _meaningful_change(previous: dict[str, Any] | None, current: dict[str, Any])
     if old is None or new is None:
         return False
     return abs(new - old) > TTE_CHANGE * max(old, 1.0)
-
-
-SYSTEM = SENTINEL_SYSTEM
