@@ -108,11 +108,14 @@ class Feed(Widget):
             await asyncio.sleep(backoff.next_delay())
 
     async def _fetch(self) -> Snapshot:
-        async with asyncio.TaskGroup() as group:
-            health = group.create_task(self.api.health())
-            pools = group.create_task(self.api.pools())
-            identities = group.create_task(self.api.identities())
-            stats = group.create_task(self._stats())
+        try:
+            async with asyncio.TaskGroup() as group:
+                health = group.create_task(self.api.health())
+                pools = group.create_task(self.api.pools())
+                identities = group.create_task(self.api.identities())
+                stats = group.create_task(self._stats())
+        except* DaemonError as failed:
+            raise failed.exceptions[0] from None
         return Snapshot(
             health.result(), pools.result(), identities.result(), stats.result(), time.time()
         )

@@ -11,6 +11,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -72,9 +73,16 @@ class PoolDetailScreen(Screen[None]):
         app = cast("RatelordApp", self.app)
         while True:
             try:
-                self.show(await app.api.pool(self.pool_id), time.time())
+                detail = await app.api.pool(self.pool_id)
             except DaemonError as exc:
-                self.query_one("#pool-summary", Static).update(f"{self.pool_id}: {exc}")
+                detail, problem = None, f"{self.pool_id}: {exc}"
+            try:
+                if detail is None:
+                    self.query_one("#pool-summary", Static).update(problem)
+                else:
+                    self.show(detail, time.time())
+            except NoMatches:  # the screen was popped while the request was in flight
+                return
             await asyncio.sleep(app.poll_interval)
 
     def show(self, detail: PoolDetail, now: float) -> None:

@@ -11,7 +11,7 @@ Row = tuple[str, Sequence[RenderableType]]
 
 
 class SyncedTable(DataTable[RenderableType]):
-    """Rows are keyed; ``sync()`` updates changed cells and keeps the cursor on the same key."""
+    """Rows are keyed; ``sync()`` redraws only changed cells and keeps the cursor on its row."""
 
     COLUMNS: Sequence[tuple[str, str]] = ()
     """``(key, label)`` of each column, declared by subclasses."""
@@ -19,6 +19,7 @@ class SyncedTable(DataTable[RenderableType]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._keys: list[str] = []
+        self._cells: dict[str, Sequence[RenderableType]] = {}
 
     def on_mount(self) -> None:
         for key, label in self.COLUMNS:
@@ -39,14 +40,18 @@ class SyncedTable(DataTable[RenderableType]):
         keys = [key for key, _ in rows]
         if keys == self._keys:
             for key, cells in rows:
-                for (column, _), cell in zip(self.COLUMNS, cells, strict=True):
-                    self.update_cell(key, column, cell)
+                before = self._cells[key]
+                for index, (column, _) in enumerate(self.COLUMNS):
+                    if cells[index] != before[index]:
+                        self.update_cell(key, column, cells[index])
+                self._cells[key] = cells
             return
         selected = self.selected_key
         self.clear()
         for key, cells in rows:
             self.add_row(*cells, key=key)
         self._keys = keys
+        self._cells = dict(rows)
         if selected in keys:
             self.move_cursor(row=keys.index(selected))
 

@@ -28,5 +28,8 @@ class Vitals(Vertical):
         if stats is None:
             line.update("vitals unavailable (daemon has no /v1/stats)")
             return
-        self.query_one(Sparkline).data = [float(n) for n in stats.intents_per_minute]
+        sparkline = self.query_one(Sparkline)
+        per_minute = [float(n) for n in stats.intents_per_minute]
+        if sparkline.data != per_minute:
+            sparkline.data = per_minute
         line.update(vitals_line(stats))

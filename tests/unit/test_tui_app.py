@@ -1,0 +1,360 @@
+"""The dashboard in-process, against a fake daemon behind ``httpx.MockTransport``.
+
+The real daemon is exercised by tests/e2e/test_tui.py; here the daemon's answers are fully
+controlled, so outages, stream breaks and replays can be staged exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from textual.pilot import Pilot
+
+from ratelord.tui.api import DaemonApi
+from ratelord.tui.app import RatelordApp
+from ratelord.tui.feed import Feed
+from ratelord.tui.screens.dashboard import DashboardScreen
+from ratelord.tui.screens.help import HelpScreen
+from ratelord.tui.screens.pool_detail import PoolDetailScreen
+from ratelord.tui.widgets.activity_stream import ActivityStream
+from ratelord.tui.widgets.consumers_table import ConsumersTable
+from ratelord.tui.widgets.header import StatusHeader
+from ratelord.tui.widgets.identities_table import IdentitiesTable
+from ratelord.tui.widgets.pools_table import PoolsTable
+from ratelord.tui.widgets.prompt import Prompt
+
+POOL_ID = "mock:requests:acct-1"
+
+
+def pool_json(remaining: float, status: str) -> dict[str, Any]:
+    return {
+        "pool_id": POOL_ID,
+        "provider_id": "mock",
+        "resource": "requests",
+        "principal": "acct-1",
+        "unit": "requests",
+        "limit": 100.0,
+        "remaining": remaining,
+        "used": 100.0 - remaining,
+        "reset_at": None,
+        "window": "rolling",
+        "window_seconds": 3600.0,
+        "members": ["id-a"],
+        "status": status,
+        "stale_seconds": 0.5,
+        "forecast": {
+            "tte_p50_seconds": 900.0,
+            "tte_p90_seconds": 600.0,
+            "tte_p99_seconds": 300.0,
+            "p_exhaustion": 0.3 if status != "OK" else 0.01,
+            "margin_seconds": None,
+            "burn_rate": 0.02,
+            "burn_stddev": 0.01,
+            "seconds_to_reset": 1800.0,
+            "as_of": "2026-01-01T12:00:00Z",
+        },
+    }
+
+
+class FakeDaemon:
+    """Just enough of ratelord-d's HTTP API, with switches to stage outages."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.pool = pool_json(100.0, "OK")
+        self.events: list[dict[str, Any]] = []
+        self.intents: list[dict[str, Any]] = []
+        self.stream_after: list[int] = []
+        self._listeners: list[asyncio.Queue[dict[str, Any] | None]] = []
+
+    def decide(self, agent: str, decision: str = "approve", **payload: Any) -> int:
+        seq = len(self.events) + 1
+        event = {
+            "seq": seq,
+            "event_type": "intent_decided",
+            "ts_event": time.time(),
+            "dimensions": {
+                "agent_id": agent,
+                "identity_id": "id-a",
+                "workload_id": "build",
+                "scope_id": "sentinel:global",
+            },
+            "payload": {
+                "intent_id": f"i{seq}",
+                "decision": decision,
+                "tightest_pool": POOL_ID,
+                **payload,
+            },
+        }
+        self.events.append(event)
+        for queue in self._listeners:
+            queue.put_nowait(event)
+        return seq
+
+    def break_streams(self) -> None:
+        for queue in self._listeners:
+            queue.put_nowait(None)
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        if not self.up:
+            raise httpx.ConnectError("connection refused", request=request)
+        path = request.url.path
+        if path == "/v1/health":
+            return httpx.Response(
+                200,
+                json={
+                    "status": "ok",
+                    "version": "9.9.9",
+                    "uptime_seconds": 75.0,
+                    "started_at": "2026-01-01T12:00:00Z",
+                    "high_water_seq": len(self.events),
+                },
+            )
+        if path == "/v1/pools":
+            return httpx.Response(200, json={"pools": [self.pool]})
+        if path == f"/v1/pools/{POOL_ID}":
+            return httpx.Response(
+                200,
+                json={
+                    **self.pool,
+                    "history": [{"ts": "2026-01-01T12:00:00Z", "remaining": 100.0}],
+                    "top_consumers": {
+                        "agents": [{"id": "a1", "used": 7.0}, {"id": "a2", "used": 3.0}],
+                        "identities": [{"id": "id-a", "used": 10.0}],
+                    },
+                },
+            )
+        if path == "/v1/identities":
+            return httpx.Response(
+                200,
+                json={
+                    "identities": [
+                        {
+                            "identity_id": "id-a",
+                            "kind": "token",
+                            "provider_id": "mock",
+                            "principal": "acct-1",
+                            "scope_id": "org:acme",
+                            "labels": {},
+                            "status": "active",
+                            "pools": [POOL_ID],
+                            "registered_at": "2026-01-01T12:00:00Z",
+                        }
+                    ]
+                },
+            )
+        if path == "/v1/stats":
+            return httpx.Response(
+                200,
+                json={
+                    "intents_total": len(self.events),
+                    "intents_per_minute": [0, 2, len(self.events)],
+                    "denial_rate": 0.25,
+                    "store": {"commit_lag_ms": 1.5, "queue_depth": 0},
+                },
+            )
+        if path == "/v1/intent":
+            self.intents.append(json.loads(request.content))
+            seq = self.decide(
+                self.intents[-1]["agent_id"],
+                "approve_with_modifications",
+                modifications={"wait_seconds": 3},
+            )
+            return httpx.Response(
+                200,
+                json={
+                    "intent_id": f"i{seq}",
+                    "decision": "approve_with_modifications",
+                    "modifications": {"wait_seconds": 3.0},
+                },
+            )
+        if path == "/v1/events" and request.url.params.get("stream") == "true":
+            after = int(request.url.params["after_seq"])
+            self.stream_after.append(after)
+            return httpx.Response(200, content=self._stream(after))
+        if path == "/v1/events":
+            return httpx.Response(200, json={"events": self.events[-200:]})
+        return httpx.Response(404, json={"error": {"code": "not_found", "message": path}})
+
+    async def _stream(self, after: int) -> AsyncIterator[bytes]:
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        for event in self.events[after:]:
+            queue.put_nowait(event)
+        self._listeners.append(queue)
+        try:
+            while (event := await queue.get()) is not None:
+                yield f"id: {event['seq']}\ndata: {json.dumps(event)}\n\n".encode()
+            raise httpx.ReadError("connection reset by peer")
+        finally:
+            self._listeners.remove(queue)
+
+
+async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Let the app run until ``condition()`` holds (fails after ``timeout`` seconds)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition still false after {timeout}s")
+        await pilot.pause(0.02)
+
+
+@pytest.fixture
+def fake() -> FakeDaemon:
+    return FakeDaemon()
+
+
+def make_app(fake: FakeDaemon) -> RatelordApp:
+    api = DaemonApi("http://daemon.test", transport=httpx.MockTransport(fake.handle))
+    return RatelordApp(api, poll_interval=0.2)
+
+
+def rows_of(app: RatelordApp) -> list[str]:
+    return [entry.text for entry in app.screen.query_one(ActivityStream).visible()]
+
+
+async def test_dashboard_shows_pools_identities_vitals_and_connection(fake: FakeDaemon) -> None:
+    fake.decide("a1")
+    app = make_app(fake)
+    async with app.run_test(size=(160, 48)) as pilot:
+        header = app.screen.query_one(StatusHeader)
+        await until(pilot, lambda: header.connected and app.screen.query_one(PoolsTable).keys)
+        assert app.screen.query_one(PoolsTable).row_text(POOL_ID)[:3] == [
+            POOL_ID,
+            "acct-1",
+            "100/100",
+        ]
+        await until(pilot, lambda: bool(app.screen.query_one(IdentitiesTable).keys))
+        identity = app.screen.query_one(IdentitiesTable).row_text("id-a")
+        assert identity[:5] == ["id-a", "token", "acct-1", "org:acme", "active"]
+        assert identity[5] == "100/100"
+        assert "9.9.9" in str(header.content) and "Connected" in str(header.content)
+        assert "25% denied" in str(app.screen.query_one("#vitals-line").content)
+        await until(pilot, lambda: len(rows_of(app)) == 1)  # decided before we connected
+
+
+async def test_live_decisions_and_posture_colours(fake: FakeDaemon) -> None:
+    app = make_app(fake)
+    async with app.run_test(size=(160, 48)) as pilot:
+        header = app.screen.query_one(StatusHeader)
+        await until(pilot, lambda: header.connected)
+        assert header.has_class("-ok")
+        fake.decide("a2", "deny_with_reason", reason="hard/never-exhaust")
+        await until(pilot, lambda: bool(rows_of(app)))
+        assert rows_of(app)[0].endswith("[a2] build -> DENIED (hard/never-exhaust)")
+        fake.pool = pool_json(15.0, "WARN")
+        await until(pilot, lambda: header.has_class("-warn"))
+        assert not header.has_class("-ok")
+        assert app.screen.query_one(PoolsTable).row_text(POOL_ID)[-1].strip() == "WARN"
+        fake.pool = pool_json(2.0, "CRIT")
+        await until(pilot, lambda: header.has_class("-crit"))
+
+
+async def test_commands_filter_clear_test_and_quit(fake: FakeDaemon) -> None:
+    for agent, decision in [
+        ("a1", "approve"),
+        ("a2", "deny_with_reason"),
+        ("a1", "deny_with_reason"),
+    ]:
+        fake.decide(agent, decision, reason="no")
+    app = make_app(fake)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        await until(pilot, lambda: len(rows_of(app)) == 3)
+
+        await pilot.press("colon", *"filter", "space", *"agent", "space", *"a1", "enter")
+        assert [r.split()[1] for r in rows_of(app)] == ["[a1]", "[a1]"]
+        await pilot.press("colon")
+        screen.query_one(Prompt).value = "filter decision deny"
+        await pilot.press("enter")
+        assert len(rows_of(app)) == 1 and "[a1]" in rows_of(app)[0] and "DENIED" in rows_of(app)[0]
+        assert screen.notice == "filter: agent=a1 decision=deny_with_reason"
+
+        await pilot.press("colon", *"clear", "enter")
+        assert len(rows_of(app)) == 3
+
+        await pilot.press("slash", *"A2", "enter")
+        assert len(rows_of(app)) == 1
+        await pilot.press("escape")
+        assert len(rows_of(app)) == 3
+
+        await pilot.press("colon")
+        screen.query_one(
+            Prompt
+        ).value = ':test {"agent_id": "tester", "identity_id": "id-a", "cost": 1}'
+        await pilot.press("enter")
+        await until(pilot, lambda: "MODIFIED (wait 3s)" in screen.notice)
+        assert fake.intents == [{"agent_id": "tester", "identity_id": "id-a", "cost": 1}]
+        await until(pilot, lambda: any("[tester]" in r for r in rows_of(app)))
+
+        await pilot.press("colon", *"nonsense", "enter")
+        assert screen.query_one("#notice").has_class("-error")
+        assert "unknown command" in screen.notice
+
+        await pilot.press("colon", "q", "enter")
+        await until(pilot, lambda: not app.is_running)
+
+
+async def test_enter_drills_into_a_pool_and_escape_comes_back(fake: FakeDaemon) -> None:
+    app = make_app(fake)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: bool(app.screen.query_one(PoolsTable).keys))
+        await pilot.press("enter")
+        detail = app.screen
+        assert isinstance(detail, PoolDetailScreen) and detail.pool_id == POOL_ID
+        await until(pilot, lambda: detail.detail is not None)
+        assert detail.query_one("#top-agents", ConsumersTable).keys == ["a1", "a2"]
+        assert "P99 5m00s" in str(detail.query_one("#pool-summary").content)
+        await pilot.press("escape")
+        assert isinstance(app.screen, DashboardScreen)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, DashboardScreen)
+
+
+async def test_stream_resumes_from_the_last_seq_after_a_break_and_an_outage(
+    fake: FakeDaemon,
+) -> None:
+    fake.decide("a1")
+    app = make_app(fake)
+    async with app.run_test(size=(160, 48)) as pilot:
+        header = app.screen.query_one(StatusHeader)
+        feed = app.screen.query_one(Feed)
+        await until(pilot, lambda: header.connected and len(rows_of(app)) == 1)
+
+        fake.break_streams()  # the stream drops but decisions keep happening
+        fake.decide("a2")
+        fake.decide("a3")
+        await until(pilot, lambda: len(rows_of(app)) == 3)
+
+        fake.up = False
+        fake.break_streams()
+        await until(pilot, lambda: not header.connected)
+        assert "Reconnecting" in str(header.content)
+        assert header.has_class("-offline")
+        fake.up = True
+        await until(pilot, lambda: header.connected)
+        fake.decide("a4")
+        await until(pilot, lambda: len(rows_of(app)) == 4)
+
+        assert [r.split()[1] for r in rows_of(app)] == ["[a1]", "[a2]", "[a3]", "[a4]"]
+        # Backfill up to seq 1, resume after 1 when the stream broke, after 3 after the outage.
+        assert fake.stream_after == [1, 1, 3]
+        assert feed.last_seq == 4
+
+
+async def test_narrow_terminal_stacks_the_panels(fake: FakeDaemon) -> None:
+    app = make_app(fake)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: bool(app.screen.query_one(PoolsTable).keys))
+        assert app.screen.has_class("-narrow")
+        pools = app.screen.query_one(PoolsTable).region
+        activity = app.screen.query_one(ActivityStream).region
+        assert activity.y > pools.y and activity.height >= 4
