@@ -156,7 +156,7 @@ def event(seq: int, event_type: str = "usage_observed", **over: Any) -> dict[str
             "scope_id": "sentinel:global",
         },
         "pool_id": "mock:requests:acct-1",
-        "payload": {"remaining": 95.0, "limit": 100.0},
+        "payload": {"remaining": 95.0, "limit": 100.0, "reset_at": 1767272400.0},
         **over,
     }
 
@@ -378,7 +378,7 @@ def test_events_prints_one_coloured_line_per_event_oldest_first(fake: FakeDaemon
     assert lines[1].startswith("12:01:10")
     assert lines[1].endswith("[a1] build -> APPROVED")
     assert lines[2].endswith("[a1] build -> DENIED (rule hard/r1 fired)")
-    assert "pool=mock:requests:acct-1" in lines[0]
+    assert lines[0].endswith("pool=mock:requests:acct-1 remaining=95 limit=100 reset_at=13:00:00")
 
 
 def test_events_json_is_the_daemons_answer(fake: FakeDaemon):
@@ -538,6 +538,15 @@ def test_modified_intent_shows_the_wait(fake: FakeDaemon):
     result = fake.run("intent", "--agent", "a1", "--identity", "id-a")
     assert result.stdout.startswith("decision  MODIFIED (wait 2.5s)")
     assert "wait           2.5s" in result.stdout
+
+
+def test_denied_intent_gives_the_reason_once(fake: FakeDaemon):
+    denied = decision("deny_with_reason", reason="hard rule global-safety/never-exhaust fired")
+    fake.on("POST", "/v1/intent", denied)
+    result = fake.run("intent", "--agent", "a1", "--identity", "id-a")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[0].strip() == "decision  DENIED"
+    assert result.stdout.count("never-exhaust fired") == 1
 
 
 @pytest.mark.parametrize(("flags", "code"), [((), 0), (("--fail-on-deny",), 2)])

@@ -63,6 +63,7 @@ def test_sse_drops_an_unterminated_last_message():
 
 def test_durations_read_like_a_person_would_say_them():
     assert fmt_duration(None) == "∞"
+    assert fmt_duration(0.004) == "4ms"
     assert fmt_duration(2.5) == "2.5s"
     assert fmt_duration(5.0) == "5s"
     assert fmt_duration(59.6) == "1m 00s"

@@ -119,7 +119,9 @@ def fmt_duration(seconds: float | None) -> str:
         return "∞"
     sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
     whole = round(seconds)
-    if seconds < 10 and not float(seconds).is_integer():
+    if 0 < seconds < 0.1:
+        text = f"{seconds * 1000:.0f}ms"
+    elif seconds < 10 and not float(seconds).is_integer():
         text = f"{seconds:.1f}s"
     elif whole < 60:
         text = f"{whole}s"

@@ -195,14 +195,16 @@ def _summary(event: dict[str, Any]) -> Text:
 def _scalars(items: Iterable[tuple[str, Any]], limit: int = 6) -> list[str]:
     """The first few scalar payload fields, enough to recognise an event at a glance."""
     shown = [
-        f"{key}={_fmt_scalar(value)}"
+        f"{key}={_fmt_scalar(key, value)}"
         for key, value in items
         if isinstance(value, str | int | float | bool) and key != "intent_id"
     ]
     return shown[:limit]
 
 
-def _fmt_scalar(value: str | float | bool) -> str:
-    if isinstance(value, float) and not isinstance(value, bool):
-        return f"{value:.4g}"
-    return str(value)
+def _fmt_scalar(key: str, value: str | float | bool) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if key.endswith("_at") or key.startswith("ts_"):  # epoch seconds
+        return out.fmt_clock(value)
+    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.0f}"

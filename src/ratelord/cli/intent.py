@@ -55,6 +55,7 @@ def intent(
 
 def render_decision(decision: Decision) -> RenderableType:
     mods = decision.modifications
+    # The reason gets its own row below, so the headline stays short.
     label = out.decision_label(
         decision.decision,
         {
@@ -62,7 +63,7 @@ def render_decision(decision: Decision) -> RenderableType:
             "defer_until": mods.defer_until,
             "identity_switch": mods.identity_switch,
         },
-        decision.reason,
+        None,
     )
     ev = decision.evaluation
     rows: list[tuple[str, RenderableType | None]] = [
