@@ -1,0 +1,136 @@
+"""What a simulation reports: per agent, per agent group, overall, per pool, per invariant.
+
+``intents`` counts every time an honest agent asked its strategy whether to
+call (for ``none`` that is every attempt).  ``approvals`` were told to go at
+once, ``modifications`` to go later or with another identity (or, under the
+token bucket, to wait for tokens), ``deferrals`` to come back after a reset,
+``denials`` were refused.  ``rejections_429`` are calls that hit an exhausted
+pool; ``provider_errors`` are calls that failed during an outage.  A *wait*
+is the time from when a piece of work arrived until the call that did it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import msgspec
+
+
+class Counts(msgspec.Struct, kw_only=True):
+    name: str
+    agents: int = 1
+    honest: bool = True
+    urgency: str = "normal"
+    work_items: int = 0
+    intents: int = 0
+    approvals: int = 0
+    modifications: int = 0
+    deferrals: int = 0
+    denials: int = 0
+    rejections_429: int = 0
+    provider_errors: int = 0
+    completed: int = 0
+    dropped: int = 0
+    in_flight: int = 0
+    work_done: float = 0.0
+    wait_p50_seconds: float = 0.0
+    wait_p99_seconds: float = 0.0
+    #: Work finished with no denial and no 429 on the way, among work that ended.
+    served_without_denial: int = 0
+
+
+class Reset(msgspec.Struct, kw_only=True):
+    at: str
+    used: float
+    utilisation: float
+
+
+class PoolReport(msgspec.Struct, kw_only=True):
+    pool_id: str
+    limit: float
+    window_seconds: float
+    resets: list[Reset]
+    min_utilisation: float | None
+
+
+class Verdict(msgspec.Struct, kw_only=True):
+    check: str
+    value: float | None
+    passed: bool
+
+
+class HighUrgency(msgspec.Struct, kw_only=True):
+    work_items: int
+    served_without_denial: int
+    success_rate: float | None
+
+
+class Report(msgspec.Struct, kw_only=True):
+    scenario: str
+    strategy: str
+    seed: int
+    start: str
+    duration_seconds: float
+    overall: Counts
+    honest_429s: int
+    high_urgency: HighUrgency
+    groups: list[Counts]
+    agents: list[Counts]
+    pools: list[PoolReport]
+    engine_events: dict[str, int]
+    invariants: list[Verdict] = []
+    passed: bool = True
+
+    def to_json(self) -> bytes:
+        return msgspec.json.format(msgspec.json.encode(self), indent=2)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100) of ``values``; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+_SUMMED = (
+    "work_items",
+    "intents",
+    "approvals",
+    "modifications",
+    "deferrals",
+    "denials",
+    "rejections_429",
+    "provider_errors",
+    "completed",
+    "dropped",
+    "in_flight",
+    "served_without_denial",
+)
+
+
+def combine(name: str, parts: Iterable[tuple[Counts, list[float]]]) -> Counts:
+    """Add agents' counts up; waits are pooled, not averaged."""
+    total = Counts(name=name, agents=0)
+    waits: list[float] = []
+    honest, urgencies = set(), set()
+    for counts, agent_waits in parts:
+        total.agents += counts.agents
+        for field in _SUMMED:
+            setattr(total, field, getattr(total, field) + getattr(counts, field))
+        total.work_done += counts.work_done
+        honest.add(counts.honest)
+        urgencies.add(counts.urgency)
+        waits += agent_waits
+    total.honest = honest == {True}
+    total.urgency = urgencies.pop() if len(urgencies) == 1 else "mixed"
+    set_waits(total, waits)
+    return total
+
+
+def set_waits(counts: Counts, waits: Sequence[float]) -> None:
+    counts.wait_p50_seconds = round(percentile(waits, 50), 3)
+    counts.wait_p99_seconds = round(percentile(waits, 99), 3)
+    counts.work_done = round(counts.work_done, 3)

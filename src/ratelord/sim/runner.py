@@ -1,0 +1,328 @@
+"""The simulation loop: an event-driven scheduler on a virtual clock.
+
+Everything that happens — an agent's work arriving, an attempt to get
+permission, a call to the provider, a poll, external usage, the moment before
+a pool resets — is an action in one heap ordered by ``(time, seq)``.  Time
+jumps from action to action, so an idle hour costs nothing; ``seq`` breaks
+ties in scheduling order, so a run is a pure function of scenario and seed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from random import Random
+from typing import Any
+
+from ratelord.daemon.poller import backoff
+from ratelord.engine.clock import iso
+from ratelord.engine.state import pool_id_for
+from ratelord.sim.behaviour import PhaseGate, open_arrivals, sample_cost
+from ratelord.sim.invariants import evaluate
+from ratelord.sim.report import (
+    Counts,
+    HighUrgency,
+    PoolReport,
+    Report,
+    Reset,
+    combine,
+    set_waits,
+)
+from ratelord.sim.scenario import AgentGroup, Greedy, Scenario
+from ratelord.sim.strategies import Ask, StrategyName, Verdict, make_strategy
+from ratelord.sim.world import RESET_PROBE_LEAD, CallResult, World
+
+#: Called with the fraction of simulated time done (0..1), at most once per percent.
+Progress = Callable[[float], None]
+
+
+@dataclass(slots=True)
+class _Agent:
+    id: str
+    group: AgentGroup
+    identity_id: str
+    rng: Random
+    gate: PhaseGate
+    counts: Counts
+    waits: list[float] = field(default_factory=list)
+    arrivals: Iterator[float] | None = None
+    failures: int = 0  # consecutive failed calls, for backoff
+    tainted_open: int = 0  # unfinished work already denied or rejected
+
+
+@dataclass(slots=True)
+class _Work:
+    agent: _Agent
+    ask: Ask
+    created: float
+    tainted: bool = False  # denied or rejected (429) at least once
+
+
+class Simulation:
+    def __init__(
+        self,
+        scenario: Scenario,
+        strategy: StrategyName = "ratelord",
+        *,
+        seed: int | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.strategy_name = strategy
+        self.seed = scenario.seed if seed is None else seed
+        self.world = World(scenario)
+        self.strategy = make_strategy(strategy, scenario, self.world, self.seed)
+        self.start = scenario.start
+        self.end = scenario.start + scenario.duration_seconds
+        self._progress = progress
+        self._heap: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._seq = itertools.count()
+        self._principals = {i.id: i.principal for i in scenario.identities}
+        self._resets: dict[tuple[str, str], list[Reset]] = {}
+        self.agents = [
+            self._agent(group, index) for group in scenario.agents for index in range(group.count)
+        ]
+
+    def _agent(self, group: AgentGroup, index: int) -> _Agent:
+        agent_id = f"{group.name}-{index + 1:02d}"
+        return _Agent(
+            id=agent_id,
+            group=group,
+            identity_id=group.identities[index % len(group.identities)],
+            rng=Random(f"{self.seed}:{agent_id}"),
+            gate=PhaseGate(self.scenario.phases, group.phases),
+            counts=Counts(name=agent_id, honest=group.honest, urgency=group.urgency),
+        )
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _at(self, when: float, action: Callable[..., None], *args: Any) -> None:
+        if when < self.end:
+            heapq.heappush(self._heap, (when, next(self._seq), action, args))
+
+    def run(self) -> Report:
+        if self.strategy.polls:
+            for identity in self.scenario.identities:
+                self._at(self.start, self._poll, identity.id)
+        for principal, spec in self.scenario.pools.items():
+            for resource, pool in spec.pools.items():
+                self._resets[(principal, resource)] = []
+                resets = int(self.scenario.duration_seconds // pool.window_seconds)
+                for k in range(1, resets + 1):
+                    at = self.start + k * pool.window_seconds - RESET_PROBE_LEAD
+                    self._at(at, self._probe, principal, resource)
+        for item in self.scenario.external:
+            self._at(self.start + item.start, self._external, item)
+        for agent in self.agents:
+            self._schedule_first(agent)
+        self._loop()
+        return self._report()
+
+    def _loop(self) -> None:
+        heap, span, reported = self._heap, self.end - self.start, -1
+        while heap:
+            now, _, action, args = heapq.heappop(heap)
+            action(now, *args)
+            if self._progress is not None:
+                percent = int(100 * (now - self.start) / span)
+                if percent > reported:
+                    reported = percent
+                    self._progress(percent / 100)
+        if self._progress is not None:
+            self._progress(1.0)
+
+    # ------------------------------------------------------------------ world
+
+    def _poll(self, now: float, identity_id: str) -> None:
+        self._at(now + self.strategy.poll(identity_id, now), self._poll, identity_id)
+
+    def _probe(self, now: float, principal: str, resource: str) -> None:
+        used = self.world.used(principal, resource, now)
+        limit = self.world.limit(principal, resource)
+        self._resets[(principal, resource)].append(
+            Reset(
+                at=iso(now + RESET_PROBE_LEAD) or "",
+                used=round(used, 3),
+                utilisation=round(used / limit, 4),
+            )
+        )
+
+    def _external(self, now: float, item: Any) -> None:
+        self.world.spend_external(item.principal, item.resource, item.amount, now)
+        following = now + item.every_seconds
+        if item.end is None or following < self.start + item.end:
+            self._at(following, self._external, item)
+
+    # ------------------------------------------------------------------ agents
+
+    def _schedule_first(self, agent: _Agent) -> None:
+        spread = agent.group.start_spread_seconds
+        offset = agent.rng.uniform(0, spread) if spread else 0.0
+        if isinstance(agent.group.behaviour, Greedy):
+            self._schedule_greedy(agent, offset)
+        else:
+            agent.arrivals = open_arrivals(agent.group.behaviour, agent.rng, offset)
+            self._schedule_open(agent)
+
+    def _schedule_greedy(self, agent: _Agent, offset: float) -> None:
+        active = agent.gate.next_active(offset)
+        if active is not None:
+            self._at(self.start + active, self._arrive, agent)
+
+    def _schedule_open(self, agent: _Agent) -> None:
+        assert agent.arrivals is not None
+        for offset in agent.arrivals:
+            if self.start + offset >= self.end or agent.gate.next_active(offset) is None:
+                return
+            if agent.gate.active(offset):
+                self._at(self.start + offset, self._arrive, agent)
+                return
+
+    def _arrive(self, now: float, agent: _Agent) -> None:
+        group = agent.group
+        ask = Ask(
+            agent_id=agent.id,
+            identity_id=agent.identity_id,
+            resource=group.resource,
+            cost=sample_cost(group.cost, agent.rng),
+            urgency=group.urgency,
+        )
+        agent.counts.work_items += 1
+        agent.counts.in_flight += 1
+        if agent.arrivals is not None:
+            self._schedule_open(agent)
+        self._attempt(now, _Work(agent, ask, now))
+
+    def _attempt(self, now: float, work: _Work) -> None:
+        agent = work.agent
+        if not agent.group.honest:
+            self._call(now, work, Verdict("approve", now, work.ask.identity_id))
+            return
+        verdict = self.strategy.ask(work.ask, now)
+        counts = agent.counts
+        counts.intents += 1
+        if verdict.outcome == "approve":
+            counts.approvals += 1
+        elif verdict.outcome == "modify":
+            counts.modifications += 1
+        elif verdict.outcome == "defer":
+            counts.deferrals += 1
+        else:
+            counts.denials += 1
+            self._taint(work)
+            if agent.group.on_deny == "drop":
+                self._finish(now, work, done=False)
+            else:
+                self._at(now + agent.group.retry_after_seconds, self._attempt, work)
+            return
+        if verdict.go:
+            self._at(verdict.at, self._call, work, verdict)
+        else:
+            self._at(verdict.at, self._attempt, work)
+
+    def _call(self, now: float, work: _Work, verdict: Verdict) -> None:
+        agent, ask = work.agent, work.ask
+        result = self.world.call(self._principals[verdict.identity_id], ask.resource, ask.cost, now)
+        if agent.group.honest:
+            self.strategy.called(ask, verdict, result, now)
+        if result is CallResult.OK:
+            agent.failures = 0
+            self._finish(now, work, done=True)
+            return
+        if result is CallResult.RATE_LIMITED:
+            agent.counts.rejections_429 += 1
+            self._taint(work)
+        else:
+            agent.counts.provider_errors += 1
+        agent.failures += 1
+        self._at(now + backoff(agent.failures, None, agent.rng), self._attempt, work)
+
+    def _taint(self, work: _Work) -> None:
+        if not work.tainted:
+            work.tainted = True
+            work.agent.tainted_open += 1
+
+    def _finish(self, now: float, work: _Work, *, done: bool) -> None:
+        agent, counts = work.agent, work.agent.counts
+        counts.in_flight -= 1
+        if work.tainted:
+            agent.tainted_open -= 1
+        if done:
+            counts.completed += 1
+            counts.work_done += work.ask.cost
+            agent.waits.append(now - work.created)
+            if not work.tainted:
+                counts.served_without_denial += 1
+        else:
+            counts.dropped += 1
+        behaviour = agent.group.behaviour
+        if isinstance(behaviour, Greedy):
+            self._schedule_greedy(agent, now - self.start + behaviour.think_seconds)
+
+    # ------------------------------------------------------------------ report
+
+    def _report(self) -> Report:
+        for agent in self.agents:
+            set_waits(agent.counts, agent.waits)
+        groups = [
+            combine(
+                group.name,
+                ((a.counts, a.waits) for a in self.agents if a.group is group),
+            )
+            for group in self.scenario.agents
+        ]
+        overall = combine("overall", ((a.counts, a.waits) for a in self.agents))
+        report = Report(
+            scenario=self.scenario.name,
+            strategy=self.strategy_name,
+            seed=self.seed,
+            start=iso(self.start) or "",
+            duration_seconds=self.scenario.duration_seconds,
+            overall=overall,
+            honest_429s=sum(a.counts.rejections_429 for a in self.agents if a.group.honest),
+            high_urgency=self._high_urgency(),
+            groups=groups,
+            agents=[a.counts for a in self.agents],
+            pools=self._pools(),
+            engine_events=self.strategy.event_counts(),
+        )
+        report.invariants = evaluate(self.scenario.invariants, report)
+        report.passed = all(v.passed for v in report.invariants)
+        return report
+
+    def _high_urgency(self) -> HighUrgency:
+        urgent = [a for a in self.agents if a.group.urgency == "high" and a.group.honest]
+        ended = sum(a.counts.completed + a.counts.dropped + a.tainted_open for a in urgent)
+        served = sum(a.counts.served_without_denial for a in urgent)
+        return HighUrgency(
+            work_items=ended,
+            served_without_denial=served,
+            success_rate=round(served / ended, 4) if ended else None,
+        )
+
+    def _pools(self) -> list[PoolReport]:
+        pools = []
+        for (principal, resource), resets in self._resets.items():
+            pools.append(
+                PoolReport(
+                    pool_id=pool_id_for("mock", resource, principal),
+                    limit=self.world.limit(principal, resource),
+                    window_seconds=self.world.window(principal, resource),
+                    resets=resets,
+                    min_utilisation=min((r.utilisation for r in resets), default=None),
+                )
+            )
+        return pools
+
+
+def run_scenario(
+    scenario: Scenario,
+    strategy: StrategyName = "ratelord",
+    *,
+    seed: int | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Run ``scenario`` once under ``strategy`` and report what happened."""
+    return Simulation(scenario, strategy, seed=seed, progress=progress).run()

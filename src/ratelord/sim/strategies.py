@@ -1,0 +1,225 @@
+"""How honest agents decide when to call: ratelord, or one of the baselines.
+
+* ``ratelord`` — the real engine: every piece of work is an intent through
+  :func:`~ratelord.engine.arbitration.decide`; the engine polls the mock on its
+  cadence, reconciles drift, and hears back when a call spent nothing.
+* ``none`` — what most clients do today: call at once (the runner backs off
+  after a 429).
+* ``token-bucket`` — a static client-side limiter per pool at ``limit /
+  window`` with a configurable burst; it knows nothing of other consumers,
+  outages or where the provider's window starts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from random import Random
+from typing import Literal, Protocol
+
+from ratelord.daemon.poller import backoff, next_interval
+from ratelord.engine.arbitration import decide
+from ratelord.engine.clock import parse_iso
+from ratelord.engine.core import Engine, EngineConfig
+from ratelord.engine.events import Event, IdFactory
+from ratelord.engine.observe import observe_error, observe_poll, observe_usage
+from ratelord.providers.base import ProviderFailure
+from ratelord.schema import IdentityCreate, IntentRequest, Urgency, UsageReport
+from ratelord.sim.scenario import Scenario
+from ratelord.sim.world import CallResult, World
+
+StrategyName = Literal["ratelord", "none", "token-bucket"]
+STRATEGIES: tuple[StrategyName, ...] = ("ratelord", "none", "token-bucket")
+
+Outcome = Literal["approve", "modify", "defer", "deny"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """One piece of work an honest agent wants to do now."""
+
+    agent_id: str
+    identity_id: str
+    resource: str
+    cost: float
+    urgency: Urgency
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the agent is told: call at ``at`` (with ``identity_id``), or come back at ``at``."""
+
+    outcome: Outcome
+    at: float
+    identity_id: str
+    ticket: str | None = None  # the intent id, to report a call that spent nothing
+
+    @property
+    def go(self) -> bool:
+        return self.outcome in ("approve", "modify")
+
+
+class Strategy(Protocol):
+    polls: bool
+
+    def ask(self, ask: Ask, now: float) -> Verdict: ...
+
+    def called(self, ask: Ask, verdict: Verdict, result: CallResult, now: float) -> None:
+        """The call made on ``verdict`` ended with ``result``."""
+
+    def poll(self, identity_id: str, now: float) -> float:
+        """Poll the provider for ``identity_id``; the seconds until the next poll."""
+        ...
+
+    def event_counts(self) -> dict[str, int]: ...
+
+
+class Direct:
+    """``none``: call at once, every time."""
+
+    polls = False
+
+    def ask(self, ask: Ask, now: float) -> Verdict:
+        return Verdict("approve", now, ask.identity_id)
+
+    def called(self, ask: Ask, verdict: Verdict, result: CallResult, now: float) -> None:
+        return None
+
+    def poll(self, identity_id: str, now: float) -> float:
+        raise NotImplementedError("the none strategy does not poll")
+
+    def event_counts(self) -> dict[str, int]:
+        return {}
+
+
+class _Bucket:
+    __slots__ = ("capacity", "rate", "tokens", "updated")
+
+    def __init__(self, rate: float, capacity: float, now: float) -> None:
+        self.rate, self.capacity, self.tokens, self.updated = rate, capacity, capacity, now
+
+    def take(self, cost: float, now: float) -> float:
+        """Reserve ``cost`` tokens; the time at which they are there (GCRA-style debt)."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        self.tokens -= cost
+        return now if self.tokens >= 0 else now - self.tokens / self.rate
+
+
+class TokenBuckets(Direct):
+    """``token-bucket``: one static limiter per pool, shared by every honest agent."""
+
+    def __init__(self, scenario: Scenario, world: World) -> None:
+        self._scenario = scenario
+        self._world = world
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+
+    def ask(self, ask: Ask, now: float) -> Verdict:
+        principal = self._scenario.principal_of(ask.identity_id)
+        key = (principal, ask.resource)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            rate = self._world.limit(*key) / self._world.window(*key)
+            capacity = max(ask.cost, rate * self._scenario.token_bucket.burst_seconds)
+            bucket = self._buckets[key] = _Bucket(rate, capacity, now)
+        at = bucket.take(ask.cost, now)
+        return Verdict("approve" if at <= now else "modify", at, ask.identity_id)
+
+
+class Ratelord:
+    """The real engine on the virtual clock, fed by polls of the simulated provider."""
+
+    polls = True
+
+    def __init__(self, scenario: Scenario, world: World, seed: int) -> None:
+        config = EngineConfig(
+            workloads=scenario.workloads,
+            drift_threshold=scenario.engine.drift_threshold,
+            stale_after_seconds=scenario.engine.stale_after_seconds,
+        )
+        self._scenario = scenario
+        self._world = world
+        self._rng = Random(f"{seed}:poller")
+        self._failures: Counter[str] = Counter()
+        self._events: Counter[str] = Counter()
+        self.engine = Engine(config, scenario.compiled_policy(), ids=IdFactory(prefix="sim"))
+        self.engine.default_windows = {"mock": world.mock.default_window_seconds}
+        now = scenario.start
+        events = self.engine.start(now, {"simulator": scenario.name})
+        events += self.engine.set_policy(self.engine.policy, now)
+        for identity in scenario.identities:
+            request = IdentityCreate(
+                identity_id=identity.id, provider_id="mock", principal=identity.principal
+            )
+            events += self.engine.register_identity(request, now)
+        self._count(events)
+
+    def _count(self, events: list[Event]) -> None:
+        self._events.update(e.event_type for e in events)
+
+    def event_counts(self) -> dict[str, int]:
+        return dict(sorted(self._events.items()))
+
+    def ask(self, ask: Ask, now: float) -> Verdict:
+        request = IntentRequest(
+            agent_id=ask.agent_id,
+            identity_id=ask.identity_id,
+            resource=ask.resource,
+            cost=ask.cost,
+            urgency=ask.urgency,
+        )
+        decision, events = decide(self.engine, request, now)
+        self._count(events)
+        mods = decision.modifications
+        if decision.decision == "deny_with_reason":
+            return Verdict("deny", now, ask.identity_id)
+        if mods.defer_until is not None:
+            return Verdict("defer", max(now, parse_iso(mods.defer_until)), ask.identity_id)
+        outcome: Outcome = "approve" if decision.decision == "approve" else "modify"
+        identity_id = mods.identity_switch or ask.identity_id
+        return Verdict(outcome, now + mods.wait_seconds, identity_id, decision.intent_id)
+
+    def called(self, ask: Ask, verdict: Verdict, result: CallResult, now: float) -> None:
+        if result is CallResult.OK or verdict.ticket is None:
+            return
+        # A failed call spent nothing: give the reservation back.
+        report = UsageReport(
+            agent_id=ask.agent_id,
+            identity_id=verdict.identity_id,
+            intent_id=verdict.ticket,
+            cost=0.0,
+        )
+        _, events = observe_usage(self.engine, report, [], now)
+        self._count(events)
+
+    def poll(self, identity_id: str, now: float) -> float:
+        principal = self._scenario.principal_of(identity_id)
+        try:
+            result = self._world.poll(principal, now)
+        except ProviderFailure as failure:
+            self._failures[identity_id] += 1
+            self._count(
+                observe_error(
+                    self.engine,
+                    identity_id,
+                    kind=failure.kind,
+                    message=failure.message,
+                    now=now,
+                    retry_after=failure.retry_after,
+                )
+            )
+            return backoff(self._failures[identity_id], failure.retry_after, self._rng)
+        self._failures[identity_id] = 0
+        self._count(observe_poll(self.engine, identity_id, result))
+        pools = self.engine.state.pools_of("mock", principal)
+        return next_interval(self._scenario.poll_interval_seconds, [p.posture for p in pools])
+
+
+def make_strategy(name: StrategyName, scenario: Scenario, world: World, seed: int) -> Strategy:
+    if name == "ratelord":
+        return Ratelord(scenario, world, seed)
+    if name == "token-bucket":
+        return TokenBuckets(scenario, world)
+    if name == "none":
+        return Direct()
+    raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
