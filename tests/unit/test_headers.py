@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ratelord.headers import RateLimitObservation, bucket_for_path, parse_rate_limit_headers
 
@@ -276,3 +278,42 @@ def test_unrelated_headers_give_nothing() -> None:
 def test_families_coexist_in_one_response() -> None:
     families = {o.family for o in parse({**GITHUB, **OPENAI, **ANTHROPIC, "RateLimit": "a;r=1"})}
     assert families == {"github", "openai", "anthropic", "ietf"}
+
+
+# --------------------------------------------------------------------------- robustness
+
+HEADER_NAMES = [
+    *GITHUB,
+    *OPENAI,
+    *ANTHROPIC,
+    "ratelimit",
+    "ratelimit-policy",
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+    "retry-after",
+    "date",
+]
+
+
+NUMBERS = st.one_of(st.integers(-(10**20), 10**20), st.floats(allow_nan=True)).map(str)
+SF_ITEMS = st.builds(
+    '"{}";r={};t={}'.format, st.text("abc", min_size=1, max_size=3), NUMBERS, NUMBERS
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    headers=st.dictionaries(
+        st.sampled_from(HEADER_NAMES), st.one_of(st.text(max_size=40), NUMBERS, SF_ITEMS)
+    ),
+    path=st.one_of(st.none(), st.text(max_size=20)),
+)
+def test_any_header_values_parse_without_raising(
+    headers: dict[str, str], path: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.CRITICAL, logger="ratelord.headers"):
+        observations = parse_rate_limit_headers(headers, now=NOW, path=path)
+    for observation in observations:
+        assert observation.remaining >= 0
+        assert observation.limit is None or observation.limit >= 0
