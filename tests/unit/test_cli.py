@@ -156,7 +156,13 @@ def event(seq: int, event_type: str = "usage_observed", **over: Any) -> dict[str
             "scope_id": "sentinel:global",
         },
         "pool_id": "mock:requests:acct-1",
-        "payload": {"remaining": 95.0, "limit": 100.0, "reset_at": 1767272400.0},
+        "payload": {
+            "remaining": 95.0,
+            "limit": 100.0,
+            "reset_at": 1767272400.0,
+            "pid": 17527,
+            "p_exhaustion": 0.074431,
+        },
         **over,
     }
 
@@ -378,7 +384,10 @@ def test_events_prints_one_coloured_line_per_event_oldest_first(fake: FakeDaemon
     assert lines[1].startswith("12:01:10")
     assert lines[1].endswith("[a1] build -> APPROVED")
     assert lines[2].endswith("[a1] build -> DENIED (rule hard/r1 fired)")
-    assert lines[0].endswith("pool=mock:requests:acct-1 remaining=95 limit=100 reset_at=13:00:00")
+    assert lines[0].endswith(
+        "pool=mock:requests:acct-1 remaining=95 limit=100 reset_at=13:00:00 pid=17527"
+        " p_exhaustion=0.07443"
+    )
 
 
 def test_events_json_is_the_daemons_answer(fake: FakeDaemon):

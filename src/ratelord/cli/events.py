@@ -207,4 +207,6 @@ def _fmt_scalar(key: str, value: str | float | bool) -> str:
         return str(value)
     if key.endswith("_at") or key.startswith("ts_"):  # epoch seconds
         return out.fmt_clock(value)
+    if isinstance(value, int) or value.is_integer():
+        return str(int(value))
     return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.0f}"
