@@ -549,6 +549,18 @@ def test_modified_intent_shows_the_wait(fake: FakeDaemon):
     assert "wait           2.5s" in result.stdout
 
 
+def test_unevaluated_denial_shows_no_forecast(fake: FakeDaemon):
+    unknown = decision("deny_with_reason", reason="unknown identity 'nobody'")
+    unknown["evaluation"] |= {"tightest_pool": None, "p_exhaustion": None, "pools": []}
+    unknown["evaluation"]["tte_p99_seconds"] = None
+    fake.on("POST", "/v1/intent", unknown)
+    result = fake.run("intent", "--agent", "a1", "--identity", "nobody")
+    assert result.exit_code == 0
+    assert "unknown identity 'nobody'" in result.stdout
+    assert "TTE P99" not in result.stdout
+    assert "P(exhaustion)" not in result.stdout
+
+
 def test_denied_intent_gives_the_reason_once(fake: FakeDaemon):
     denied = decision("deny_with_reason", reason="hard rule global-safety/never-exhaust fired")
     fake.on("POST", "/v1/intent", denied)

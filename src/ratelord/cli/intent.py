@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
+import msgspec
 import typer
 from rich.console import Group, RenderableType
 from rich.text import Text
@@ -56,16 +57,7 @@ def intent(
 def render_decision(decision: Decision) -> RenderableType:
     mods = decision.modifications
     # The reason gets its own row below, so the headline stays short.
-    label = out.decision_label(
-        decision.decision,
-        {
-            "wait_seconds": mods.wait_seconds,
-            "defer_until": mods.defer_until,
-            "identity_switch": mods.identity_switch,
-        },
-        None,
-    )
-    ev = decision.evaluation
+    label = out.decision_label(decision.decision, msgspec.structs.asdict(mods), None)
     rows: list[tuple[str, RenderableType | None]] = [
         ("intent", decision.intent_id),
         ("wait", out.fmt_duration(mods.wait_seconds) if mods.wait_seconds else None),
@@ -73,19 +65,25 @@ def render_decision(decision: Decision) -> RenderableType:
         ("switch to", mods.identity_switch),
         ("reason", decision.reason),
     ]
+    ev = decision.evaluation
     if ev is not None:
-        rows += [
-            ("rules fired", ", ".join(ev.rules_fired) or "none"),
-            ("tightest pool", ev.tightest_pool),
-            ("P(exhaustion)", out.fmt_percent(ev.p_exhaustion)),
-            ("TTE P99", out.fmt_duration(ev.tte_p99_seconds)),
-            ("risk", ev.risk_summary or None),
-            ("policy", ev.policy_version),
-        ]
+        rows += _evaluation_rows(ev)
     parts: list[RenderableType] = [Text.assemble("decision  ", label), out.details(rows)]
     if ev is not None and ev.pools:
         parts += ["", _pools(ev)]
     return Group(*parts)
+
+
+def _evaluation_rows(ev: Evaluation) -> list[tuple[str, RenderableType | None]]:
+    forecast = ev.tightest_pool is not None  # no pool (unknown identity): nothing was forecast
+    return [
+        ("rules fired", ", ".join(ev.rules_fired) or "none"),
+        ("tightest pool", ev.tightest_pool),
+        ("P(exhaustion)", out.fmt_percent(ev.p_exhaustion) if forecast else None),
+        ("TTE P99", out.fmt_duration(ev.tte_p99_seconds) if forecast else None),
+        ("risk", ev.risk_summary or None),
+        ("policy", ev.policy_version),
+    ]
 
 
 def _pools(ev: Evaluation) -> RenderableType:
