@@ -121,8 +121,6 @@ class State(msgspec.Struct, kw_only=True):
     dedupe: dict[str, None] = {}
     #: Recent approved intents' charges (intent id → pool id → cost), for usage corrections.
     charges: dict[str, dict[str, float]] = {}
-    last_ts: float = 0.0
-    applied: int = 0
 
     # ------------------------------------------------------------------ queries
 
@@ -158,17 +156,25 @@ class State(msgspec.Struct, kw_only=True):
             self.dedupe[event.dedupe_key] = None
             if len(self.dedupe) > DEDUPE_MEMORY:
                 del self.dedupe[next(iter(self.dedupe))]
-        if event.ts_event > self.last_ts:
-            self.last_ts = event.ts_event
-        self.applied += 1
+
+    @staticmethod
+    def relevant_types() -> frozenset[str]:
+        """Event types that change projections; replay may skip every other type."""
+        return frozenset(_HANDLERS)
 
     def apply_all(self, events: Iterable[Event]) -> None:
         for event in events:
             self.apply(event)
 
     def encode(self) -> bytes:
-        """Canonical bytes of the whole state (sorted keys): equal states, equal bytes."""
-        return msgspec.json.encode(self, order="sorted")
+        """Canonical bytes of the whole state: equal states, equal bytes.
+
+        Keys are sorted, and the state goes once through its declared types so
+        that a count held as ``3`` and one held as ``3.0`` encode alike (a
+        snapshot decodes numbers into the declared float fields).
+        """
+        raw = msgspec.json.encode(self, order="sorted")
+        return msgspec.json.encode(State.decode(raw), order="sorted")
 
     @classmethod
     def decode(cls, data: bytes) -> State:

@@ -15,7 +15,9 @@ log = logging.getLogger("ratelord.store")
 
 
 class EventSource(Protocol):
-    def read(self, after_seq: int = 0, batch: int = 5000) -> Iterator[list[Event]]: ...
+    def read_for_replay(
+        self, after_seq: int, upto_seq: int, types: frozenset[str], batch: int = 5000
+    ) -> Iterator[list[Event]]: ...
 
 
 #: progress(done, total)
@@ -53,19 +55,20 @@ def replay_into(
     upto_seq: int,
     progress: Progress | None = None,
 ) -> int:
-    """Apply events ``after_seq < seq <= upto_seq`` to ``state``; returns how many."""
+    """Apply events ``after_seq < seq <= upto_seq`` to ``state``; returns the seqs covered.
+
+    Events of types no projection handles are not even read.
+    """
     total = max(0, upto_seq - after_seq)
-    done = 0
     apply = state.apply
-    for batch in store.read(after_seq):
+    for batch in store.read_for_replay(after_seq, upto_seq, State.relevant_types()):
         for event in batch:
-            if event.seq > upto_seq:
-                return done
             apply(event)
-            done += 1
         if progress is not None:
-            progress(done, total)
-    return done
+            progress(batch[-1].seq - after_seq, total)
+    if progress is not None:
+        progress(total, total)
+    return total
 
 
 def _decode(snapshot: Snapshot, warnings: list[str]) -> State | None:

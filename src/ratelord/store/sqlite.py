@@ -155,6 +155,11 @@ class SQLiteStore:
         """Every event after ``after_seq`` in order, in lists of up to ``batch``."""
         return _read(self._conn, after_seq, batch)
 
+    def read_for_replay(
+        self, after_seq: int, upto_seq: int, types: frozenset[str], batch: int = 5000
+    ) -> Iterator[list[Event]]:
+        return _read_for_replay(self._conn, after_seq, upto_seq, types, batch)
+
     def count(self, after_seq: int = 0) -> int:
         return int(
             self._conn.execute(
@@ -241,6 +246,11 @@ class EventReader:
     def read(self, after_seq: int = 0, batch: int = 5000) -> Iterator[list[Event]]:
         return _read(self._conn, after_seq, batch)
 
+    def read_for_replay(
+        self, after_seq: int, upto_seq: int, types: frozenset[str], batch: int = 5000
+    ) -> Iterator[list[Event]]:
+        return _read_for_replay(self._conn, after_seq, upto_seq, types, batch)
+
     def latest(self, *, limit: int, filters: dict[str, str] | None = None) -> list[Event]:
         """The ``limit`` newest events matching ``filters``, oldest first."""
         where, args = ["1"], []
@@ -262,6 +272,42 @@ class EventReader:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+_REPLAY_COLUMNS = (
+    "seq, event_type, ts_event, agent_id, identity_id, workload_id, scope_id, provider_id, "
+    "pool_id, dedupe_key, payload"
+)
+
+
+def _read_for_replay(
+    conn: sqlite3.Connection, after_seq: int, upto_seq: int, types: frozenset[str], batch: int
+) -> Iterator[list[Event]]:
+    """Only the events (and columns) projections need, for fast start-up."""
+    marks = ", ".join("?" * len(types))
+    cursor = conn.execute(
+        f"SELECT {_REPLAY_COLUMNS} FROM events WHERE seq > ? AND seq <= ? "
+        f"AND event_type IN ({marks}) ORDER BY seq",
+        (after_seq, upto_seq, *sorted(types)),
+    )
+    decode = _decode_payload
+    while rows := cursor.fetchmany(batch):
+        yield [
+            Event(
+                seq=r[0],
+                event_id="",
+                event_type=r[1],
+                ts_event=r[2],
+                dimensions=Dimensions(
+                    agent_id=r[3], identity_id=r[4], workload_id=r[5], scope_id=r[6]
+                ),
+                provider_id=r[7],
+                pool_id=r[8],
+                dedupe_key=r[9],
+                payload=decode(r[10]),
+            )
+            for r in rows
+        ]
 
 
 def _read(conn: sqlite3.Connection, after_seq: int, batch: int) -> Iterator[list[Event]]:
