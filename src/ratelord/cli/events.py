@@ -64,7 +64,7 @@ def events(
     ] = False,
 ) -> None:
     """Show the event log, oldest first; --follow tails it live and resumes after drops."""
-    filters = {
+    given = {
         "type": type_,
         "agent_id": agent,
         "identity_id": identity,
@@ -72,7 +72,7 @@ def events(
         "scope_id": scope,
         "pool_id": pool,
     }
-    filters = {k: v for k, v in filters.items() if v is not None}
+    filters = {k: v for k, v in given.items() if v is not None}
     daemon = api(ctx)
     answer = daemon.get("/v1/events", {**filters, "limit": limit, "after_seq": after_seq})
     page = sorted(answer.get("events", []), key=lambda e: e["seq"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 from rich.text import Text
 
 from ratelord.cli import _output as out
@@ -172,7 +173,7 @@ def _show_result(answer: Any, done: str, json_out: bool) -> None:
     console.print(_details(ident))
 
 
-def _details(ident: Identity) -> Any:
+def _details(ident: Identity) -> Table:
     return out.details(
         [
             ("identity", Text(ident.identity_id, style="bold")),
