@@ -1,0 +1,3 @@
+"""Test-suite-wide plugins."""
+
+pytest_plugins = ["tests.acceptance_plugin"]
