@@ -37,6 +37,9 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.runtime.begin_shutdown()
         super().handle_exit(sig, frame)
+        # uvicorn re-raises a captured signal after a graceful stop, which would turn
+        # our clean exit 0 into death by SIGTERM; the stop is already handled.
+        getattr(self, "_captured_signals", []).clear()
 
 
 def _check_bind(settings: Settings) -> None:

@@ -104,14 +104,16 @@ class Runtime:
 
     async def boot(self) -> None:
         """Replay, start the writer and the pollers; the server is already answering."""
+        try:
+            await self._boot()
+        except Exception as exc:  # say why instead of staying "initializing" forever
+            self.boot_error = f"start-up failed: {exc}"
+            log.exception("start-up failed")
+
+    async def _boot(self) -> None:
         assert self.store is not None
         started = time.perf_counter()
-        try:
-            loaded = await asyncio.to_thread(load, self.store)
-        except Exception as exc:
-            self.boot_error = f"replay failed: {exc}"
-            log.exception("replay failed")
-            return
+        loaded = await asyncio.to_thread(load, self.store)
         for warning in loaded.warnings:
             log.warning(warning)
         self.replayed = loaded.replayed
@@ -136,6 +138,7 @@ class Runtime:
         )
         events += self.engine.set_policy(self.policy, now)
         await self.commit(events)
+        self.status = "ok"
         if self.settings.demo:
             from ratelord.daemon.demo import register_demo_identities
 
@@ -150,7 +153,6 @@ class Runtime:
 
             self._tasks.append(loop.create_task(demo_traffic(self), name="demo-traffic"))
         self.boot_seconds = time.perf_counter() - started
-        self.status = "ok"
         log.info(
             "ready: replayed %d events in %.3fs (snapshot at seq %d)",
             loaded.replayed,

@@ -34,11 +34,13 @@ def forecast_view(payload: dict[str, Any] | None) -> Forecast | None:
 
 
 def pool_view(engine: Engine, pool: PoolState, now: float) -> Pool:
+    members = engine.state.members(pool)
+    principal = engine.state.identities[members[0]].principal if members else None
     return Pool(
         pool_id=pool.pool_id,
         provider_id=pool.provider_id,
         resource=pool.resource,
-        principal=pool.principal,
+        principal=principal or pool.principal,
         unit=pool.unit,
         limit=pool.limit,
         remaining=pool.remaining,
@@ -46,7 +48,7 @@ def pool_view(engine: Engine, pool: PoolState, now: float) -> Pool:
         reset_at=iso(pool.reset_at),
         window=pool.window,  # type: ignore[arg-type]
         window_seconds=engine.window_for(pool),
-        members=engine.state.members(pool),
+        members=members,
         status=pool.posture,  # type: ignore[arg-type]
         forecast=forecast_view(pool.forecast),
         stale_seconds=None
