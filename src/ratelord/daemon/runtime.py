@@ -24,7 +24,7 @@ from ratelord.daemon.poller import Poller
 from ratelord.engine.arbitration import decide
 from ratelord.engine.clock import iso
 from ratelord.engine.core import Engine, EngineConfig, EngineError
-from ratelord.engine.events import Event
+from ratelord.engine.events import Event, EventType
 from ratelord.engine.observations import PoolObservation
 from ratelord.engine.observe import observe_usage
 from ratelord.engine.policy import CompiledPolicy, PolicyError, default_policy, load_policy_file
@@ -406,6 +406,13 @@ class Runtime:
         seq, data = store.high_water, self.engine.state.encode()
         await writer.run(store.write_snapshot, seq, self.now(), data)
         self._last_snapshot_seq = seq
+        await self.commit(
+            [
+                self.engine.emit(
+                    EventType.SNAPSHOT_WRITTEN, self.now(), {"seq": seq, "bytes": len(data)}
+                )
+            ]
+        )
         log.info("snapshot written at seq %d (%d bytes)", seq, len(data))
         return seq
 
@@ -467,8 +474,8 @@ class Runtime:
         for provider in self.providers.values():
             await provider.aclose()
         if self.writer is not None and self.writer.failed is None:
-            await self.commit(self.engine.stop(self.now(), "signal"))
             await self.snapshot()
+            await self.commit(self.engine.stop(self.now(), "signal"))
         if self.writer is not None:
             await self.writer.close()
         if self._reader is not None:

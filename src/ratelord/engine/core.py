@@ -281,6 +281,23 @@ class Engine:
                         correlation_id=correlation_id,
                     )
                 )
+                if posture != "OK" and result.seconds_to_reset:
+                    events.append(
+                        self.emit(
+                            EventType.THROTTLE_ADVISED,
+                            now,
+                            {
+                                "posture": posture,
+                                "max_rate_per_second": round(
+                                    pool.remaining / result.seconds_to_reset, 6
+                                ),
+                                "burn_rate": round(result.burn_mean, 6),
+                            },
+                            pool_id=pool_id,
+                            provider_id=pool.provider_id,
+                            correlation_id=correlation_id,
+                        )
+                    )
         return events
 
 
