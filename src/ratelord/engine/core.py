@@ -74,6 +74,9 @@ class Engine:
         self.state = state or State()
         #: provider id → callable(resource) -> window seconds or None
         self.default_windows = dict(default_windows or {})
+        #: pool id → (when, remaining) of the last forecast check: the hot path's cache.
+        #: Not a projection: it only decides when to look again, never what is true.
+        self._checked: dict[str, tuple[float, float]] = {}
 
     # ------------------------------------------------------------------ events
 
@@ -230,6 +233,12 @@ class Engine:
     def forecast(self, pool: PoolState, now: float, cost: float = 0.0) -> fc.ForecastResult:
         return fc.compute(pool.burn, self.forecast_input(pool, now), now, cost)
 
+    def _due(self, pool: PoolState, now: float) -> bool:
+        last = self._checked.get(pool.pool_id)
+        if last is None or now - last[0] >= LAZY_REFRESH_SECONDS:
+            return True
+        return abs(last[1] - pool.remaining) > LAZY_REFRESH_FRACTION * (pool.limit or 1.0)
+
     def refresh_forecasts(
         self,
         pool_ids: list[str],
@@ -249,8 +258,9 @@ class Engine:
         events: list[Event] = []
         for pool_id in pool_ids:
             pool = self.state.pools.get(pool_id)
-            if pool is None or (lazy and not _due(pool, now)):
+            if pool is None or (lazy and not self._due(pool, now)):
                 continue
+            self._checked[pool_id] = (now, pool.remaining)
             result = self.forecast(pool, now)
             payload = forecast_payload(result, now, pool.remaining)
             if force or _meaningful_change(pool.forecast, payload):
@@ -299,14 +309,6 @@ class Engine:
                         )
                     )
         return events
-
-
-def _due(pool: PoolState, now: float) -> bool:
-    last = pool.forecast
-    if last is None or now - float(last["as_of"]) >= LAZY_REFRESH_SECONDS:
-        return True
-    moved = abs(float(last.get("remaining", pool.remaining)) - pool.remaining)
-    return moved > LAZY_REFRESH_FRACTION * (pool.limit or 1.0)
 
 
 def posture_of(pool: PoolState, p_exhaustion: float) -> str:
