@@ -108,6 +108,7 @@ def _pool_polled(url: str, pool_id: str) -> bool:
 # ------------------------------------------------------------------ identities (D-06)
 
 
+@pytest.mark.acceptance("D-06")
 def test_identity_lifecycle_through_the_cli(small: RunningDaemon):
     url = small.url
     added = _add(url, "id-a", "acct-1")
@@ -136,6 +137,9 @@ def test_identity_lifecycle_through_the_cli(small: RunningDaemon):
         assert expected in types
     everything = ok(url, "events", "--limit", "1000") + json.dumps(listed) + added + rotated
     assert SECRET not in everything
+    assert SECRET not in small.logs()
+    for path in small.workdir.glob("ratelord.db*"):  # the database, its WAL and shm files
+        assert SECRET.encode() not in path.read_bytes(), path
 
 
 def test_unknown_identity_is_one_line_exit_1(small: RunningDaemon):
@@ -235,6 +239,7 @@ def test_policy_check_needs_no_daemon(tmp_path: Path):
 # ------------------------------------------------------------------ admin
 
 
+@pytest.mark.acceptance("D-05")
 def test_rebuild_equals_full_replay(small: RunningDaemon):
     url = small.url
     _add(url, "id-a", "acct-1")
