@@ -237,7 +237,9 @@ class Simulation:
         else:
             agent.counts.provider_errors += 1
         agent.failures += 1
-        self._at(now + backoff(agent.failures, None, agent.rng), self._attempt, work)
+        # Capped: the backoff saturates long before, and 2.0 ** n overflows past n ≈ 1024.
+        delay = backoff(min(agent.failures, 32), None, agent.rng)
+        self._at(now + delay, self._attempt, work)
 
     def _taint(self, work: _Work) -> None:
         if not work.tainted:
