@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -761,3 +764,21 @@ def test_policy_check_of_a_missing_file(fake: FakeDaemon, tmp_path):
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ")
     assert "absent.yaml" in result.stderr
+
+
+# ------------------------------------------------------------------ start-up
+
+
+def test_the_simulator_is_loaded_only_when_used():
+    probe = "import sys, ratelord.cli.main; print('ratelord.sim' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_sim_is_listed_and_runs_through_the_lazy_path(fake: FakeDaemon):
+    if importlib.util.find_spec("ratelord.cli.sim") is None:
+        pytest.skip("the simulator is not installed")
+    assert "sim" in fake.run("--help").stdout
+    result = fake.run("sim", "--help")
+    assert result.exit_code == 0
+    assert "Usage: ratelord sim" in result.stdout

@@ -21,11 +21,22 @@ from ratelord.cli import admin, events, identity, intent, policy, pools, status
 from ratelord.cli._errors import CliError
 from ratelord.cli._http import DEFAULT_URL, Session, api, cli_version
 
-#: Provided separately by the simulator; the CLI works without it.
-SIM_MODULE = "ratelord.cli.sim"
+#: Commands whose module is imported only when used: ``sim`` loads the whole engine, which
+#: would slow every other command down; it also ships separately, so it may be absent.
+LAZY_COMMANDS = {"sim": "ratelord.cli.sim"}
 
 
 class _RootGroup(TyperGroup):
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        lazy = [name for name, module in LAZY_COMMANDS.items() if _installed(module)]
+        return [*super().list_commands(ctx), *lazy]
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
+        module = LAZY_COMMANDS.get(cmd_name)
+        if cmd_name not in self.commands and module is not None and _installed(module):
+            self.commands[cmd_name] = _load_command(cmd_name, module)
+        return super().get_command(ctx, cmd_name)
+
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -69,8 +80,17 @@ app.command()(intent.intent)
 app.add_typer(policy.app, name="policy")
 app.command()(admin.reload)
 app.command()(admin.rebuild)
-if importlib.util.find_spec(SIM_MODULE) is not None:
-    app.command("sim")(importlib.import_module(SIM_MODULE).sim)
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _load_command(name: str, module: str) -> Any:
+    """The Typer command function ``module.<name>`` as a click command."""
+    single = typer.Typer(add_completion=False)
+    single.command(name)(getattr(importlib.import_module(module), name))
+    return typer.main.get_command(single)
 
 
 @app.command()
