@@ -22,8 +22,14 @@ from tests.support.daemon import RunningDaemon, free_port, make_daemon  # noqa: 
 __all__ = ["free_port"]
 
 BENCH_CONFIG = {
-    "providers": {"mock": {"poll_interval_seconds": 5, "principals": {
-        "acct-1": {"pools": {"requests": {"limit": 1e12, "window_seconds": 3600}}}}}},
+    "providers": {
+        "mock": {
+            "poll_interval_seconds": 5,
+            "principals": {
+                "acct-1": {"pools": {"requests": {"limit": 1e12, "window_seconds": 3600}}}
+            },
+        }
+    },
     "store": {"snapshot_every_events": 10_000_000},
 }
 INTENT = {"agent_id": "bench", "identity_id": "id-bench", "resource": "requests", "cost": 1}
@@ -34,8 +40,10 @@ def start_daemon(config: dict | None = None) -> RunningDaemon:
     daemon = make_daemon(workdir, config=config or BENCH_CONFIG, args=["--log-level", "warning"])
     daemon.start()
     with daemon.client() as client:
-        client.post("/v1/identities", json={"identity_id": "id-bench", "provider_id": "mock",
-                                            "principal": "acct-1"}).raise_for_status()
+        client.post(
+            "/v1/identities",
+            json={"identity_id": "id-bench", "provider_id": "mock", "principal": "acct-1"},
+        ).raise_for_status()
         deadline = time.monotonic() + 10
         while not client.get("/v1/pools").json()["pools"] and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -59,8 +67,21 @@ def wrk(url: str, body: dict, *, connections: int, seconds: int, threads: int = 
         "end\n"
     )
     out = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "-s",
-         str(script), url], capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     stats = dict(re.findall(r"(P50|P90|P99|MAX|ERR)=([\d.]+)", out))

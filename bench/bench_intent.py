@@ -28,16 +28,23 @@ def main() -> None:
     finally:
         daemon.stop()
     port = free_port()
-    bare = subprocess.Popen([sys.executable, str(Path(__file__).with_name("bare_asgi.py")), str(port)])
+    bare = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("bare_asgi.py")), str(port)]
+    )
     time.sleep(1.5)
     try:
         baseline = wrk(f"http://127.0.0.1:{port}/", INTENT, connections=32, seconds=SECONDS)
     finally:
         bare.terminate()
         bare.wait()
-    dump("intent_light_load_ms", {
-        "p50": round(percentile(light, 50), 3), "p99": round(percentile(light, 99), 3),
-        "max": round(max(light), 3)})
+    dump(
+        "intent_light_load_ms",
+        {
+            "p50": round(percentile(light, 50), 3),
+            "p99": round(percentile(light, 99), 3),
+            "max": round(max(light), 3),
+        },
+    )
     dump("intent_32_connections", {**loaded, "events_logged": events})
     dump("bare_asgi_32_connections", baseline)
     print(f"ratio: {loaded['rps'] / baseline['rps']:.1%} of the bare endpoint")
