@@ -47,6 +47,7 @@ class DaemonApp:
         self._token = resolve(ref).encode() if ref else None
         self._max_body = runtime.settings.server.max_body_bytes
         self._boot: asyncio.Task[None] | None = None
+        self._debug = log.isEnabledFor(logging.DEBUG)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -143,6 +144,14 @@ class DaemonApp:
         await send({"type": "http.response.body", "body": response.body})
         if response.status >= 400:
             log.info(
+                "%s %s -> %d",
+                method,
+                path,
+                response.status,
+                extra={"request_id": request_id, "status": response.status},
+            )
+        elif self._debug:
+            log.debug(
                 "%s %s -> %d",
                 method,
                 path,
