@@ -8,14 +8,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import yaml
 
 BIN = Path(sys.executable).parent
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -120,3 +122,45 @@ def make_daemon(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RATELORD_")}
     full_env.update(env or {})
     return RunningDaemon(workdir, db_path, port, argv + list(args or []), full_env)
+
+
+def wait_for(check: Callable[[], T | None], timeout: float = 10.0, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def events(http: httpx.Client, **filters: Any) -> list[dict[str, Any]]:
+    """Every event of the log matching ``filters`` (``type=...``, ``pool_id=...``), in order."""
+    found: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        page = http.get("/v1/events", params={"after_seq": after, "limit": 1000, **filters})
+        page.raise_for_status()
+        batch = page.json()["events"]
+        found += batch
+        if len(batch) < 1000:
+            return found
+        after = batch[-1]["seq"]
+
+
+def register(
+    http: httpx.Client, identity_id: str, principal: str, provider_id: str = "mock", **extra: Any
+) -> dict[str, Any]:
+    """Register an identity and return it (asserting 201)."""
+    body = {"identity_id": identity_id, "provider_id": provider_id, "principal": principal, **extra}
+    response = http.post("/v1/identities", json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def pool(http: httpx.Client, pool_id: str) -> dict[str, Any] | None:
+    """The pool as ``GET /v1/pools/{id}`` shows it, or None while it is unknown."""
+    response = http.get(f"/v1/pools/{pool_id}")
+    return None if response.status_code == 404 else dict(response.json())
