@@ -423,6 +423,18 @@ def test_follow_resumes_after_a_drop_without_duplicates_or_gaps(fake: FakeDaemon
     assert (stream_params["stream"], stream_params["after_seq"]) == ("true", "2")
 
 
+def test_follow_waits_out_a_starting_daemon_but_not_a_refusal(fake: FakeDaemon):
+    starting = httpx.Response(503, json=_error("unavailable", "ratelord-d is starting"))
+    refused = httpx.Response(400, json=_error("invalid_parameter", "bad after_seq"))
+    fake.on("GET", "/v1/events", {"events": [], "next_after_seq": 5})
+    fake.routes[("GET", "/v1/events")] += [_as_handler(starting, 0), _as_handler(refused, 0)]
+    result = fake.run("events", "--follow")
+    assert result.exit_code == 1
+    assert "connection lost (ratelord-d is starting)" in result.stderr
+    assert result.stderr.endswith("error: bad after_seq [invalid_parameter]\n")
+    assert fake.sleeps == [0.5]
+
+
 def test_follow_filters_the_stream_client_side_too(fake: FakeDaemon):
     fake.on("GET", "/v1/events", {"events": [], "next_after_seq": 10})
     fake.routes[("GET", "/v1/events")] += [

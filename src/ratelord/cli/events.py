@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from http import HTTPStatus
 from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
 from ratelord.cli import _output as out
-from ratelord.cli._errors import CliError, DaemonUnreachable
+from ratelord.cli._errors import ApiError, CliError, DaemonUnreachable
 from ratelord.cli._http import DaemonApi, Session, api
 
 #: The daemon sends ``: ping`` every 15 s; three missed pings mean the connection is dead.
@@ -93,7 +94,10 @@ def events(
 def _follow(
     daemon: DaemonApi, filters: dict[str, str], last_seq: int, json_out: bool, session: Session
 ) -> None:
-    """Stream forever; on a dropped connection wait, reconnect and resume after ``last_seq``."""
+    """Stream forever; on a dropped connection wait, reconnect and resume after ``last_seq``.
+
+    A daemon that is restarting answers 503 for a moment: that is waited out too.
+    """
     failures = 0
     reported = False
     while True:
@@ -112,10 +116,13 @@ def _follow(
                 failures, reported = 0, False
                 if matches(event, filters):
                     _emit(event, json_out)
-        except DaemonUnreachable as exc:
+        except (DaemonUnreachable, ApiError) as exc:
+            if isinstance(exc, ApiError) and exc.status != HTTPStatus.SERVICE_UNAVAILABLE:
+                raise  # a refusal, not an outage: retrying will not help
             if not reported:
+                why = exc.reason if isinstance(exc, DaemonUnreachable) else exc.detail
                 out.err_console().print(
-                    f"connection lost ({exc.reason}); reconnecting, resuming after seq {last_seq}…",
+                    f"connection lost ({why}); reconnecting, resuming after seq {last_seq}…",
                     style="yellow",
                 )
                 reported = True
