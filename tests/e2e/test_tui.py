@@ -115,7 +115,7 @@ def seqs(app: RatelordApp) -> list[int]:
 
 
 def pool_status(app: RatelordApp, pool_id: str) -> str:
-    return dashboard(app).query_one(PoolsTable).row_text(pool_id)[-1].strip()
+    return dashboard(app).query_one(PoolsTable).row_text(pool_id)[0].strip()
 
 
 def tui(daemon: RunningDaemon) -> tuple[DaemonApi, RatelordApp]:
@@ -134,13 +134,13 @@ async def test_pools_identities_and_a_decision_within_a_second(
         identities = dashboard(app).query_one(IdentitiesTable)
         await until(pilot, lambda: header.connected and POOL_1 in pools.keys)
         await until(pilot, lambda: pools.row_text(POOL_1)[2] == "100/100")
-        assert pools.row_text(POOL_1)[1] == "acct-1"
+        assert pools.row_text(POOL_1)[-1] == "acct-1"
         version = (await http.get("/v1/health")).json()["version"]
         assert f"ratelord-d {version}" in str(header.content)
 
         # T-03: identity with kind, principal, scope, remaining quota and reset time.
         await until(pilot, lambda: "id-a" in identities.keys)
-        kind, principal, scope, status, remaining, reset = identities.row_text("id-a")[1:]
+        status, remaining, reset, scope, principal, kind = identities.row_text("id-a")[1:]
         assert (kind, principal, scope, status) == ("token", "acct-1", "sentinel:global", "active")
         assert remaining == "100/100"
         assert reset.endswith(("m", "s")) and reset != "—"

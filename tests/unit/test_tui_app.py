@@ -224,15 +224,13 @@ async def test_dashboard_shows_pools_identities_vitals_and_connection(fake: Fake
     async with app.run_test(size=(160, 48)) as pilot:
         header = app.screen.query_one(StatusHeader)
         await until(pilot, lambda: header.connected and app.screen.query_one(PoolsTable).keys)
-        assert app.screen.query_one(PoolsTable).row_text(POOL_ID)[:3] == [
-            POOL_ID,
-            "acct-1",
-            "100/100",
-        ]
+        badge, pool_id, remaining, *_, scope = app.screen.query_one(PoolsTable).row_text(POOL_ID)
+        assert (badge.strip(), pool_id, remaining, scope) == ("OK", POOL_ID, "100/100", "acct-1")
         await until(pilot, lambda: bool(app.screen.query_one(IdentitiesTable).keys))
         identity = app.screen.query_one(IdentitiesTable).row_text("id-a")
-        assert identity[:5] == ["id-a", "token", "acct-1", "org:acme", "active"]
-        assert identity[5] == "100/100"
+        assert identity[:2] == ["id-a", "active"]
+        assert identity[2] == "100/100"
+        assert identity[4:] == ["org:acme", "acct-1", "token"]
         assert "9.9.9" in str(header.content) and "Connected" in str(header.content)
         assert "25% denied" in str(app.screen.query_one("#vitals-line").content)
         await until(pilot, lambda: len(rows_of(app)) == 1)  # decided before we connected
@@ -250,7 +248,7 @@ async def test_live_decisions_and_posture_colours(fake: FakeDaemon) -> None:
         fake.pool = pool_json(15.0, "WARN")
         await until(pilot, lambda: header.has_class("-warn"))
         assert not header.has_class("-ok")
-        assert app.screen.query_one(PoolsTable).row_text(POOL_ID)[-1].strip() == "WARN"
+        assert app.screen.query_one(PoolsTable).row_text(POOL_ID)[0].strip() == "WARN"
         fake.pool = pool_json(2.0, "CRIT")
         await until(pilot, lambda: header.has_class("-crit"))
 

@@ -13,7 +13,7 @@ class ActivityStream(RichLog):
     scrolled up (RichLog's auto-scroll)."""
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, max_lines=1000, wrap=False, markup=False, auto_scroll=True)
+        super().__init__(id=id, max_lines=1000, wrap=True, markup=False, auto_scroll=True)
         self.buffer = ActivityBuffer()
         self.filter = ActivityFilter()
 

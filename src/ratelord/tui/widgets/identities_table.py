@@ -30,25 +30,26 @@ def identity_row(identity: Identity, pools_by_id: dict[str, Pool], now: float) -
         identity.identity_id,
         [
             identity.identity_id,
-            identity.kind,
-            identity.principal or "—",
-            identity.scope_id,
             Text(identity.status, style=STATUS_STYLE.get(identity.status, "")),
             remaining,
             reset,
+            identity.scope_id,
+            identity.principal or "—",
+            identity.kind,
         ],
     )
 
 
 class IdentitiesTable(SyncedTable):
+    #: Quota and reset come right after the id, so a narrow terminal still shows them.
     COLUMNS = (
         ("identity", "identity"),
-        ("kind", "kind"),
-        ("principal", "principal"),
-        ("scope", "scope"),
         ("status", "status"),
         ("remaining", "remaining"),
         ("reset", "reset in"),
+        ("scope", "scope"),
+        ("principal", "principal"),
+        ("kind", "kind"),
     )
 
     def show(

@@ -8,7 +8,7 @@ from rich.text import Text
 
 from ratelord.schema import Pool
 from ratelord.tui import formatting as fmt
-from ratelord.tui.posture import BADGE_STYLE
+from ratelord.tui.posture import BADGE_STYLE, SEVERITY
 from ratelord.tui.widgets.synced_table import Row, SyncedTable
 
 
@@ -21,13 +21,13 @@ def pool_row(pool: Pool, now: float) -> Row:
     return (
         pool.pool_id,
         [
+            badge(pool),
             pool.pool_id,
-            pool.principal,
             f"{fmt.quantity(pool.remaining)}/{fmt.quantity(pool.limit)}",
             fmt.rate(forecast.burn_rate) if forecast else "—",
             fmt.duration(forecast.tte_p99_seconds) if forecast else "—",
             _reset_in(pool, now),
-            badge(pool),
+            pool.principal,
         ],
     )
 
@@ -38,15 +38,18 @@ def _reset_in(pool: Pool, now: float) -> str:
 
 
 class PoolsTable(SyncedTable):
+    #: The badge leads and the scope trails, so a narrow terminal still shows what matters.
     COLUMNS = (
+        ("status", "status"),
         ("pool", "pool"),
-        ("scope", "scope"),
-        ("remaining", "remaining/limit"),
+        ("remaining", "remaining"),
         ("burn", "burn"),
         ("tte_p99", "P99 TTE"),
         ("reset", "reset in"),
-        ("status", "status"),
+        ("scope", "scope"),
     )
 
     def show(self, pools: Iterable[Pool], now: float) -> None:
-        self.sync([pool_row(pool, now) for pool in sorted(pools, key=lambda p: p.pool_id)])
+        """Worst posture first, so trouble is at the top without scrolling."""
+        ordered = sorted(pools, key=lambda p: (-SEVERITY[p.status], p.pool_id))
+        self.sync([pool_row(pool, now) for pool in ordered])
