@@ -9,7 +9,6 @@ import sqlite3
 import stat
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,23 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.daemon import BIN, RunningDaemon, events, register, wait_for
+from tests.support.daemon import BIN, RunningDaemon, events, github_headers, register, wait_for
 
 pytestmark = pytest.mark.e2e
 
 Factory = Callable[..., RunningDaemon]
-
-
-#: GitHub rate-limit headers an agent reports after a call; they create the pool
-#: without any poller, so nothing but our own requests changes state.
-def github_headers(remaining: int, reset_in: float = 3600.0) -> dict[str, str]:
-    return {
-        "x-ratelimit-limit": "5000",
-        "x-ratelimit-remaining": str(remaining),
-        "x-ratelimit-used": str(5000 - remaining),
-        "x-ratelimit-reset": str(int(time.time() + reset_in)),
-        "x-ratelimit-resource": "core",
-    }
 
 
 def log_rows(db_path: Path) -> list[tuple[int, str, dict[str, Any]]]:

@@ -164,3 +164,18 @@ def pool(http: httpx.Client, pool_id: str) -> dict[str, Any] | None:
     """The pool as ``GET /v1/pools/{id}`` shows it, or None while it is unknown."""
     response = http.get(f"/v1/pools/{pool_id}")
     return None if response.status_code == 404 else dict(response.json())
+
+
+def github_headers(remaining: int, reset_in: float = 3600.0) -> dict[str, str]:
+    """GitHub rate-limit headers (limit 5000, resource ``core``) an agent reports after a call.
+
+    Reported through ``POST /v1/usage`` they create and update a pool without any
+    poller, so nothing but the test's own requests changes the daemon's state.
+    """
+    return {
+        "x-ratelimit-limit": "5000",
+        "x-ratelimit-remaining": str(remaining),
+        "x-ratelimit-used": str(5000 - remaining),
+        "x-ratelimit-reset": str(int(time.time() + reset_in)),
+        "x-ratelimit-resource": "core",
+    }
