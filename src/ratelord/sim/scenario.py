@@ -242,9 +242,9 @@ def _check(scenario: Scenario, source: str) -> None:
         for phase in group.phases:
             if phase not in phases:
                 problems.append(f"agents {group.name!r}: unknown phase {phase!r}")
-        for identity_id in set(group.identities) & identities:
-            pools = scenario.pools[scenario.principal_of(identity_id)].pools
-            if group.resource not in pools and not scenario.workloads:
+        for identity_id in sorted(set(group.identities) & identities):
+            spec = scenario.pools.get(scenario.principal_of(identity_id))
+            if spec is not None and group.resource not in spec.pools and not scenario.workloads:
                 problems.append(
                     f"agents {group.name!r}: principal of {identity_id!r} has no pool "
                     f"{group.resource!r}"
