@@ -42,10 +42,6 @@ def readable(message: str) -> str:
     return _FLAT.sub(r"\1.\2", message)
 
 
-def _double(value: Any) -> Any:
-    return float(value) if type(value) is int else value
-
-
 @dataclass(frozen=True, slots=True)
 class ContextPlan:
     """Which flat ``var.field`` values and which maps (whole, or some fields) to pass."""
@@ -79,21 +75,31 @@ class ContextPlan:
         )
 
     def build(self, ctx: Mapping[str, Any]) -> dict[str, Any]:
-        """The variables for CEL: numbers as floats, absent keys left out."""
+        """The variables for CEL: numbers as floats, absent keys left out.
+
+        On the hot path: written for speed (no helper calls per field).
+        """
         variables: dict[str, Any] = {}
         for var, pairs in self.flat:
             source = ctx.get(var)
-            if not isinstance(source, dict) and not isinstance(source, Mapping):
+            if type(source) is not dict and not isinstance(source, Mapping):
                 continue
             for field, name in pairs:
-                if field in source:
-                    variables[name] = _double(source[field])
+                try:
+                    value = source[field]
+                except KeyError:
+                    continue
+                variables[name] = float(value) if type(value) is int else value
         for var, fields in self.nested:
             source = ctx.get(var)
-            if not isinstance(source, dict) and not isinstance(source, Mapping):
+            if type(source) is not dict and not isinstance(source, Mapping):
                 continue
-            keys = source if fields is None else [f for f in fields if f in source]
-            variables[var] = {key: _double(source[key]) for key in keys}
+            values = {}
+            for key in source if fields is None else fields:
+                if key in source:
+                    value = source[key]
+                    values[key] = float(value) if type(value) is int else value
+            variables[var] = values
         return variables
 
 

@@ -96,9 +96,12 @@ def plain(value: Any) -> str:
 def _render_field(field: Field, ctx: Mapping[str, Any]) -> str:
     value: Any = ctx
     for key in field.path:
-        if not isinstance(value, Mapping) or key not in value:
+        if type(value) is not dict and not isinstance(value, Mapping):
             return MISSING
-        value = value[key]
+        try:
+            value = value[key]
+        except KeyError:
+            return MISSING
     if not field.spec:
         return plain(value)
     try:
