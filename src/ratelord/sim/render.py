@@ -60,7 +60,7 @@ def _pools_table(report: Report) -> Table:
     table.add_column("window", justify="right")
     table.add_column("utilisation at each reset")
     for pool in report.pools:
-        resets = " ".join(f"{r.utilisation:.0%}" for r in pool.resets) or "no reset in the run"
+        resets = " ".join(f"{r.utilisation:.1%}" for r in pool.resets) or "no reset in the run"
         table.add_row(pool.pool_id, _cell(pool.limit), f"{pool.window_seconds:,.0f}s", resets)
     return table
 
@@ -103,20 +103,33 @@ def render(report: Report) -> RenderableType:
     return Group(*parts)
 
 
+def utilisation_text(report: Report, sep: str = " · ") -> str:
+    """Each pool's lowest utilisation at a reset: ``99.8%``, or ``acct-a 99.8% · acct-b 12.0%``."""
+    shown = [
+        (p.pool_id.rsplit(":", 1)[-1], f"{p.min_utilisation:.1%}")
+        for p in report.pools
+        if p.min_utilisation is not None
+    ]
+    if len(shown) == 1:
+        return shown[0][1]
+    return sep.join(f"{principal} {value}" for principal, value in shown) or "n/a"
+
+
 def compare_table(reports: list[Report]) -> Table:
     """One scenario under several strategies, side by side."""
     table = Table(title=reports[0].scenario if reports else None, show_edge=False)
     table.add_column("strategy", no_wrap=True)
-    for heading in ("honest 429s", "min util.", "urgent ok", "units done", "wait p99"):
+    table.add_column("honest 429s", justify="right")
+    table.add_column("utilisation", justify="right", no_wrap=True)
+    for heading in ("urgent ok", "units done", "wait p99"):
         table.add_column(heading, justify="right")
     table.add_column("checks")
     for report in reports:
-        utilisation = [p.min_utilisation for p in report.pools if p.min_utilisation is not None]
         urgent = report.high_urgency.success_rate
         table.add_row(
             report.strategy,
             _cell(report.honest_429s),
-            f"{min(utilisation):.0%}" if utilisation else "n/a",
+            utilisation_text(report, sep="\n"),
             "n/a" if urgent is None else f"{urgent:.1%}",
             _cell(report.overall.work_done),
             f"{report.overall.wait_p99_seconds:,.1f}s",
