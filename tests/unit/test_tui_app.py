@@ -356,3 +356,24 @@ async def test_narrow_terminal_stacks_the_panels(fake: FakeDaemon) -> None:
         pools = app.screen.query_one(PoolsTable).region
         activity = app.screen.query_one(ActivityStream).region
         assert activity.y > pools.y and activity.height >= 4
+
+
+async def test_activity_follows_the_tail_unless_the_user_scrolled_up(fake: FakeDaemon) -> None:
+    for n in range(80):
+        fake.decide(f"agent-{n}")
+    app = make_app(fake)
+    async with app.run_test(size=(160, 48)) as pilot:
+        stream = app.screen.query_one(ActivityStream)
+        await until(pilot, lambda: len(stream.visible()) == 80)
+        await until(pilot, lambda: stream.max_scroll_y > 0 and stream.is_vertical_scroll_end)
+
+        stream.scroll_to(y=5, animate=False, immediate=True)
+        fake.decide("while-reading")
+        await until(pilot, lambda: len(stream.visible()) == 81)
+        await pilot.pause()
+        assert stream.scroll_y == 5
+
+        stream.scroll_end(animate=False, immediate=True)
+        fake.decide("back-at-the-bottom")
+        await until(pilot, lambda: len(stream.visible()) == 82)
+        await until(pilot, lambda: stream.is_vertical_scroll_end)

@@ -19,7 +19,7 @@ from ratelord.tui import formatting as fmt
 from ratelord.tui.api import DaemonError, PoolDetail
 from ratelord.tui.widgets.consumers_table import ConsumersTable
 from ratelord.tui.widgets.pools_table import badge
-from ratelord.tui.widgets.usage_chart import UsageChart
+from ratelord.tui.widgets.usage_chart import ConeChart, HistoryChart
 
 if TYPE_CHECKING:
     from ratelord.tui.app import RatelordApp
@@ -57,7 +57,9 @@ class PoolDetailScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(f"loading {self.pool_id}…", id="pool-summary")
-        yield UsageChart(id="usage-chart")
+        with Horizontal(id="charts"):
+            yield HistoryChart(id="history-chart")
+            yield ConeChart(id="cone-chart")
         with Horizontal(id="consumers"):
             yield ConsumersTable(id="top-agents")
             yield ConsumersTable(id="top-identities")
@@ -88,6 +90,7 @@ class PoolDetailScreen(Screen[None]):
     def show(self, detail: PoolDetail, now: float) -> None:
         self.detail = detail
         self.query_one("#pool-summary", Static).update(summary(detail, now))
-        self.query_one(UsageChart).show(detail, detail.history, now)
+        self.query_one(HistoryChart).show(detail, detail.history, now)
+        self.query_one(ConeChart).show(detail, now)
         self.query_one("#top-agents", ConsumersTable).show(detail.top_consumers.agents)
         self.query_one("#top-identities", ConsumersTable).show(detail.top_consumers.identities)
