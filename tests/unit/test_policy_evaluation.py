@@ -365,6 +365,15 @@ def test_garbage_context_never_raises(ctx: dict[str, Any]) -> None:
     assert outcome.errors  # the rules could not be evaluated, and say so
 
 
+def test_a_value_cel_cannot_take_never_leaves_the_previous_one_behind() -> None:
+    compiled = policy(pol("v", rule("low", "deny", "pool.limit < 100")))
+    assert evaluate(compiled, pool__limit=50.0).action is Action.DENY
+    outcome = evaluate(compiled, pool__limit=object())
+    assert outcome.action is Action.APPROVE
+    assert outcome.errors[0].startswith("rule v/low: ")
+    assert evaluate(compiled, pool__limit=50.0).action is Action.DENY
+
+
 def test_errors_only_for_rules_whose_target_matches() -> None:
     compiled = policy(
         pol("e", rule("r", "deny", 'identity.labels.team == "x"'), target="pool:openai:*")

@@ -198,7 +198,7 @@ def test_unknown_rule_field() -> None:
         ("policies:\n  - rules: []\n", "policy #1: missing 'id'"),
         ("policies:\n  - id: p\n", "policy 'p': missing 'rules'"),
         ("policies:\n  - id: p\n    rules: []\n", "policy 'p': 'rules' must be a non-empty list"),
-        (rule_yaml(name=""), "policy 'p', rule #0: missing 'name'"),
+        (rule_yaml(name=""), "policy 'p', rule #1: missing 'name'"),
         (rule_yaml(when=""), "rule 'r': missing 'when'"),
         (rule_yaml(action=""), "rule 'r': missing 'action' (use approve, shape,"),
         (rule_yaml(when="''"), "rule 'r': 'when' is empty"),

@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import cel
 
 from .variables import VARIABLES
 
 Path = tuple[str, ...]
+T = TypeVar("T")
 
 _FLAT = re.compile(r"\b(" + "|".join(VARIABLES) + r")__(\w+)")
 
@@ -109,7 +109,7 @@ class ReusedContext:
     The result is the same as a fresh ``cel.Context(variables)`` every time, with
     one difference that makes it safer: a value CEL cannot take is left out (the
     rules reading it fail and are reported) instead of failing every rule.
-    Evaluations from several threads take turns (:meth:`holding`).
+    Evaluations from several threads take turns (:meth:`run`).
     """
 
     def __init__(self) -> None:
@@ -117,29 +117,42 @@ class ReusedContext:
         self._values: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    @contextmanager
-    def holding(self, variables: dict[str, Any]) -> Iterator[cel.Context]:
-        """The context set to ``variables``, reserved for the caller until the block ends."""
+    def run(self, program: Callable[[cel.Context], T], variables: dict[str, Any]) -> T:
+        """``program(context)`` with the context set to ``variables``; one caller at a time."""
         with self._lock:
-            yield self._update(variables)
+            return program(self._update(variables))
 
     def _update(self, variables: dict[str, Any]) -> cel.Context:
         values = self._values
         if variables.keys() != values.keys():
-            self._context, self._values = cel.Context(), {}
-            values = self._values
-        context = self._context
+            return self._rebuild(variables)
         for name, value in variables.items():
-            old = values.get(name, _ABSENT)
+            old = values[name]
             if type(old) is type(value) and old == value:
                 continue
-            try:
-                context.add_variable(name, value)
-            except Exception:  # a value CEL cannot represent: rules reading it will fail
-                values.pop(name, None)
-                continue
-            values[name] = dict(value) if type(value) is dict else value
+            if not _add(self._context, name, value):
+                return self._rebuild(variables)  # the old value must not linger
+            values[name] = _snapshot(value)
+        return self._context
+
+    def _rebuild(self, variables: dict[str, Any]) -> cel.Context:
+        context, values = cel.Context(), {}
+        for name, value in variables.items():
+            if _add(context, name, value):
+                values[name] = _snapshot(value)
+        self._context, self._values = context, values
         return context
 
 
-_ABSENT = object()
+def _add(context: cel.Context, name: str, value: Any) -> bool:
+    """Set a variable; False for a value CEL cannot represent (the rules reading it fail)."""
+    try:
+        context.add_variable(name, value)
+    except Exception:  # the binding raises ValueError; a foreign boundary all the same
+        return False
+    return True
+
+
+def _snapshot(value: Any) -> Any:
+    """What to compare the next value with: a copy if the caller could mutate it."""
+    return dict(value) if type(value) is dict else value

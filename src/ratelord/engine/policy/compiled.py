@@ -7,8 +7,9 @@ over soft, then file order.  A hard ``deny`` ends the evaluation: nothing can
 beat it.
 
 Speed: handing values to CEL costs more than running a compiled program, so
-each evaluation builds one context, shared by all rules, holding only the
-fields some condition reads (:class:`~.activation.ContextPlan`).
+each evaluation updates one context, shared by all rules, holding only the
+fields some condition reads (see :mod:`.activation`), and runs all conditions
+as a single CEL list expression.
 """
 
 from __future__ import annotations
@@ -118,8 +119,7 @@ class CompiledPolicy:
 
     def evaluate(self, ctx: Mapping[str, Any]) -> PolicyOutcome:
         """Evaluate every rule whose target matches ``ctx``; never raises for bad data."""
-        with self._context.holding(self._plan.build(ctx)) as activation:
-            results = self._run(activation)
+        results = self._context.run(self._run, self._plan.build(ctx))
         matched: dict[Target, bool] = {}
         fired: list[FiredRule] = []
         errors: list[str] = []

@@ -22,12 +22,6 @@ from .template import literal_and_values, parse_template
 TOP_FIELDS = frozenset({"policies"})
 POLICY_FIELDS = frozenset({"id", "target", "kind", "description", "rules"})
 RULE_FIELDS = frozenset({"name", "when", "action", "priority", "reason", "params", "description"})
-#: Parameters and the one action they belong to.
-PARAMS = {
-    "wait_seconds": Action.SHAPE,
-    "min_wait_seconds": Action.SHAPE,
-    "max_wait_seconds": Action.SHAPE,
-}
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _ACTIONS = ", ".join(action.value for action in Action)
@@ -105,7 +99,7 @@ class _Compiler:
         seen_names: set[str] = set()
         rules = [
             self.rule(
-                rule_node, f"#{index}", policy_id, kind, target, seen_names, first_order + index
+                rule_node, f"#{index + 1}", policy_id, kind, target, seen_names, first_order + index
             )
             for index, rule_node in enumerate(rule_nodes)
         ]
