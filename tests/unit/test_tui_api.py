@@ -140,3 +140,22 @@ async def test_a_broken_stream_raises_unavailable() -> None:
                 async for event in events:
                     received.append(event["seq"])
     assert received == [1]
+
+
+async def test_the_token_travels_as_a_bearer_header_and_never_in_errors() -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        error = {"error": {"code": "unauthorized", "message": "missing or wrong bearer token"}}
+        return httpx.Response(401, json=error)
+
+    client = DaemonApi(
+        "http://daemon.test", token="s3cr3t-t0ken", transport=httpx.MockTransport(handler)
+    )
+    async with client:
+        with pytest.raises(RequestRejected) as caught:
+            await client.health()
+    assert seen == ["Bearer s3cr3t-t0ken"]
+    assert caught.value.status == 401
+    assert "s3cr3t-t0ken" not in str(caught.value)

@@ -337,8 +337,13 @@ async def test_stream_resumes_from_the_last_seq_after_a_break_and_an_outage(
         await until(pilot, lambda: not header.connected)
         assert "Reconnecting" in str(header.content)
         assert header.has_class("-offline")
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        assert screen.notice.startswith("daemon unreachable: ")
+        assert "http://daemon.test" in screen.notice
         fake.up = True
         await until(pilot, lambda: header.connected)
+        assert screen.notice == ""
         fake.decide("a4")
         await until(pilot, lambda: len(rows_of(app)) == 4)
 

@@ -109,13 +109,25 @@ class _Events(msgspec.Struct):
 
 
 class DaemonApi:
-    """An async client of one daemon.  Use as ``async with DaemonApi(url) as api``."""
+    """An async client of one daemon.  Use as ``async with DaemonApi(url) as api``.
+
+    ``token`` is sent as ``Authorization: Bearer`` (daemons bound off loopback require one); it
+    appears in no message or exception.
+    """
 
     def __init__(
-        self, url: str, *, timeout: float = 5.0, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, transport=transport)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.AsyncClient(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+        )
 
     async def __aenter__(self) -> Self:
         return self

@@ -10,17 +10,20 @@ from collections.abc import Sequence
 DEFAULT_URL = "http://127.0.0.1:8090"
 
 
-def run_tui(url: str) -> None:
-    """Run the dashboard against the daemon at ``url`` until the user quits."""
-    asyncio.run(_run(url))
+def run_tui(url: str, token: str | None = None) -> None:
+    """Run the dashboard against the daemon at ``url`` until the user quits.
+
+    ``token`` is the daemon's bearer token, when it requires one.
+    """
+    asyncio.run(_run(url, token))
 
 
-async def _run(url: str) -> None:
+async def _run(url: str, token: str | None) -> None:
     # Textual is imported here, not at module level, so `ratelord --help` stays fast.
     from ratelord.tui.api import DaemonApi
     from ratelord.tui.app import RatelordApp
 
-    async with DaemonApi(url) as api:
+    async with DaemonApi(url, token=token) as api:
         await RatelordApp(api).run_async()
 
 
@@ -33,4 +36,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=os.environ.get("RATELORD_URL", DEFAULT_URL),
         help="daemon URL (default: $RATELORD_URL or %(default)s)",
     )
-    run_tui(parser.parse_args(argv).url)
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("RATELORD_TOKEN"),
+        help="bearer token, if the daemon requires one (default: $RATELORD_TOKEN)",
+    )
+    args = parser.parse_args(argv)
+    run_tui(args.url, args.token)

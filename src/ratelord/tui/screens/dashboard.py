@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from ratelord.tui.app import RatelordApp
 
 
+UNREACHABLE = "daemon unreachable: "
+
+
 class DashboardScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("colon", "prompt(':')", "Command", key_display=":"),
@@ -74,6 +77,10 @@ class DashboardScreen(Screen[None]):
 
     def on_feed_connection_changed(self, message: Feed.ConnectionChanged) -> None:
         self.query_one(StatusHeader).show_connection(message.connected)
+        if not message.connected:
+            self.say(f"{UNREACHABLE}{message.detail}", error=True)
+        elif self.notice.startswith(UNREACHABLE):
+            self.say("")
 
     def on_feed_events_arrived(self, message: Feed.EventsArrived) -> None:
         entries = [ActivityEntry.from_event(event) for event in message.events]
