@@ -311,6 +311,12 @@ async def test_enter_drills_into_a_pool_and_escape_comes_back(fake: FakeDaemon) 
         assert "P99 5m00s" in str(detail.query_one("#pool-summary").content)
         await pilot.press("escape")
         assert isinstance(app.screen, DashboardScreen)
+        identities = app.screen.query_one(IdentitiesTable)
+        await until(pilot, lambda: identities.keys == ["id-a"])
+        identities.focus()
+        await pilot.press("enter")  # an identity opens its tightest pool
+        assert isinstance(app.screen, PoolDetailScreen) and app.screen.pool_id == POOL_ID
+        await pilot.press("escape")
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")

@@ -12,25 +12,25 @@ from textual.widgets import Static
 
 HELP_TEXT = """\
 [b]Keys[/b]
-  ↑ ↓          move in a table          Tab        next table
-  Enter        open the pool (or the identity's tightest pool)
-  Esc          back / close / clear the quick filter
-  /            quick filter: rows containing text
-  :            command mode
-  ?            this help                q          quit
+  ↑ ↓ Tab    move within / between tables
+  Enter      open the pool (or the identity's tightest pool)
+  Esc        back · close · clear the quick filter
+  /          quick filter: only rows containing the text
+  :          command mode        ?  this help        q  quit
 
 [b]Commands[/b]
-  :filter agent ID            only this agent's decisions
-  :filter identity ID         only this identity's decisions
-  :filter workload ID         only this workload's decisions
-  :filter decision deny       approve | modify | deny
-  :clear                      drop every filter
-  :test {"agent_id": "a1", "identity_id": "id-a", "resource": "requests", "cost": 1}
-                              submit an intent through POST /v1/intent and show the decision
-  :q                          quit
+  :filter agent ID          only this agent's decisions
+  :filter identity ID       (or workload ID) likewise
+  :filter decision deny     approve | modify | deny
+  :clear                    drop every filter
+  :test {json intent}       submit via POST /v1/intent, show the decision
+      e.g. :test {"agent_id": "me", "identity_id": "id-a", "cost": 1}
+  :q                        quit
 
-[b]Colours[/b]  [green]OK[/]  [yellow]WARN[/] P(exhaustion) ≥ 10 % or < 20 % left  \
-[red]CRIT[/] P(exhaustion) ≥ 50 % or < 5 % left"""
+[b]Posture[/b]
+  [bold black on green] OK [/]    otherwise
+  [bold black on yellow] WARN [/]  P(exhaustion before reset) ≥ 10 % or < 20 % left
+  [bold white on red] CRIT [/]  P(exhaustion before reset) ≥ 50 % or < 5 % left"""
 
 
 class HelpScreen(ModalScreen[None]):
