@@ -224,7 +224,7 @@ def with_demo(settings: Settings) -> Settings:
     mock = settings.providers.mock
     if mock is not None:
         demo = msgspec.structs.replace(mock, principals={**demo.principals, **mock.principals})
-    workloads = {"search_and_hydrate": {"search": 1.0, "core": 10.0}, **settings.workloads}
+    workloads = {"search_and_hydrate": {"search": 1.0, "core": 3.0}, **settings.workloads}
     return msgspec.structs.replace(
         settings,
         providers=msgspec.structs.replace(settings.providers, mock=demo),

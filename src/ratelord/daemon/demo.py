@@ -57,7 +57,7 @@ async def demo_traffic(runtime: Runtime, rng: random.Random | None = None) -> No
     """A few agents asking now and then, honouring the answers they get."""
     rng = rng or random.Random()
     while True:
-        await asyncio.sleep(rng.uniform(0.3, 1.5))
+        await asyncio.sleep(rng.uniform(0.5, 4.0))
         agent, identity, workload, urgency = rng.choice(DEMO_AGENTS)
         resource = None if workload == "search_and_hydrate" else "core"
         cost = None if resource is None else float(rng.choice((1, 2, 5, 10)))
