@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ratelord.sim import Report, parse_scenario, run_scenario
 from ratelord.sim.scenario import Scenario
+from ratelord.sim.strategies import Bucket
 
 HOUR = 3600.0
 
@@ -83,6 +86,14 @@ def test_the_seed_option_overrides_the_scenario_seed() -> None:
     report = run_scenario(scenario(seed=5), seed=9)
     assert report.seed == 9
     assert report.to_json() == run_scenario(scenario(seed=9)).to_json()
+
+
+def test_progress_is_reported_from_start_to_end() -> None:
+    seen: list[float] = []
+    run_scenario(scenario(), progress=seen.append)
+    assert seen[0] == 0.0
+    assert seen[-1] == 1.0
+    assert seen == sorted(seen)
 
 
 # --------------------------------------------------------------------------- behaviours
@@ -213,6 +224,24 @@ def test_token_bucket_paces_at_the_static_rate() -> None:
     assert report.overall.modifications > 0
     # Rate 1000/h plus one minute's burst: at most ~1017 calls in the hour.
     assert report.overall.completed <= 1000 * (1 + 60 / HOUR) + 1
+
+
+@given(
+    st.lists(st.tuples(st.floats(0, 100), st.floats(0.5, 5)), min_size=1, max_size=200),
+    st.floats(0.1, 10),
+    st.floats(1, 50),
+)
+def test_a_token_bucket_never_lets_more_through_than_rate_and_burst(
+    asks: list[tuple[float, float]], rate: float, capacity: float
+) -> None:
+    bucket = Bucket(rate, capacity, now=0.0)
+    now, granted = 0.0, []
+    for gap, cost in asks:
+        now += gap
+        granted.append((bucket.take(cost, now), cost))
+    for at, _ in granted:
+        spent = sum(c for t, c in granted if t <= at)
+        assert spent <= capacity + rate * at + 1e-6
 
 
 def test_ratelord_paces_the_herd_without_429s() -> None:

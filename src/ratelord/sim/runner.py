@@ -30,7 +30,7 @@ from ratelord.sim.report import (
     combine,
     set_waits,
 )
-from ratelord.sim.scenario import AgentGroup, Greedy, Scenario
+from ratelord.sim.scenario import AgentGroup, External, Greedy, Scenario
 from ratelord.sim.strategies import Ask, StrategyName, Verdict, make_strategy
 from ratelord.sim.world import RESET_PROBE_LEAD, CallResult, World
 
@@ -149,7 +149,7 @@ class Simulation:
             )
         )
 
-    def _external(self, now: float, item: Any) -> None:
+    def _external(self, now: float, item: External) -> None:
         self.world.spend_external(item.principal, item.resource, item.amount, now)
         following = now + item.every_seconds
         if item.end is None or following < self.start + item.end:

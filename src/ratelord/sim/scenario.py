@@ -32,32 +32,33 @@ class ScenarioError(Exception):
 
 
 class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
-    pass
+    """Strict, immutable settings.  Subclasses repeat ``kw_only``/``frozen``: msgspec applies
+    ``kw_only`` to a class's own fields only, and type checkers want ``frozen`` stated."""
 
 
 # --------------------------------------------------------------------------- agents
 
 
-class Greedy(_Strict, tag_field="kind", tag="greedy", kw_only=True):
+class Greedy(_Strict, tag_field="kind", tag="greedy", kw_only=True, frozen=True):
     """One piece of work at a time, the next one ``think_seconds`` after the last ended."""
 
     think_seconds: Positive = 1.0
 
 
-class Poisson(_Strict, tag_field="kind", tag="poisson", kw_only=True):
+class Poisson(_Strict, tag_field="kind", tag="poisson", kw_only=True, frozen=True):
     """Work arrives at random, ``rate_per_second`` on average, whatever happened before."""
 
     rate_per_second: Positive
 
 
-class Periodic(_Strict, tag_field="kind", tag="periodic", kw_only=True):
+class Periodic(_Strict, tag_field="kind", tag="periodic", kw_only=True, frozen=True):
     """Work every ``every_seconds``, each arrival shifted by up to ``jitter_seconds``."""
 
     every_seconds: Positive
     jitter_seconds: NonNegative = 0.0
 
 
-class Bursty(_Strict, tag_field="kind", tag="bursty", kw_only=True):
+class Bursty(_Strict, tag_field="kind", tag="bursty", kw_only=True, frozen=True):
     """``burst`` pieces of work ``spacing_seconds`` apart, every ``every_seconds``."""
 
     every_seconds: Positive
@@ -68,16 +69,16 @@ class Bursty(_Strict, tag_field="kind", tag="bursty", kw_only=True):
 Behaviour = Greedy | Poisson | Periodic | Bursty
 
 
-class Constant(_Strict, tag_field="kind", tag="constant", kw_only=True):
+class Constant(_Strict, tag_field="kind", tag="constant", kw_only=True, frozen=True):
     value: Positive = 1.0
 
 
-class Uniform(_Strict, tag_field="kind", tag="uniform", kw_only=True):
+class Uniform(_Strict, tag_field="kind", tag="uniform", kw_only=True, frozen=True):
     min: Positive
     max: Positive
 
 
-class Choice(_Strict, tag_field="kind", tag="choice", kw_only=True):
+class Choice(_Strict, tag_field="kind", tag="choice", kw_only=True, frozen=True):
     values: Annotated[list[Positive], msgspec.Meta(min_length=1)]
     weights: list[Positive] | None = None
 
@@ -85,7 +86,7 @@ class Choice(_Strict, tag_field="kind", tag="choice", kw_only=True):
 CostModel = Constant | Uniform | Choice
 
 
-class AgentGroup(_Strict, kw_only=True):
+class AgentGroup(_Strict, kw_only=True, frozen=True):
     """``count`` agents that behave alike; agent ids are ``<name>-01``, ``<name>-02``..."""
 
     name: Name
@@ -110,18 +111,18 @@ class AgentGroup(_Strict, kw_only=True):
 # --------------------------------------------------------------------------- world
 
 
-class Identity(_Strict, kw_only=True):
+class Identity(_Strict, kw_only=True, frozen=True):
     id: Name
     principal: Name
 
 
-class Phase(_Strict, kw_only=True):
+class Phase(_Strict, kw_only=True, frozen=True):
     name: Name
     start: NonNegative
     end: Positive
 
 
-class Failure(_Strict, kw_only=True):
+class Failure(_Strict, kw_only=True, frozen=True):
     """A provider outage: polls (and optionally agents' calls) fail between start and end."""
 
     start: NonNegative
@@ -132,7 +133,7 @@ class Failure(_Strict, kw_only=True):
     calls_fail: bool = True
 
 
-class External(_Strict, kw_only=True):
+class External(_Strict, kw_only=True, frozen=True):
     """Consumption that bypasses ratelord: ``amount`` every ``every_seconds`` in [start, end)."""
 
     principal: Name
@@ -143,18 +144,18 @@ class External(_Strict, kw_only=True):
     end: Positive | None = None
 
 
-class TokenBucket(_Strict, kw_only=True):
+class TokenBucket(_Strict, kw_only=True, frozen=True):
     """The token-bucket baseline's burst: this many seconds' worth of the static rate."""
 
     burst_seconds: NonNegative = 60.0
 
 
-class EngineSettings(_Strict, kw_only=True):
+class EngineSettings(_Strict, kw_only=True, frozen=True):
     drift_threshold: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.05
     stale_after_seconds: Positive = 300.0
 
 
-class Scenario(_Strict, kw_only=True):
+class Scenario(_Strict, kw_only=True, frozen=True):
     name: Name
     description: str = ""
     seed: int = 0

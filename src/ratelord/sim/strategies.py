@@ -92,7 +92,9 @@ class Direct:
         return {}
 
 
-class _Bucket:
+class Bucket:
+    """A token bucket whose debt is a waiting time (GCRA): take() says when the tokens are there."""
+
     __slots__ = ("capacity", "rate", "tokens", "updated")
 
     def __init__(self, rate: float, capacity: float, now: float) -> None:
@@ -112,7 +114,7 @@ class TokenBuckets(Direct):
     def __init__(self, scenario: Scenario, world: World) -> None:
         self._scenario = scenario
         self._world = world
-        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._buckets: dict[tuple[str, str], Bucket] = {}
 
     def ask(self, ask: Ask, now: float) -> Verdict:
         principal = self._scenario.principal_of(ask.identity_id)
@@ -121,7 +123,7 @@ class TokenBuckets(Direct):
         if bucket is None:
             rate = self._world.limit(*key) / self._world.window(*key)
             capacity = max(ask.cost, rate * self._scenario.token_bucket.burst_seconds)
-            bucket = self._buckets[key] = _Bucket(rate, capacity, now)
+            bucket = self._buckets[key] = Bucket(rate, capacity, now)
         at = bucket.take(ask.cost, now)
         return Verdict("approve" if at <= now else "modify", at, ask.identity_id)
 
