@@ -426,3 +426,58 @@ def test_reusing_the_cel_context_gives_the_same_outcomes_as_fresh(
     for values in sequence:
         ctx = example_context(values)
         assert reused.evaluate(ctx) == load_policy_text(REUSE_POLICY).evaluate(ctx)
+
+
+# ------------------------------------------------------------------------- ordering as a property
+
+RANK = {"approve": 0, "shape": 1, "switch_identity": 2, "defer": 3, "deny": 4}
+#: (action, priority, fires)
+RULES = st.lists(
+    st.tuples(st.sampled_from(list(RANK)), st.integers(-2, 2), st.booleans()),
+    min_size=1,
+    max_size=3,
+)
+#: (kind, target, rules); the example context's pool is github:core:user/alice
+POLICIES = st.lists(
+    st.tuples(
+        st.sampled_from(["hard", "soft"]), st.sampled_from(["global", "pool:*", "pool:x*"]), RULES
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(POLICIES)
+def test_fired_order_and_winner_follow_the_documented_rules(
+    drawn: list[tuple[str, str, list[tuple[str, int, bool]]]],
+) -> None:
+    documents, fired = [], []
+    for i, (kind, target, rules) in enumerate(drawn):
+        written = []
+        for j, (action, priority, fires) in enumerate(rules):
+            written.append(rule(f"r{j}", action, str(fires).lower(), priority=priority))
+            if fires and target != "pool:x*":
+                order = len(fired)
+                fired.append(
+                    (kind == "hard", target == "global", priority, order, action, f"p{i}/r{j}")
+                )
+        documents.append(pol(f"p{i}", *written, kind=kind, target=target))
+
+    # Hard, then global, then higher priority, then file order; a hard deny ends it.
+    expected = sorted(fired, key=lambda f: (not f[0], not f[1], -f[2], f[3]))
+    hard_denies = [k for k, f in enumerate(expected) if f[0] and f[4] == "deny"]
+    if hard_denies:
+        expected = expected[: hard_denies[0] + 1]
+    outcome = evaluate(policy(*documents))
+    assert labels(outcome) == [f[5] for f in expected]
+    if not expected:
+        assert (outcome.winner, outcome.action) == (None, Action.APPROVE)
+        return
+    # Most restrictive, then priority, then hard, then file order.
+    best = max(expected, key=lambda f: (RANK[f[4]], f[2], f[0], -f[3]))
+    assert outcome.winner is not None
+    assert (f"{outcome.winner.policy_id}/{outcome.winner.rule}", outcome.action) == (
+        best[5],
+        best[4],
+    )
