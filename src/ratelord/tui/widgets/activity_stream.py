@@ -16,7 +16,9 @@ class ActivityStream(RichLog):
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, max_lines=1000, wrap=True, markup=False, auto_scroll=False)
+        super().__init__(
+            id=id, max_lines=1000, min_width=20, wrap=True, markup=False, auto_scroll=False
+        )
         self.buffer = ActivityBuffer()
         self.filter = ActivityFilter()
         self.following = True
