@@ -391,3 +391,30 @@ def test_no_way_to_python_objects_or_files(when: str) -> None:
 def test_yaml_python_tags_are_refused() -> None:
     text = "policies: !!python/object/apply:os.system ['true']\n"
     assert "YAML" in error_of(text)
+
+
+def test_public_surface_is_the_contract() -> None:
+    import ratelord.engine.policy as policy_package
+
+    contract = {
+        "CompiledPolicy",
+        "PolicyError",
+        "PolicyOutcome",
+        "FiredRule",
+        "Action",
+        "load_policy_file",
+        "load_policy_text",
+        "default_policy",
+        "PHYSICAL_FLOOR_RULE",
+    }
+    assert contract <= set(policy_package.__all__)
+    assert policy_package.__all__ == sorted(
+        policy_package.__all__, key=lambda n: (not n.isupper(), n)
+    )
+    assert [str(action) for action in Action] == [
+        "approve",
+        "shape",
+        "switch_identity",
+        "defer",
+        "deny",
+    ]
