@@ -107,11 +107,11 @@ def dashboard(app: RatelordApp) -> DashboardScreen:
 
 
 def rows(app: RatelordApp) -> list[str]:
-    return [entry.text for entry in dashboard(app).query_one(ActivityStream).visible()]
+    return [entry.text for entry in dashboard(app).query_one(ActivityStream).shown()]
 
 
 def seqs(app: RatelordApp) -> list[int]:
-    return [entry.seq for entry in dashboard(app).query_one(ActivityStream).visible()]
+    return [entry.seq for entry in dashboard(app).query_one(ActivityStream).shown()]
 
 
 def pool_status(app: RatelordApp, pool_id: str) -> str:

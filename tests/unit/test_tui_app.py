@@ -215,7 +215,7 @@ def make_app(fake: FakeDaemon) -> RatelordApp:
 
 
 def rows_of(app: RatelordApp) -> list[str]:
-    return [entry.text for entry in app.screen.query_one(ActivityStream).visible()]
+    return [entry.text for entry in app.screen.query_one(ActivityStream).shown()]
 
 
 async def test_dashboard_shows_pools_identities_vitals_and_connection(fake: FakeDaemon) -> None:
@@ -375,16 +375,16 @@ async def test_activity_follows_the_tail_unless_the_user_scrolled_up(fake: FakeD
     app = make_app(fake)
     async with app.run_test(size=(160, 48)) as pilot:
         stream = app.screen.query_one(ActivityStream)
-        await until(pilot, lambda: len(stream.visible()) == 80)
+        await until(pilot, lambda: len(stream.shown()) == 80)
         await until(pilot, lambda: stream.max_scroll_y > 0 and stream.is_vertical_scroll_end)
 
         stream.scroll_to(y=5, animate=False, immediate=True)
         fake.decide("while-reading")
-        await until(pilot, lambda: len(stream.visible()) == 81)
+        await until(pilot, lambda: len(stream.shown()) == 81)
         await pilot.pause()
         assert stream.scroll_y == 5
 
         stream.scroll_end(animate=False, immediate=True)
         fake.decide("back-at-the-bottom")
-        await until(pilot, lambda: len(stream.visible()) == 82)
+        await until(pilot, lambda: len(stream.shown()) == 82)
         await until(pilot, lambda: stream.is_vertical_scroll_end)

@@ -127,7 +127,13 @@ class ActivityFilter:
         return not needle or any(needle in f.casefold() for f in fields)
 
     def with_dimension(self, dimension: Dimension, value: str) -> ActivityFilter:
-        return replace(self, **{dimension: value})
+        match dimension:
+            case "agent":
+                return replace(self, agent=value)
+            case "identity":
+                return replace(self, identity=value)
+            case "workload":
+                return replace(self, workload=value)
 
     def describe(self) -> str:
         parts = [

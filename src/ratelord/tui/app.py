@@ -15,10 +15,7 @@ from ratelord.tui.screens.help import HelpScreen
 class RatelordApp(App[None]):
     TITLE = "ratelord"
     CSS_PATH = "ratelord.tcss"
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
-        (0, "-narrow"),
-        (120, "-wide"),
-    ]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012 (Textual's API)
     SCREENS: ClassVar = {"help": HelpScreen}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),

@@ -32,12 +32,12 @@ class ActivityStream(RichLog):
         self.filter = flt
         self.clear()
         self.following = True
-        for entry in self.visible():
+        for entry in self.shown():
             self._write(entry)
         described = flt.describe()
         self.border_subtitle = f"filter: {described}" if described else ""
 
-    def visible(self) -> list[ActivityEntry]:
+    def shown(self) -> list[ActivityEntry]:
         """The rows the current filter shows, oldest first."""
         return self.buffer.select(self.filter)
 
