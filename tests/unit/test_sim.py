@@ -162,7 +162,7 @@ def test_deferred_work_is_retried_after_the_reset() -> None:
     report = _tiny_pool()
     assert report.overall.deferrals > 0
     assert report.overall.work_done > 2 * 20  # work went on in the windows after the first
-    assert report.pools[0].resets[-1].used == 20
+    assert report.pools[0].resets[-1].used >= 18  # costs of 1-3 may leave a unit or two
 
 
 @pytest.mark.xfail(
