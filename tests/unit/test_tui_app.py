@@ -282,6 +282,11 @@ async def test_commands_filter_clear_test_and_quit(fake: FakeDaemon) -> None:
         await pilot.press("escape")
         assert len(rows_of(app)) == 3
 
+        await pilot.press("colon", *"filt", "escape")  # cancelled: nothing applied
+        assert not screen.query_one(Prompt).display
+        assert app.focused is screen.query_one(PoolsTable)
+        assert len(rows_of(app)) == 3
+
         await pilot.press("colon")
         screen.query_one(
             Prompt

@@ -137,7 +137,6 @@ class DashboardScreen(Screen[None]):
             self._apply_filter(replace(self.filter, text=""))
 
     def on_prompt_entered(self, message: Prompt.Entered) -> None:
-        self.query_one(PoolsTable).focus()
         if message.mode == "/":
             self._apply_filter(replace(self.filter, text=message.text))
         else:
