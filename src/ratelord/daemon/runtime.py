@@ -221,6 +221,14 @@ class Runtime:
         now = self.now()
         decision, events = decide(self.engine, request, now)
         await self.commit(events)
+        decided = next(e for e in reversed(events) if e.event_type == EventType.INTENT_DECIDED)
+        errors = decided.payload.get("policy_errors")
+        if errors:
+            log.warning(
+                "policy rules failed at run time for intent %s: %s",
+                decision.intent_id,
+                "; ".join(errors),
+            )
         if decision.allowed and decision.modifications.defer_until is None:
             self._spend_at_mock(decision, request, now)
         return decision

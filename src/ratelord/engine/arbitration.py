@@ -144,6 +144,7 @@ def decide(engine: Engine, request: IntentRequest, now: float) -> tuple[Decision
                 "charges": charges,
                 "urgency": request.urgency,
                 "paced": paced,
+                **({"policy_errors": arbiter.policy_errors} if arbiter.policy_errors else {}),
             },
             dimensions=dims,
             source=source,
@@ -166,6 +167,8 @@ class _Arbiter:
         self.request = request
         self.now = now
         self.intent_id = intent_id
+        #: rules whose condition failed at run time (counted as not fired): surfaced, not hidden
+        self.policy_errors: list[str] = []
 
     def run(self) -> _Result:
         request = self.request
@@ -188,6 +191,7 @@ class _Arbiter:
             if view.pool is None:
                 continue
             outcome = self.engine.policy.evaluate(self._context(record, view))
+            self.policy_errors += outcome.errors
             for rule in outcome.fired:
                 fired.append((rule, view.pool_id))
             if outcome.winner is not None and (
@@ -420,6 +424,8 @@ class _Arbiter:
         notes = sorted({v.fail_safe for v in views if v.fail_safe})
         if notes:
             summary += "; fail-safe: " + ", ".join(notes) + " (risk treated as high)"
+        if self.policy_errors:
+            summary += "; policy errors (rules not applied): " + "; ".join(self.policy_errors)
         return Evaluation(
             as_of=iso(self.now) or "",
             policy_version=self.engine.policy.version,
