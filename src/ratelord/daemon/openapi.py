@@ -32,11 +32,7 @@ def openapi_document(router: Router) -> dict[str, Any]:
     for route in router.routes:
         op: dict[str, Any] = {
             "summary": route.summary,
-            "operationId": f"{route.method.lower()}_{route.path.strip('/').replace('/', '_')}".replace(
-                "{", ""
-            )
-            .replace("}", "")
-            .replace(":path", ""),
+            "operationId": _operation_id(route.method, route.path),
             "responses": {str(route.status): {"description": "OK"}},
         }
         if route.response is not None:
@@ -81,6 +77,11 @@ def openapi_document(router: Router) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def _operation_id(method: str, path: str) -> str:
+    cleaned = path.strip("/").replace(":path", "").replace("{", "").replace("}", "")
+    return f"{method.lower()}_{cleaned.replace('/', '_')}"
 
 
 def _path_params(path: str) -> list[str]:
