@@ -67,6 +67,7 @@ class FakeDaemon:
 
     def __init__(self) -> None:
         self.up = True
+        self.started_at = "2026-01-01T12:00:00Z"
         self.pool = pool_json(100.0, "OK")
         self.events: list[dict[str, Any]] = []
         self.intents: list[dict[str, Any]] = []
@@ -112,7 +113,7 @@ class FakeDaemon:
                     "status": "ok",
                     "version": "9.9.9",
                     "uptime_seconds": 75.0,
-                    "started_at": "2026-01-01T12:00:00Z",
+                    "started_at": self.started_at,
                     "high_water_seq": len(self.events),
                 },
             )
@@ -393,3 +394,23 @@ async def test_activity_follows_the_tail_unless_the_user_scrolled_up(fake: FakeD
         fake.decide("back-at-the-bottom")
         await until(pilot, lambda: len(stream.shown()) == 82)
         await until(pilot, lambda: stream.is_vertical_scroll_end)
+
+
+async def test_a_daemon_back_on_another_database_starts_the_stream_over(fake: FakeDaemon) -> None:
+    for agent in ("old-1", "old-2", "old-3"):
+        fake.decide(agent)
+    app = make_app(fake)
+    async with app.run_test(size=(160, 48)) as pilot:
+        feed = app.screen.query_one(Feed)
+        await until(pilot, lambda: len(rows_of(app)) == 3)
+
+        fake.up = False
+        fake.break_streams()
+        await until(pilot, lambda: not feed.connected)
+        fake.events, fake.started_at, fake.up = [], "2026-01-01T13:00:00Z", True
+        fake.decide("new-1")
+        await until(pilot, lambda: [r.split()[1] for r in rows_of(app)] == ["[new-1]"])
+        fake.decide("new-2")
+        await until(pilot, lambda: len(rows_of(app)) == 2)
+        assert [r.split()[1] for r in rows_of(app)] == ["[new-1]", "[new-2]"]
+        assert feed.last_seq == 2

@@ -3,7 +3,9 @@
 :class:`Feed` is an invisible widget whose two workers talk to the daemon and post what they
 learn as messages (``Refreshed``, ``EventsArrived``, ``ConnectionChanged``) that bubble up to the
 screen.  Events are delivered exactly once and in order: the feed remembers the last ``seq`` it
-passed on and, after any disconnection, resumes the SSE stream from there.
+passed on and, after any disconnection, resumes the SSE stream from there.  Should the daemon
+come back with a different database (its high-water mark below our last seq), the feed says so
+(``LogReplaced``) and starts over from that log's recent decisions.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class Feed(Widget):
             super().__init__()
             self.events = events
 
+    class LogReplaced(Message):
+        """The daemon now serves another event log: rows shown so far are not in it."""
+
     class ConnectionChanged(Message):
         def __init__(self, connected: bool, detail: str) -> None:
             super().__init__()
@@ -69,6 +74,7 @@ class Feed(Widget):
         self._poll_ok = False
         self._stream_ok = False
         self._backfilled = False
+        self._started_at: str | None = None
 
     def on_mount(self) -> None:
         self.run_polling()
@@ -86,8 +92,18 @@ class Feed(Widget):
                 continue
             backoff.reset()
             self._set_health(poll_ok=True)
+            if self._log_replaced(snapshot.health):
+                self.last_seq, self._backfilled = 0, False
+                self.post_message(self.LogReplaced())
+                self.run_stream()  # exclusive: replaces the stream waiting past the old seq
             self.post_message(self.Refreshed(snapshot))
             await asyncio.sleep(self.poll_interval)
+
+    def _log_replaced(self, health: Health) -> bool:
+        """A daemon restarted on a different database: its seqs start again below ours."""
+        restarted = self._started_at not in (None, health.started_at)
+        self._started_at = health.started_at
+        return restarted and health.high_water_seq < self.last_seq
 
     @work(exclusive=True, group="feed-stream")
     async def run_stream(self) -> None:

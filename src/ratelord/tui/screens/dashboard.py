@@ -82,6 +82,10 @@ class DashboardScreen(Screen[None]):
         elif self.notice.startswith(UNREACHABLE):
             self.say("")
 
+    def on_feed_log_replaced(self, _message: Feed.LogReplaced) -> None:
+        self.query_one(ActivityStream).reset()
+        self.say("the daemon restarted with a different event log")
+
     def on_feed_events_arrived(self, message: Feed.EventsArrived) -> None:
         entries = [ActivityEntry.from_event(event) for event in message.events]
         self.query_one(ActivityStream).add([e for e in entries if e is not None])

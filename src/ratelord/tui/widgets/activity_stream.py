@@ -37,6 +37,11 @@ class ActivityStream(RichLog):
         described = flt.describe()
         self.border_subtitle = f"filter: {described}" if described else ""
 
+    def reset(self) -> None:
+        """Forget every row (the daemon's event log was replaced)."""
+        self.buffer = ActivityBuffer()
+        self.clear()
+
     def shown(self) -> list[ActivityEntry]:
         """The rows the current filter shows, oldest first."""
         return self.buffer.select(self.filter)
