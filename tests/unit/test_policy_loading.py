@@ -120,11 +120,10 @@ def test_default_policy_keeps_the_documented_names() -> None:
     assert policy.source == "built-in"
     assert [rule.label for rule in policy.rules] == [
         "builtin/physical-floor",
-        "builtin-safety/defer-when-exhaustion-certain",
         "builtin-shaping/deny-background-when-critical",
         "builtin-shaping/pace-when-p99-before-reset",
     ]
-    assert [rule.action for rule in policy.rules[1:]] == [Action.DEFER, Action.DENY, Action.SHAPE]
+    assert [rule.action for rule in policy.rules[1:]] == [Action.DENY, Action.SHAPE]
     assert default_policy() is policy
 
 

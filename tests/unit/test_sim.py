@@ -165,11 +165,6 @@ def test_deferred_work_is_retried_after_the_reset() -> None:
     assert report.pools[0].resets[-1].used >= 18  # costs of 1-3 may leave a unit or two
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: a paced wait can end after the pool's reset, and the next poll forgets "
-    "the reservation, so calls approved in one window spend (and 429) in a later one",
-)
 def test_paced_waits_never_spill_into_a_later_window() -> None:
     assert _tiny_pool().honest_429s == 0
 
@@ -252,11 +247,6 @@ def test_ratelord_paces_the_herd_without_429s() -> None:
     assert report.engine_events["intent_decided"] == report.overall.intents
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="default policy: defer-when-exhaustion-certain fires on a herd that pacing already "
-    "lands at the reset (P ≈ 0.5 by construction) and defers every agent to the reset",
-)
 def test_default_policy_keeps_a_paced_herd_busy() -> None:
     report = _herd("ratelord", policy=None)
     assert report.pools[0].min_utilisation is not None

@@ -29,7 +29,7 @@ def next_interval(base: float, postures: list[str]) -> float:
 
 def backoff(failures: int, retry_after: float | None, rng: random.Random) -> float:
     """Exponential backoff with ±20 % jitter; a provider's ``retry_after`` is a floor."""
-    delay = min(MAX_BACKOFF, 2.0 ** max(0, failures - 1)) * rng.uniform(0.8, 1.2)
+    delay = min(MAX_BACKOFF, 2.0 ** min(max(0, failures - 1), 30)) * rng.uniform(0.8, 1.2)
     if retry_after is not None:
         delay = max(delay, min(retry_after, 3600.0))
     return delay

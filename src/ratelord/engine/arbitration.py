@@ -17,7 +17,7 @@ from ratelord.engine.core import finite
 from ratelord.engine.events import Dimensions, Event, EventType, Source
 from ratelord.engine.forecast import ForecastResult, pacing_interval
 from ratelord.engine.policy import Action, FiredRule
-from ratelord.engine.state import IdentityRecord, PoolState, pool_id_for
+from ratelord.engine.state import IdentityRecord, PoolState, effective_remaining, pool_id_for
 from ratelord.schema import (
     Decision,
     Evaluation,
@@ -221,13 +221,16 @@ class _Arbiter:
             action = Action.DEFER
         if action == Action.SHAPE:
             wait = self._wait(rule, view)
-            mods = Modifications(wait_seconds=round(wait, 3))
-            return (
-                self._decision("approve_with_modifications", evaluation, mods, rule.reason),
-                fired,
-                charges,
-                "wait_seconds" not in rule.params,
-            )
+            horizon = view.base.seconds_to_reset if view.base else None
+            if "wait_seconds" in rule.params or horizon is None or wait < horizon:
+                mods = Modifications(wait_seconds=round(wait, 3))
+                return (
+                    self._decision("approve_with_modifications", evaluation, mods, rule.reason),
+                    fired,
+                    charges,
+                    "wait_seconds" not in rule.params,
+                )
+            action = Action.DEFER  # the paced slot falls after the reset: ask again then
         if action == Action.DEFER:
             horizon = view.base.seconds_to_reset if view.base else None
             if horizon is not None and (
@@ -327,7 +330,7 @@ class _Arbiter:
                 "id": pool.pool_id,
                 "provider": pool.provider_id,
                 "resource": pool.resource,
-                "remaining": float(pool.remaining),
+                "remaining": float(effective_remaining(pool, now)),
                 "limit": float(pool.limit) if pool.limit is not None else math.inf,
                 "utilization": _utilization(pool),
                 "seconds_to_reset": base.seconds_to_reset

@@ -25,7 +25,7 @@ from ratelord.engine.events import (
     Source,
 )
 from ratelord.engine.policy import CompiledPolicy, PolicyError
-from ratelord.engine.state import IdentityRecord, PoolState, State
+from ratelord.engine.state import IdentityRecord, PoolState, State, effective_remaining
 from ratelord.schema import Identity, IdentityCreate
 
 #: A forecast is re-emitted when P50 TTE moves by this fraction, or p(exhaustion) by this much.
@@ -222,7 +222,7 @@ class Engine:
 
     def forecast_input(self, pool: PoolState, now: float) -> fc.ForecastInput:
         return fc.ForecastInput(
-            remaining=pool.remaining,
+            remaining=effective_remaining(pool, now),
             limit=pool.limit,
             reset_at=pool.reset_at,
             window_seconds=self.window_for(pool),

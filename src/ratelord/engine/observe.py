@@ -256,7 +256,8 @@ def _observe_pools(
                 )
             )
         else:
-            expected = pool.remaining
+            # Calls told to wait have not reached the provider yet: it cannot have seen them.
+            expected = pool.remaining + sum(c for t, c in pool.pending if t > now)
             difference = expected - obs.remaining
             threshold = engine.config.drift_threshold * (obs.limit or pool.limit or 0.0)
             if pool.observed_remaining is not None:

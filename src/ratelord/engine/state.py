@@ -52,6 +52,8 @@ class PoolState(msgspec.Struct, kw_only=True):
     observed_remaining: float | None = None
     last_observed_at: float | None = None
     reserved_since_observation: float = 0.0
+    #: Approved calls told to wait: (starts_at, cost).  The provider cannot have seen them yet.
+    pending: list[tuple[float, float]] = []
     burn: BurnState = msgspec.field(default_factory=BurnState)
     drift_score: float = 0.0
     drift_ts: float | None = None
@@ -181,6 +183,19 @@ class State(msgspec.Struct, kw_only=True):
         return msgspec.json.decode(data, type=cls)
 
 
+def effective_remaining(pool: PoolState, now: float) -> float:
+    """A fixed window whose reset has passed since the last observation is full again."""
+    if (
+        pool.window == "fixed"
+        and pool.limit is not None
+        and pool.reset_at is not None
+        and now >= pool.reset_at
+        and (pool.last_observed_at is None or pool.last_observed_at < pool.reset_at)
+    ):
+        return max(0.0, pool.limit - pool.reserved_since_observation)
+    return pool.remaining
+
+
 def principal_key(provider_id: str, principal: str) -> str:
     """The principal as it appears in pool ids: without a leading ``<provider>:``."""
     prefix = provider_id + ":"
@@ -289,8 +304,9 @@ def _constraint_observed(state: State, event: Event) -> None:
 def _usage_observed(state: State, event: Event) -> None:
     pool = _pool(state, event)
     p = event.payload
-    pool.remaining = float(p["remaining"])
-    pool.observed_remaining = pool.remaining
+    pool.pending = [(t, c) for t, c in pool.pending if t > event.ts_event]
+    pool.observed_remaining = float(p["remaining"])
+    pool.remaining = max(0.0, pool.observed_remaining - sum(c for _, c in pool.pending))
     pool.used = p.get("used")
     pool.last_observed_at = event.ts_event
     pool.reserved_since_observation = 0.0
@@ -370,6 +386,8 @@ def _intent_decided(state: State, event: Event) -> None:
         if pool is None:
             continue
         _debit(pool, cost, event.ts_event, dims)
+        if starts_at > event.ts_event:
+            pool.pending.append((starts_at, cost))
         if p.get("paced"):
             pool.paced_until = max(pool.paced_until, starts_at)
 
