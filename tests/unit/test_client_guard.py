@@ -147,3 +147,45 @@ def test_defer_until_becomes_a_wait_from_now() -> None:
 def test_defer_into_the_past_means_no_wait_and_garbage_means_no() -> None:
     assert admit(decision(defer_until="2000-01-01T00:00:00Z"), now=time.time()).wait_seconds == 0
     assert not admit(decision(defer_until="later"), now=time.time()).allowed
+
+
+class DeferringDaemon(FakeDaemon):
+    """Defers the first ``deferrals`` intents (to a moment in the past), then approves."""
+
+    def __init__(self, deferrals: int) -> None:
+        super().__init__({"decision": "approve"})
+        self.deferrals = deferrals
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/intent" and self.deferrals > 0:
+            self.deferrals -= 1
+            self.log.append((request.url.path, json.loads(request.content)))
+            return httpx.Response(
+                200,
+                json={
+                    "intent_id": f"int-d{self.deferrals}",
+                    "decision": "approve_with_modifications",
+                    "modifications": {"defer_until": "2000-01-01T00:00:00Z"},
+                    "reason": "reset first",
+                },
+            )
+        return super().handle(request)
+
+
+def test_guard_asks_again_after_a_deferral_so_the_new_window_is_charged() -> None:
+    daemon = DeferringDaemon(deferrals=1)
+    with daemon.client().guard(identity="id-a", agent="a1") as g:
+        pass
+    asks = [path for path, _ in daemon.log if path == "/v1/intent"]
+    assert len(asks) == 2
+    assert g.allowed and g.decision is not None and g.decision.decision == "approve"
+
+
+def test_guard_gives_up_after_repeated_deferrals() -> None:
+    daemon = DeferringDaemon(deferrals=10)
+    with daemon.client().guard(identity="id-a", agent="a1") as g:
+        pass
+    assert not g.allowed and "deferred 4 times" in (g.reason or "")
+    guard = daemon.client().guard(identity="id-a", agent="a1", raise_on_deny=True)
+    with pytest.raises(RatelordDenied, match="deferred"), guard:
+        pass

@@ -7,6 +7,14 @@ from dataclasses import dataclass
 from ratelord.engine.clock import parse_iso
 from ratelord.schema import Decision
 
+#: How many deferrals in a row a caller follows before it gives up (and denies).
+MAX_DEFERRALS = 3
+
+
+def is_deferral(decision: Decision) -> bool:
+    """An approval for later: nothing is reserved, so ask again once the wait is over."""
+    return decision.allowed and decision.modifications.defer_until is not None
+
 
 @dataclass(frozen=True)
 class Admission:

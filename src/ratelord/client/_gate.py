@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
-from ratelord.client._admission import admit
+from ratelord.client._admission import MAX_DEFERRALS, admit, is_deferral
 from ratelord.client._base import is_local, logger
 from ratelord.client._client import AsyncClient, Client
 from ratelord.client._exceptions import RatelordDenied, RatelordError
@@ -92,6 +92,12 @@ class _GateBase(Generic[RequestT]):
         )
 
 
+def _too_many_deferrals(decision: Decision) -> RatelordDenied:
+    return RatelordDenied(
+        f"deferred {MAX_DEFERRALS + 1} times in a row by ratelord-d; giving up", decision
+    )
+
+
 def _report_failed(error: RatelordError) -> None:
     logger.warning("could not report usage to ratelord-d: %s", error)
 
@@ -102,12 +108,19 @@ class Gate(_GateBase[RequestT]):
         self.client = client
 
     def before(self, request: RequestT) -> Decision:
-        """Ask, then sleep as told; raises :class:`RatelordDenied` on a denial."""
-        decision = self.client.ask(**self._intent_fields(request))
-        wait = self._admit(decision)
-        if wait > 0:
-            self.client.sleep(wait)
-        return decision
+        """Ask, then sleep as told; raises :class:`RatelordDenied` on a denial.
+
+        A deferral is slept out and asked again, so the request is charged to the
+        window it will actually run in.
+        """
+        for _ in range(MAX_DEFERRALS + 1):
+            decision = self.client.ask(**self._intent_fields(request))
+            wait = self._admit(decision)
+            if wait > 0:
+                self.client.sleep(wait)
+            if not is_deferral(decision):
+                return decision
+        raise _too_many_deferrals(decision)
 
     def after(
         self, decision: Decision, headers: Iterable[tuple[str, str]], path: str, status_code: int
@@ -124,11 +137,14 @@ class AsyncGate(_GateBase[RequestT]):
         self.client = client
 
     async def before(self, request: RequestT) -> Decision:
-        decision = await self.client.ask(**self._intent_fields(request))
-        wait = self._admit(decision)
-        if wait > 0:
-            await self.client.sleep(wait)
-        return decision
+        for _ in range(MAX_DEFERRALS + 1):
+            decision = await self.client.ask(**self._intent_fields(request))
+            wait = self._admit(decision)
+            if wait > 0:
+                await self.client.sleep(wait)
+            if not is_deferral(decision):
+                return decision
+        raise _too_many_deferrals(decision)
 
     async def after(
         self, decision: Decision, headers: Iterable[tuple[str, str]], path: str, status_code: int

@@ -6,7 +6,9 @@
         if g.allowed:
             call_the_api()
 
-The wait happens *before* the body runs.  A denied guard still runs the body
+The wait happens *before* the body runs.  A deferral (``defer_until``) is not a
+reservation: after sleeping until the reset the guard asks again, so the work is
+charged to the new window (at most :data:`MAX_DEFERRALS` times).  A denied guard still runs the body
 (check ``g.allowed``) unless ``raise_on_deny=True``, which raises
 :class:`RatelordDenied` instead.  Usage is reported only for an allowed body,
 best-effort: a failed report is logged, never raised over the body's outcome.
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Required, Self, TypedDict
 
-from ratelord.client._admission import admit
+from ratelord.client._admission import MAX_DEFERRALS, admit
 from ratelord.client._base import is_local, logger
 from ratelord.client._exceptions import RatelordDenied, RatelordError
 from ratelord.schema import SENTINEL_UNKNOWN, Decision, Urgency, UsageReport
@@ -108,8 +110,24 @@ class _GuardState:
         self.reason = admission.reason
         if not admission.allowed and options.raise_on_deny:
             raise RatelordDenied(admission.reason or "denied", decision)
-        self.waited = admission.wait_seconds
+        self.waited += admission.wait_seconds
         return admission.wait_seconds
+
+    def _must_ask_again(self, attempt: int) -> bool:
+        """After sleeping out a deferral, ask again; give up after MAX_DEFERRALS."""
+        deferred = (
+            self.allowed
+            and self.decision is not None
+            and bool(self.decision.modifications.defer_until)
+        )
+        if deferred and attempt >= MAX_DEFERRALS:
+            self.allowed = False
+            self.reason = f"deferred {attempt + 1} times in a row by ratelord-d; giving up"
+            if self.options.raise_on_deny:
+                assert self.decision is not None
+                raise RatelordDenied(self.reason, self.decision)
+            return False
+        return deferred
 
     def _usage(self) -> UsageReport | None:
         if not self.allowed or self._cost is None or self.decision is None:
@@ -138,9 +156,12 @@ class Guard(_GuardState):
         self._client = client
 
     def __enter__(self) -> Self:
-        wait = self._admit(self._client.ask(**self.options.intent_fields()))
-        if wait > 0:
-            self._client.sleep(wait)
+        for attempt in range(MAX_DEFERRALS + 1):
+            wait = self._admit(self._client.ask(**self.options.intent_fields()))
+            if wait > 0:
+                self._client.sleep(wait)
+            if not self._must_ask_again(attempt):
+                break
         return self
 
     def __exit__(
@@ -165,9 +186,12 @@ class AsyncGuard(_GuardState):
         self._client = client
 
     async def __aenter__(self) -> Self:
-        wait = self._admit(await self._client.ask(**self.options.intent_fields()))
-        if wait > 0:
-            await self._client.sleep(wait)
+        for attempt in range(MAX_DEFERRALS + 1):
+            wait = self._admit(await self._client.ask(**self.options.intent_fields()))
+            if wait > 0:
+                await self._client.sleep(wait)
+            if not self._must_ask_again(attempt):
+                break
         return self
 
     async def __aexit__(
