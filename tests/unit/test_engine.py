@@ -9,8 +9,12 @@ from ratelord.engine.events import Event, IdFactory
 from ratelord.engine.observe import observe_poll, observe_usage
 from ratelord.engine.policy import default_policy, load_policy_text
 from ratelord.engine.state import State
-from ratelord.providers.mock import MockPoolConfig, MockPrincipalConfig, MockProvider, \
-    MockProviderConfig
+from ratelord.providers.mock import (
+    MockPoolConfig,
+    MockPrincipalConfig,
+    MockProvider,
+    MockProviderConfig,
+)
 from ratelord.schema import IdentityCreate, IntentRequest, UsageReport
 
 
@@ -19,31 +23,44 @@ class World:
 
     def __init__(self, policy=None, limit: float = 1000, window: float = 3600, **engine_cfg):
         self.clock = ManualClock()
-        self.mock = MockProvider(MockProviderConfig(principals={
-            p: MockPrincipalConfig(pools={"requests": MockPoolConfig(limit=limit,
-                                                                     window_seconds=window)})
-            for p in ("acct-1", "acct-2")
-        }), start=self.clock.now())
-        self.engine = Engine(EngineConfig(**engine_cfg), policy or default_policy(),
-                             ids=IdFactory("t"))
+        self.mock = MockProvider(
+            MockProviderConfig(
+                principals={
+                    p: MockPrincipalConfig(
+                        pools={"requests": MockPoolConfig(limit=limit, window_seconds=window)}
+                    )
+                    for p in ("acct-1", "acct-2")
+                }
+            ),
+            start=self.clock.now(),
+        )
+        self.engine = Engine(
+            EngineConfig(**engine_cfg), policy or default_policy(), ids=IdFactory("t")
+        )
         self.log: list[Event] = []
 
     def register(self, identity_id: str, principal: str) -> None:
         self.log += self.engine.register_identity(
             IdentityCreate(identity_id=identity_id, provider_id="mock", principal=principal),
-            self.clock.now())
+            self.clock.now(),
+        )
         self.poll(identity_id)
 
     def poll(self, identity_id: str) -> list[Event]:
         principal = self.engine.state.identities[identity_id].principal
-        events = observe_poll(self.engine, identity_id, self.mock.observe(principal,
-                                                                          self.clock.now()))
+        events = observe_poll(
+            self.engine, identity_id, self.mock.observe(principal, self.clock.now())
+        )
         self.log += events
         return events
 
     def ask(self, identity_id: str = "id-a", **fields):
-        request = IntentRequest(agent_id=fields.pop("agent_id", "agent"), identity_id=identity_id,
-                                resource=fields.pop("resource", "requests"), **fields)
+        request = IntentRequest(
+            agent_id=fields.pop("agent_id", "agent"),
+            identity_id=identity_id,
+            resource=fields.pop("resource", "requests"),
+            **fields,
+        )
         decision, events = decide(self.engine, request, self.clock.now())
         self.log += events
         if decision.allowed and not decision.modifications.defer_until:
@@ -154,8 +171,9 @@ def test_reported_usage_corrects_the_reservation() -> None:
     w = World()
     w.register("id-a", "acct-1")
     d = w.ask(cost=10)
-    _, events = observe_usage(w.engine, UsageReport(identity_id="id-a", intent_id=d.intent_id,
-                                                    cost=4), [], w.clock.now())
+    _, events = observe_usage(
+        w.engine, UsageReport(identity_id="id-a", intent_id=d.intent_id, cost=4), [], w.clock.now()
+    )
     w.log += events
     assert w.pool().remaining == 996
 

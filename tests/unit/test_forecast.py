@@ -23,12 +23,16 @@ def burning(rate: float, samples: int = 30, spacing: float = 1.0, jitter: float 
     return state
 
 
-def pool(remaining: float, reset_in: float | None = 3600.0, observed_ago: float = 0.0,
-         drift: float = 0.0) -> ForecastInput:
+def pool(
+    remaining: float, reset_in: float | None = 3600.0, observed_ago: float = 0.0, drift: float = 0.0
+) -> ForecastInput:
     return ForecastInput(
-        remaining=remaining, limit=max(remaining, 1.0) * 2,
-        reset_at=None if reset_in is None else NOW + reset_in, window_seconds=3600.0,
-        last_observed_at=NOW - observed_ago, drift=drift,
+        remaining=remaining,
+        limit=max(remaining, 1.0) * 2,
+        reset_at=None if reset_in is None else NOW + reset_in,
+        window_seconds=3600.0,
+        last_observed_at=NOW - observed_ago,
+        drift=drift,
     )
 
 
@@ -48,12 +52,19 @@ def test_tte_grows_with_remaining(a: float, b: float, rate: float) -> None:
 @given(remaining_st, rate_st, rate_st)
 def test_tte_shrinks_with_burn(remaining: float, a: float, b: float) -> None:
     slow, fast = sorted((a, b))
-    assert compute(burning(fast), pool(remaining), NOW).tte_p50 <= \
-        compute(burning(slow), pool(remaining), NOW).tte_p50
+    assert (
+        compute(burning(fast), pool(remaining), NOW).tte_p50
+        <= compute(burning(slow), pool(remaining), NOW).tte_p50
+    )
 
 
-@given(remaining_st, rate_st, st.floats(min_value=0, max_value=1e6),
-       st.floats(min_value=0, max_value=1e6), st.one_of(st.none(), st.floats(1, 1e5)))
+@given(
+    remaining_st,
+    rate_st,
+    st.floats(min_value=0, max_value=1e6),
+    st.floats(min_value=0, max_value=1e6),
+    st.one_of(st.none(), st.floats(1, 1e5)),
+)
 def test_p_exhaustion_is_a_probability_and_monotone_in_cost(
     remaining: float, rate: float, c1: float, c2: float, reset_in: float | None
 ) -> None:

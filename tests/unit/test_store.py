@@ -16,8 +16,13 @@ from ratelord.store.replay import load
 
 def make(n: int, start: int = 0) -> list[Event]:
     return [
-        Event(event_id=f"e{start + i}", event_type="system_started", ts_event=float(i),
-              dimensions=Dimensions(agent_id=f"a{i % 3}"), payload={"i": start + i})
+        Event(
+            event_id=f"e{start + i}",
+            event_type="system_started",
+            ts_event=float(i),
+            dimensions=Dimensions(agent_id=f"a{i % 3}"),
+            payload={"i": start + i},
+        )
         for i in range(n)
     ]
 
