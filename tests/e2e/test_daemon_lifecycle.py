@@ -139,6 +139,23 @@ def _pools_without_staleness(http: httpx.Client) -> list[dict[str, Any]]:
     return sorted(pools, key=lambda p: p["pool_id"])
 
 
+def _view(http: httpx.Client) -> dict[str, Any]:
+    return {
+        "pools": _pools_without_staleness(http),
+        "forecasts": http.get("/v1/forecasts").json(),
+        "identities": http.get("/v1/identities").json(),
+    }
+
+
+def _quiet_view(http: httpx.Client) -> tuple[int, dict[str, Any]]:
+    """The view and the seq it reflects: retaken if the daemon logged anything meanwhile."""
+    while True:
+        high_water = http.get("/v1/health").json()["high_water_seq"]
+        view = _view(http)
+        if http.get("/v1/health").json()["high_water_seq"] == high_water:
+            return high_water, view
+
+
 @pytest.mark.acceptance("D-02")
 def test_kill_9_and_restart_rebuild_identical_pools_forecasts_and_identities(
     daemon_factory: Factory,
@@ -155,20 +172,11 @@ def test_kill_9_and_restart_rebuild_identical_pools_forecasts_and_identities(
             body = {"agent_id": f"agent-{i % 3}", "identity_id": "pat:a", "resource": "core",
                     "cost": 5 + i % 4}  # fmt: skip
             intent_ids.append(http.post("/v1/intent", json=body).json()["intent_id"])
-        before = {
-            "pools": _pools_without_staleness(http),
-            "forecasts": http.get("/v1/forecasts").json(),
-            "identities": http.get("/v1/identities").json(),
-        }
-        high_water = http.get("/v1/health").json()["high_water_seq"]
+        high_water, before = _quiet_view(http)
     d.kill()
     d.start()
     with d.client() as http:
-        after = {
-            "pools": _pools_without_staleness(http),
-            "forecasts": http.get("/v1/forecasts").json(),
-            "identities": http.get("/v1/identities").json(),
-        }
+        after = _view(http)
         since = [e["event_type"] for e in events(http) if e["seq"] > high_water]
         decided = {e["payload"]["intent_id"] for e in events(http, type="intent_decided")}
     # Only the restart itself was logged after the snapshot we compared.
