@@ -128,6 +128,7 @@ def tui(daemon: RunningDaemon) -> tuple[DaemonApi, RatelordApp]:
     return api, RatelordApp(api, poll_interval=0.5)
 
 
+@pytest.mark.acceptance("T-01", "T-03")
 async def test_pools_identities_and_a_decision_within_a_second(
     tui_daemon: RunningDaemon, http: httpx.AsyncClient
 ) -> None:
@@ -160,6 +161,7 @@ async def test_pools_identities_and_a_decision_within_a_second(
         await until(pilot, lambda: pools.row_text(POOL_1)[2] == "97/100")
 
 
+@pytest.mark.acceptance("T-02")
 async def test_a_warn_pool_turns_its_badge_and_the_header(
     tui_daemon: RunningDaemon, http: httpx.AsyncClient
 ) -> None:
