@@ -76,6 +76,22 @@ BAD_REQUESTS: dict[str, tuple[str, str, bytes | None, int, str]] = {
         "POST", "/v1/intent",
         json.dumps({**INTENT, "labels": {"pad": "x" * MAX_BODY}}).encode(), 413, "body_too_large",
     ),
+    "json-array": ("POST", "/v1/usage", b"[]", 400, "invalid_request"),
+    "duplicate-identity": (
+        "POST", "/v1/identities",
+        b'{"identity_id": "pat:a", "provider_id": "github", "principal": "alice"}',
+        409, "identity_exists",
+    ),
+    "credential-in-labels": (
+        "POST", "/v1/intent",
+        json.dumps({**INTENT, "labels": {"note": "sk-ant-api03-" + "x" * 40}}).encode(),
+        400, "raw_credential",
+    ),
+    "credential-header-in-usage": (
+        "POST", "/v1/usage",
+        b'{"identity_id": "pat:a", "headers": {"Authorization": "Bearer abc"}}',
+        400, "raw_credential",
+    ),
     "unknown-path": ("GET", "/v1/nothing-here", None, 404, "not_found"),
     "wrong-method": ("DELETE", "/v1/intent", None, 405, "method_not_allowed"),
     "bad-query-param": ("GET", "/v1/events?limit=many", None, 400, "invalid_parameter"),
@@ -119,6 +135,23 @@ def test_bad_input_gets_its_status_and_error_body_and_the_daemon_stays_healthy(
         assert health["status"] == "ok"
         assert health["high_water_seq"] == before, "a refused request must not be logged"
         assert http.post("/v1/intent", json=INTENT).json()["decision"] == "approve"
+
+
+def test_an_oversized_chunked_body_is_413_without_a_content_length(
+    shared_api: RunningDaemon,
+) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"agent_id": "a", "identity_id": "pat:a", "labels": {"pad": "'
+        for _ in range(MAX_BODY // 100 + 1):
+            yield b"x" * 100
+        yield b'"}}'
+
+    with shared_api.client() as http:
+        response = http.post("/v1/intent", content=chunks())
+        assert "content-length" not in response.request.headers
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "body_too_large"
+        assert http.get("/v1/health").json()["status"] == "ok"
 
 
 # ------------------------------------------------------------------ SSE

@@ -108,8 +108,11 @@ def test_crossing_a_reset_makes_tte_jump_back_up(daemon_factory: Factory) -> Non
     with d.client() as http:
         register(http, "id-a", "acct-1")
         first = polled(http)
+
+        def resets() -> list[dict[str, Any]]:
+            return events(http, type="reset_observed", pool_id=POOL)
+
         # Start right after a reset so the burn fits in one window.
-        resets = lambda: events(http, type="reset_observed", pool_id=POOL)  # noqa: E731
         wait_for(resets, timeout=8, what="a first reset")
         for _ in range(5):
             spend(http, 12)
