@@ -94,11 +94,17 @@ def _load_command(name: str, module: str) -> Any:
 
 
 @app.command()
-def tui(ctx: typer.Context) -> None:
+def tui(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None, typer.Option("--url", help="Base URL of ratelord-d (overrides the global one).")
+    ] = None,
+) -> None:
     """Open the live dashboard (the same as ratelord-tui)."""
     from ratelord.tui.main import run_tui
 
-    run_tui(ctx.ensure_object(Session).url)
+    session = ctx.ensure_object(Session)
+    run_tui(url or session.url, token=session.token)
 
 
 @app.command()

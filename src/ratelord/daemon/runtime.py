@@ -229,19 +229,30 @@ class Runtime:
                 decision.intent_id,
                 "; ".join(errors),
             )
-        if decision.allowed and decision.modifications.defer_until is None:
-            self._spend_at_mock(decision, request, now)
+        if decided.payload["charges"]:
+            self._spend_at_mock(decided.payload["charges"], decision.modifications.wait_seconds)
         return decision
 
-    def _spend_at_mock(self, decision: Decision, request: IntentRequest, now: float) -> None:
-        """The demo/mock provider stands for the real API the agent is about to call."""
+    def _spend_at_mock(self, charges: dict[str, float], wait: float) -> None:
+        """The mock provider stands for the real API: the agent calls it once its wait is over."""
         mock = self.providers.get("mock")
-        if not isinstance(mock, MockProvider) or decision.evaluation is None:
+        if not isinstance(mock, MockProvider):
             return
-        for risk in decision.evaluation.pools:
-            pool = self.engine.state.pools.get(risk.pool_id)
-            if pool is not None and pool.provider_id == "mock":
-                mock.spend(pool.principal, pool.resource, risk.cost, now)
+        pools = [
+            (self.engine.state.pools[pool_id], cost)
+            for pool_id, cost in charges.items()
+            if pool_id in self.engine.state.pools
+            and self.engine.state.pools[pool_id].provider_id == "mock"
+        ]
+
+        def spend() -> None:
+            for pool, cost in pools:
+                mock.spend(pool.principal, pool.resource, cost, self.now())
+
+        if wait > 0:
+            asyncio.get_running_loop().call_later(wait, spend)
+        else:
+            spend()
 
     async def usage(self, report: UsageReport) -> UsageAccepted:
         self._require_ready()
