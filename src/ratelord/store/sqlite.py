@@ -55,7 +55,23 @@ class Snapshot:
     state: bytes
 
 
-class SQLiteStore:
+class _Reads:
+    """Sequential reads of the log, shared by the writer's store and the readers."""
+
+    _conn: sqlite3.Connection
+
+    def read(self, after_seq: int = 0, batch: int = 5000) -> Iterator[list[Event]]:
+        """Every event after ``after_seq`` in order, in lists of up to ``batch``."""
+        return _read(self._conn, after_seq, batch)
+
+    def read_for_replay(
+        self, after_seq: int, upto_seq: int, types: frozenset[str], batch: int = 5000
+    ) -> Iterator[list[Event]]:
+        """Only the events (and columns) projections need, for fast start-up."""
+        return _read_for_replay(self._conn, after_seq, upto_seq, types, batch)
+
+
+class SQLiteStore(_Reads):
     def __init__(self, path: str | Path, *, synchronous: str = "normal") -> None:
         self.path = Path(path)
         self._lock_fd = _acquire_lock(self.path)
@@ -151,15 +167,6 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ reads
 
-    def read(self, after_seq: int = 0, batch: int = 5000) -> Iterator[list[Event]]:
-        """Every event after ``after_seq`` in order, in lists of up to ``batch``."""
-        return _read(self._conn, after_seq, batch)
-
-    def read_for_replay(
-        self, after_seq: int, upto_seq: int, types: frozenset[str], batch: int = 5000
-    ) -> Iterator[list[Event]]:
-        return _read_for_replay(self._conn, after_seq, upto_seq, types, batch)
-
     def count(self, after_seq: int = 0) -> int:
         return int(
             self._conn.execute(
@@ -202,7 +209,7 @@ class Checkpointer:
         self._conn.close()
 
 
-class EventReader:
+class EventReader(_Reads):
     """Read-only queries (the API's ``GET /v1/events``), one connection per thread."""
 
     def __init__(self, path: Path) -> None:
@@ -242,14 +249,6 @@ class EventReader:
             args,
         ).fetchall()
         return [_event(row) for row in rows]
-
-    def read(self, after_seq: int = 0, batch: int = 5000) -> Iterator[list[Event]]:
-        return _read(self._conn, after_seq, batch)
-
-    def read_for_replay(
-        self, after_seq: int, upto_seq: int, types: frozenset[str], batch: int = 5000
-    ) -> Iterator[list[Event]]:
-        return _read_for_replay(self._conn, after_seq, upto_seq, types, batch)
 
     def latest(self, *, limit: int, filters: dict[str, str] | None = None) -> list[Event]:
         """The ``limit`` newest events matching ``filters``, oldest first."""
