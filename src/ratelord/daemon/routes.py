@@ -112,7 +112,7 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
             )
             raise HTTPError(400, "malformed_json", message) from None
         if body.labels:
-            refuse_credentials(body.labels)
+            refuse_credentials({"labels": body.labels})
         decision = await runtime.intent(body)
         metrics.count_decision(decision)
         return Response(_encode(decision))
