@@ -119,7 +119,11 @@ class Runtime:
         self.replayed = loaded.replayed
         self.engine = Engine(self._engine_config(), self.policy, state=loaded.state)
         self._last_snapshot_seq = loaded.snapshot_seq
-        self.writer = GroupCommitWriter(self.store, wall_clock=self.now)
+        self.writer = GroupCommitWriter(
+            self.store,
+            wall_clock=self.now,
+            inline=self.settings.store.synchronous == "normal",
+        )
         self.writer.start()
         self._providers()
         self.engine.default_windows = {

@@ -291,8 +291,7 @@ class _Arbiter:
         view = PoolView(pool_id=pool_id, cost=cost, pool=pool)
         if pool is None:
             return view
-        view.base = self.engine.forecast(pool, self.now)
-        view.with_intent = self.engine.forecast(pool, self.now, cost)
+        view.base, view.with_intent = self.engine.forecast_pair(pool, self.now, cost)
         view.p, view.p_with = view.base.p_exhaustion, view.with_intent.p_exhaustion
         if self.request.urgency != "high":
             status = self.state.providers.get(record.provider_id)

@@ -233,6 +233,12 @@ class Engine:
     def forecast(self, pool: PoolState, now: float, cost: float = 0.0) -> fc.ForecastResult:
         return fc.compute(pool.burn, self.forecast_input(pool, now), now, cost)
 
+    def forecast_pair(
+        self, pool: PoolState, now: float, cost: float
+    ) -> tuple[fc.ForecastResult, fc.ForecastResult]:
+        """Without and with an intent's cost (one burn estimate for both)."""
+        return fc.compute_pair(pool.burn, self.forecast_input(pool, now), now, cost)
+
     def _due(self, pool: PoolState, now: float) -> bool:
         last = self._checked.get(pool.pool_id)
         if last is None or now - last[0] >= LAZY_REFRESH_SECONDS:

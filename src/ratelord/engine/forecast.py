@@ -146,25 +146,38 @@ def seconds_to_reset(
 
 def compute(burn: BurnState, pool: ForecastInput, now: float, cost: float = 0.0) -> ForecastResult:
     """Forecast ``pool`` at ``now``; ``cost`` is spent first (the with-intent variant)."""
+    return compute_pair(burn, pool, now, cost)[1]
+
+
+def compute_pair(
+    burn: BurnState, pool: ForecastInput, now: float, cost: float
+) -> tuple[ForecastResult, ForecastResult]:
+    """The forecast without and with ``cost`` spent first, sharing the burn estimate."""
     mean, sigma = burn_at(burn, now)
     staleness = 0.0 if pool.last_observed_at is None else max(0.0, now - pool.last_observed_at)
     inflation = min(staleness / STALENESS_SCALE, 3.0) + 0.5 * pool.drift
     if inflation > 0 and mean > 0:
         sigma = math.sqrt(sigma * sigma + (mean * inflation) ** 2)
-    remaining = max(0.0, pool.remaining - cost)
     horizon = seconds_to_reset(pool.reset_at, pool.window_seconds, now)
-    return ForecastResult(
-        tte_p50=_tte(remaining, mean),
-        tte_p90=_tte(remaining, mean + Z_P90 * sigma),
-        tte_p99=_tte(remaining, mean + Z_P99 * sigma),
-        p_exhaustion=_p_exhaustion(
-            remaining, pool.remaining > 0 and cost <= pool.remaining, mean, sigma, horizon
-        ),
-        seconds_to_reset=horizon,
-        burn_mean=mean,
-        burn_sigma=sigma,
-        cold_start=burn.samples < COLD_START_SAMPLES,
-    )
+    cold = burn.samples < COLD_START_SAMPLES
+    rate90, rate99 = mean + Z_P90 * sigma, mean + Z_P99 * sigma
+
+    def result(spent: float) -> ForecastResult:
+        remaining = max(0.0, pool.remaining - spent)
+        fits = pool.remaining > 0 and spent <= pool.remaining
+        return ForecastResult(
+            tte_p50=_tte(remaining, mean),
+            tte_p90=_tte(remaining, rate90),
+            tte_p99=_tte(remaining, rate99),
+            p_exhaustion=_p_exhaustion(remaining, fits, mean, sigma, horizon),
+            seconds_to_reset=horizon,
+            burn_mean=mean,
+            burn_sigma=sigma,
+            cold_start=cold,
+        )
+
+    base = result(0.0)
+    return base, (base if cost == 0 else result(cost))
 
 
 def _tte(remaining: float, rate: float) -> float:
