@@ -167,13 +167,6 @@ class SQLiteStore(_Reads):
 
     # ------------------------------------------------------------------ reads
 
-    def count(self, after_seq: int = 0) -> int:
-        return int(
-            self._conn.execute(
-                "SELECT COUNT(*) FROM events WHERE seq > ?", (after_seq,)
-            ).fetchone()[0]
-        )
-
     def reader(self) -> EventReader:
         return EventReader(self.path)
 

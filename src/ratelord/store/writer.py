@@ -100,16 +100,6 @@ class GroupCommitWriter:
         self._wakeup.set()
         return await future
 
-    def append_nowait(self, events: Sequence[Event]) -> asyncio.Future[list[Event]]:
-        """Queue ``events`` without waiting; the future resolves when they are durable."""
-        future: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
-        if self._failure is not None or self._closing:
-            future.set_exception(StoreClosed(str(self._failure or "the store is closing")))
-            return future
-        self._pending.append((events, future))
-        self._wakeup.set()
-        return future
-
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
