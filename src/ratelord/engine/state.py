@@ -8,11 +8,15 @@ what snapshots and ``ratelord rebuild`` check).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import msgspec
 
 from ratelord.engine.events import Event, EventType
 from ratelord.engine.forecast import BurnState, drift_weight, observe
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 HISTORY_POINTS = 240
 DEDUPE_MEMORY = 50_000
@@ -156,8 +160,8 @@ class State(msgspec.Struct, kw_only=True):
             handler(self, event)
         if event.dedupe_key is not None:
             self.dedupe[event.dedupe_key] = None
-            if len(self.dedupe) > DEDUPE_MEMORY:
-                del self.dedupe[next(iter(self.dedupe))]
+            if len(self.dedupe) > 2 * DEDUPE_MEMORY:
+                self.dedupe = _newest(self.dedupe, DEDUPE_MEMORY)
 
     @staticmethod
     def relevant_types() -> frozenset[str]:
@@ -194,6 +198,16 @@ def effective_remaining(pool: PoolState, now: float) -> float:
     ):
         return max(0.0, pool.limit - pool.reserved_since_observation)
     return pool.remaining
+
+
+def _newest(items: dict[K, V], keep: int) -> dict[K, V]:
+    """The ``keep`` most recently inserted entries.
+
+    Bounded memories are trimmed in bulk: deleting the oldest key one at a time
+    leaves dummies at the front of the dict, and finding the next oldest then
+    scans them all (measured: 14 µs per intent once the memory was full).
+    """
+    return dict(list(items.items())[-keep:])
 
 
 def principal_key(provider_id: str, principal: str) -> str:
@@ -379,8 +393,8 @@ def _intent_decided(state: State, event: Event) -> None:
     }
     starts_at = event.ts_event + float(p["modifications"].get("wait_seconds") or 0.0)
     state.charges[p["intent_id"]] = dict(p.get("charges", {}))
-    if len(state.charges) > CHARGES_MEMORY:
-        del state.charges[next(iter(state.charges))]
+    if len(state.charges) > 2 * CHARGES_MEMORY:
+        state.charges = _newest(state.charges, CHARGES_MEMORY)
     for pool_id, cost in p.get("charges", {}).items():
         pool = state.pools.get(pool_id)
         if pool is None:
