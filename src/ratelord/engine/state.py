@@ -327,7 +327,6 @@ def _usage_observed(state: State, event: Event) -> None:
     unaccounted = float(p.get("unaccounted", 0.0))
     if unaccounted > 0:
         observe(pool.burn, unaccounted, event.ts_event)
-        _attribute(pool, p.get("attributed_to") or {}, unaccounted)
     pool.record_history(event.ts_event)
     pool.version += 1
 
