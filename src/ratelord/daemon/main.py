@@ -86,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_config=None,
         timeout_graceful_shutdown=10,
         server_header=False,
+        proxy_headers=False,  # loopback by default; no proxy to trust
     )
     server = _Server(config, runtime)
     log.info(
