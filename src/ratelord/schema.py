@@ -28,10 +28,12 @@ __all__ = [
     "Health",
     "Identity",
     "IdentityCreate",
+    "IdentityList",
     "IdentityRotate",
     "IntentRequest",
     "Modifications",
     "Pool",
+    "PoolList",
     "PoolRisk",
     "Posture",
     "Urgency",
@@ -97,7 +99,7 @@ class PoolRisk(_Out, kw_only=True):
 
     pool_id: str
     cost: float
-    remaining: float
+    remaining: float | None  # None: the pool has not been observed yet
     limit: float | None
     p_exhaustion: float
     p_exhaustion_with_intent: float
@@ -226,6 +228,14 @@ class Pool(_Out, kw_only=True):
     forecast: Forecast | None
     stale_seconds: float | None
     drift_count: int = 0
+
+
+class IdentityList(_Out, kw_only=True):
+    identities: list[Identity]
+
+
+class PoolList(_Out, kw_only=True):
+    pools: list[Pool]
 
 
 # --------------------------------------------------------------------------- system

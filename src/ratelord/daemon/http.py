@@ -117,6 +117,7 @@ class Route:
     response: type | None = None
     status: int = 200
     query: tuple[str, ...] = ()
+    required_query: tuple[str, ...] = ()
     writes: bool = False
     pattern: re.Pattern[str] | None = None
 

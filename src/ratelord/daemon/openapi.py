@@ -12,8 +12,10 @@ from ratelord.schema import ErrorBody
 
 _ERRORS = {
     "400": "Bad input (never retried)",
+    "401": "Missing or wrong bearer token (when one is configured)",
     "404": "Not found",
     "405": "Method not allowed",
+    "409": "Conflicts with the registry (identity exists, or is revoked)",
     "413": "Body too large",
     "503": "Initializing, stopping or store read-only (see Retry-After)",
 }
@@ -56,8 +58,15 @@ def openapi_document(router: Router) -> dict[str, Any]:
             for name in _path_params(route.path)
         ]
         params += [
-            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-            for name in route.query
+            {
+                "name": name,
+                "in": "query",
+                "required": name in route.required_query,
+                "schema": {"type": "string", "minLength": 1}
+                if name in route.required_query
+                else {"type": "string"},
+            }
+            for name in (*route.query, *route.required_query)
         ]
         if params:
             op["parameters"] = params

@@ -29,9 +29,11 @@ from ratelord.schema import (
     Health,
     Identity,
     IdentityCreate,
+    IdentityList,
     IdentityRotate,
     IntentRequest,
     Pool,
+    PoolList,
     UsageAccepted,
     UsageReport,
 )
@@ -139,7 +141,9 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
     async def list_identities(request: Request) -> Response:
         engine = runtime.engine
         return json_response(
-            {"identities": [engine.identity_view(r) for r in engine.state.identities.values()]}
+            IdentityList(
+                identities=[engine.identity_view(r) for r in engine.state.identities.values()]
+            )
         )
 
     async def create_identity(request: Request) -> Response:
@@ -206,7 +210,7 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         now = runtime.now()
         engine = runtime.engine
         return json_response(
-            {"pools": [views.pool_view(engine, p, now) for p in engine.state.pools.values()]}
+            PoolList(pools=[views.pool_view(engine, p, now) for p in engine.state.pools.values()])
         )
 
     async def show_pool(request: Request) -> Response:
@@ -330,7 +334,7 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         "Recent events; stream=true for Server-Sent Events",
         query=EventQuery.PARAMS,
     )
-    add("GET", "/v1/identities", list_identities, "Registered identities", response=list[Identity])
+    add("GET", "/v1/identities", list_identities, "Registered identities", response=IdentityList)
     add(
         "POST",
         "/v1/identities",
@@ -356,7 +360,7 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         "/v1/pools",
         list_pools,
         "Pools with posture and latest forecast",
-        response=list[Pool],
+        response=PoolList,
     )
     add(
         "GET",
@@ -372,7 +376,7 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         "/v1/graph/explain",
         explain,
         "Why two identities share a pool or not",
-        query=("a", "b"),
+        required_query=("a", "b"),
     )
     add("GET", "/v1/stats", stats, "Intent rates, decisions and store lag")
     add("GET", "/v1/policy", show_policy, "The active policy and its version")

@@ -64,7 +64,7 @@ class PoolView:
         return PoolRisk(
             pool_id=self.pool_id,
             cost=self.cost,
-            remaining=pool.remaining if pool else math.inf,
+            remaining=pool.remaining if pool else None,
             limit=pool.limit if pool else None,
             p_exhaustion=round(self.p, 4),
             p_exhaustion_with_intent=round(self.p_with, 4),
