@@ -277,11 +277,11 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
     # ---------------------------------------------------------------- admin
 
     async def rebuild(request: Request) -> StreamingResponse:
-        runtime._require_ready()
+        runtime.require_ready()
         return StreamingResponse(_rebuild_stream(runtime), b"application/x-ndjson")
 
     async def snapshot(request: Request) -> Response:
-        runtime._require_ready()
+        runtime.require_ready()
         seq = await runtime.snapshot()
         if seq is None:
             raise HTTPError(

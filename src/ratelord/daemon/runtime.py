@@ -211,7 +211,7 @@ class Runtime:
     def accepting_writes(self) -> bool:
         return self.status == "ok" and self.writer is not None and self.writer.failed is None
 
-    def _require_ready(self) -> None:
+    def require_ready(self) -> None:
         if self.status == "initializing":
             raise NotReady("ratelord-d is replaying its event log; retry shortly")
         if self.status == "stopping":
@@ -226,7 +226,7 @@ class Runtime:
         return await self.writer.append(events)
 
     async def intent(self, request: IntentRequest) -> Decision:
-        self._require_ready()
+        self.require_ready()
         now = self.now()
         decision, events = decide(self.engine, request, now)
         await self.commit(events)
@@ -264,7 +264,7 @@ class Runtime:
             spend()
 
     async def usage(self, report: UsageReport) -> UsageAccepted:
-        self._require_ready()
+        self.require_ready()
         now = self.now()
         observations: list[PoolObservation] = []
         if report.headers:
@@ -289,7 +289,7 @@ class Runtime:
         return accepted
 
     async def register(self, request: IdentityCreate) -> Identity:
-        self._require_ready()
+        self.require_ready()
         token_fingerprint = self._fingerprint(request.secret_ref)
         events = self.engine.register_identity(
             request, self.now(), token_fingerprint=token_fingerprint
@@ -310,7 +310,7 @@ class Runtime:
     async def change_identity(
         self, identity_id: str, action: str, payload: dict[str, Any]
     ) -> Identity:
-        self._require_ready()
+        self.require_ready()
         if action == "rotate" and payload.get("secret_ref") is None:
             payload["secret_ref"] = self.engine.identity(identity_id).secret_ref
         if action == "rotate":
@@ -334,7 +334,7 @@ class Runtime:
 
     async def reload_policy(self, origin: str) -> tuple[bool, str]:
         """Reload the policy file; a bad file is rejected and the old policy stays."""
-        self._require_ready()
+        self.require_ready()
         source = self.settings.policy
         now = self.now()
         try:
@@ -447,7 +447,7 @@ class Runtime:
     async def rebuild(self, progress: Callable[[int, int], None]) -> dict[str, Any]:
         """Drop snapshots, replay everything, compare with the live state, snapshot anew."""
         writer, store = self.writer, self.store
-        self._require_ready()
+        self.require_ready()
         assert writer is not None and store is not None
         while not writer.idle:
             await asyncio.sleep(0.005)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ratelord.engine.events import Dimensions, Event, EventType, Source
 from ratelord.engine.observations import PollResult, PoolObservation
-from ratelord.engine.state import IdentityRecord, pool_id_for
+from ratelord.engine.state import IdentityRecord, PoolState, pool_id_for
 from ratelord.schema import UsageAccepted, UsageReport
 
 if TYPE_CHECKING:
@@ -303,7 +303,7 @@ def _observe_pools(
     return events
 
 
-def _constraint_changed(pool: Any, obs: PoolObservation) -> bool:
+def _constraint_changed(pool: PoolState, obs: PoolObservation) -> bool:
     return (
         pool.limit != obs.limit
         or pool.unit != obs.unit
@@ -313,7 +313,7 @@ def _constraint_changed(pool: Any, obs: PoolObservation) -> bool:
     )
 
 
-def _is_reset(pool: Any, obs: PoolObservation) -> bool:
+def _is_reset(pool: PoolState, obs: PoolObservation) -> bool:
     if obs.reset_at is None or pool.reset_at is None:
         return False
     return obs.reset_at > pool.reset_at + RESET_EPSILON
