@@ -7,6 +7,7 @@ the returned events and answers only after they are durable.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
@@ -305,70 +306,8 @@ class _Arbiter:
                 view.p_with = max(view.p_with, FAIL_SAFE_RISK)
         return view
 
-    def _context(self, record: IdentityRecord, view: PoolView) -> dict[str, Any]:
-        request, pool, now = self.request, view.pool, self.now
-        assert pool is not None and view.base is not None and view.with_intent is not None
-        base, with_intent = view.base, view.with_intent
-        margin_with = with_intent.margin
-        if view.fail_safe:
-            margin_with = min(margin_with, -1.0)
-        window_total = sum(pool.window_by_agent.values()) or 1.0
-        when = datetime.fromtimestamp(now, UTC)
-        provider_status = self.state.providers.get(record.provider_id)
-        provider_degraded = provider_status is not None and provider_status.degraded
-        return {
-            "intent": {
-                "agent_id": request.agent_id,
-                "identity_id": request.identity_id,
-                "workload_id": request.workload_id,
-                "scope_id": request.scope_id,
-                "urgency": request.urgency,
-                "cost": float(view.cost),
-            },
-            "pool": {
-                "id": pool.pool_id,
-                "provider": pool.provider_id,
-                "resource": pool.resource,
-                "remaining": float(effective_remaining(pool, now)),
-                "limit": float(pool.limit) if pool.limit is not None else math.inf,
-                "utilization": _utilization(pool),
-                "seconds_to_reset": base.seconds_to_reset
-                if base.seconds_to_reset is not None
-                else math.inf,
-            },
-            "tte": {
-                "p50": base.tte_p50,
-                "p90": base.tte_p90,
-                "p99": base.tte_p99,
-                "p99_with_intent": with_intent.tte_p99,
-            },
-            "risk": {"p_exhaustion": view.p, "p_exhaustion_with_intent": view.p_with},
-            "margin": {"seconds": base.margin, "with_intent_seconds": margin_with},
-            "identity": {
-                "id": record.identity_id,
-                "kind": record.kind,
-                "labels": record.labels,
-                "principal": record.principal or "",
-                "burn_share": pool.window_by_identity.get(record.identity_id, 0.0) / window_total,
-            },
-            "agent": {
-                "id": request.agent_id,
-                "labels": request.labels,
-                "role": request.labels.get("role", ""),
-                "burn_share": pool.window_by_agent.get(request.agent_id, 0.0) / window_total,
-            },
-            "provider": {
-                "id": record.provider_id,
-                "status": "degraded" if provider_degraded else "ok",
-            },
-            "system": {"status": "degraded" if self._any_degraded() else "ok"},
-            "time": {
-                "hour": when.hour,
-                "minute": when.minute,
-                "weekday": when.weekday(),
-                "unix": now,
-            },
-        }
+    def _context(self, record: IdentityRecord, view: PoolView) -> PolicyContext:
+        return PolicyContext(self, record, view)
 
     def _any_degraded(self) -> bool:
         return any(s.degraded for s in self.state.providers.values())
@@ -466,6 +405,137 @@ class _Arbiter:
             risk_summary="not evaluated",
         )
         return self._decision("deny_with_reason", evaluation, None, reason), fired or [], {}, False
+
+
+class PolicyContext(Mapping[str, Any]):
+    """The policy variables (SPEC §6) of one intent on one pool.
+
+    Each variable's fields are computed when a rule, target or reason first
+    reads it: the built-in policy reads four of the ten, so most intents
+    never pay for the rest.  Its keys are exactly :data:`~ratelord.engine.policy.VARIABLES`.
+    """
+
+    __slots__ = ("_arbiter", "_built", "_record", "_view")
+
+    def __init__(self, arbiter: _Arbiter, record: IdentityRecord, view: PoolView) -> None:
+        assert view.pool is not None and view.base is not None and view.with_intent is not None
+        self._arbiter = arbiter
+        self._record = record
+        self._view = view
+        self._built: dict[str, dict[str, Any]] = {}
+
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        fields = self._built.get(name)
+        if fields is None:
+            fields = self._built[name] = _VARIABLE_BUILDERS[name](self)
+        return fields
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_VARIABLE_BUILDERS)
+
+    def __len__(self) -> int:
+        return len(_VARIABLE_BUILDERS)
+
+    def _intent(self) -> dict[str, Any]:
+        request = self._arbiter.request
+        return {
+            "agent_id": request.agent_id,
+            "identity_id": request.identity_id,
+            "workload_id": request.workload_id,
+            "scope_id": request.scope_id,
+            "urgency": request.urgency,
+            "cost": float(self._view.cost),
+        }
+
+    def _pool(self) -> dict[str, Any]:
+        pool, base, now = self._view.pool, self._view.base, self._arbiter.now
+        assert pool is not None and base is not None
+        return {
+            "id": pool.pool_id,
+            "provider": pool.provider_id,
+            "resource": pool.resource,
+            "remaining": float(effective_remaining(pool, now)),
+            "limit": float(pool.limit) if pool.limit is not None else math.inf,
+            "utilization": _utilization(pool),
+            "seconds_to_reset": base.seconds_to_reset
+            if base.seconds_to_reset is not None
+            else math.inf,
+        }
+
+    def _tte(self) -> dict[str, Any]:
+        base, with_intent = self._view.base, self._view.with_intent
+        assert base is not None and with_intent is not None
+        return {
+            "p50": base.tte_p50,
+            "p90": base.tte_p90,
+            "p99": base.tte_p99,
+            "p99_with_intent": with_intent.tte_p99,
+        }
+
+    def _risk(self) -> dict[str, Any]:
+        return {"p_exhaustion": self._view.p, "p_exhaustion_with_intent": self._view.p_with}
+
+    def _margin(self) -> dict[str, Any]:
+        view = self._view
+        assert view.base is not None and view.with_intent is not None
+        margin_with = view.with_intent.margin
+        if view.fail_safe:
+            margin_with = min(margin_with, -1.0)
+        return {"seconds": view.base.margin, "with_intent_seconds": margin_with}
+
+    def _window_share(self, bucket: dict[str, float], who: str) -> float:
+        pool = self._view.pool
+        assert pool is not None
+        return bucket.get(who, 0.0) / (sum(pool.window_by_agent.values()) or 1.0)
+
+    def _identity(self) -> dict[str, Any]:
+        record, pool = self._record, self._view.pool
+        assert pool is not None
+        return {
+            "id": record.identity_id,
+            "kind": record.kind,
+            "labels": record.labels,
+            "principal": record.principal or "",
+            "burn_share": self._window_share(pool.window_by_identity, record.identity_id),
+        }
+
+    def _agent(self) -> dict[str, Any]:
+        request, pool = self._arbiter.request, self._view.pool
+        assert pool is not None
+        return {
+            "id": request.agent_id,
+            "labels": request.labels,
+            "role": request.labels.get("role", ""),
+            "burn_share": self._window_share(pool.window_by_agent, request.agent_id),
+        }
+
+    def _provider(self) -> dict[str, Any]:
+        provider_id = self._record.provider_id
+        status = self._arbiter.state.providers.get(provider_id)
+        degraded = status is not None and status.degraded
+        return {"id": provider_id, "status": "degraded" if degraded else "ok"}
+
+    def _system(self) -> dict[str, Any]:
+        return {"status": "degraded" if self._arbiter._any_degraded() else "ok"}
+
+    def _time(self) -> dict[str, Any]:
+        now = self._arbiter.now
+        when = datetime.fromtimestamp(now, UTC)
+        return {"hour": when.hour, "minute": when.minute, "weekday": when.weekday(), "unix": now}
+
+
+_VARIABLE_BUILDERS: dict[str, Callable[[PolicyContext], dict[str, Any]]] = {
+    "intent": PolicyContext._intent,
+    "pool": PolicyContext._pool,
+    "tte": PolicyContext._tte,
+    "risk": PolicyContext._risk,
+    "margin": PolicyContext._margin,
+    "identity": PolicyContext._identity,
+    "agent": PolicyContext._agent,
+    "provider": PolicyContext._provider,
+    "system": PolicyContext._system,
+    "time": PolicyContext._time,
+}
 
 
 def _tte(view: PoolView) -> float:
