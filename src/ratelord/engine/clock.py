@@ -3,6 +3,9 @@ tests and the simulator give it a :class:`ManualClock`."""
 
 from __future__ import annotations
 
+import functools
+import math
+import time
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -32,10 +35,23 @@ class ManualClock:
 
 
 def iso(ts: float | None) -> str | None:
-    """Epoch seconds as RFC 3339 UTC with millisecond precision (``...Z``)."""
+    """Epoch seconds as RFC 3339 UTC with millisecond precision (``...Z``).
+
+    Every decision carries one, so the date and time of day are formatted once
+    per second and cached.
+    """
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    seconds = math.floor(ts)
+    micros = round((ts - seconds) * 1_000_000)  # as datetime rounds: to the microsecond
+    if micros == 1_000_000:
+        seconds, micros = seconds + 1, 0
+    return f"{_second(seconds)}.{micros // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=16)
+def _second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def parse_iso(text: str) -> float:

@@ -22,8 +22,6 @@ Everything here is a pure function of its arguments; ``now`` is passed in.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from statistics import NormalDist
 
 import msgspec
 
@@ -41,7 +39,7 @@ DRIFT_HALF_LIFE = 900.0
 #: Added to the time to reset: resets are observed late, clocks disagree.
 RESET_SKEW = 1.0
 
-_STANDARD_NORMAL = NormalDist()
+_SQRT2 = math.sqrt(2.0)
 _LN2 = math.log(2.0)
 _TAU_FAST = FAST_HALF_LIFE / _LN2
 _TAU_SLOW = SLOW_HALF_LIFE / _LN2
@@ -101,8 +99,7 @@ def drift_weight(drift_score: float, drift_ts: float | None, now: float) -> floa
     return drift_score * 0.5 ** (max(0.0, now - drift_ts) / DRIFT_HALF_LIFE)
 
 
-@dataclass(frozen=True, slots=True)
-class ForecastInput:
+class ForecastInput(msgspec.Struct, frozen=True, gc=False):
     """What the forecaster needs to know about one pool at ``now``."""
 
     remaining: float
@@ -113,8 +110,7 @@ class ForecastInput:
     drift: float = 0.0  # decayed drift score (see drift_weight)
 
 
-@dataclass(frozen=True, slots=True)
-class ForecastResult:
+class ForecastResult(msgspec.Struct, frozen=True, gc=False):
     tte_p50: float  # math.inf when nothing burns
     tte_p90: float
     tte_p99: float
@@ -201,7 +197,8 @@ def _p_exhaustion(
     spread = sigma * horizon
     if spread <= 0:
         return 1.0 if expected >= remaining else 0.0
-    return 1.0 - _STANDARD_NORMAL.cdf((remaining - expected) / spread)
+    # 1 − Φ(z) = erfc(z/√2)/2 (the standard normal's upper tail)
+    return 0.5 * math.erfc((remaining - expected) / spread / _SQRT2)
 
 
 def pacing_interval(cost: float, remaining: float, horizon: float | None) -> float:
