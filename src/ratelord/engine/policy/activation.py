@@ -1,14 +1,18 @@
-"""The CEL context ("activation") built for each evaluation, and what goes into it.
+"""The CEL context ("activation") built for the rules that run through CEL.
 
 Handing a value to CEL costs far more than running a compiled program: the
 binding tries int and other conversions before it accepts a double or a string
 (measured: ~0.4 µs for an int, ~1.2 µs for a double, ~1.7 µs for a string, ~2.5 µs
 per entry of a map plus the map itself; ~0.3 µs to run a small program).  Hence:
 
+* conditions in the common subset of CEL do not use CEL at run time at all:
+  they run as Python closures reading the caller's context (:mod:`.native`);
+  what follows concerns the others (``int()``, ``size()``, macros, ...), and
+  the context is built only when a policy has some;
 * conditions are compiled against *flat* variables: ``pool.remaining`` is
   rewritten as ``pool__remaining`` (see :mod:`.expression`); whole maps are passed
   only where a condition needs one: labels, ``has(pool.id)``, a variable used whole;
-* only the fields some rule reads are passed (:class:`ContextPlan`);
+* only the fields some CEL rule reads are passed (:class:`ContextPlan`);
 * the context is kept between evaluations and only values that changed since
   the previous one are converted again (:class:`ReusedContext`).  Consecutive
   intents share most values (time, statuses, labels, often the agent and cost).

@@ -6,10 +6,12 @@ the most restrictive fired action; ties go to the higher priority, then hard
 over soft, then file order.  A hard ``deny`` ends the evaluation: nothing can
 beat it.
 
-Speed: handing values to CEL costs more than running a compiled program, so
-each evaluation updates one context, shared by all rules, holding only the
-fields some condition reads (see :mod:`.activation`), and runs all conditions
-as a single CEL list expression.
+Speed: handing values to CEL costs far more than running a compiled program,
+so conditions in the common subset of CEL run as Python closures that read
+the context directly (:mod:`.native`; the built-in policy is all native).  Only
+the other rules go through CEL: when there are any, each evaluation updates one
+CEL context, shared by those rules, holding only the fields they read (see
+:mod:`.activation`), and runs their conditions as a single CEL list expression.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import cel
 from .activation import ContextPlan, ReusedContext, readable
 from .expression import Condition, cel_type
 from .model import Action, FiredRule, Kind, PolicyOutcome
+from .native import EvaluationError, translate
 from .params import Params
 from .target import Target
 from .template import Template
@@ -79,10 +82,12 @@ class CompiledPolicy:
     """An immutable, validated policy.  Build it with the loader functions."""
 
     __slots__ = (
-        "_all_conditions",
+        "_cel_conditions",
+        "_cel_rules",
         "_context",
         "_plan",
         "_rules",
+        "_steps",
         "policies",
         "source",
         "variables",
@@ -103,13 +108,26 @@ class CompiledPolicy:
         self._rules = tuple(sorted(rules, key=lambda rule: rule.sort_key))
         self.policies = policies  # describe() view of the policy headers, in file order
         self.variables = variables
+        natives = [translate(rule.condition) for rule in self._rules]
+        #: Per rule, in order: its native closure, or None for a rule run through CEL.
+        self._steps = tuple(
+            (rule, None if native is None else native.run)
+            for rule, native in zip(self._rules, natives, strict=True)
+        )
+        self._cel_rules = tuple(rule for rule, run in self._steps if run is None)
         self._plan = ContextPlan.of(
-            (path for rule in self._rules for path in rule.condition.flat),
-            (path for rule in self._rules for path in rule.condition.nested),
+            (path for rule in self._cel_rules for path in rule.condition.flat),
+            (path for rule in self._cel_rules for path in rule.condition.nested),
         )
         self._context = ReusedContext()
-        self._all_conditions = cel.compile(
-            "[" + ", ".join(f"({rule.condition.program.source})" for rule in self._rules) + "]"
+        self._cel_conditions = (
+            cel.compile(
+                "["
+                + ", ".join(f"({rule.condition.program.source})" for rule in self._cel_rules)
+                + "]"
+            )
+            if self._cel_rules
+            else None
         )
 
     @property
@@ -117,15 +135,31 @@ class CompiledPolicy:
         """All rules, the physical floor first, in evaluation order."""
         return self._rules
 
+    @property
+    def cel_rules(self) -> tuple[CompiledRule, ...]:
+        """The rules whose condition runs through CEL (outside the native subset)."""
+        return self._cel_rules
+
     def evaluate(self, ctx: Mapping[str, Any]) -> PolicyOutcome:
-        """Evaluate every rule whose target matches ``ctx``; never raises for bad data."""
-        results = self._context.run(self._run, self._plan.build(ctx))
+        """Evaluate every rule whose target matches ``ctx``; never raises for bad data.
+
+        ``ctx`` maps each variable to its dict of fields; it is read only through
+        ``ctx[var]`` and ``ctx.get(var)``, for the variables the rules read.
+        """
+        cel_results = iter(self._run_cel(ctx) if self._cel_rules else ())
         matched: dict[Target, bool] = {}
         fired: list[FiredRule] = []
         errors: list[str] = []
         winner: FiredRule | None = None
         best: tuple[int, int, int, int] | None = None
-        for rule, result in zip(self._rules, results, strict=True):
+        for rule, run in self._steps:
+            if run is None:
+                result = next(cel_results)
+            else:
+                try:
+                    result = run(ctx)
+                except Exception as exc:  # reported per rule, never raised out of evaluate()
+                    result = exc
             if result is False:
                 continue
             target = rule.target
@@ -156,17 +190,22 @@ class CompiledPolicy:
         action = winner.action if winner is not None else Action.APPROVE
         return PolicyOutcome(action=action, fired=fired, winner=winner, errors=errors)
 
-    def _run(self, activation: cel.Context) -> list[Any]:
-        """Every condition's result, or the exception it raised.
+    def _run_cel(self, ctx: Mapping[str, Any]) -> list[Any]:
+        """The CEL rules' results in order, each True, False, or the exception it raised."""
+        return self._context.run(self._run, self._plan.build(ctx))
 
-        All conditions run as one CEL list expression (one call instead of one
-        per rule); only when one of them fails are they run one by one, to tell
-        which.
+    def _run(self, activation: cel.Context) -> list[Any]:
+        """Every CEL rule's result, or the exception it raised.
+
+        All their conditions run as one CEL list expression (one call instead of
+        one per rule); only when one of them fails are they run one by one, to
+        tell which.
         """
+        assert self._cel_conditions is not None  # only called when some rule needs CEL
         try:
-            results = self._all_conditions.execute(activation)
+            results = self._cel_conditions.execute(activation)
         except Exception:  # CEL raises many types; find the failing rules below
-            return [_execute(rule.condition.program, activation) for rule in self._rules]
+            return [_execute(rule.condition.program, activation) for rule in self._cel_rules]
         return results if isinstance(results, list) else [results]
 
     def describe(self) -> dict[str, Any]:
@@ -193,6 +232,8 @@ def _execute(program: cel.Program, activation: cel.Context) -> Any:
 
 
 def _failure(result: Any) -> str:
+    if isinstance(result, EvaluationError):
+        return str(result)
     if isinstance(result, Exception):
         return f"{type(result).__name__}: {readable(str(result))}"
     return f"gave a {cel_type(result)}, not a bool"

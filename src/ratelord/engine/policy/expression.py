@@ -23,6 +23,9 @@ The checks:
   objects, attributes or the file system, and the context holds only strings,
   floats and string maps, so ``open(...)``, ``__import__(...)`` or
   ``intent.__class__`` are unknown names, rejected here.
+
+CEL stays the reference: a checked condition in the common subset is then run
+as a Python closure with the same results (:mod:`.native`), the others by CEL.
 """
 
 from __future__ import annotations
