@@ -123,7 +123,8 @@ class Runtime:
         self.writer = GroupCommitWriter(
             self.store,
             wall_clock=self.now,
-            inline=self.settings.store.synchronous == "normal",
+            # An fsync per commit (``full``) must never run on the event loop.
+            inline_max_events=16 if self.settings.store.synchronous == "normal" else 0,
         )
         self.writer.start()
         self._providers()
