@@ -3,11 +3,18 @@
 Prints: light-load latency (wrk on one connection, and a Python httpx client
 asking one at a time, which adds its own overhead), throughput and latency under
 32 concurrent connections, and a bare ASGI endpoint on the same server stack
-measured in the same run, with the ratio.   Usage: python bench/bench_intent.py [seconds]
+with the ratio.
+
+This machine's speed drifts by up to 1.5× within minutes, so the daemon and the
+bare endpoint run side by side and are measured in alternating rounds; each
+round's ratio compares two runs seconds apart, and the medians are reported.
+
+Usage: python bench/bench_intent.py [seconds-per-run] [rounds]
 """
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 import time
@@ -15,31 +22,45 @@ from pathlib import Path
 
 from _harness import INTENT, dump, free_port, percentile, sequential_latencies, start_daemon, wrk
 
-SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+
+
+def median_of(runs: list[dict], key: str) -> float:
+    return round(statistics.median(run[key] for run in runs), 3)
 
 
 def main() -> None:
-    daemon = start_daemon()
-    try:
-        url = f"{daemon.url}/v1/intent"
-        light = wrk(url, INTENT, connections=1, seconds=SECONDS)
-        from_python = sequential_latencies(url, INTENT, 2000)
-        loaded = wrk(url, INTENT, connections=32, seconds=SECONDS)
-        with daemon.client() as client:
-            events = client.get("/v1/health").json()["high_water_seq"]
-    finally:
-        daemon.stop()
     port = free_port()
     bare = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("bare_asgi.py")), str(port)]
     )
-    time.sleep(1.5)
+    daemon = start_daemon()
+    time.sleep(1.0)
+    url, bare_url = f"{daemon.url}/v1/intent", f"http://127.0.0.1:{port}/"
+    light: list[dict] = []
+    loaded: list[dict] = []
+    baseline: list[dict] = []
     try:
-        baseline = wrk(f"http://127.0.0.1:{port}/", INTENT, connections=32, seconds=SECONDS)
+        wrk(url, INTENT, connections=32, seconds=1)  # warm up both
+        wrk(bare_url, INTENT, connections=32, seconds=1)
+        for _ in range(ROUNDS):
+            baseline.append(wrk(bare_url, INTENT, connections=32, seconds=SECONDS))
+            loaded.append(wrk(url, INTENT, connections=32, seconds=SECONDS))
+            light.append(wrk(url, INTENT, connections=1, seconds=SECONDS))
+        from_python = sequential_latencies(url, INTENT, 2000)
+        with daemon.client() as client:
+            events = client.get("/v1/health").json()["high_water_seq"]
     finally:
+        daemon.stop()
         bare.terminate()
         bare.wait()
-    dump("intent_one_connection_ms", light)
+    ratios = [run["rps"] / base["rps"] for run, base in zip(loaded, baseline, strict=True)]
+    dump(
+        "intent_one_connection_ms",
+        {key: median_of(light, key) for key in ("p50", "p90", "p99", "max")}
+        | {"rps": median_of(light, "rps"), "p99_per_round": [run["p99"] for run in light]},
+    )
     dump(
         "intent_one_httpx_client_ms",
         {
@@ -47,9 +68,15 @@ def main() -> None:
             "p99": round(percentile(from_python, 99), 3),
         },
     )
-    dump("intent_32_connections", {**loaded, "events_logged": events})
-    dump("bare_asgi_32_connections", baseline)
-    print(f"ratio: {loaded['rps'] / baseline['rps']:.1%} of the bare endpoint")
+    dump(
+        "intent_32_connections",
+        {key: median_of(loaded, key) for key in ("rps", "p50", "p99")} | {"events_logged": events},
+    )
+    dump(
+        "bare_asgi_32_connections", {key: median_of(baseline, key) for key in ("rps", "p50", "p99")}
+    )
+    rounds = ", ".join(f"{ratio:.1%}" for ratio in ratios)
+    print(f"ratio: {statistics.median(ratios):.1%} of the bare endpoint (rounds: {rounds})")
 
 
 if __name__ == "__main__":
