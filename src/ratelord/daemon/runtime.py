@@ -123,8 +123,7 @@ class Runtime:
         self.writer = GroupCommitWriter(
             self.store,
             wall_clock=self.now,
-            # An fsync per commit (``full``) must never run on the event loop.
-            inline_max_events=16 if self.settings.store.synchronous == "normal" else 0,
+            inline=self.settings.store.synchronous == "normal",
         )
         self.writer.start()
         self._providers()

@@ -10,7 +10,6 @@ survives power loss at the cost of an fsync per commit.
 from __future__ import annotations
 
 import fcntl
-import functools
 import hashlib
 import os
 import sqlite3
@@ -30,13 +29,7 @@ _COLUMNS = (
     "writer_id, agent_id, identity_id, workload_id, scope_id, provider_id, pool_id, "
     "constraint_id, correlation_id, causation_id, dedupe_key, payload"
 )
-_WIDTH = len(_COLUMNS.split(","))
-_ROW_MARKS = f"({', '.join('?' * _WIDTH)})"
-#: Rows per INSERT statement.  One multi-row statement per chunk means one
-#: ``sqlite3_step`` (and one release of the GIL) per chunk instead of per row,
-#: which is what lets the commit run on the writer thread in parallel with the
-#: event loop.  64 rows × 20 columns stays far below SQLite's bound-parameter limit.
-_CHUNK = 64
+_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES ({', '.join('?' * 20)})"
 _FILTERS = (
     "event_type",
     "agent_id",
@@ -127,16 +120,14 @@ class SQLiteStore(_Reads):
     def append(self, events: Sequence[Event], ts_ingest: float) -> list[Event]:
         """Append ``events`` in one transaction; return them with ``seq`` and ``ts_ingest``."""
         seq = self.high_water
-        values: list[Any] = []
+        rows = []
         stored = []
         for event in events:
             seq += 1
             stored.append(msgspec.structs.replace(event, seq=seq, ts_ingest=ts_ingest))
-            values += _row(event, seq, ts_ingest)
+            rows.append(_row(event, seq, ts_ingest))
         with self._conn:
-            for start in range(0, len(values), _CHUNK * _WIDTH):
-                chunk = values[start : start + _CHUNK * _WIDTH]
-                self._conn.execute(_insert_statement(len(chunk) // _WIDTH), chunk)
+            self._conn.executemany(_INSERT, rows)
         self.high_water = seq
         return stored
 
@@ -315,11 +306,6 @@ def _read(conn: sqlite3.Connection, after_seq: int, batch: int) -> Iterator[list
     cursor = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE seq > ? ORDER BY seq", (after_seq,))
     while rows := cursor.fetchmany(batch):
         yield [_event(row) for row in rows]
-
-
-@functools.cache
-def _insert_statement(rows: int) -> str:
-    return f"INSERT INTO events ({_COLUMNS}) VALUES {', '.join([_ROW_MARKS] * rows)}"
 
 
 def _row(event: Event, seq: int, ts_ingest: float) -> tuple[Any, ...]:

@@ -9,18 +9,13 @@ is shared by everyone who arrived during the last one.
 After each commit the stored events (now with ``seq``) go to the
 subscribers: the SSE tail and anything else that follows the log live.
 
-Where a batch is written depends on its size.  With ``synchronous=NORMAL`` a
-WAL commit is a few ``write()`` calls and no fsync, so a small batch (light
-load: one caller waiting) is written on the event loop itself, which answers
-soonest.  A large batch (many callers at once) goes to the writer thread: its
-rows are inserted with a few multi-row statements, so the thread releases the
-GIL once per statement and SQLite's work runs on another core while the loop
-decides the next intents.  (Row by row, the two threads would trade the GIL
-on every row, and each hand-over can wait a whole switch interval.)  With
-``synchronous=FULL`` (an fsync per commit) every batch goes to the thread.
-
-Other store work (:meth:`GroupCommitWriter.run`: snapshots) queues behind the
-appends and runs alone, so the connection is never used by two threads at once.
+Where the batch is written matters more than it looks.  With
+``synchronous=NORMAL`` a WAL commit is a few ``write()`` calls and no fsync, so
+the writer runs it on the event loop itself (``inline``): handing it to a
+thread looks cheaper but makes the two threads trade the GIL once per row
+(``executemany`` releases it around every step), and each hand-over can wait a
+whole switch interval — measured here, that cut throughput by a factor of five.
+With ``synchronous=FULL`` (an fsync per commit) the thread is the better place.
 """
 
 from __future__ import annotations
@@ -45,19 +40,6 @@ class StoreClosed(Exception):
     """The writer is stopped or failed; nothing more can be appended."""
 
 
-class _Job:
-    """Store work queued behind the appends: ``fn(*args)``, run alone."""
-
-    __slots__ = ("args", "fn")
-
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        self.fn = fn
-        self.args = args
-
-
-_Pending = tuple[Sequence[Event] | _Job, asyncio.Future[Any]]
-
-
 class GroupCommitWriter:
     def __init__(
         self,
@@ -65,16 +47,14 @@ class GroupCommitWriter:
         *,
         wall_clock: Callable[[], float] = time.time,
         max_batch: int = 4096,
-        inline_max_events: int = 16,
+        inline: bool = True,
     ) -> None:
-        """``inline_max_events``: batches up to this size are written on the event loop
-        (0: every batch goes to the writer thread, as ``synchronous=FULL`` wants)."""
         self.store = store
         self._clock = wall_clock
         self._max_batch = max_batch
-        self._inline_max = inline_max_events
-        self._pending: deque[_Pending] = deque()
+        self._pending: deque[tuple[Sequence[Event], asyncio.Future[list[Event]]]] = deque()
         self._wakeup = asyncio.Event()
+        self._inline = inline
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ratelord-writer")
         self._task: asyncio.Task[None] | None = None
         self._subscribers: list[Subscriber] = []
@@ -87,7 +67,7 @@ class GroupCommitWriter:
 
     @property
     def queue_depth(self) -> int:
-        return sum(len(item) for item, _ in self._pending if not isinstance(item, _Job))
+        return sum(len(events) for events, _ in self._pending)
 
     @property
     def idle(self) -> bool:
@@ -95,8 +75,10 @@ class GroupCommitWriter:
         return not self._pending and not self._in_flight
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn(*args)`` on the store after everything appended so far, alone."""
-        return await self._enqueue(_Job(fn, args))
+        """Run ``fn(*args)`` where the appends run, in order with them."""
+        if self._inline:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
     @property
     def failed(self) -> BaseException | None:
@@ -111,34 +93,28 @@ class GroupCommitWriter:
 
     async def append(self, events: Sequence[Event]) -> list[Event]:
         """Append ``events`` durably; returns them with ``seq`` once their batch committed."""
-        stored: list[Event] = await self._enqueue(events)
-        return stored
-
-    async def _enqueue(self, item: Sequence[Event] | _Job) -> Any:
         if self._failure is not None or self._closing:
             raise StoreClosed(str(self._failure or "the store is closing"))
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
+        future: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
+        self._pending.append((events, future))
         self._wakeup.set()
         return await future
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                if isinstance(self._pending[0][0], _Job):
-                    await self._run_job()
-                    continue
                 batch = self._take_batch()
                 flat = [event for events, _ in batch for event in events]
                 started = time.perf_counter()
                 self._in_flight = True
                 try:
-                    if len(flat) <= self._inline_max:
+                    if self._inline:
                         stored = self.store.append(flat, self._clock())
                     else:
-                        stored = await asyncio.get_running_loop().run_in_executor(
+                        stored = await loop.run_in_executor(
                             self._thread, self.store.append, flat, self._clock()
                         )
                 except BaseException as exc:  # the log cannot take writes: fail loudly
@@ -158,33 +134,13 @@ class GroupCommitWriter:
             if self._closing:
                 return
 
-    async def _run_job(self) -> None:
-        job, future = self._pending.popleft()
-        assert isinstance(job, _Job)
-        self._in_flight = True
-        try:
-            result = await asyncio.get_running_loop().run_in_executor(
-                self._thread, job.fn, *job.args
-            )
-        except Exception as exc:  # the caller's to handle; the log itself is fine
-            if not future.done():
-                future.set_exception(exc)
-        else:
-            if not future.done():
-                future.set_result(result)
-        finally:
-            self._in_flight = False
-
-    def _take_batch(self) -> list[tuple[Sequence[Event], asyncio.Future[Any]]]:
-        """Consecutive appends up to ``max_batch`` events (at least one), up to the next job."""
-        batch: list[tuple[Sequence[Event], asyncio.Future[Any]]] = []
+    def _take_batch(self) -> list[tuple[Sequence[Event], asyncio.Future[list[Event]]]]:
+        batch: list[tuple[Sequence[Event], asyncio.Future[list[Event]]]] = []
         size = 0
-        while self._pending:
-            events = self._pending[0][0]
-            if isinstance(events, _Job) or (batch and size + len(events) > self._max_batch):
-                break
-            batch.append((events, self._pending.popleft()[1]))
-            size += len(events)
+        while self._pending and (not batch or size + len(self._pending[0][0]) <= self._max_batch):
+            item = self._pending.popleft()
+            batch.append(item)
+            size += len(item[0])
         return batch
 
     def _publish(self, stored: list[Event]) -> None:
@@ -209,5 +165,5 @@ class GroupCommitWriter:
         if self._task is not None:
             await self._task
         if self._failure is None:
-            await asyncio.get_running_loop().run_in_executor(self._thread, self.store.checkpoint)
+            await self.run(self.store.checkpoint)
         self._thread.shutdown(wait=True)
