@@ -12,6 +12,7 @@ import pytest
 from ratelord.engine.events import Dimensions, Event
 from ratelord.store import SQLiteStore, StoreError
 from ratelord.store.replay import load
+from ratelord.store.sqlite import WAL_SIZE_LIMIT
 
 
 def make(n: int, start: int = 0) -> list[Event]:
@@ -64,6 +65,14 @@ def test_database_file_is_private_and_in_wal_mode(store: SQLiteStore) -> None:
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
+
+
+def test_the_writer_never_checkpoints_inside_a_commit_and_bounds_the_wal(
+    store: SQLiteStore,
+) -> None:
+    conn = store._conn
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    assert conn.execute("PRAGMA journal_size_limit").fetchone()[0] == WAL_SIZE_LIMIT
 
 
 def test_second_store_on_same_file_is_refused(store: SQLiteStore) -> None:

@@ -40,6 +40,9 @@ _FILTERS = (
     "provider_id",
 )
 
+#: Bytes the WAL file keeps between bursts (it is reused, not regrown, below this).
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
 _encode_payload = msgspec.json.Encoder().encode
 _decode_payload = msgspec.json.Decoder(dict[str, Any]).decode
 
@@ -79,8 +82,10 @@ class SQLiteStore(_Reads):
         try:
             self._conn = _connect(self.path)
             self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-            # Checkpoints are run by the daemon between commits, not inside one.
+            # Checkpoints are run by the daemon between commits, not inside one; after
+            # a burst, the WAL file shrinks back to this size when it is next reset.
             self._conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             self._migrate()
             row = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
         except sqlite3.DatabaseError as exc:
