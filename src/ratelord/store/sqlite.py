@@ -29,7 +29,15 @@ _COLUMNS = (
     "writer_id, agent_id, identity_id, workload_id, scope_id, provider_id, pool_id, "
     "constraint_id, correlation_id, causation_id, dedupe_key, payload"
 )
-_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES ({', '.join('?' * 20)})"
+#: The optional text columns.  They are bound as ``''`` and stored as NULL: binding
+#: ``None`` makes Python's sqlite3 look for an adapter (an attribute lookup that
+#: fails and raises internally), about 0.5 µs per NULL; an intent writes seven.
+_OPTIONAL = frozenset({"provider_id", "pool_id", "constraint_id", "correlation_id", "dedupe_key"})
+_INSERT = (
+    f"INSERT INTO events ({_COLUMNS}) VALUES ("
+    + ", ".join("NULLIF(?, '')" if column in _OPTIONAL else "?" for column in _COLUMNS.split(", "))
+    + ")"
+)
 _FILTERS = (
     "event_type",
     "agent_id",
@@ -329,12 +337,12 @@ def _row(event: Event, seq: int, ts_ingest: float) -> tuple[Any, ...]:
         d.identity_id,
         d.workload_id,
         d.scope_id,
-        event.provider_id,
-        event.pool_id,
-        event.constraint_id,
-        event.correlation_id,
+        event.provider_id or "",
+        event.pool_id or "",
+        event.constraint_id or "",
+        event.correlation_id or "",
         event.causation_id,
-        event.dedupe_key,
+        event.dedupe_key or "",
         _encode_payload(event.payload),
     )
 
