@@ -27,17 +27,17 @@ LAZY_COMMANDS = {"sim": "ratelord.cli.sim"}
 
 
 class _RootGroup(TyperGroup):
-    def list_commands(self, ctx: typer.Context) -> list[str]:
+    def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
         lazy = [name for name, module in LAZY_COMMANDS.items() if _installed(module)]
         return [*super().list_commands(ctx), *lazy]
 
-    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:  # type: ignore[override]
         module = LAZY_COMMANDS.get(cmd_name)
         if cmd_name not in self.commands and module is not None and _installed(module):
             self.commands[cmd_name] = _load_command(cmd_name, module)
         return super().get_command(ctx, cmd_name)
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except CliError as exc:

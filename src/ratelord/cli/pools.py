@@ -22,7 +22,7 @@ TOP_CONSUMERS = 5
 class _PoolsGroup(TyperGroup):
     """``pools ID`` reads as ``pools show ID``: any first word that is not a subcommand is an id."""
 
-    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:  # type: ignore[override]
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = ["show", *args]
         return super().resolve_command(ctx, args)

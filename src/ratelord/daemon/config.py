@@ -123,7 +123,7 @@ def load_settings(
     env = os.environ if environ is None else environ
     config_path = args.config or env.get("RATELORD_CONFIG")
     raw: dict[str, Any] = _read_file(config_path) if config_path else {}
-    origin = {key: config_path for key in raw}
+    origin: dict[str, str] = {key: str(config_path) for key in raw}
     for key, env_name in _SCALARS.items():
         if env.get(env_name):
             raw[key], origin[key] = env[env_name], f"environment variable {env_name}"

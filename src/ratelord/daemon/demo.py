@@ -7,7 +7,7 @@ import logging
 import random
 from typing import TYPE_CHECKING
 
-from ratelord.schema import IdentityCreate, IntentRequest
+from ratelord.schema import IdentityCreate, IntentRequest, Urgency
 
 if TYPE_CHECKING:
     from ratelord.daemon.runtime import Runtime
@@ -40,7 +40,8 @@ DEMO_IDENTITIES = (
         labels={"team": "release"},
     ),
 )
-DEMO_AGENTS = (
+#: (agent, identity, workload, urgency) of the demo's agents.
+DEMO_AGENTS: tuple[tuple[str, str, str, Urgency], ...] = (
     ("crawler-01", "pat:alice", "search_and_hydrate", "normal"),
     ("ci-agent-2", "pat:alice-ci", "build", "high"),
     ("triage-bot", "app:release-bot", "triage", "background"),
@@ -69,7 +70,7 @@ async def demo_traffic(runtime: Runtime, rng: random.Random | None = None) -> No
                     workload_id=workload,
                     urgency=urgency,
                     resource=resource,
-                    cost=cost,  # type: ignore[arg-type]
+                    cost=cost,
                 )
             )
         except Exception as exc:  # the demo must never take the daemon down

@@ -111,7 +111,7 @@ class _StateCollector:
             remaining.add_metric(key, pool.remaining)
             if pool.limit is not None:
                 limit.add_metric(key, pool.limit)
-            forecast = pool.forecast or {}
+            forecast: dict[str, Any] = pool.forecast or {}
             if forecast.get("tte_p99_seconds") is not None:
                 tte.add_metric(key, float(forecast["tte_p99_seconds"]))
             if "p_exhaustion" in forecast:

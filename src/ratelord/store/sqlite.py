@@ -69,23 +69,24 @@ class Snapshot:
 class _Reads:
     """Sequential reads of the log, shared by the writer's store and the readers."""
 
-    _conn: sqlite3.Connection
+    def _connection(self) -> sqlite3.Connection:
+        raise NotImplementedError
 
     def read(self, after_seq: int = 0, batch: int = 5000) -> Iterator[list[Event]]:
         """Every event after ``after_seq`` in order, in lists of up to ``batch``."""
-        return _read(self._conn, after_seq, batch)
+        return _read(self._connection(), after_seq, batch)
 
     def read_for_replay(
         self, after_seq: int, upto_seq: int, types: frozenset[str], batch: int = 5000
     ) -> Iterator[list[Event]]:
         """Only the events (and columns) projections need, for fast start-up."""
-        return _read_for_replay(self._conn, after_seq, upto_seq, types, batch)
+        return _read_for_replay(self._connection(), after_seq, upto_seq, types, batch)
 
 
 class SQLiteStore(_Reads):
     def __init__(self, path: str | Path, *, synchronous: str = "normal") -> None:
         self.path = Path(path)
-        self._lock_fd = _acquire_lock(self.path)
+        self._lock_fd: int | None = _acquire_lock(self.path)
         _create_private(self.path)
         try:
             self._conn = _connect(self.path)
@@ -123,6 +124,9 @@ class SQLiteStore(_Reads):
                     "VALUES (?, strftime('%s','now'))",
                     (version,),
                 )
+
+    def _connection(self) -> sqlite3.Connection:
+        return self._conn
 
     @property
     def schema_version(self) -> int:
@@ -223,8 +227,8 @@ class EventReader(_Reads):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
 
-    @property
-    def _conn(self) -> sqlite3.Connection:
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's read-only connection (sqlite3 connections stay in their thread)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = _connect(self._path, readonly=True)
@@ -250,10 +254,8 @@ class EventReader(_Reads):
             where.append(f"{column} = ?")
             args.append(value)
         args.append(limit)
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",
-            args,
-        ).fetchall()
+        sql = f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
+        rows = self._connection().execute(sql, args).fetchall()
         return [_event(row) for row in rows]
 
     def latest(self, *, limit: int, filters: dict[str, str] | None = None) -> list[Event]:
@@ -264,10 +266,8 @@ class EventReader(_Reads):
                 raise ValueError(f"cannot filter events by {column!r}")
             where.append(f"{column} = ?")
             args.append(value)
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?",
-            [*args, limit],
-        ).fetchall()
+        sql = f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?"
+        rows = self._connection().execute(sql, [*args, limit]).fetchall()
         return [_event(row) for row in reversed(rows)]
 
     def close(self) -> None:
