@@ -14,6 +14,7 @@ Usage: python bench/bench_intent.py [seconds-per-run] [rounds]
 
 from __future__ import annotations
 
+import re
 import statistics
 import subprocess
 import sys
@@ -30,6 +31,13 @@ def median_of(runs: list[dict], key: str) -> float:
     return round(statistics.median(run[key] for run in runs), 3)
 
 
+def latency_buckets(client) -> dict[str, float]:
+    """The daemon's own intent-latency histogram (cumulative counts by upper bound)."""
+    text = client.get("/metrics").text
+    found = re.findall(r'ratelord_intent_latency_seconds_bucket\{le="([^"]+)"\} (\S+)', text)
+    return {le: float(count) for le, count in found}
+
+
 def main() -> None:
     port = free_port()
     bare = subprocess.Popen(
@@ -44,10 +52,16 @@ def main() -> None:
     try:
         wrk(url, INTENT, connections=32, seconds=1)  # warm up both
         wrk(bare_url, INTENT, connections=32, seconds=1)
+        inside = dict.fromkeys(("0.001", "0.002", "+Inf"), 0.0)
         for _ in range(ROUNDS):
             baseline.append(wrk(bare_url, INTENT, connections=32, seconds=SECONDS))
             loaded.append(wrk(url, INTENT, connections=32, seconds=SECONDS))
-            light.append(wrk(url, INTENT, connections=1, seconds=SECONDS))
+            with daemon.client() as client:
+                before = latency_buckets(client)
+                light.append(wrk(url, INTENT, connections=1, seconds=SECONDS))
+                after = latency_buckets(client)
+            for le in inside:
+                inside[le] += after[le] - before[le]
         from_python = sequential_latencies(url, INTENT, 2000)
         with daemon.client() as client:
             events = client.get("/v1/health").json()["high_water_seq"]
@@ -60,6 +74,13 @@ def main() -> None:
         "intent_one_connection_ms",
         {key: median_of(light, key) for key in ("p50", "p90", "p99", "max")}
         | {"rps": median_of(light, "rps"), "p99_per_round": [run["p99"] for run in light]},
+    )
+    dump(
+        "intent_one_connection_inside_the_daemon",
+        {
+            "under_1ms": f"{inside['0.001'] / inside['+Inf']:.2%}",
+            "under_2ms": f"{inside['0.002'] / inside['+Inf']:.2%}",
+        },
     )
     dump(
         "intent_one_httpx_client_ms",
