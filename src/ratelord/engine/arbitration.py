@@ -191,7 +191,7 @@ class _Arbiter:
         for view in views:
             if view.pool is None:
                 continue
-            outcome = self.engine.policy.evaluate(self._context(record, view))
+            outcome = self.engine.policy.evaluate(PolicyContext(self, record, view))
             self.policy_errors += outcome.errors
             for rule in outcome.fired:
                 fired.append((rule, view.pool_id))
@@ -306,12 +306,6 @@ class _Arbiter:
                 view.p_with = max(view.p_with, FAIL_SAFE_RISK)
         return view
 
-    def _context(self, record: IdentityRecord, view: PoolView) -> PolicyContext:
-        return PolicyContext(self, record, view)
-
-    def _any_degraded(self) -> bool:
-        return any(s.degraded for s in self.state.providers.values())
-
     def _wait(self, rule: FiredRule, view: PoolView) -> float:
         params = rule.params
         if "wait_seconds" in params:
@@ -415,13 +409,16 @@ class PolicyContext(Mapping[str, Any]):
     never pay for the rest.  Its keys are exactly :data:`~ratelord.engine.policy.VARIABLES`.
     """
 
-    __slots__ = ("_arbiter", "_built", "_record", "_view")
+    __slots__ = ("_arbiter", "_base", "_built", "_pool_state", "_record", "_view", "_with_intent")
 
     def __init__(self, arbiter: _Arbiter, record: IdentityRecord, view: PoolView) -> None:
         assert view.pool is not None and view.base is not None and view.with_intent is not None
         self._arbiter = arbiter
         self._record = record
         self._view = view
+        self._pool_state: PoolState = view.pool
+        self._base: ForecastResult = view.base
+        self._with_intent: ForecastResult = view.with_intent
         self._built: dict[str, dict[str, Any]] = {}
 
     def __getitem__(self, name: str) -> dict[str, Any]:
@@ -448,8 +445,7 @@ class PolicyContext(Mapping[str, Any]):
         }
 
     def _pool(self) -> dict[str, Any]:
-        pool, base, now = self._view.pool, self._view.base, self._arbiter.now
-        assert pool is not None and base is not None
+        pool, base, now = self._pool_state, self._base, self._arbiter.now
         return {
             "id": pool.pool_id,
             "provider": pool.provider_id,
@@ -463,34 +459,28 @@ class PolicyContext(Mapping[str, Any]):
         }
 
     def _tte(self) -> dict[str, Any]:
-        base, with_intent = self._view.base, self._view.with_intent
-        assert base is not None and with_intent is not None
+        base = self._base
         return {
             "p50": base.tte_p50,
             "p90": base.tte_p90,
             "p99": base.tte_p99,
-            "p99_with_intent": with_intent.tte_p99,
+            "p99_with_intent": self._with_intent.tte_p99,
         }
 
     def _risk(self) -> dict[str, Any]:
         return {"p_exhaustion": self._view.p, "p_exhaustion_with_intent": self._view.p_with}
 
     def _margin(self) -> dict[str, Any]:
-        view = self._view
-        assert view.base is not None and view.with_intent is not None
-        margin_with = view.with_intent.margin
-        if view.fail_safe:
+        margin_with = self._with_intent.margin
+        if self._view.fail_safe:
             margin_with = min(margin_with, -1.0)
-        return {"seconds": view.base.margin, "with_intent_seconds": margin_with}
+        return {"seconds": self._base.margin, "with_intent_seconds": margin_with}
 
     def _window_share(self, bucket: dict[str, float], who: str) -> float:
-        pool = self._view.pool
-        assert pool is not None
-        return bucket.get(who, 0.0) / (sum(pool.window_by_agent.values()) or 1.0)
+        return bucket.get(who, 0.0) / (sum(self._pool_state.window_by_agent.values()) or 1.0)
 
     def _identity(self) -> dict[str, Any]:
-        record, pool = self._record, self._view.pool
-        assert pool is not None
+        record, pool = self._record, self._pool_state
         return {
             "id": record.identity_id,
             "kind": record.kind,
@@ -500,8 +490,7 @@ class PolicyContext(Mapping[str, Any]):
         }
 
     def _agent(self) -> dict[str, Any]:
-        request, pool = self._arbiter.request, self._view.pool
-        assert pool is not None
+        request, pool = self._arbiter.request, self._pool_state
         return {
             "id": request.agent_id,
             "labels": request.labels,
@@ -516,7 +505,8 @@ class PolicyContext(Mapping[str, Any]):
         return {"id": provider_id, "status": "degraded" if degraded else "ok"}
 
     def _system(self) -> dict[str, Any]:
-        return {"status": "degraded" if self._arbiter._any_degraded() else "ok"}
+        providers = self._arbiter.state.providers.values()
+        return {"status": "degraded" if any(s.degraded for s in providers) else "ok"}
 
     def _time(self) -> dict[str, Any]:
         now = self._arbiter.now
