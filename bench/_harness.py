@@ -35,9 +35,12 @@ BENCH_CONFIG = {
 INTENT = {"agent_id": "bench", "identity_id": "id-bench", "resource": "requests", "cost": 1}
 
 
-def start_daemon(config: dict | None = None) -> RunningDaemon:
+def start_daemon(config: dict | None = None, command: list[str] | None = None) -> RunningDaemon:
+    """A daemon with the bench identity registered and its pool observed."""
     workdir = Path(tempfile.mkdtemp(prefix="ratelord-bench-"))
-    daemon = make_daemon(workdir, config=config or BENCH_CONFIG, args=["--log-level", "warning"])
+    daemon = make_daemon(
+        workdir, config=config or BENCH_CONFIG, args=["--log-level", "warning"], command=command
+    )
     daemon.start()
     with daemon.client() as client:
         client.post(

@@ -11,6 +11,7 @@ SCRIPTS = [
     "bench_engine.py",
     "bench_policy.py",
     "bench_intent.py",
+    "bench_ladder.py",
     "bench_store.py",
     "bench_sim.py",
 ]

@@ -35,6 +35,8 @@ class RunningDaemon:
     port: int
     args: list[str]
     env: dict[str, str]
+    #: what to run instead of ``ratelord-d`` (the benchmarks' patched daemons)
+    command: list[str] = field(default_factory=lambda: [str(BIN / "ratelord-d")])
     proc: subprocess.Popen[bytes] | None = None
     log_paths: list[Path] = field(default_factory=list)
 
@@ -50,7 +52,7 @@ class RunningDaemon:
         self.log_paths.append(log_path)
         with log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [str(BIN / "ratelord-d"), *self.args],
+                [*self.command, *self.args],
                 cwd=self.workdir,
                 env=self.env,
                 stdout=log,
@@ -105,6 +107,7 @@ def make_daemon(
     policy: str | None = None,
     env: dict[str, str] | None = None,
     args: list[str] | None = None,
+    command: list[str] | None = None,
 ) -> RunningDaemon:
     """Prepare (not start) a daemon in ``workdir`` with optional config and policy files."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -121,7 +124,10 @@ def make_daemon(
         argv += ["--policy", str(policy_path)]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RATELORD_")}
     full_env.update(env or {})
-    return RunningDaemon(workdir, db_path, port, argv + list(args or []), full_env)
+    daemon = RunningDaemon(workdir, db_path, port, argv + list(args or []), full_env)
+    if command is not None:
+        daemon.command = command
+    return daemon
 
 
 def wait_for(check: Callable[[], T | None], timeout: float = 10.0, what: str = "condition") -> T:
