@@ -8,8 +8,8 @@
 
 The wait happens *before* the body runs.  A deferral (``defer_until``) is not a
 reservation: after sleeping until the reset the guard asks again, so the work is
-charged to the new window (at most :data:`MAX_DEFERRALS` times).  A denied guard still runs the body
-(check ``g.allowed``) unless ``raise_on_deny=True``, which raises
+charged to the new window (at most :data:`MAX_DEFERRALS` times).  A denied guard
+still runs the body (check ``g.allowed``) unless ``raise_on_deny=True``, which raises
 :class:`RatelordDenied` instead.  Usage is reported only for an allowed body,
 best-effort: a failed report is logged, never raised over the body's outcome.
 """
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Required, Self, TypedDict
 
-from ratelord.client._admission import MAX_DEFERRALS, admit
+from ratelord.client._admission import MAX_DEFERRALS, admit, is_deferral
 from ratelord.client._base import is_local, logger
 from ratelord.client._exceptions import RatelordDenied, RatelordError
 from ratelord.schema import SENTINEL_UNKNOWN, Decision, Urgency, UsageReport
@@ -115,11 +115,7 @@ class _GuardState:
 
     def _must_ask_again(self, attempt: int) -> bool:
         """After sleeping out a deferral, ask again; give up after MAX_DEFERRALS."""
-        deferred = (
-            self.allowed
-            and self.decision is not None
-            and bool(self.decision.modifications.defer_until)
-        )
+        deferred = self.allowed and self.decision is not None and is_deferral(self.decision)
         if deferred and attempt >= MAX_DEFERRALS:
             self.allowed = False
             self.reason = f"deferred {attempt + 1} times in a row by ratelord-d; giving up"

@@ -1,10 +1,11 @@
 """The SQLite event store: WAL, append-only ``events`` enforced by triggers, snapshots.
 
 One :class:`SQLiteStore` owns the write connection and is used from a single
-thread (the daemon's writer thread); readers open their own connections with
-:meth:`SQLiteStore.reader`.  ``synchronous=NORMAL`` in WAL mode keeps every
-committed transaction across a process crash (``kill -9``); ``full`` also
-survives power loss at the cost of an fsync per commit.
+thread (where the group-commit writer runs: the event loop, or its thread);
+readers open their own connections with :meth:`SQLiteStore.reader`.
+``synchronous=NORMAL`` in WAL mode keeps every committed transaction across a
+process crash (``kill -9``); ``full`` also survives power loss at the cost of
+an fsync per commit.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Callers ``await writer.append(events)``; a single task drains everything that
 queued up while the previous batch was being written, commits it in one
-transaction on a dedicated thread, and only then resolves each caller's
+transaction (see below for where), and only then resolves each caller's
 future.  Under load the batches grow by themselves, so the cost of a commit
 is shared by everyone who arrived during the last one.
 
@@ -101,7 +101,6 @@ class GroupCommitWriter:
         return await future
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
@@ -111,12 +110,7 @@ class GroupCommitWriter:
                 started = time.perf_counter()
                 self._in_flight = True
                 try:
-                    if self._inline:
-                        stored = self.store.append(flat, self._clock())
-                    else:
-                        stored = await loop.run_in_executor(
-                            self._thread, self.store.append, flat, self._clock()
-                        )
+                    stored = await self.run(self.store.append, flat, self._clock())
                 except BaseException as exc:  # the log cannot take writes: fail loudly
                     self._fail(exc, batch)
                     return
