@@ -11,7 +11,8 @@ from typing import Protocol
 
 from ratelord.engine.events import Event
 from ratelord.engine.state import State
-from ratelord.store.sqlite import Snapshot, SQLiteStore
+from ratelord.store.port import EventStore
+from ratelord.store.sqlite import Snapshot
 
 log = logging.getLogger("ratelord.store")
 
@@ -34,7 +35,7 @@ class Loaded:
     warnings: tuple[str, ...]
 
 
-def load(store: SQLiteStore, progress: Progress | None = None) -> Loaded:
+def load(store: EventStore, progress: Progress | None = None) -> Loaded:
     """Start-up: the newest snapshot that decodes, then the events after it."""
     with _collector_paused():
         return _load(store, progress)
@@ -54,7 +55,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _load(store: SQLiteStore, progress: Progress | None) -> Loaded:
+def _load(store: EventStore, progress: Progress | None) -> Loaded:
     warnings: list[str] = []
     for snapshot in store.snapshots():
         if isinstance(snapshot, str):

@@ -1,0 +1,473 @@
+"""The PostgreSQL event store: one log shared by a cluster of daemons.
+
+The schema mirrors SQLite's: ``events`` keyed by ``seq``, made append-only by
+triggers (the database itself refuses UPDATE, DELETE and TRUNCATE), and
+``snapshots``.  Two additions serve the cluster:
+
+* ``ratelord_leader``, one row: the leader's **epoch** and address.  A daemon
+  that wins the session advisory lock (:class:`Leadership`) bumps the epoch;
+  every append is one statement that inserts only ``WHERE`` the epoch is still
+  the one this store was elected with, holding a share lock on that row.  A
+  deposed leader that has not noticed yet therefore appends nothing and gets
+  :class:`Fenced`; and because ``seq`` is the primary key and each append
+  names the seqs it expects, two writers can never interleave silently.
+* a statement trigger ``NOTIFY``s channel ``ratelord_events`` after each
+  append, so followers tail the log without polling in a loop.
+
+Each append is a single auto-committed statement: one round trip, durable when
+it returns (``synchronous_commit`` as the server sets it; ``on`` by default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import msgspec
+import psycopg
+
+from ratelord.engine.events import Dimensions, Event
+from ratelord.store.sqlite import (
+    _COLUMNS,
+    _FILTERS,
+    _OPTIONAL,
+    _REPLAY_COLUMNS,
+    Snapshot,
+    StoreError,
+    _decode_payload,
+    _event,
+    _row,
+)
+
+#: The channel the append trigger notifies; the payload is the newest seq.
+CHANNEL = "ratelord_events"
+#: Key of the session advisory lock the leader holds (any constant, shared by the cluster).
+LEADER_LOCK = 0x7261_7465_6C6F_7264 & 0x7FFF_FFFF_FFFF_FFFF  # "ratelord"
+#: Key of the transaction advisory lock that serializes schema migrations.
+MIGRATE_LOCK = LEADER_LOCK - 1
+
+_TYPES = {
+    "seq": "bigint",
+    "schema_version": "integer",
+    "ts_event": "double precision",
+    "ts_ingest": "double precision",
+}
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the log, its immutability, snapshots, the leader's epoch, the tail notification.
+    """
+    CREATE TABLE events (
+        seq            BIGINT  PRIMARY KEY,
+        event_id       TEXT    NOT NULL UNIQUE,
+        event_type     TEXT    NOT NULL,
+        schema_version INTEGER NOT NULL,
+        ts_event       DOUBLE PRECISION NOT NULL,
+        ts_ingest      DOUBLE PRECISION NOT NULL,
+        origin_kind    TEXT    NOT NULL,
+        origin_id      TEXT    NOT NULL,
+        writer_id      TEXT    NOT NULL,
+        agent_id       TEXT    NOT NULL,
+        identity_id    TEXT    NOT NULL,
+        workload_id    TEXT    NOT NULL,
+        scope_id       TEXT    NOT NULL,
+        provider_id    TEXT,
+        pool_id        TEXT,
+        constraint_id  TEXT,
+        correlation_id TEXT,
+        causation_id   TEXT    NOT NULL,
+        dedupe_key     TEXT,
+        payload        TEXT    NOT NULL
+    );
+    CREATE INDEX events_by_type     ON events (event_type, seq);
+    CREATE INDEX events_by_agent    ON events (agent_id, seq);
+    CREATE INDEX events_by_identity ON events (identity_id, seq);
+    CREATE INDEX events_by_pool     ON events (pool_id, seq) WHERE pool_id IS NOT NULL;
+    CREATE FUNCTION ratelord_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'events is append-only: % refused', TG_OP;
+    END $$;
+    CREATE TRIGGER events_no_update BEFORE UPDATE OR DELETE ON events
+        FOR EACH ROW EXECUTE FUNCTION ratelord_append_only();
+    CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+        FOR EACH STATEMENT EXECUTE FUNCTION ratelord_append_only();
+    CREATE FUNCTION ratelord_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('ratelord_events', '');
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER events_notify AFTER INSERT ON events
+        FOR EACH STATEMENT EXECUTE FUNCTION ratelord_notify();
+    CREATE TABLE snapshots (
+        id         BIGSERIAL PRIMARY KEY,
+        seq        BIGINT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        checksum   TEXT   NOT NULL,
+        state      BYTEA  NOT NULL
+    );
+    CREATE TABLE ratelord_leader (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        epoch   BIGINT  NOT NULL,
+        address TEXT    NOT NULL,
+        since   DOUBLE PRECISION NOT NULL
+    );
+    INSERT INTO ratelord_leader VALUES (1, 0, '', 0);
+    """,
+)
+
+_COLUMN_LIST = _COLUMNS.split(", ")
+_SELECT_UNNEST = ", ".join(
+    f"NULLIF(u.{c}, '')" if c in _OPTIONAL else f"u.{c}" for c in _COLUMN_LIST
+)
+#: One statement, one round trip: the rows as column arrays, inserted only while the
+#: epoch is ours (the share lock makes a concurrent election wait for us, or us for it).
+_APPEND = (
+    f"INSERT INTO events ({_COLUMNS}) SELECT {_SELECT_UNNEST} FROM unnest("
+    + ", ".join(f"%s::{_TYPES.get(c, 'text')}[]" for c in _COLUMN_LIST)
+    + f") AS u({_COLUMNS}) WHERE EXISTS "
+    "(SELECT 1 FROM ratelord_leader WHERE id = 1 AND epoch = %s FOR SHARE)"
+)
+
+_encode_payload = msgspec.json.Encoder().encode
+
+
+class Fenced(StoreError):
+    """This daemon is no longer the leader: its append was refused by the database."""
+
+
+class _Reads:
+    """Sequential reads by seq, shared by the store and the readers."""
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        raise NotImplementedError
+
+    def read(self, after_seq: int = 0, batch: int = 5000) -> Iterator[list[Event]]:
+        conn = self._connection()
+        while True:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s",
+                (after_seq, batch),
+            ).fetchall()
+            if not rows:
+                return
+            events = [_event(row) for row in rows]
+            after_seq = events[-1].seq
+            yield events
+
+    def read_for_replay(
+        self, after_seq: int, upto_seq: int, types: frozenset[str], batch: int = 5000
+    ) -> Iterator[list[Event]]:
+        conn = self._connection()
+        kinds = sorted(types)
+        decode = _decode_payload
+        while after_seq < upto_seq:
+            # Pages by seq range: no server-side cursor, no transaction held open.
+            rows = conn.execute(
+                f"SELECT {_REPLAY_COLUMNS} FROM events WHERE seq > %s AND seq <= %s "
+                "AND event_type = ANY(%s) ORDER BY seq LIMIT %s",
+                (after_seq, upto_seq, kinds, batch),
+            ).fetchall()
+            if not rows:
+                return
+            after_seq = rows[-1][0]
+            yield [
+                Event(
+                    seq=r[0],
+                    event_id="",
+                    event_type=r[1],
+                    ts_event=r[2],
+                    dimensions=Dimensions(
+                        agent_id=r[3], identity_id=r[4], workload_id=r[5], scope_id=r[6]
+                    ),
+                    provider_id=r[7],
+                    pool_id=r[8],
+                    dedupe_key=r[9],
+                    payload=decode(r[10]),
+                )
+                for r in rows
+            ]
+
+
+class PostgresStore(_Reads):
+    """The write side.  Appends need an epoch: call :meth:`lead` (after winning the lock)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self._conn = connect(url)
+            self._migrate()
+            row = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open the event store {redact(url)}: {exc}") from None
+        assert row is not None
+        self.high_water: int = int(row[0])
+        #: the leader epoch this store appends under (None: not elected, appends refused)
+        self.epoch: int | None = None
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        return self._conn
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS ratelord_schema_version "
+                "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            row = conn.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM ratelord_schema_version"
+            ).fetchone()
+            current = int(row[0]) if row else 0
+            if current > len(MIGRATIONS):
+                raise StoreError(
+                    f"the database has schema version {current}, newer than this ratelord "
+                    f"({len(MIGRATIONS)}); upgrade ratelord"
+                )
+            for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+                conn.execute(script.encode())
+                conn.execute(
+                    "INSERT INTO ratelord_schema_version (version) VALUES (%s)", (version,)
+                )
+
+    @property
+    def schema_version(self) -> int:
+        row = self._conn.execute("SELECT MAX(version) FROM ratelord_schema_version").fetchone()
+        return int(row[0]) if row else 0
+
+    # ------------------------------------------------------------------ leadership
+
+    def lead(self, address: str, now: float) -> int:
+        """Become the writer: bump the epoch (fencing off any earlier leader), catch up.
+
+        Call it only while holding the leader lock (:class:`Leadership`).  Returns
+        the new epoch; :attr:`high_water` is then the true end of the log.
+        """
+        with self._conn.transaction():
+            row = self._conn.execute(
+                "UPDATE ratelord_leader SET epoch = epoch + 1, address = %s, since = %s "
+                "WHERE id = 1 RETURNING epoch",
+                (address, now),
+            ).fetchone()
+            tail = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        assert row is not None and tail is not None
+        self.epoch = int(row[0])
+        self.high_water = int(tail[0])
+        return self.epoch
+
+    def leader(self) -> tuple[int, str]:
+        """The current epoch and the leader's advertised address ('' before any election)."""
+        row = self._conn.execute(
+            "SELECT epoch, address FROM ratelord_leader WHERE id = 1"
+        ).fetchone()
+        assert row is not None
+        return int(row[0]), str(row[1])
+
+    # ------------------------------------------------------------------ writes
+
+    def append(self, events: Sequence[Event], ts_ingest: float) -> list[Event]:
+        if self.epoch is None:
+            raise Fenced("this daemon is not the leader; it cannot append")
+        seq = self.high_water
+        stored: list[Event] = []
+        columns: list[list[Any]] = [[] for _ in _COLUMN_LIST]
+        for event in events:
+            seq += 1
+            stored.append(msgspec.structs.replace(event, seq=seq, ts_ingest=ts_ingest))
+            for column, value in zip(columns, _row(event, seq, ts_ingest), strict=True):
+                column.append(value)
+        columns[-1] = [payload.decode() for payload in columns[-1]]  # JSON bytes → text
+        try:
+            cursor = self._conn.execute(_APPEND, (*columns, self.epoch))
+        except psycopg.errors.UniqueViolation as exc:
+            raise Fenced(f"another writer appended at seq {self.high_water + 1}: {exc}") from None
+        if cursor.rowcount != len(stored):
+            raise Fenced(f"epoch {self.epoch} is over: another daemon leads; append refused")
+        self.high_water = seq
+        return stored
+
+    def checkpoint(self) -> None:
+        """Nothing to do: PostgreSQL checkpoints on its own."""
+
+    def write_snapshot(self, seq: int, created_at: float, state: bytes) -> None:
+        checksum = hashlib.sha256(state).hexdigest()
+        with self._conn.transaction():
+            self._conn.execute(
+                "INSERT INTO snapshots (seq, created_at, checksum, state) VALUES (%s, %s, %s, %s)",
+                (seq, created_at, checksum, state),
+            )
+            self._conn.execute(
+                "DELETE FROM snapshots WHERE id NOT IN "
+                "(SELECT id FROM snapshots ORDER BY seq DESC, id DESC LIMIT 3)"
+            )
+
+    def drop_snapshots(self) -> int:
+        return self._conn.execute("DELETE FROM snapshots").rowcount
+
+    def snapshots(self) -> Iterator[Snapshot | str]:
+        rows = self._conn.execute(
+            "SELECT id, seq, created_at, checksum, state FROM snapshots ORDER BY seq DESC, id DESC"
+        ).fetchall()
+        for snapshot_id, seq, created_at, checksum, state in rows:
+            data = bytes(state)
+            if hashlib.sha256(data).hexdigest() != checksum:
+                yield f"snapshot {snapshot_id} (seq {seq}) is corrupt: checksum mismatch; ignored"
+            elif seq > self.high_water:
+                yield f"snapshot {snapshot_id} covers seq {seq} beyond the log's {self.high_water}"
+            else:
+                yield Snapshot(seq=seq, created_at=created_at, state=data)
+
+    def refresh(self) -> int:
+        """Re-read the end of the log (a follower's view moves on without appending)."""
+        row = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        assert row is not None
+        self.high_water = int(row[0])
+        return self.high_water
+
+    # ------------------------------------------------------------------ reads
+
+    def reader(self) -> EventReader:
+        return EventReader(self.url)
+
+    def checkpointer(self) -> NoMaintenance:
+        return NoMaintenance()
+
+    def close(self) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            conn.close()
+
+
+class NoMaintenance:
+    """PostgreSQL needs no upkeep from the daemon (autovacuum, checkpoints are its own)."""
+
+    def run(self) -> tuple[int, int]:
+        return 0, 0
+
+    def close(self) -> None:
+        pass
+
+
+class EventReader(_Reads):
+    """Read-only queries (``GET /v1/events``, the follower's tail), one connection per thread."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._local = threading.local()
+        self._all: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._local.conn = connect(self._url)
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def query(
+        self,
+        *,
+        after_seq: int = 0,
+        limit: int = 100,
+        filters: dict[str, str] | None = None,
+        before_seq: int | None = None,
+    ) -> list[Event]:
+        where = ["seq > %s"]
+        args: list[Any] = [after_seq]
+        if before_seq is not None:
+            where.append("seq <= %s")
+            args.append(before_seq)
+        where, args = _filtered(where, args, filters)
+        args.append(limit)
+        rows = (
+            self._connection()
+            .execute(
+                f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq LIMIT %s",
+                args,
+            )
+            .fetchall()
+        )
+        return [_event(row) for row in rows]
+
+    def latest(self, *, limit: int, filters: dict[str, str] | None = None) -> list[Event]:
+        where, args = _filtered(["TRUE"], [], filters)
+        rows = (
+            self._connection()
+            .execute(
+                f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} "
+                "ORDER BY seq DESC LIMIT %s",
+                [*args, limit],
+            )
+            .fetchall()
+        )
+        return [_event(row) for row in reversed(rows)]
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+
+class Leadership:
+    """The leader election: a session advisory lock on a connection of its own.
+
+    The lock lives as long as this connection's session: when the daemon dies
+    (even ``kill -9``) the server ends the session and another daemon's
+    :meth:`try_acquire` succeeds.  :meth:`alive` tells whether we still hold it.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def try_acquire(self) -> bool:
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = connect(self._url)
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone()
+        except psycopg.Error:
+            self.release()
+            return False
+        return bool(row and row[0])
+
+    def alive(self) -> bool:
+        """True while our session (and so the lock) is still there."""
+        if self._conn is None or self._conn.closed:
+            return False
+        try:
+            self._conn.execute("SELECT 1")  # a session lock ends only with its session
+        except psycopg.Error:
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def connect(url: str) -> psycopg.Connection[Any]:
+    """An auto-commit connection (each statement is its own transaction unless grouped)."""
+    return psycopg.connect(url, autocommit=True, connect_timeout=5)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    if "password" in info:
+        info["password"] = "***"  # noqa: S105 - a placeholder, not a secret
+    return psycopg.conninfo.make_conninfo("", **info)
+
+
+def _filtered(
+    where: list[str], args: list[Any], filters: dict[str, str] | None
+) -> tuple[list[str], list[Any]]:
+    for column, value in (filters or {}).items():
+        if column not in _FILTERS:
+            raise ValueError(f"cannot filter events by {column!r}")
+        where.append(f"{column} = %s")
+        args.append(value)
+    return where, args
