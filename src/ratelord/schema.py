@@ -21,6 +21,7 @@ __all__ = [
     "SENTINEL_UNKNOWN",
     "Decision",
     "DecisionKind",
+    "DecisionList",
     "ErrorBody",
     "ErrorDetail",
     "Evaluation",
@@ -30,7 +31,12 @@ __all__ = [
     "IdentityCreate",
     "IdentityList",
     "IdentityRotate",
+    "IntentBatch",
     "IntentRequest",
+    "Lease",
+    "LeaseList",
+    "LeaseReport",
+    "LeaseRequest",
     "Modifications",
     "Pool",
     "PoolList",
@@ -259,3 +265,77 @@ class ErrorDetail(_Out, kw_only=True):
 
 class ErrorBody(_Out, kw_only=True):
     error: ErrorDetail
+
+
+# --------------------------------------------------------------------------- batches and leases
+
+#: Most intents one ``POST /v1/intents`` may carry.
+MAX_BATCH = 1000
+Units = Annotated[float, msgspec.Meta(gt=0, le=1e12)]
+LeaseStatus = Literal["active", "released", "expired", "revoked", "refused"]
+
+
+class IntentBatch(_Wire, kw_only=True):
+    """Several intents decided in one request and logged in one commit, in order."""
+
+    intents: Annotated[list[IntentRequest], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class DecisionList(_Out, kw_only=True):
+    decisions: list[Decision]
+
+
+class LeaseRequest(_Wire, kw_only=True):
+    """Ask for up to ``units`` of one pool for ``ttl_seconds``, to spend without asking.
+
+    The pool is the one ``resource`` (or a single-resource workload) names for
+    the identity.  ``rate`` is the holder's recent spend in units per second:
+    the daemon sizes leases by it when the pool is shared.
+    """
+
+    agent_id: Ident
+    identity_id: Ident
+    workload_id: Ident = SENTINEL_UNKNOWN
+    scope_id: Ident = SENTINEL_GLOBAL
+    urgency: Urgency = "normal"
+    resource: Ident | None = None
+    units: Units
+    min_units: Annotated[float, msgspec.Meta(ge=0, le=1e12)] = 1.0
+    ttl_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    rate: Annotated[float, msgspec.Meta(ge=0, le=1e12)] | None = None
+    weight: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 1.0
+    labels: dict[Label, Label] = {}
+
+
+class LeaseReport(_Wire, kw_only=True):
+    """Units spent from the lease since the last report, and the recent rate (units/s)."""
+
+    spent: Annotated[float, msgspec.Meta(ge=0, le=1e12)] = 0.0
+    rate: Annotated[float, msgspec.Meta(ge=0, le=1e12)] | None = None
+
+
+class Lease(_Out, kw_only=True):
+    """A lease as the daemon holds it; ``granted == 0`` and status ``refused``: none."""
+
+    lease_id: str
+    status: LeaseStatus
+    holder: str
+    identity_id: str
+    pool_id: str | None
+    urgency: Urgency
+    requested: float
+    granted: float
+    spent: float
+    #: ``granted - spent``: what the holder may still spend.
+    available: float
+    expires_at: str | None
+    rate: float | None = None
+    reason: str | None = None
+    #: When refused: the reset after which to ask again, or another identity to use.
+    defer_until: str | None = None
+    identity_switch: str | None = None
+    evaluation: Evaluation | None = None
+
+
+class LeaseList(_Out, kw_only=True):
+    leases: list[Lease]

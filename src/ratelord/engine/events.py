@@ -57,6 +57,10 @@ class EventType(StrEnum):
     THROTTLE_ADVISED = "throttle_advised"
     POSTURE_CHANGED = "posture_changed"
     SNAPSHOT_WRITTEN = "snapshot_written"
+    LEASE_DECIDED = "lease_decided"
+    LEASE_REPORTED = "lease_reported"
+    LEASE_REVISED = "lease_revised"
+    LEASE_ENDED = "lease_ended"
 
 
 class Source(msgspec.Struct, frozen=True):

@@ -65,6 +65,8 @@ class PoolState(msgspec.Struct, kw_only=True):
     posture: str = "OK"
     forecast: dict[str, object] | None = None
     paced_until: float = 0.0
+    #: Units granted to leases and not yet reported spent: already out of ``remaining``.
+    leased: float = 0.0
     window_by_agent: dict[str, float] = {}
     window_by_identity: dict[str, float] = {}
     window_by_scope: dict[str, float] = {}
@@ -116,6 +118,29 @@ class Stats(msgspec.Struct, kw_only=True):
                 del self.minutes[0]
 
 
+class LeaseRecord(msgspec.Struct, kw_only=True):
+    """A live lease: ``granted`` units of one pool reserved for a holder until ``expires_at``."""
+
+    lease_id: str
+    agent_id: str
+    identity_id: str
+    workload_id: str
+    scope_id: str
+    pool_id: str
+    urgency: str
+    weight: float
+    requested: float
+    granted: float
+    spent: float = 0.0
+    rate: float | None = None
+    granted_at: float
+    expires_at: float
+
+    @property
+    def unspent(self) -> float:
+        return max(0.0, self.granted - self.spent)
+
+
 class State(msgspec.Struct, kw_only=True):
     """All projections.  Encodable as a whole (snapshots) with msgspec."""
 
@@ -127,6 +152,9 @@ class State(msgspec.Struct, kw_only=True):
     dedupe: dict[str, None] = {}
     #: Recent approved intents' charges (intent id → pool id → cost), for usage corrections.
     charges: dict[str, dict[str, float]] = {}
+    #: Live leases by id; ended ones leave, their id → why in ``leases_ended`` (bounded).
+    leases: dict[str, LeaseRecord] = {}
+    leases_ended: dict[str, str] = {}
 
     # ------------------------------------------------------------------ queries
 
@@ -320,7 +348,8 @@ def _usage_observed(state: State, event: Event) -> None:
     p = event.payload
     pool.pending = [(t, c) for t, c in pool.pending if t > event.ts_event]
     pool.observed_remaining = float(p["remaining"])
-    pool.remaining = max(0.0, pool.observed_remaining - sum(c for _, c in pool.pending))
+    pending = sum(c for _, c in pool.pending) + pool.leased
+    pool.remaining = max(0.0, pool.observed_remaining - pending)
     pool.used = p.get("used")
     pool.last_observed_at = event.ts_event
     pool.reserved_since_observation = 0.0
@@ -470,3 +499,9 @@ def _policy_updated(state: State, event: Event) -> None:
 @_on(EventType.POLICY_REJECTED)
 def _policy_rejected(state: State, event: Event) -> None:
     state.stats.policy_rejections += 1
+
+
+# Lease events have their own module; their handlers join the table here.
+from ratelord.engine.lease_state import HANDLERS as _LEASE_HANDLERS  # noqa: E402
+
+_HANDLERS.update(_LEASE_HANDLERS)
