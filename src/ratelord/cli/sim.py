@@ -36,6 +36,7 @@ class Strategy(StrEnum):
     ratelord = "ratelord"
     none = "none"
     token_bucket = "token-bucket"  # noqa: S105 (a strategy name, not a secret)
+    leases = "leases"
 
 
 @contextmanager

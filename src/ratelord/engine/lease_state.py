@@ -53,6 +53,8 @@ def _lease_decided(state: State, event: Event) -> None:
     pool.remaining = max(0.0, pool.remaining - granted)
     pool.leased += granted
     pool.reserved_since_observation += granted
+    if p.get("paced_until") is not None:
+        pool.paced_until = max(pool.paced_until, float(p["paced_until"]))
     pool.record_history(event.ts_event)
     pool.version += 1
 

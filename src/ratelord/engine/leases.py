@@ -120,6 +120,7 @@ def decide_lease(engine: Engine, request: LeaseRequest, now: float) -> tuple[Lea
         "reason": sizing.reason,
         "defer_until": sizing.defer_until,
         "identity_switch": sizing.identity_switch,
+        "paced_until": sizing.paced_until,
         "rules_fired": evaluation.rules_fired if evaluation else [],
         "p_exhaustion": evaluation.p_exhaustion if evaluation else None,
     }
@@ -170,6 +171,7 @@ class _Outcome:
     defer_until: str | None = None
     identity_switch: str | None = None
     decision: Decision | None = None
+    paced_until: float | None = None
 
 
 class _Sizing:
@@ -226,16 +228,25 @@ class _Sizing:
         demand = demand_of(request.units, request.rate, ttl)
         claims = _claims(_holders(state.leases.values(), pool.pool_id), self.now)
         claims.append(Claim(self.lease_id, demand, weight_of(request.urgency, request.weight)))
-        share = fair_shares(budget, claims)[self.lease_id]
-        granted = math.floor(max(0.0, min(request.units, share, pool.remaining)) * 1000) / 1000
+        shared = (
+            window_budget(self.engine, pool, self.now, ttl)
+            if budget.rate
+            else pool.remaining + pool.leased
+        )
+        share = fair_shares(shared, claims)[self.lease_id]
+        most = min(request.units, share, budget.units, pool.remaining)
+        granted = math.floor(max(0.0, most) * 1000) / 1000
         if granted < max(request.min_units, 1e-9):
             outcome.reason = (
                 f"only {granted:g} of {pool.pool_id} can be leased now "
                 f"(asked {request.units:g}, at least {request.min_units:g}); "
                 "ask per call or retry later"
             )
+            outcome.defer_until = iso(budget.fits(request.min_units, self.now, ttl))
             return outcome
         outcome.granted = granted
+        if budget.rate:
+            outcome.paced_until = budget.start + granted / budget.rate
         if granted < request.units:
             outcome.reason = decision.reason or (
                 f"granted {granted:g} of {request.units:g}: "
@@ -250,12 +261,12 @@ class _Sizing:
             ttl = min(ttl, pool.reset_at - self.now)
         return max(ttl, 0.001)
 
-    def _budget(self, pool: PoolState, decision: Decision, ttl: float) -> float | None:
-        """What all holders of ``pool`` may share for ``ttl``; None: nothing may be leased."""
+    def _budget(self, pool: PoolState, decision: Decision, ttl: float) -> _Budget | None:
+        """What this lease may take at most; None: nothing may be leased."""
         if decision.decision == "approve":
-            return math.inf
+            return _Budget(math.inf)
         if _paced(decision):
-            return paced_budget(self.engine, pool, self.now, ttl)
+            return self._paced(pool, ttl)
         # The whole ask did not fit (floor, policy): halve it until one does.
         request = self.request
         size = min(request.units, pool.remaining)
@@ -263,17 +274,48 @@ class _Sizing:
         while size >= smallest:
             smaller, _, _, _ = self._arbiter(size).run()
             if smaller.decision == "approve":
-                return size
+                return _Budget(size)
             if _paced(smaller):
-                return min(size, paced_budget(self.engine, pool, self.now, ttl))
+                paced = self._paced(pool, ttl)
+                return _Budget(min(size, paced.units), paced.rate, paced.start)
             size /= 2
         return None
+
+    def _paced(self, pool: PoolState, ttl: float) -> _Budget:
+        """The paced flow: what fits between the pool's pacing cursor and the lease's end.
+
+        Intents and leases share one cursor (``pool.paced_until``): each paced
+        grant moves it on by the time its units occupy at the pool's sustainable
+        rate, so a holder that spends its lease at once and asks again cannot
+        outrun the pace.
+        """
+        to_reset = self.engine.forecast(pool, self.now).seconds_to_reset
+        if not to_reset or to_reset <= ttl or pool.remaining <= 0:
+            return _Budget(pool.remaining)
+        rate = pool.remaining / to_reset
+        start = max(pool.paced_until, self.now)
+        return _Budget(max(0.0, self.now + ttl - start) * rate, rate, start)
 
     def _refused(self, outcome: _Outcome, decision: Decision) -> None:
         mods = decision.modifications
         outcome.reason = decision.reason or "refused by policy"
         outcome.defer_until = mods.defer_until
         outcome.identity_switch = mods.identity_switch
+
+
+@dataclass(frozen=True, slots=True)
+class _Budget:
+    """The most one lease may take; paced: at ``rate`` units/s from ``start``."""
+
+    units: float
+    rate: float | None = None
+    start: float = 0.0
+
+    def fits(self, units: float, now: float, ttl: float) -> float:
+        """When a lease of ``units`` will fit (ask again then)."""
+        if not self.rate:
+            return now
+        return max(now, self.start + units / self.rate - ttl)
 
 
 def _paced(decision: Decision) -> bool:
@@ -286,10 +328,9 @@ def _paced(decision: Decision) -> bool:
     )
 
 
-def paced_budget(engine: Engine, pool: PoolState, now: float, horizon: float) -> float:
-    """The units ``pool`` may spend over ``horizon`` to last until its reset."""
-    result = engine.forecast(pool, now)
-    to_reset = result.seconds_to_reset
+def window_budget(engine: Engine, pool: PoolState, now: float, horizon: float) -> float:
+    """The units ``pool`` may spend over ``horizon`` to last until its reset (all holders)."""
+    to_reset = engine.forecast(pool, now).seconds_to_reset
     total = pool.remaining + pool.leased
     if not to_reset or to_reset <= horizon:
         return total
@@ -425,7 +466,7 @@ def _rebalance(engine: Engine, pool: PoolState, now: float) -> list[Event]:
         return []
     holders = _holders(engine.state.leases.values(), pool.pool_id)
     horizon = max(lease.expires_at - now for lease in holders)
-    budget = paced_budget(engine, pool, now, horizon)
+    budget = window_budget(engine, pool, now, horizon)
     shares = fair_shares(budget, _claims(holders, now))
     events: list[Event] = []
     for lease in holders:

@@ -8,6 +8,8 @@
 * ``token-bucket`` — a static client-side limiter per pool at ``limit /
   window`` with a configurable burst; it knows nothing of other consumers,
   outages or where the provider's window starts.
+* ``leases`` — the real engine, agents spending from leases
+  (:mod:`ratelord.sim.lease_strategy`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from ratelord.schema import IdentityCreate, IntentRequest, Urgency, UsageReport
 from ratelord.sim.scenario import Scenario
 from ratelord.sim.world import CallResult, World
 
-StrategyName = Literal["ratelord", "none", "token-bucket"]
-STRATEGIES: tuple[StrategyName, ...] = ("ratelord", "none", "token-bucket")
+StrategyName = Literal["ratelord", "none", "token-bucket", "leases"]
+STRATEGIES: tuple[StrategyName, ...] = ("ratelord", "none", "token-bucket", "leases")
 
 Outcome = Literal["approve", "modify", "defer", "deny"]
 
@@ -220,6 +222,10 @@ class Ratelord:
 def make_strategy(name: StrategyName, scenario: Scenario, world: World, seed: int) -> Strategy:
     if name == "ratelord":
         return Ratelord(scenario, world, seed)
+    if name == "leases":
+        from ratelord.sim.lease_strategy import Leases  # it builds on Ratelord, defined here
+
+        return Leases(scenario, world, seed)
     if name == "token-bucket":
         return TokenBuckets(scenario, world)
     if name == "none":
