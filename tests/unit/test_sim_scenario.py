@@ -174,7 +174,7 @@ def test_cli_compares_strategies_side_by_side(tmp_path: Path) -> None:
     path.write_text(small())
     result = run_cli(str(path), "--compare")
     assert result.exit_code == 0, result.output
-    for name in ("ratelord", "none", "token-bucket"):
+    for name in ("ratelord", "none", "token-bucket", "leases"):
         assert name in result.stdout
     as_json = json.loads(run_cli(str(path), "--compare", "--json").stdout)
-    assert [r["strategy"] for r in as_json] == ["ratelord", "none", "token-bucket"]
+    assert [r["strategy"] for r in as_json] == ["ratelord", "none", "token-bucket", "leases"]
