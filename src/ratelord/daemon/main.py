@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from types import FrameType
@@ -25,6 +26,30 @@ log = logging.getLogger("ratelord.daemon")
 
 EXIT_CONFIG = 2
 EXIT_STORE = 3
+EXIT_PORT = 4
+
+
+class PortError(Exception):
+    """The address to listen on cannot be bound (taken, or not ours)."""
+
+
+def _listen(settings: Settings) -> socket.socket:
+    """Bind the server's socket before anything else, so a taken port fails in one line
+    without having opened (or written to) the database."""
+    family = socket.AF_INET6 if ":" in settings.bind else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.bind, settings.port))
+    except OSError as exc:
+        sock.close()
+        reason = (exc.strerror or str(exc)).lower()
+        raise PortError(
+            f"cannot listen on {settings.bind}:{settings.port}: {reason}; is another "
+            "ratelord-d running there? Stop it, or choose another port with --port N"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 class _Server(uvicorn.Server):
@@ -64,17 +89,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ratelord-d {__version__}")
         return 0
     configure(settings.log_level, settings.log_format)
+    sock: socket.socket | None = None
     try:
         _check_bind(settings)
         runtime = Runtime(settings)
+        sock = _listen(settings)
         runtime.open_store()
         app = DaemonApp(runtime)
     except (ConfigError, PolicyError, SecretError) as exc:
-        print(f"ratelord-d: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _refuse(exc, EXIT_CONFIG, sock)
+    except PortError as exc:
+        return _refuse(exc, EXIT_PORT, sock)
     except StoreError as exc:
-        print(f"ratelord-d: {exc}", file=sys.stderr)
-        return EXIT_STORE
+        return _refuse(exc, EXIT_STORE, sock)
     config = uvicorn.Config(
         app,
         host=settings.bind,
@@ -97,24 +124,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.db,
         runtime.policy.source,
     )
-    asyncio.run(_serve(server, runtime)) if sys.platform == "win32" else _run_uvloop(
-        server, runtime
+    asyncio.run(_serve(server, runtime, sock)) if sys.platform == "win32" else _run_uvloop(
+        server, runtime, sock
     )
     if not server.started:
         return 1
     return 0
 
 
-def _run_uvloop(server: _Server, runtime: Runtime) -> None:
+def _refuse(exc: Exception, code: int, sock: socket.socket | None) -> int:
+    """Start-up is impossible: one line on stderr, an exit code that says which kind."""
+    if sock is not None:
+        sock.close()
+    print(f"ratelord-d: {exc}", file=sys.stderr)
+    return code
+
+
+def _run_uvloop(server: _Server, runtime: Runtime, sock: socket.socket) -> None:
     import uvloop
 
-    uvloop.run(_serve(server, runtime))
+    uvloop.run(_serve(server, runtime, sock))
 
 
-async def _serve(server: _Server, runtime: Runtime) -> None:
+async def _serve(server: _Server, runtime: Runtime, sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(runtime)))
-    await server.serve()
+    await server.serve(sockets=[sock])
 
 
 async def _reload(runtime: Runtime) -> None:

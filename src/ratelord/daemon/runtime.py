@@ -13,6 +13,7 @@ import asyncio
 import gc
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +46,7 @@ from ratelord.schema import (
 )
 from ratelord.store import Checkpointer, EventReader, GroupCommitWriter, SQLiteStore
 from ratelord.store.replay import load, replay_into
+from ratelord.store.writer import StoreClosed
 
 log = logging.getLogger("ratelord.daemon")
 
@@ -54,6 +56,9 @@ log = logging.getLogger("ratelord.daemon")
 #: second gave a median p99 of 3.8 ms, every five seconds 2.3 ms.
 CHECKPOINT_EVERY = 5.0
 HOUSEKEEPING_EVERY = 5.0
+#: Seconds shutdown waits for a faulted store (a foreign lock, a full disk) to take
+#: its last events before it stops without them.
+STOP_WAIT = 30.0
 
 
 class NotReady(Exception):
@@ -213,7 +218,13 @@ class Runtime:
 
     @property
     def accepting_writes(self) -> bool:
-        return self.status == "ok" and self.writer is not None and self.writer.failed is None
+        writer = self.writer
+        return (
+            self.status == "ok"
+            and writer is not None
+            and writer.failed is None
+            and writer.refuses_writes() is None
+        )
 
     def require_ready(self) -> None:
         if self.status == "initializing":
@@ -222,6 +233,9 @@ class Runtime:
             raise NotReady("ratelord-d is shutting down", retry_after=5)
         if self.writer is None or self.writer.failed is not None:
             raise NotReady("the event store is read-only after a write failure", retry_after=30)
+        safe_mode = self.writer.refuses_writes()
+        if safe_mode is not None:
+            raise NotReady(safe_mode, retry_after=5)
 
     async def commit(self, events: list[Event]) -> list[Event]:
         if not events:
@@ -380,6 +394,8 @@ class Runtime:
                 )
         if self.writer is not None and self.writer.failed is not None:
             reasons.append(f"event store read-only: {self.writer.failed}")
+        elif self.writer is not None and self.writer.fault is not None:
+            reasons.append(f"event store: {self.writer.fault.reason(time.monotonic())}")
         if status == "ok" and reasons:
             status = "degraded"
         return Health(
@@ -402,8 +418,13 @@ class Runtime:
             while True:
                 await asyncio.sleep(CHECKPOINT_EVERY)
                 if self.writer.appended != last:
-                    last = self.writer.appended
-                    await asyncio.to_thread(checkpointer.run)
+                    appended = self.writer.appended
+                    try:
+                        await asyncio.to_thread(checkpointer.run)
+                    except sqlite3.Error as exc:  # a full disk; the WAL keeps the events
+                        log.warning("WAL checkpoint failed, will retry: %s", exc)
+                    else:
+                        last = appended
         finally:
             checkpointer.close()
 
@@ -492,6 +513,10 @@ class Runtime:
             self.status = "stopping"
         self._stopping.set()
 
+    async def _final_writes(self) -> None:
+        await self.snapshot()
+        await self.commit(self.engine.stop(self.now(), "signal"))
+
     @property
     def stopping(self) -> asyncio.Event:
         return self._stopping
@@ -506,8 +531,16 @@ class Runtime:
         for provider in self.providers.values():
             await provider.aclose()
         if self.writer is not None and self.writer.failed is None:
-            await self.snapshot()
-            await self.commit(self.engine.stop(self.now(), "signal"))
+            try:  # a store fault is waited out, but not forever
+                await asyncio.wait_for(self._final_writes(), STOP_WAIT)
+            except (TimeoutError, StoreClosed):
+                lost = self.writer.abandon()
+                log.error(
+                    "stopping without system_stopped: the event store stayed unwritable "
+                    "for %.0fs (%d events not written)",
+                    STOP_WAIT,
+                    lost,
+                )
         if self.writer is not None:
             await self.writer.close()
         if self._reader is not None:

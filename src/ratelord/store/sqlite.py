@@ -98,6 +98,9 @@ class SQLiteStore(_Reads):
             self._conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             self._migrate()
             row = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+            # From here on the writer may run on the event loop: a busy database must
+            # fail at once (the writer retries on a timer) rather than block the loop.
+            self._conn.execute("PRAGMA busy_timeout=0")
         except sqlite3.DatabaseError as exc:
             self.close()
             raise StoreError(f"cannot open the event store {self.path}: {exc}") from None

@@ -16,11 +16,21 @@ thread looks cheaper but makes the two threads trade the GIL once per row
 (``executemany`` releases it around every step), and each hand-over can wait a
 whole switch interval — measured here, that cut throughput by a factor of five.
 With ``synchronous=FULL`` (an fsync per commit) the thread is the better place.
+
+A write that fails for a passing reason (a foreign lock, a full or read-only
+disk, an I/O error: :mod:`ratelord.store.faults`) is not lost and does not
+block the loop: the batch stays first in line and is retried with backoff on
+the loop's timer until it commits.  Its callers keep waiting while the fault is
+a lock within its grace; once the daemon is in safe mode they get
+:class:`StoreUnavailable` (their events are still written when the fault
+clears: they are already part of the in-memory state).  Any other error fails
+the writer for good: the log cannot take writes and the daemon says so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -29,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ratelord.engine.events import Event
+from ratelord.store.faults import BACKOFF, FaultKind, StoreFault, classify
 from ratelord.store.sqlite import SQLiteStore
 
 log = logging.getLogger("ratelord.store")
@@ -38,6 +49,10 @@ Subscriber = Callable[[list[Event]], None]
 
 class StoreClosed(Exception):
     """The writer is stopped or failed; nothing more can be appended."""
+
+
+class StoreUnavailable(StoreClosed):
+    """The store is in safe mode: this caller's events are queued but not yet durable."""
 
 
 class GroupCommitWriter:
@@ -57,10 +72,14 @@ class GroupCommitWriter:
         self._inline = inline
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ratelord-writer")
         self._task: asyncio.Task[None] | None = None
+        self._batch: list[tuple[Sequence[Event], asyncio.Future[list[Event]]]] = []
         self._subscribers: list[Subscriber] = []
         self._failure: BaseException | None = None
         self._closing = False
+        self._abandoned = asyncio.Event()
         self._in_flight = False
+        #: the passing fault the writer is retrying through, if any
+        self.fault: StoreFault | None = None
         self.commits = 0
         self.appended = 0
         self.last_commit_seconds = 0.0
@@ -75,10 +94,55 @@ class GroupCommitWriter:
         return not self._pending and not self._in_flight
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn(*args)`` where the appends run, in order with them."""
+        """Run ``fn(*args)`` where the appends run; retried through passing faults."""
+        delay = 0.0
+        while True:
+            try:
+                result = await self._call(fn, *args)
+            except Exception as exc:
+                kind = classify(exc)
+                if kind is None or self._abandoned.is_set():
+                    raise
+                delay = self._retry_delay(kind, delay, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._abandoned.wait(), delay)
+                continue
+            if self.fault is not None:
+                log.info(
+                    "event store writable again after %.1fs",
+                    time.monotonic() - self.fault.since,
+                )
+                self.fault = None
+            return result
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._inline:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    def _retry_delay(self, kind: FaultKind, previous: float, exc: Exception) -> float:
+        """Record the fault (once per kind) and say how long to wait before the next try."""
+        first, longest = BACKOFF[kind]
+        now = time.monotonic()
+        if self.fault is None or self.fault.kind != kind:
+            self.fault = StoreFault(kind=kind, detail=str(exc), since=now)
+            log.error("event store write failed, retrying: %s", self.fault.reason(now))
+        if self.fault.refuses_writes(now):
+            self._release_waiters(self.fault.reason(now))
+        return min(longest, max(first, previous * 2))
+
+    def _release_waiters(self, reason: str) -> None:
+        """Safe mode: answer the callers now; their events stay queued for the retry."""
+        for _, future in [*self._batch, *self._pending]:
+            if not future.done():
+                future.set_exception(StoreUnavailable(reason))
+
+    def refuses_writes(self) -> str | None:
+        """Why new writes are refused now (safe mode), or None."""
+        fault, now = self.fault, time.monotonic()
+        if fault is not None and fault.refuses_writes(now):
+            return fault.reason(now)
+        return None
 
     @property
     def failed(self) -> BaseException | None:
@@ -105,7 +169,7 @@ class GroupCommitWriter:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                batch = self._take_batch()
+                self._batch = batch = self._take_batch()
                 flat = [event for events, _ in batch for event in events]
                 started = time.perf_counter()
                 self._in_flight = True
@@ -116,6 +180,7 @@ class GroupCommitWriter:
                     return
                 finally:
                     self._in_flight = False
+                    self._batch = []
                 self.last_commit_seconds = time.perf_counter() - started
                 self.commits += 1
                 self.appended += len(stored)
@@ -152,6 +217,12 @@ class GroupCommitWriter:
                 future.set_exception(StoreClosed(f"event store append failed: {exc}"))
         self._pending.clear()
 
+    def abandon(self) -> int:
+        """Stop retrying (shutdown gave up waiting): fail what is queued; say how many events."""
+        lost = self.queue_depth + sum(len(events) for events, _ in self._batch)
+        self._abandoned.set()
+        return lost
+
     async def close(self) -> None:
         """Write what is queued, checkpoint, and stop the writer thread."""
         self._closing = True
@@ -159,5 +230,8 @@ class GroupCommitWriter:
         if self._task is not None:
             await self._task
         if self._failure is None:
-            await self.run(self.store.checkpoint)
+            try:  # best effort: the log is durable without it
+                await self._call(self.store.checkpoint)
+            except Exception as exc:
+                log.warning("final WAL checkpoint skipped: %s", exc)
         self._thread.shutdown(wait=True)
