@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ratelord.schema import Decision
+from ratelord.schema import Decision, Lease
 
 if TYPE_CHECKING:
     from ratelord.daemon.runtime import Runtime
@@ -46,6 +46,9 @@ class Metrics:
             kind: self.decisions.labels(kind)
             for kind in ("approve", "approve_with_modifications", "deny_with_reason")
         }
+        self.leases = Counter(
+            "ratelord_leases", "Lease decisions by outcome", ["status"], registry=self.registry
+        )
         self.registry.register(_StateCollector(runtime))
 
     def count_decision(self, decision: Decision) -> None:
@@ -53,6 +56,10 @@ class Metrics:
         if decision.evaluation is not None:
             for rule in decision.evaluation.rules_fired:
                 self.rules.labels(rule).inc()
+
+    def count_lease(self, lease: Lease) -> None:
+        partial = lease.status == "active" and lease.granted < lease.requested
+        self.leases.labels("partial" if partial else lease.status).inc()
 
     def render(self) -> tuple[bytes, bytes]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST.encode()
@@ -117,6 +124,7 @@ class _StateCollector:
             if "p_exhaustion" in forecast:
                 risk.add_metric(key, float(forecast["p_exhaustion"]))
         yield from (remaining, limit, tte, risk)
+        yield from _lease_metrics(self.runtime)
         writer = self.runtime.writer
         lag = GaugeMetricFamily("ratelord_store_commit_lag_seconds", "Duration of the last commit")
         lag.add_metric([], writer.last_commit_seconds if writer else 0.0)
@@ -125,3 +133,26 @@ class _StateCollector:
         seq = GaugeMetricFamily("ratelord_store_high_water_seq", "Last appended seq")
         seq.add_metric([], self.runtime.high_water())
         yield from (lag, depth, seq)
+
+
+def _lease_metrics(runtime: Runtime) -> Iterator[Metric]:
+    """Every live lease: holder, pool, size, spent, expiry; and each pool's leased units."""
+    labels = ["lease_id", "holder", "pool_id"]
+    granted = GaugeMetricFamily("ratelord_lease_granted", "Units granted", labels=labels)
+    spent = GaugeMetricFamily("ratelord_lease_spent", "Units reported spent", labels=labels)
+    expires = GaugeMetricFamily(
+        "ratelord_lease_expires_at_seconds", "When the lease expires (unix time)", labels=labels
+    )
+    leased = GaugeMetricFamily(
+        "ratelord_pool_leased", "Units leased and not yet spent", labels=["pool_id"]
+    )
+    state = runtime.engine.state
+    for lease in state.leases.values():
+        key = [lease.lease_id, lease.agent_id, lease.pool_id]
+        granted.add_metric(key, lease.granted)
+        spent.add_metric(key, lease.spent)
+        expires.add_metric(key, lease.expires_at)
+    for pool in state.pools.values():
+        if pool.leased:
+            leased.add_metric([pool.pool_id], pool.leased)
+    yield from (granted, spent, expires, leased)

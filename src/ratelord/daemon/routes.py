@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ratelord.daemon import views
+from ratelord.daemon import lease_routes, views
 from ratelord.daemon.events import EventQuery, event_page, event_stream
 from ratelord.daemon.http import (
     HTTPError,
@@ -405,6 +405,7 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         request=InjectFailure,
         writes=True,
     )
+    lease_routes.install(router, runtime.leasing, metrics)
     add("GET", "/metrics", prometheus, "Prometheus exposition")
     add("GET", "/openapi.json", openapi, "This API as OpenAPI 3.1")
     openapi_cache = _encode(openapi_document(router))

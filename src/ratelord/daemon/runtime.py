@@ -22,6 +22,7 @@ import msgspec
 
 from ratelord import __version__
 from ratelord.daemon.config import Settings
+from ratelord.daemon.leasing import Leasing
 from ratelord.daemon.poller import Poller
 from ratelord.engine.arbitration import decide
 from ratelord.engine.clock import iso
@@ -90,6 +91,7 @@ class Runtime:
         self.boot_seconds = 0.0
         self.replayed = 0
         self._reader: EventReader | None = None
+        self.leasing = Leasing(self)
 
     # ------------------------------------------------------------------ start-up
 
@@ -153,6 +155,7 @@ class Runtime:
         events += self.engine.set_policy(self.policy, now)
         await self.commit(events)
         self.status = "ok"
+        await self.leasing.upkeep()  # leases whose time ran out while the daemon was down
         if self.settings.demo:
             from ratelord.daemon.demo import register_demo_identities
 
@@ -162,6 +165,7 @@ class Runtime:
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._checkpoint_loop(), name="checkpoint"))
         self._tasks.append(loop.create_task(self._housekeeping_loop(), name="housekeeping"))
+        self._tasks.append(loop.create_task(self.leasing.loop(), name="lease-upkeep"))
         if self.settings.demo:
             from ratelord.daemon.demo import demo_traffic
 
@@ -257,10 +261,10 @@ class Runtime:
                 "; ".join(errors),
             )
         if decided.payload["charges"]:
-            self._spend_at_mock(decided.payload["charges"], decision.modifications.wait_seconds)
+            self.spend_at_mock(decided.payload["charges"], decision.modifications.wait_seconds)
         return decision
 
-    def _spend_at_mock(self, charges: dict[str, float], wait: float) -> None:
+    def spend_at_mock(self, charges: dict[str, float], wait: float) -> None:
         """The mock provider stands for the real API: the agent calls it once its wait is over."""
         mock = self.providers.get("mock")
         if not isinstance(mock, MockProvider):

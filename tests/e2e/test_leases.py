@@ -1,0 +1,181 @@
+"""Leases and batches against the real ratelord-d (issue 19)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import MOCK_CONFIG
+from tests.support.daemon import RunningDaemon, events, register, wait_for
+
+pytestmark = pytest.mark.e2e
+
+POOL = "mock:requests:acct-1"
+Factory = Callable[..., RunningDaemon]
+
+
+def config(limit: float = 5000, poll: float = 5.0) -> dict[str, Any]:
+    cfg = copy.deepcopy(MOCK_CONFIG)
+    cfg["providers"]["mock"]["principals"]["acct-1"]["pools"]["requests"]["limit"] = limit
+    cfg["providers"]["mock"]["poll_interval_seconds"] = poll
+    return cfg
+
+
+def ready(daemon: RunningDaemon) -> RunningDaemon:
+    with daemon.client() as http:
+        register(http, "id-a", "acct-1")
+        wait_for(lambda: http.get(f"/v1/pools/{POOL}").status_code == 200, what="first poll")
+    return daemon
+
+
+def take(http: httpx.Client, units: float, **fields: Any) -> dict[str, Any]:
+    body = {"agent_id": "agent-1", "identity_id": "id-a", "resource": "requests", "units": units}
+    response = http.post("/v1/leases", json=body | fields)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def leased(http: httpx.Client) -> float:
+    text = http.get("/metrics").text
+    for line in text.splitlines():
+        if line.startswith(f'ratelord_pool_leased{{pool_id="{POOL}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_grant_all_part_or_none_each_reserved_and_logged(daemon_factory: Factory) -> None:
+    d = ready(daemon_factory(config=config()))
+    with d.client() as http:
+        before = http.get(f"/v1/pools/{POOL}").json()["remaining"]
+        full = take(http, 100)
+        assert (full["status"], full["granted"], full["available"]) == ("active", 100, 100)
+        assert http.get(f"/v1/pools/{POOL}").json()["remaining"] == before - 100
+        part = take(http, 100_000, ttl_seconds=60)
+        assert part["status"] == "active"
+        assert 0 < part["granted"] < 100_000
+        assert part["reason"]
+        none = take(http, 10, identity_id="ghost")
+        assert (none["status"], none["granted"]) == ("refused", 0)
+        assert "unknown identity" in none["reason"]
+        logged = events(http, type="lease_decided")
+        assert [e["payload"]["granted"] for e in logged] == [100, part["granted"], 0]
+        listed = http.get("/v1/leases").json()["leases"]
+        assert {lease["lease_id"] for lease in listed} == {full["lease_id"], part["lease_id"]}
+        assert leased(http) == 100 + part["granted"]
+        bad = http.post("/v1/leases", json={"agent_id": "a", "identity_id": "id-a", "units": -1})
+        assert bad.status_code == 400
+        assert bad.json()["error"]["code"] == "invalid_request"
+
+
+def test_report_and_release_return_the_unspent_units(daemon_factory: Factory) -> None:
+    d = ready(daemon_factory(config=config()))
+    with d.client() as http:
+        before = http.get(f"/v1/pools/{POOL}").json()["remaining"]
+        lease = take(http, 100)
+        lease_id = lease["lease_id"]
+        reported = http.post(f"/v1/leases/{lease_id}/report", json={"spent": 30, "rate": 3})
+        assert reported.status_code == 200, reported.text
+        assert (reported.json()["spent"], reported.json()["available"]) == (30, 70)
+        released = http.post(f"/v1/leases/{lease_id}/release", json={"spent": 10}).json()
+        assert released["status"] == "released"
+        assert http.get(f"/v1/pools/{POOL}").json()["remaining"] == before - 40
+        assert leased(http) == 0
+        gone = http.get(f"/v1/leases/{lease_id}")
+        assert gone.status_code == 410
+        assert gone.json()["error"]["code"] == "lease_ended"
+        assert http.post("/v1/leases/lse_nope/report", json={"spent": 1}).status_code == 404
+
+
+def test_a_dead_holders_lease_expires_and_its_units_come_back(daemon_factory: Factory) -> None:
+    d = ready(daemon_factory(config=config()))
+    with d.client() as http:
+        lease = take(http, 50, ttl_seconds=1)
+        ended = wait_for(
+            lambda: events(http, type="lease_ended"), timeout=5, what="the lease to expire"
+        )
+        assert ended[0]["payload"]["status"] == "expired"
+        assert ended[0]["payload"]["lease_id"] == lease["lease_id"]
+        assert http.get(f"/v1/leases/{lease['lease_id']}").status_code == 410
+        assert leased(http) == 0
+
+
+def test_leases_survive_a_restart_and_expire_across_it(daemon_factory: Factory) -> None:
+    d = ready(daemon_factory(config=config()))
+    with d.client() as http:
+        short = take(http, 40, ttl_seconds=2)
+        long = take(http, 60, ttl_seconds=600)
+        http.post(f"/v1/leases/{long['lease_id']}/report", json={"spent": 5})
+    d.stop()
+    time.sleep(2.5)  # the short lease's time runs out while the daemon is down
+    d.start()
+    with d.client() as http:
+        kept = http.get(f"/v1/leases/{long['lease_id']}")
+        assert kept.status_code == 200, kept.text
+        assert (kept.json()["granted"], kept.json()["spent"]) == (60, 5)
+        assert http.get(f"/v1/leases/{short['lease_id']}").status_code == 410
+        expired = events(http, type="lease_ended")
+        assert [e["payload"]["lease_id"] for e in expired] == [short["lease_id"]]
+        assert expired[0]["payload"]["status"] == "expired"
+        assert leased(http) == 55
+
+
+def test_revocation_is_pushed_on_the_event_stream(daemon_factory: Factory) -> None:
+    d = ready(daemon_factory(config=config(limit=1000, poll=0.5)))
+    with d.client() as http:
+        lease = take(http, 600, ttl_seconds=600)
+        assert lease["granted"] == 600
+        after = http.get("/v1/health").json()["high_water_seq"]
+        # Most of the pool goes behind ratelord's back: drift, and the forecast turns.
+        http.post(
+            "/v1/admin/mock/external-usage",
+            json={"principal": "acct-1", "resource": "requests", "amount": 350},
+        )
+        seen = _stream_until(http, after, ("lease_revised", "lease_ended"), timeout=10)
+    assert seen["payload"]["lease_id"] == lease["lease_id"]
+    if seen["event_type"] == "lease_ended":
+        assert seen["payload"]["status"] == "revoked"
+    else:
+        assert seen["payload"]["granted"] < 600
+
+
+def _stream_until(
+    http: httpx.Client, after: int, types: tuple[str, ...], timeout: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    params = {"stream": "true", "after_seq": after}
+    with http.stream("GET", "/v1/events", params=params, timeout=timeout) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                event = json.loads(line[6:])
+                if event["event_type"] in types:
+                    return dict(event)
+            if time.monotonic() > deadline:
+                break
+    raise AssertionError(f"no {types} on the stream within {timeout} s")
+
+
+def test_a_batch_of_intents_is_decided_in_order_in_one_commit(daemon_factory: Factory) -> None:
+    d = ready(daemon_factory(config=config()))
+    batch = [
+        {"agent_id": f"a{i}", "identity_id": "id-a", "resource": "requests", "cost": 1}
+        for i in range(100)
+    ]
+    batch[50] = {"agent_id": "a50", "identity_id": "ghost", "resource": "requests"}
+    with d.client() as http:
+        response = http.post("/v1/intents", json={"intents": batch})
+        assert response.status_code == 200, response.text
+        decisions = response.json()["decisions"]
+        assert len(decisions) == 100
+        assert decisions[50]["decision"] == "deny_with_reason"
+        assert decisions[0]["decision"] == "approve"
+        assert all(x["decision"] != "deny_with_reason" for i, x in enumerate(decisions) if i != 50)
+        decided = events(http, type="intent_decided")
+        assert [e["payload"]["intent_id"] for e in decided] == [x["intent_id"] for x in decisions]
+        assert len({e["ts_ingest"] for e in decided}) == 1  # one append, one commit
+        assert http.post("/v1/intents", json={"intents": []}).status_code == 400
