@@ -21,9 +21,10 @@ from ratelord.cli import admin, events, identity, intent, policy, pools, status
 from ratelord.cli._errors import CliError
 from ratelord.cli._http import DEFAULT_URL, Session, api, cli_version
 
-#: Commands whose module is imported only when used: ``sim`` loads the whole engine, which
-#: would slow every other command down; it also ships separately, so it may be absent.
-LAZY_COMMANDS = {"sim": "ratelord.cli.sim"}
+#: Commands whose module is imported only when used: ``sim`` loads the whole engine and
+#: ``proxy`` a server, which would slow every other command down; ``sim`` also ships
+#: separately, so it may be absent.
+LAZY_COMMANDS = {"sim": "ratelord.cli.sim", "proxy": "ratelord.cli.proxy"}
 
 
 class _RootGroup(TyperGroup):

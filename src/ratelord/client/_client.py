@@ -14,7 +14,15 @@ import msgspec
 from ratelord.client._base import BaseClient
 from ratelord.client._exceptions import RatelordTransportError
 from ratelord.client._guard import AsyncGuard, Guard, GuardArgs, GuardOptions
-from ratelord.schema import Decision, Health, IntentRequest, UsageAccepted, UsageReport
+from ratelord.schema import (
+    Decision,
+    Health,
+    Identity,
+    IdentityList,
+    IntentRequest,
+    UsageAccepted,
+    UsageReport,
+)
 
 T = TypeVar("T")
 
@@ -59,6 +67,10 @@ class Client(BaseClient):
 
     def health(self) -> Health:
         return self._call("GET", "/v1/health", None, Health)
+
+    def identities(self) -> list[Identity]:
+        """The registered identities (``GET /v1/identities``)."""
+        return self._call("GET", "/v1/identities", None, IdentityList).identities
 
     def guard(self, **options: Unpack[GuardArgs]) -> Guard:
         """``with client.guard(identity=..., workload=...) as g:`` — see :class:`Guard`."""
@@ -123,6 +135,9 @@ class AsyncClient(BaseClient):
 
     async def health(self) -> Health:
         return await self._call("GET", "/v1/health", None, Health)
+
+    async def identities(self) -> list[Identity]:
+        return (await self._call("GET", "/v1/identities", None, IdentityList)).identities
 
     def guard(self, **options: Unpack[GuardArgs]) -> AsyncGuard:
         """``async with aclient.guard(identity=..., workload=...) as g:``"""
