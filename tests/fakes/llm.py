@@ -12,7 +12,8 @@ Shapes follow /work/shared/PROVIDERS.md:
   RFC 3339), 429 ``rate_limit_error``.
 
 Both buckets are token buckets that refill continuously (capacity ``rpm`` /
-``tpm``, refilled over a minute).  A call is charged at admission what the
+``tpm``, refilled over a minute; tests may shorten the ``minute`` to run a
+long scenario faster with the same shape).  A call is charged at admission what the
 provider charges: 1 request and its prompt tokens (one per 4 bytes of
 message text) plus ``max_tokens``; when either bucket lacks that, it is a 429.
 Every completion writes exactly ``max_tokens`` tokens in ``chunks`` pieces,
@@ -41,22 +42,23 @@ Kind = Literal["openai", "anthropic"]
 
 @dataclass
 class TokenBucket:
-    """A continuously refilling budget: ``capacity`` per minute, full at the start."""
+    """A continuously refilling budget: ``capacity`` per ``minute`` seconds, full at the start."""
 
     capacity: float
     level: float
     at: float
+    minute: float = 60.0
 
     @classmethod
-    def full(cls, capacity: float, now: float) -> TokenBucket:
-        return cls(capacity, capacity, now)
+    def full(cls, capacity: float, now: float, minute: float = 60.0) -> TokenBucket:
+        return cls(capacity, capacity, now, minute)
 
     def refill(self, now: float) -> None:
-        self.level = min(self.capacity, self.level + (now - self.at) * self.capacity / 60.0)
+        self.level = min(self.capacity, self.level + (now - self.at) * self.capacity / self.minute)
         self.at = now
 
     def seconds_to_full(self) -> float:
-        return (self.capacity - self.level) * 60.0 / self.capacity
+        return (self.capacity - self.level) * self.minute / self.capacity
 
 
 def prompt_tokens(body: dict[str, Any]) -> int:
@@ -87,6 +89,7 @@ class FakeLLM:
         keys: Iterable[str] = ("sk-test-fake-key-0000000000000000",),
         chunks: int = 5,
         chunk_delay: float = 0.0,
+        minute: float = 60.0,
     ) -> None:
         self.kind = kind
         self.rpm, self.tpm = rpm, tpm
@@ -94,8 +97,8 @@ class FakeLLM:
         self.chunks, self.chunk_delay = chunks, chunk_delay
         self._lock = threading.Lock()
         now = time.monotonic()
-        self.requests = TokenBucket.full(rpm, now)
-        self.tokens = TokenBucket.full(tpm, now)
+        self.requests = TokenBucket.full(rpm, now, minute)
+        self.tokens = TokenBucket.full(tpm, now, minute)
         self.calls = 0
         self.rejected = 0  # 429s sent
         self.charged = 0  # tokens charged at admission
