@@ -57,10 +57,11 @@ def test_githubkit_and_pygithub_work_through_the_proxy(
     proxy: RunningProxy, github: FakeGitHub
 ) -> None:
     before = len(github.requests_to("/user"))  # the daemon's poller asks who the token is
-    kit = githubkit.GitHub(TOKEN, base_url=f"{proxy.url}/github")
-    assert kit.rest.users.get_authenticated().json()["login"] == "alice"
+    with githubkit.GitHub(TOKEN, base_url=f"{proxy.url}/github") as kit:
+        assert kit.rest.users.get_authenticated().json()["login"] == "alice"
     classic = pygithub.Github(auth=pygithub.Auth.Token(TOKEN), base_url=f"{proxy.url}/github")
     assert classic.get_user().login == "alice"
+    classic.close()
     assert [r.user for r in github.requests_to("/user")[before:]] == ["alice", "alice"]
 
 

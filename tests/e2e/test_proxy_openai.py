@@ -39,8 +39,21 @@ def governed(
     assert KEY not in proxy.logs() and KEY not in daemon.logs()
 
 
-def sdk(proxy: RunningProxy, key: str = KEY) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key=key, max_retries=0)
+SDK = Callable[..., openai.OpenAI]
+
+
+@pytest.fixture
+def sdk() -> Iterator[SDK]:
+    """``sdk(proxy, key=KEY)``: the official client with its base URL on the proxy."""
+    made: list[openai.OpenAI] = []
+
+    def make(proxy: RunningProxy, key: str = KEY) -> openai.OpenAI:
+        made.append(openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key=key, max_retries=0))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
 
 
 def chat(client: openai.OpenAI, **extra: Any) -> Any:
@@ -53,7 +66,7 @@ def chat(client: openai.OpenAI, **extra: Any) -> Any:
 
 
 def test_a_call_is_asked_for_forwarded_and_reconciled(
-    governed: tuple[RunningDaemon, RunningProxy], llm: FakeLLM
+    governed: tuple[RunningDaemon, RunningProxy], llm: FakeLLM, sdk: SDK
 ) -> None:
     daemon, proxy = governed
     answer = chat(sdk(proxy))
@@ -71,7 +84,7 @@ def test_a_call_is_asked_for_forwarded_and_reconciled(
 
 
 def test_a_stream_arrives_chunk_by_chunk_and_is_reconciled(
-    governed: tuple[RunningDaemon, RunningProxy], llm: FakeLLM
+    governed: tuple[RunningDaemon, RunningProxy], llm: FakeLLM, sdk: SDK
 ) -> None:
     daemon, proxy = governed
     started = time.monotonic()
@@ -92,7 +105,7 @@ def test_a_stream_arrives_chunk_by_chunk_and_is_reconciled(
 
 
 def test_a_refusal_is_a_429_in_openais_shape(
-    governed: tuple[RunningDaemon, RunningProxy], llm: FakeLLM
+    governed: tuple[RunningDaemon, RunningProxy], llm: FakeLLM, sdk: SDK
 ) -> None:
     daemon, proxy = governed
     client = sdk(proxy)
@@ -113,7 +126,7 @@ def test_a_refusal_is_a_429_in_openais_shape(
 
 
 def test_unknown_and_missing_credentials_are_refused_before_the_server(
-    governed: tuple[RunningDaemon, RunningProxy], llm: FakeLLM
+    governed: tuple[RunningDaemon, RunningProxy], llm: FakeLLM, sdk: SDK
 ) -> None:
     _, proxy = governed
     with pytest.raises(openai.PermissionDeniedError, match="not registered"):
@@ -127,7 +140,7 @@ def test_unknown_and_missing_credentials_are_refused_before_the_server(
 
 
 def test_without_the_daemon_the_proxy_fails_safe(
-    governed: tuple[RunningDaemon, RunningProxy], llm: FakeLLM
+    governed: tuple[RunningDaemon, RunningProxy], llm: FakeLLM, sdk: SDK
 ) -> None:
     daemon, proxy = governed
     daemon.kill()
@@ -146,7 +159,7 @@ CALLS = 60
 
 @pytest.mark.slow
 def test_sixty_calls_get_no_429_within_1_2x_the_ideal_time(
-    daemon_factory: Callable[..., RunningDaemon], tmp_path: Path
+    daemon_factory: Callable[..., RunningDaemon], tmp_path: Path, sdk: SDK
 ) -> None:
     with FakeLLM("openai", rpm=60, tpm=4000, keys=[KEY], minute=MINUTE) as llm:
         daemon = daemon_factory(env={"OPENAI_API_KEY": KEY})

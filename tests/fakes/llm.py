@@ -300,9 +300,13 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             self._json(200, json.dumps(fake.completion(model, prompt, output)).encode(), headers)
 
         def _key(self) -> str:
-            if fake.kind == "anthropic":
-                return self.headers.get("x-api-key", "")
-            return self.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            bearer = self.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            # Anthropic takes x-api-key (its SDK now sends a bearer token instead)
+            return (
+                self.headers.get("x-api-key", "")
+                if fake.kind == "anthropic" and not bearer
+                else bearer
+            )
 
         def _json(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
