@@ -26,10 +26,10 @@ from ratelord.proxy import refusals
 from ratelord.proxy.asking import Admitted, ask, release
 from ratelord.proxy.charges import Charge, charge_for
 from ratelord.proxy.credentials import IdentityBook, credential_of
-from ratelord.proxy.llm_bridge import UsageMeter, meter_for
 from ratelord.proxy.refusals import Refusal
 from ratelord.proxy.settings import Kind, ProxySettings
 from ratelord.proxy.upstream import Upstream, response_headers
+from ratelord.proxy.usage import UsageTap, tap_for
 from ratelord.schema import Identity, Urgency, UsageReport
 
 log = logging.getLogger("ratelord.proxy")
@@ -186,11 +186,14 @@ class ProxyApp:
         }
         if b"workload" in own:
             fields["workload_id"] = own[b"workload"]
-        if charge.model is not None:
-            fields["labels"]["model"] = charge.model[:200]
-        # One resource per intent until multi-cost intents land: the binding one.
-        resource = "tokens" if "tokens" in charge.costs else next(iter(charge.costs))
-        fields["resource"], fields["cost"] = resource, charge.costs[resource]
+        estimate = charge.estimate
+        if estimate is None:
+            fields["resource"], fields["cost"] = next(iter(charge.costs.items()))
+        else:
+            # One resource per intent until multi-cost intents land: the binding one.
+            fields["resource"], fields["cost"] = "tokens", float(estimate.total)
+            if estimate.model is not None:
+                fields["labels"]["model"] = estimate.model[:200]
         return fields
 
     async def _forward(
@@ -204,12 +207,12 @@ class ProxyApp:
             reason = str(error) or type(error).__name__
             await _answer(send, upstream.kind, refusals.bad_gateway(upstream.name, reason))
             return
-        meter = (
-            meter_for(
+        tap = (
+            tap_for(
                 response.headers.get("content-type", ""),
                 response.headers.get("content-encoding", ""),
             )
-            if ticket.charge is not None and ticket.charge.tokens is not None
+            if ticket.charge is not None and ticket.charge.estimate is not None
             else None
         )
         try:
@@ -221,8 +224,8 @@ class ProxyApp:
                 }
             )
             async for chunk in response.aiter_raw():
-                if meter is not None:
-                    meter.feed(chunk)
+                if tap is not None:
+                    tap.feed(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except (httpx2.HTTPError, OSError) as error:
@@ -230,10 +233,10 @@ class ProxyApp:
         finally:
             await response.aclose()
         if ticket.admitted is not None:
-            self._background(self._report(ticket, path, response, meter))
+            self._background(self._report(ticket, path, response, tap))
 
     async def _report(
-        self, ticket: _Ticket, path: str, response: httpx2.Response, meter: UsageMeter | None
+        self, ticket: _Ticket, path: str, response: httpx2.Response, tap: UsageTap | None
     ) -> None:
         assert ticket.admitted is not None and ticket.identity_id is not None
         decision = ticket.admitted.decision
@@ -246,7 +249,8 @@ class ProxyApp:
             "path": path[:2000],
             "status_code": response.status_code,
         }
-        tokens = meter.tokens() if meter is not None else None
+        usage = tap.usage() if tap is not None else None
+        tokens = float(usage.total) if usage is not None else None
         if tokens is None and response.status_code >= 400 and response.status_code != 429:
             tokens = 0.0  # a refused call is not charged by the provider
         if tokens is not None and ticket.fields.get("resource") == "tokens":

@@ -3,7 +3,9 @@
 - GitHub: 1 from the resource GitHub charges for the path (``/search/code`` →
   ``code_search``, ``/search/*`` → ``search``, ``/graphql`` → ``graphql``,
   else ``core``); ``GET /rate_limit`` is free, as on GitHub.
-- OpenAI and Anthropic: 1 request and the token estimate of the body.
+- OpenAI and Anthropic: what :func:`ratelord.llm.charges_for` says of the
+  body's token estimate (a request and its tokens, per model); calls that are
+  not completions (listing models and the like) cost one request.
 - generic: the upstream's configured ``cost`` of its ``resource``.
 """
 
@@ -11,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ratelord import llm
 from ratelord.headers import bucket_for_path
-from ratelord.proxy import llm_bridge
 from ratelord.proxy.settings import UpstreamSettings
 
 LLM_KINDS = frozenset({"openai", "anthropic"})
@@ -20,14 +22,10 @@ LLM_KINDS = frozenset({"openai", "anthropic"})
 
 @dataclass(frozen=True, slots=True)
 class Charge:
-    """The resources one request spends and how much of each; ``model`` for LLM calls."""
+    """The resources one request spends and how much of each; the estimate of LLM calls."""
 
     costs: dict[str, float]
-    model: str | None = None
-
-    @property
-    def tokens(self) -> float | None:
-        return self.costs.get("tokens")
+    estimate: llm.TokenEstimate | None = None
 
 
 def charge_for(upstream: UpstreamSettings, method: str, path: str, body: bytes) -> Charge | None:
@@ -37,8 +35,8 @@ def charge_for(upstream: UpstreamSettings, method: str, path: str, body: bytes) 
             return None
         return Charge({bucket_for_path(path): 1.0})
     if upstream.kind in LLM_KINDS:
-        if method != "POST":
-            return Charge({"requests": 1.0})  # listing models and the like
-        estimate = llm_bridge.estimate(body)
-        return Charge({"requests": 1.0, "tokens": round(estimate.tokens)}, estimate.model)
+        estimate = llm.estimate_request(body, path=path) if method == "POST" else None
+        if estimate is None:
+            return Charge({"requests": 1.0})
+        return Charge(llm.charges_for(estimate), estimate)
     return Charge({upstream.resource: upstream.cost})
