@@ -53,8 +53,17 @@ def start_daemon(config: dict | None = None, command: list[str] | None = None) -
     return daemon
 
 
-def wrk(url: str, body: dict, *, connections: int, seconds: int, threads: int = 1) -> dict:
-    """Run wrk posting ``body``; returns requests/s and latency percentiles (ms)."""
+def wrk(
+    url: str,
+    body: dict,
+    *,
+    connections: int,
+    seconds: int,
+    threads: int = 1,
+    headers: dict[str, str] | None = None,
+) -> dict:
+    """Run wrk posting ``body`` (with ``headers``); returns requests/s and latency
+    percentiles (ms)."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     script = Path(tempfile.mkdtemp()) / "post.lua"
@@ -62,7 +71,8 @@ def wrk(url: str, body: dict, *, connections: int, seconds: int, threads: int = 
         'wrk.method = "POST"\n'
         f"wrk.body = [[{json.dumps(body)}]]\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
-        "done = function(summary, latency, requests)\n"
+        + "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
+        + "done = function(summary, latency, requests)\n"
         '  io.write(string.format("P50=%f P90=%f P99=%f MAX=%f ERR=%d\\n",'
         " latency:percentile(50)/1000, latency:percentile(90)/1000,"
         " latency:percentile(99)/1000, latency.max/1000,"
