@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ratelord.daemon import routes
+from ratelord.daemon import routes, webapi
 from ratelord.daemon.http import (
     HTTPError,
     Request,
@@ -33,8 +33,10 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-#: Endpoints anyone on the socket may call even when a bearer token is configured.
-PUBLIC = frozenset({"/v1/health"})
+#: Endpoints anyone on the socket may call even when a bearer token is configured
+#: (the web UI's static files too: the page asks for the token before calling the API).
+PUBLIC = frozenset({"/v1/health", "/", "/ui"})
+PUBLIC_PREFIX = "/ui/"
 
 
 class DaemonApp:
@@ -42,6 +44,7 @@ class DaemonApp:
         self.runtime = runtime
         self.metrics = Metrics(runtime)
         self.router = Router()
+        webapi.install(self.router, runtime)  # first: routes.install documents the table
         routes.install(self.router, runtime, self.metrics)
         ref = runtime.settings.auth.token_ref
         self._token = resolve(ref).encode() if ref else None
@@ -90,7 +93,11 @@ class DaemonApp:
         method, path = scope["method"], scope["path"]
         try:
             route, params = self.router.match(method, path)
-            if self._token is not None and path not in PUBLIC:
+            if (
+                self._token is not None
+                and path not in PUBLIC
+                and not path.startswith(PUBLIC_PREFIX)
+            ):
                 self._authorize(headers)
             body = b""
             if method in ("POST", "PUT", "PATCH"):

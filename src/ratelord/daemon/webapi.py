@@ -1,0 +1,338 @@
+"""The web UI and the endpoints it reads: history, the state at an instant, what-if replay.
+
+Everything here is read-only towards the live daemon: the history archive is a
+read model filled from its own connection in a worker thread, and a replay runs
+a private engine on a copy of past state.  The page itself is static files
+(``ratelord/web/static``) served under ``/ui``; ``/`` redirects there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from importlib import resources
+from itertools import chain
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ratelord.daemon import views
+from ratelord.daemon.http import HTTPError, Request, Response, Router, json_response
+from ratelord.engine.clock import iso
+from ratelord.engine.core import Engine
+from ratelord.engine.events import Event
+from ratelord.engine.policy import PolicyError, load_policy_text
+from ratelord.history.archive import Archive, Instant
+from ratelord.history.instants import BadInstant, parse_duration, parse_instant
+from ratelord.history.rollup import HistoryAggregate
+from ratelord.history.sandbox import Modifiers, ReplayResult, replay
+from ratelord.schema import Identity, Pool
+
+if TYPE_CHECKING:
+    from ratelord.daemon.runtime import Runtime
+
+#: Beyond this many unread events a history query answers 503 while the archive catches up.
+MAX_LAG = 50_000
+RECENT_EVENTS = 50
+RELATED_WINDOW = 64
+MAX_RANGE = 400 * 86400
+MAX_BUCKETS = 20_000
+_TYPES = {
+    ".html": b"text/html; charset=utf-8",
+    ".js": b"text/javascript; charset=utf-8",
+    ".css": b"text/css; charset=utf-8",
+    ".svg": b"image/svg+xml",
+    ".txt": b"text/plain; charset=utf-8",
+}
+
+
+class StateAt(msgspec.Struct, kw_only=True):
+    """Every pool, identity and the constraint graph as they were at ``at``."""
+
+    at: str
+    seq: int
+    checkpoint_seq: int
+    replayed: int
+    seconds: float
+    pools: list[Pool]
+    identities: list[Identity]
+    graph: dict[str, Any]
+    recent: list[Event]
+
+
+class EventContext(msgspec.Struct, kw_only=True):
+    """One event and the events of the same intent or poll (same correlation id)."""
+
+    event: Event
+    related: list[Event]
+
+
+class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A recorded period as the baseline, and what to change about it."""
+
+    since: str = "24h"
+    until: str = "now"
+    traffic: float = 1.0
+    limit: float = 1.0
+    #: policy YAML to replay under (an edited copy of the active one, another file's text)
+    policy: str | None = None
+    clone_agent: str | None = None
+    clones: int = 0
+
+
+class HistoryService:
+    """Keeps the archive caught up with the log, off the event loop."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.archive = Archive()
+        self._task: asyncio.Task[int] | None = None
+
+    async def ready(self) -> Archive:
+        store = self.runtime.store
+        if store is None or self.runtime.status == "initializing":
+            self.runtime.require_ready()
+        assert store is not None
+        high = store.high_water
+        if self.archive.seq >= high:
+            return self.archive
+        if self._task is None or self._task.done():
+            reader = self.runtime.reader()
+            self._task = asyncio.get_running_loop().create_task(
+                asyncio.to_thread(self.archive.catch_up, reader, high)
+            )
+        behind = high - self.archive.seq
+        if behind > MAX_LAG:
+            done = round(100 * self.archive.seq / high)
+            raise HTTPError(
+                503,
+                "indexing",
+                f"building the history index: {done}% of {high:,} events; retry shortly",
+                [(b"retry-after", b"2")],
+            )
+        await asyncio.shield(self._task)
+        return self.archive
+
+    async def state_at(self, at: float) -> Instant:
+        archive = await self.ready()
+        return await asyncio.to_thread(archive.state_at, self.runtime.reader(), at)
+
+
+def install(router: Router, runtime: Runtime) -> HistoryService:
+    service = HistoryService(runtime)
+    static = _load_static()
+    index = static["index.html"]
+
+    def instant(request: Request, name: str, default: str) -> float:
+        try:
+            return parse_instant(request.query.get(name) or default, runtime.now())
+        except BadInstant as exc:
+            raise HTTPError(400, "invalid_parameter", f"{name}: {exc}") from None
+
+    # ---------------------------------------------------------------- the page
+
+    async def root(request: Request) -> Response:
+        return Response(b"", 307, headers=[(b"location", b"/ui/")])
+
+    async def page(request: Request) -> Response:
+        path = request.params.get("path", "")
+        if path.startswith("static/"):
+            name = path[len("static/") :]
+            body = static.get(name)
+            if body is None:
+                raise HTTPError(404, "not_found", f"no such file: /ui/{path}")
+            suffix = name[name.rfind(".") :]
+            return Response(
+                body,
+                content_type=_TYPES.get(suffix, b"application/octet-stream"),
+                headers=[(b"cache-control", b"no-cache")],
+            )
+        return Response(
+            index,
+            content_type=_TYPES[".html"],
+            headers=[(b"cache-control", b"no-cache")],
+        )
+
+    # ---------------------------------------------------------------- history
+
+    async def history(request: Request) -> Response:
+        since = instant(request, "since", "7d")
+        until = instant(request, "until", "now")
+        if until <= since or until - since > MAX_RANGE:
+            raise HTTPError(
+                400, "invalid_parameter", "until must be after since, and at most 400 days later"
+            )
+        bucket = _bucket(request.query.get("bucket"), until - since)
+        pools = [p for p in (request.query.get("pool_id") or "").split(",") if p] or None
+        archive = await service.ready()
+        result = await asyncio.to_thread(archive.aggregate, since, until, bucket, pools)
+        return json_response(result)
+
+    async def state(request: Request) -> Response:
+        at = instant(request, "at", "now")
+        started = time.perf_counter()
+        found = await service.state_at(at)
+        engine = Engine(runtime.engine.config, runtime.policy, state=found.state)
+        engine.default_windows = runtime.engine.default_windows
+        reader = runtime.reader()
+        recent = await asyncio.to_thread(
+            reader.query,
+            after_seq=max(0, found.seq - RECENT_EVENTS),
+            before_seq=found.seq,
+            limit=RECENT_EVENTS,
+        )
+        return json_response(
+            StateAt(
+                at=iso(at) or "",
+                seq=found.seq,
+                checkpoint_seq=found.checkpoint_seq,
+                replayed=found.replayed,
+                seconds=round(time.perf_counter() - started, 3),
+                pools=[views.pool_view(engine, p, at) for p in found.state.pools.values()],
+                identities=[engine.identity_view(r) for r in found.state.identities.values()],
+                graph=views.graph(engine),
+                recent=recent,
+            )
+        )
+
+    async def event(request: Request) -> Response:
+        text = request.params["seq"]
+        if not text.isdigit():
+            raise HTTPError(400, "invalid_parameter", f"seq must be a number, not {text!r}")
+        seq = int(text)
+        reader = runtime.reader()
+        found = await asyncio.to_thread(reader.query, after_seq=seq - 1, limit=1)
+        if not found or found[0].seq != seq:
+            raise HTTPError(404, "unknown_event", f"no event with seq {seq}")
+        related: list[Event] = []
+        correlation = found[0].correlation_id
+        if correlation:
+            window = await asyncio.to_thread(
+                reader.query,
+                after_seq=max(0, seq - RELATED_WINDOW),
+                before_seq=seq + RELATED_WINDOW,
+                limit=2 * RELATED_WINDOW,
+            )
+            related = [e for e in window if e.correlation_id == correlation and e.seq != seq]
+        return json_response(EventContext(event=found[0], related=related))
+
+    async def what_if(request: Request) -> Response:
+        body = request.decode(ReplayRequest)
+        now = runtime.now()
+        try:
+            since = parse_instant(body.since, now)
+            until = parse_instant(body.until, now)
+        except BadInstant as exc:
+            raise HTTPError(400, "invalid_parameter", str(exc)) from None
+        if until <= since or until - since > 31 * 86400:
+            raise HTTPError(
+                400, "invalid_parameter", "until must be after since, and at most 31 days later"
+            )
+        for name, value in (("traffic", body.traffic), ("limit", body.limit)):
+            if not 0 < value <= 100:
+                raise HTTPError(400, "invalid_parameter", f"{name} must be in (0, 100]")
+        if not 0 <= body.clones <= 1000 or (body.clones and not body.clone_agent):
+            raise HTTPError(
+                400, "invalid_parameter", "clones must be 0..1000 and name a clone_agent"
+            )
+        policy = runtime.policy
+        if body.policy is not None:
+            try:
+                policy = load_policy_text(body.policy, "<scenario>")
+            except PolicyError as exc:
+                raise HTTPError(400, "policy_rejected", str(exc)) from None
+        modifiers = Modifiers(
+            traffic=body.traffic,
+            limit=body.limit,
+            clone_agent=body.clone_agent,
+            clones=body.clones,
+        )
+        start = await service.state_at(since)
+        reader = runtime.reader()
+
+        def run() -> ReplayResult:
+            recorded = chain.from_iterable(reader.read(start.seq))
+            return replay(
+                start.state,
+                recorded,
+                runtime.engine.config,
+                policy,
+                modifiers,
+                since=since,
+                until=until,
+                default_windows=runtime.engine.default_windows,
+            )
+
+        return json_response(await asyncio.to_thread(run))
+
+    add = router.add
+    add("GET", "/", root, "Redirect to the web UI")
+    add("GET", "/ui", page, "The web UI")
+    add("GET", "/ui/{path:path}", page, "The web UI (client-side routes and static files)")
+    add(
+        "GET",
+        "/v1/history",
+        history,
+        "Aggregates over time buckets: burn, utilisation, decisions, heatmap, top consumers",
+        response=HistoryAggregate,
+        query=("since", "until", "bucket", "pool_id"),
+    )
+    add(
+        "GET",
+        "/v1/history/state",
+        state,
+        "Every pool, identity and the constraint graph as they were at an instant",
+        response=StateAt,
+        query=("at",),
+    )
+    add(
+        "GET",
+        "/v1/history/events/{seq}",
+        event,
+        "One event with the events of the same intent or poll",
+        response=EventContext,
+    )
+    add(
+        "POST",
+        "/v1/replay",
+        what_if,
+        "Replay a recorded period in a sandbox under other traffic, limits or policy",
+        request=ReplayRequest,
+        response=ReplayResult,
+    )
+    return service
+
+
+def _bucket(text: str | None, span: float) -> int:
+    """The bucket width: given (seconds or a duration), or about 500 buckets over the span."""
+    if text:
+        try:
+            seconds = int(text) if text.isdigit() else int(parse_duration(text))
+        except BadInstant as exc:
+            raise HTTPError(400, "invalid_parameter", f"bucket: {exc}") from None
+    else:
+        seconds = max(300, int(span / 500))
+    if seconds < 300 or span / seconds > MAX_BUCKETS:
+        raise HTTPError(
+            400,
+            "invalid_parameter",
+            f"bucket must be at least 300 s and give at most {MAX_BUCKETS:,} buckets",
+        )
+    return seconds
+
+
+def _load_static() -> dict[str, bytes]:
+    """The page's files, read once: ``index.html``, ``app.js``, ``vendor/uplot/...``."""
+    root = resources.files("ratelord.web") / "static"
+    found: dict[str, bytes] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for child in node.iterdir():
+            name = f"{prefix}{child.name}"
+            if child.is_dir():
+                walk(child, name + "/")
+            else:
+                found[name] = child.read_bytes()
+
+    walk(root, "")
+    return found

@@ -1,0 +1,237 @@
+"""What if: replay a recorded period through the real engine under other conditions.
+
+The sandbox starts from the projections as they were when the period began (a
+copy: the live engine is never touched) and drives the recorded *inputs* of the
+period through a private :class:`Engine` — each ``intent_submitted`` becomes an
+intent again (``traffic`` times as many; ``clones`` more copies of one agent's
+work) and each provider observation becomes an observation again, adjusted for
+what the scenario changed.  Everything the engine derives (decisions, rule
+triggers, forecasts, postures) is recomputed, never copied, and every event it
+produces stays in memory; nothing is written to the log.
+
+The provider's answers are modelled: a pool's *used* is what the recording saw,
+plus what the scenario spent beyond the recording since the last reset; with
+``limit`` the pool's capacity is scaled and *used* kept.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from ratelord.engine.arbitration import decide
+from ratelord.engine.clock import iso
+from ratelord.engine.core import Engine, EngineConfig
+from ratelord.engine.events import Event, EventType, IdFactory
+from ratelord.engine.observations import PollResult, PoolObservation
+from ratelord.engine.observe import observe_poll
+from ratelord.engine.policy import CompiledPolicy
+from ratelord.engine.state import State
+from ratelord.history.summary import Summary, Tally
+from ratelord.schema import IntentRequest
+
+#: Recorded events replayed as they are: they are inputs, not the engine's conclusions.
+_PASS_THROUGH = frozenset(
+    {
+        EventType.IDENTITY_REGISTERED,
+        EventType.IDENTITY_ROTATED,
+        EventType.IDENTITY_REVOKED,
+        EventType.IDENTITY_QUARANTINED,
+        EventType.PRINCIPAL_DISCOVERED,
+        EventType.PROVIDER_ERROR,
+        EventType.USAGE_REPORTED,
+    }
+)
+
+
+class Modifiers(msgspec.Struct, kw_only=True, frozen=True):
+    traffic: float = 1.0
+    limit: float = 1.0
+    clone_agent: str | None = None
+    clones: int = 0
+
+
+class ReplayResult(msgspec.Struct, kw_only=True):
+    since: str
+    until: str
+    policy_version: str
+    modifiers: Modifiers
+    baseline: Summary
+    scenario: Summary
+    events_read: int
+    events_produced: int
+    seconds: float
+
+
+class _Traffic:
+    """Deterministic thinning or multiplication: k × the intents, spread evenly."""
+
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+        self._carry = 0.0
+
+    def copies(self) -> int:
+        self._carry += self.factor
+        whole = int(self._carry + 1e-9)
+        self._carry -= whole
+        return whole
+
+
+class Sandbox:
+    def __init__(
+        self,
+        start: State,
+        config: EngineConfig,
+        policy: CompiledPolicy,
+        modifiers: Modifiers,
+        *,
+        since: float,
+        until: float,
+        default_windows: dict[str, Any] | None = None,
+    ) -> None:
+        self.engine = Engine(config, policy, ids=IdFactory("sbx"), state=start)
+        self.engine.default_windows = dict(default_windows or {})
+        self.modifiers = modifiers
+        self.since, self.until = since, until
+        self.baseline = Tally(since, until)
+        self.scenario = Tally(since, until)
+        for tally in (self.baseline, self.scenario):
+            tally.seed(start)
+        self._traffic = _Traffic(modifiers.traffic)
+        #: pool → units the scenario spent beyond the recording since the pool's last reset
+        self._extra: dict[str, float] = {}
+        self._constraints: dict[str, dict[str, Any]] = {}
+        self.read = 0
+        self.produced = 0
+
+    def run(self, recorded: Iterable[Event]) -> None:
+        for event in recorded:
+            if event.ts_event > self.until:
+                break
+            self.read += 1
+            self.baseline.add(event)
+            self._step(event)
+
+    def _step(self, event: Event) -> None:
+        kind = event.event_type
+        if kind == EventType.INTENT_SUBMITTED:
+            self._intent(event)
+        elif kind == EventType.INTENT_DECIDED:
+            for pool_id, cost in (event.payload.get("charges") or {}).items():
+                self._extra[pool_id] = self._extra.get(pool_id, 0.0) - cost
+        elif kind == EventType.CONSTRAINT_OBSERVED and event.pool_id is not None:
+            self._constraints[event.pool_id] = event.payload
+        elif kind == EventType.RESET_OBSERVED and event.pool_id is not None:
+            self._extra[event.pool_id] = 0.0
+        elif kind == EventType.USAGE_OBSERVED:
+            self._observation(event)
+        elif kind in _PASS_THROUGH:
+            self._emit(
+                [
+                    self.engine.emit(
+                        EventType(kind),
+                        event.ts_event,
+                        dict(event.payload),
+                        dimensions=event.dimensions,
+                        source=event.source,
+                        provider_id=event.provider_id,
+                        pool_id=event.pool_id,
+                    )
+                ]
+            )
+
+    def _intent(self, event: Event) -> None:
+        p, dims = event.payload, event.dimensions
+        agents = [dims.agent_id] * self._traffic.copies()
+        m = self.modifiers
+        if m.clone_agent is not None and dims.agent_id == m.clone_agent:
+            agents += [f"{dims.agent_id}+{n}" for n in range(1, m.clones + 1)]
+        for agent in agents:
+            request = IntentRequest(
+                agent_id=agent,
+                identity_id=dims.identity_id,
+                workload_id=dims.workload_id,
+                scope_id=dims.scope_id,
+                urgency=p.get("urgency", "normal"),
+                resource=p.get("resource"),
+                cost=p.get("cost"),
+                labels=p.get("labels") or {},
+            )
+            _, events = decide(self.engine, request, event.ts_event)
+            self._emit(events)
+            for produced in events:
+                if produced.event_type == EventType.INTENT_DECIDED:
+                    for pool_id, cost in produced.payload["charges"].items():
+                        self._extra[pool_id] = self._extra.get(pool_id, 0.0) + cost
+
+    def _observation(self, event: Event) -> None:
+        pool_id, p = event.pool_id, event.payload
+        record = self.engine.state.identities.get(event.dimensions.identity_id)
+        if pool_id is None or record is None or record.principal is None:
+            return
+        constraint = self._constraints.get(pool_id) or {}
+        pool = self.engine.state.pools.get(pool_id)
+        limit = p.get("limit", constraint.get("limit"))
+        extra = self._extra.get(pool_id, 0.0)
+        remaining = float(p["remaining"])
+        if limit is not None:
+            used = float(limit) - remaining
+            limit = float(limit) * self.modifiers.limit
+            remaining = min(limit, max(0.0, limit - used - extra))
+        else:
+            remaining = max(0.0, remaining - extra)
+        observation = PoolObservation(
+            resource=p["resource"],
+            limit=limit,
+            remaining=remaining,
+            used=None if limit is None else limit - remaining,
+            reset_at=p.get("reset_at"),
+            window=constraint.get("window", pool.window if pool else "fixed"),
+            window_seconds=constraint.get("window_seconds", pool.window_seconds if pool else None),
+            unit=constraint.get("unit", pool.unit if pool else "requests"),
+        )
+        result = PollResult(observed_at=event.ts_event, observations=[observation])
+        self._emit(observe_poll(self.engine, record.identity_id, result))
+
+    def _emit(self, events: list[Event]) -> None:
+        self.produced += len(events)
+        for event in events:
+            self.scenario.add(event)
+
+
+def replay(
+    start: State,
+    recorded: Iterable[Event],
+    config: EngineConfig,
+    policy: CompiledPolicy,
+    modifiers: Modifiers,
+    *,
+    since: float,
+    until: float,
+    default_windows: dict[str, Any] | None = None,
+) -> ReplayResult:
+    started = time.perf_counter()
+    sandbox = Sandbox(
+        start,
+        config,
+        policy,
+        modifiers,
+        since=since,
+        until=until,
+        default_windows=default_windows,
+    )
+    sandbox.run(recorded)
+    return ReplayResult(
+        since=iso(since) or "",
+        until=iso(until) or "",
+        policy_version=policy.version,
+        modifiers=modifiers,
+        baseline=sandbox.baseline.result(),
+        scenario=sandbox.scenario.result(),
+        events_read=sandbox.read,
+        events_produced=sandbox.produced,
+        seconds=round(time.perf_counter() - started, 3),
+    )
