@@ -9,6 +9,7 @@ a private engine on a copy of past state.  The page itself is static files
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from importlib import resources
 from itertools import chain
@@ -26,6 +27,7 @@ from ratelord.history.archive import Archive, Instant
 from ratelord.history.instants import BadInstant, parse_duration, parse_instant
 from ratelord.history.rollup import HistoryAggregate
 from ratelord.history.sandbox import Modifiers, ReplayResult, replay
+from ratelord.providers.secrets import resolve
 from ratelord.schema import Identity, Pool
 
 if TYPE_CHECKING:
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 #: Beyond this many unread events a history query answers 503 while the archive catches up.
 MAX_LAG = 50_000
 RECENT_EVENTS = 50
+RECENT_DENIALS = 10
+DENIAL_LOOKBACK = 3000
 RELATED_WINDOW = 64
 MAX_RANGE = 400 * 86400
 MAX_BUCKETS = 20_000
@@ -58,6 +62,20 @@ class StateAt(msgspec.Struct, kw_only=True):
     identities: list[Identity]
     graph: dict[str, Any]
     recent: list[Event]
+    #: the latest denials up to the instant (the inspector's shortcut to "why?")
+    denials: list[Event]
+
+
+class IndexStatus(msgspec.Struct, kw_only=True):
+    ready: bool
+    indexed_seq: int
+    high_water_seq: int
+    checkpoints: int
+
+
+class Session(msgspec.Struct, kw_only=True):
+    auth_required: bool
+    authorized: bool
 
 
 class EventContext(msgspec.Struct, kw_only=True):
@@ -88,19 +106,30 @@ class HistoryService:
         self.archive = Archive()
         self._task: asyncio.Task[int] | None = None
 
-    async def ready(self) -> Archive:
+    def status(self) -> IndexStatus:
+        """How far the archive has read; starts it catching up if it is behind."""
         store = self.runtime.store
         if store is None or self.runtime.status == "initializing":
             self.runtime.require_ready()
         assert store is not None
         high = store.high_water
-        if self.archive.seq >= high:
-            return self.archive
-        if self._task is None or self._task.done():
+        if self.archive.seq < high and (self._task is None or self._task.done()):
             reader = self.runtime.reader()
             self._task = asyncio.get_running_loop().create_task(
                 asyncio.to_thread(self.archive.catch_up, reader, high)
             )
+        return IndexStatus(
+            ready=high - self.archive.seq <= MAX_LAG,
+            indexed_seq=self.archive.seq,
+            high_water_seq=high,
+            checkpoints=self.archive.checkpoints,
+        )
+
+    async def ready(self) -> Archive:
+        status = self.status()
+        if status.indexed_seq >= status.high_water_seq:
+            return self.archive
+        high = status.high_water_seq
         behind = high - self.archive.seq
         if behind > MAX_LAG:
             done = round(100 * self.archive.seq / high)
@@ -110,6 +139,7 @@ class HistoryService:
                 f"building the history index: {done}% of {high:,} events; retry shortly",
                 [(b"retry-after", b"2")],
             )
+        assert self._task is not None
         await asyncio.shield(self._task)
         return self.archive
 
@@ -122,6 +152,8 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
     service = HistoryService(runtime)
     static = _load_static()
     index = static["index.html"]
+    ref = runtime.settings.auth.token_ref
+    token = resolve(ref).encode() if ref else None
 
     def instant(request: Request, name: str, default: str) -> float:
         try:
@@ -133,6 +165,12 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
 
     async def root(request: Request) -> Response:
         return Response(b"", 307, headers=[(b"location", b"/ui/")])
+
+    async def session(request: Request) -> Response:
+        """Public: does the API want a token, and is the one sent (if any) right?"""
+        sent = (request.header(b"authorization") or "").removeprefix("Bearer ").strip()
+        authorized = token is None or hmac.compare_digest(sent.encode(), token)
+        return json_response(Session(auth_required=token is not None, authorized=authorized))
 
     async def page(request: Request) -> Response:
         path = request.params.get("path", "")
@@ -154,6 +192,9 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
         )
 
     # ---------------------------------------------------------------- history
+
+    async def index_status(request: Request) -> Response:
+        return json_response(service.status())
 
     async def history(request: Request) -> Response:
         since = instant(request, "since", "7d")
@@ -181,6 +222,14 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
             before_seq=found.seq,
             limit=RECENT_EVENTS,
         )
+        decided = await asyncio.to_thread(
+            reader.query,
+            after_seq=max(0, found.seq - DENIAL_LOOKBACK),
+            before_seq=found.seq,
+            limit=DENIAL_LOOKBACK,
+            filters={"event_type": "intent_decided"},
+        )
+        denials = [e for e in decided if e.payload.get("decision") == "deny_with_reason"]
         return json_response(
             StateAt(
                 at=iso(at) or "",
@@ -192,6 +241,7 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
                 identities=[engine.identity_view(r) for r in found.state.identities.values()],
                 graph=views.graph(engine),
                 recent=recent,
+                denials=denials[-RECENT_DENIALS:],
             )
         )
 
@@ -268,6 +318,7 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
     add = router.add
     add("GET", "/", root, "Redirect to the web UI")
     add("GET", "/ui", page, "The web UI")
+    add("GET", "/ui/session", session, "Whether the API needs a bearer token", response=Session)
     add("GET", "/ui/{path:path}", page, "The web UI (client-side routes and static files)")
     add(
         "GET",
@@ -276,6 +327,13 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
         "Aggregates over time buckets: burn, utilisation, decisions, heatmap, top consumers",
         response=HistoryAggregate,
         query=("since", "until", "bucket", "pool_id"),
+    )
+    add(
+        "GET",
+        "/v1/history/status",
+        index_status,
+        "How far the history index has read the log",
+        response=IndexStatus,
     )
     add(
         "GET",

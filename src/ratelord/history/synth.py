@@ -68,6 +68,7 @@ AGENTS = (
     Agent("release-bot", "app:release-bot", "release", "high", "core", 8.0, 40.0),
 )
 WEIGHTS = [a.per_hour for a in AGENTS]
+SCOPES = {identity: scope for identity, _, scope in IDENTITIES}
 
 
 def workday(ts: float) -> float:
@@ -152,6 +153,7 @@ def generate(
             agent_id=agent.agent_id,
             identity_id=agent.identity_id,
             workload_id=agent.workload_id,
+            scope_id=SCOPES[agent.identity_id],
             urgency=agent.urgency,
             resource=agent.resource,
             cost=agent.cost,
