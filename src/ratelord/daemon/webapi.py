@@ -318,6 +318,7 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
     add = router.add
     add("GET", "/", root, "Redirect to the web UI")
     add("GET", "/ui", page, "The web UI")
+    add("GET", "/ui/", page, "The web UI")
     add("GET", "/ui/session", session, "Whether the API needs a bearer token", response=Session)
     add("GET", "/ui/{path:path}", page, "The web UI (client-side routes and static files)")
     add(

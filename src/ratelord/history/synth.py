@@ -79,6 +79,14 @@ def workday(ts: float) -> float:
     return shape * (0.35 if weekday >= 5 else 1.0)
 
 
+def busy_end(now: float) -> float:
+    """The latest 17:00 UTC of a weekday at or before ``now``: the end of a busy day."""
+    end = now - (now - 17 * 3600) % 86400
+    while int(end // 86400 + 3) % 7 >= 5:
+        end -= 86400
+    return end
+
+
 def generate(
     db: str | Path,
     *,

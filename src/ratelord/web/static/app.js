@@ -51,6 +51,8 @@ async function render() {
   const main = document.getElementById("view");
   main.innerHTML = "";
   main.dataset.view = name;
+  delete main.dataset.ready;
+  delete main.dataset.seq;
   try {
     const done = await VIEWS[name].render(main, ctx);
     if (id === renderId) cleanup = done || null;

@@ -100,7 +100,7 @@ export async function render(el, ctx) {
       });
     }
     if (n.kind === "agent" || n.kind === "identity") {
-      const recent = await api(`/v1/events?${n.kind}_id=${encodeURIComponent(n.id)}&type=intent_decided&limit=8&after_seq=${Math.max(0, (await api("/v1/health")).high_water_seq - 20000)}`);
+      const recent = await api(`/v1/events?${n.kind}_id=${encodeURIComponent(n.id)}&type=intent_decided&limit=1000&after_seq=${Math.max(0, (await api("/v1/health")).high_water_seq - 5000)}`);
       detail.querySelector("#node-events").innerHTML = `<h3>Latest decisions</h3><table><tbody>${recent.events.slice(-8).reverse().map((e) =>
         `<tr><td class="mono">${when(e.ts_event)}</td><td>${esc(e.payload.decision.replace(/_/g, " "))}</td><td class="muted">${esc(e.payload.reason || "")}</td></tr>`).join("") || "<tr><td class='muted'>none recently</td></tr>"}</tbody></table>`;
     }
