@@ -60,6 +60,8 @@ IdentityStatus = Literal["active", "revoked", "quarantined"]
 Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\s]+$")]
 Label = Annotated[str, msgspec.Meta(max_length=200)]
 Cost = Annotated[float, msgspec.Meta(ge=0, le=1e12)]
+#: resource → amount of one call: a request, its tokens, its money.
+Costs = Annotated[dict[Ident, Cost], msgspec.Meta(max_length=32)]
 HeaderName = Annotated[str, msgspec.Meta(max_length=200)]
 HeaderValue = Annotated[str, msgspec.Meta(max_length=4000)]
 
@@ -78,10 +80,11 @@ class _Out(msgspec.Struct, omit_defaults=False):
 class IntentRequest(_Wire, kw_only=True):
     """An agent asks before it spends.
 
-    ``workload_id`` maps to resources and default costs through the daemon's
-    ``workloads:`` configuration.  ``resource`` and ``cost`` name the charge
-    directly instead (or override the workload's default cost of a
-    single-resource workload).
+    What it charges (``ratelord.engine.charges`` has the whole rule):
+    ``costs`` charges several resources at once (``{"requests": 1,
+    "tokens": 130}``, added to a configured workload's); ``resource`` with
+    ``cost`` charges one; a configured ``workload_id`` alone charges its
+    resources, ``cost`` times (``cost`` counts units of the workload).
     """
 
     agent_id: Ident
@@ -91,6 +94,7 @@ class IntentRequest(_Wire, kw_only=True):
     urgency: Urgency = "normal"
     resource: Ident | None = None
     cost: Cost | None = None
+    costs: Costs = {}
     labels: dict[Label, Label] = {}
 
 
@@ -144,9 +148,11 @@ class UsageReport(_Wire, kw_only=True):
     """What an agent actually spent, or the provider's rate-limit headers it saw.
 
     With ``intent_id`` the report corrects that intent's reservation by the
-    difference between ``cost`` and what was reserved.  ``headers`` are the
-    raw response headers; the daemon parses the rate-limit ones (GitHub,
-    OpenAI, Anthropic, IETF) into observations of the identity's pools.
+    difference between ``cost`` and what was reserved; ``costs`` (resource →
+    what was really spent) corrects each named pool the same way.  ``headers``
+    are the raw response headers; the daemon parses the rate-limit ones
+    (GitHub, OpenAI, Anthropic, IETF) into observations of the identity's
+    pools, per ``model`` for LLM providers (the model the request named).
     """
 
     agent_id: Ident = SENTINEL_UNKNOWN
@@ -156,6 +162,8 @@ class UsageReport(_Wire, kw_only=True):
     intent_id: Ident | None = None
     resource: Ident | None = None
     cost: Cost | None = None
+    costs: Costs = {}
+    model: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     headers: dict[HeaderName, HeaderValue] | None = None
     path: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
     status_code: Annotated[int, msgspec.Meta(ge=100, le=599)] | None = None
@@ -227,7 +235,7 @@ class Pool(_Out, kw_only=True):
     remaining: float | None
     used: float | None
     reset_at: str | None
-    window: Literal["fixed", "rolling", "unknown"]
+    window: Literal["fixed", "rolling", "refill", "unknown"]
     window_seconds: float | None
     members: list[str]
     status: Posture

@@ -31,7 +31,18 @@ def intent(
     scope: Annotated[str | None, typer.Option(help="Scope id, e.g. repo:acme/api.")] = None,
     urgency: Annotated[Urgency, typer.Option(help="How urgent the work is.")] = Urgency.normal,
     resource: Annotated[str | None, typer.Option(help="Resource charged, e.g. core.")] = None,
-    cost: Annotated[float | None, typer.Option(min=0, help="Units the work will spend.")] = None,
+    cost: Annotated[
+        float | None,
+        typer.Option(min=0, help="Units spent from --resource, or units of --workload."),
+    ] = None,
+    charge: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="RESOURCE=AMOUNT",
+            help="Charge several resources in one ask (repeat): --charge requests=1 "
+            "--charge tokens=130.",
+        ),
+    ] = None,
     fail_on_deny: Annotated[
         bool, typer.Option("--fail-on-deny", help="Exit 2 when the intent is denied.")
     ] = False,
@@ -44,6 +55,8 @@ def intent(
     body: dict[str, Any] = {"agent_id": agent, "identity_id": identity, "urgency": urgency.value}
     optional = {"workload_id": workload, "scope_id": scope, "resource": resource, "cost": cost}
     body.update({k: v for k, v in optional.items() if v is not None})
+    if charge:
+        body["costs"] = _parse_charges(charge)
     answer = api(ctx).post("/v1/intent", body)
     decision = decode(answer, Decision)
     if json_out:
@@ -52,6 +65,21 @@ def intent(
         out.console().print(render_decision(decision))
     if fail_on_deny and not decision.allowed:
         raise typer.Exit(EXIT_DENIED)
+
+
+def _parse_charges(charges: list[str]) -> dict[str, float]:
+    costs: dict[str, float] = {}
+    for item in charges:
+        resource, sep, amount = item.partition("=")
+        try:
+            if not sep or not resource:
+                raise ValueError
+            costs[resource.strip()] = float(amount)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{item!r} is not RESOURCE=AMOUNT (e.g. tokens=130)", param_hint="--charge"
+            ) from None
+    return costs
 
 
 def render_decision(decision: Decision) -> RenderableType:

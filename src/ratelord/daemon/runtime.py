@@ -28,11 +28,10 @@ from ratelord.engine.arbitration import decide
 from ratelord.engine.clock import iso
 from ratelord.engine.core import Engine, EngineConfig, EngineError
 from ratelord.engine.events import Event, EventType
-from ratelord.engine.observations import PoolObservation
 from ratelord.engine.observe import observe_usage
 from ratelord.engine.policy import CompiledPolicy, PolicyError, default_policy, load_policy_file
 from ratelord.engine.state import State
-from ratelord.headers import parse_rate_limit_headers
+from ratelord.headers import pool_observations
 from ratelord.providers.base import Provider
 from ratelord.providers.mock import MockProvider
 from ratelord.providers.secrets import SecretError, fingerprint, resolve
@@ -288,24 +287,11 @@ class Runtime:
     async def usage(self, report: UsageReport) -> UsageAccepted:
         self.require_ready()
         now = self.now()
-        observations: list[PoolObservation] = []
-        if report.headers:
-            headers = {k.lower(): v for k, v in report.headers.items()}
-            for parsed in parse_rate_limit_headers(
-                headers, now=now, path=report.path, date=headers.get("date")
-            ):
-                observations.append(
-                    PoolObservation(
-                        resource=parsed.bucket,
-                        limit=parsed.limit,
-                        remaining=parsed.remaining,
-                        used=parsed.used,
-                        reset_at=parsed.reset_at,
-                        window="fixed" if parsed.reset_at is not None else "unknown",
-                        window_seconds=parsed.window_seconds,
-                        unit=parsed.unit,
-                    )
-                )
+        observations = (
+            pool_observations(report.headers, now=now, path=report.path, model=report.model)
+            if report.headers
+            else []
+        )
         accepted, events = observe_usage(self.engine, report, observations, now)
         await self.commit(events)
         return accepted

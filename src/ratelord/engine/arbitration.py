@@ -13,12 +13,14 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
+from ratelord.engine import refill
+from ratelord.engine.charges import ChargeError, resolve_charges, validate_intent
 from ratelord.engine.clock import iso
-from ratelord.engine.core import finite
+from ratelord.engine.core import EngineError, finite
 from ratelord.engine.events import Dimensions, Event, EventType, Source
 from ratelord.engine.forecast import ForecastResult, pacing_interval
 from ratelord.engine.policy import Action, FiredRule
-from ratelord.engine.state import IdentityRecord, PoolState, effective_remaining, pool_id_for
+from ratelord.engine.state import IdentityRecord, PoolState, effective_remaining
 from ratelord.schema import (
     Decision,
     Evaluation,
@@ -39,6 +41,8 @@ _RANK = {
 }
 #: Fail-safe: a degraded provider or a stale forecast counts as at least this risky.
 FAIL_SAFE_RISK = 0.75
+#: Waits on refilling pools are stretched by this factor (and a millisecond).
+REFILL_MARGIN = 1.001
 #: A pool is a safe target for switch_identity below this with-intent risk.
 SAFE_RISK = 0.1
 
@@ -78,6 +82,11 @@ class PoolView:
 
 
 def decide(engine: Engine, request: IntentRequest, now: float) -> tuple[Decision, list[Event]]:
+    """Decide one intent; :class:`EngineError` (400, nothing logged) when it is malformed."""
+    try:
+        validate_intent(engine.config.workloads, request)
+    except ChargeError as exc:
+        raise EngineError(exc.code, exc.message) from None
     intent_id = engine.ids("int")
     dims = Dimensions(
         agent_id=request.agent_id,
@@ -94,6 +103,7 @@ def decide(engine: Engine, request: IntentRequest, now: float) -> tuple[Decision
             "urgency": request.urgency,
             "resource": request.resource,
             "cost": request.cost,
+            **({"costs": request.costs} if request.costs else {}),
             "labels": request.labels,
         },
         dimensions=dims,
@@ -220,6 +230,8 @@ class _Arbiter:
                     False,
                 )
             action = Action.DEFER
+        if action in (Action.SHAPE, Action.DEFER) and _refilling(view, rule):
+            return self._refill(rule, views, evaluation, fired, charges)
         if action == Action.SHAPE:
             wait = self._wait(rule, view)
             horizon = view.base.seconds_to_reset if view.base else None
@@ -249,43 +261,43 @@ class _Arbiter:
             return self._deny(f"{rule.reason}; cannot defer: {why}", evaluation, fired)
         return self._deny(rule.reason, evaluation, fired)
 
+    def _refill(
+        self,
+        rule: FiredRule,
+        views: list[PoolView],
+        evaluation: Evaluation,
+        fired: list[tuple[FiredRule, str]],
+        charges: dict[str, float],
+    ) -> _Result:
+        """Pace on refilling pools: wait until every bucket holds its cost, no longer."""
+        waits = [
+            refill.wait_for(v.pool, v.cost, self.now)
+            for v in views
+            if v.pool is not None and refill.refills(v.pool)
+        ]
+        if any(w is None for w in waits):
+            return self._deny(
+                f"{rule.reason}; cannot wait: the cost exceeds the pool's limit", evaluation, fired
+            )
+        wait = max(w for w in waits if w is not None)
+        if wait > 0:  # the refill rate is measured from rounded headers: arrive just after
+            wait = math.ceil((wait * REFILL_MARGIN + 0.001) * 1000) / 1000
+        if wait <= 0:
+            return self._decision("approve", evaluation), fired, charges, False
+        mods = Modifications(wait_seconds=wait)
+        reason = f"{rule.reason}; waiting {wait:,.1f} s for the pool to refill"
+        return (
+            self._decision("approve_with_modifications", evaluation, mods, reason),
+            fired,
+            charges,
+            False,
+        )
+
     # ---------------------------------------------------------------- steps
 
     def _charges(self, record: IdentityRecord) -> dict[str, float] | str:
         """Which pools the intent draws from, and how much from each."""
-        request = self.request
-        principal = record.principal
-        if principal is None:
-            return (
-                f"identity {record.identity_id!r} has no known principal yet "
-                "(the provider has not been polled); retry in a few seconds"
-            )
-        workload = self.engine.config.workloads.get(request.workload_id)
-        if request.resource is not None:
-            default = workload.get(request.resource, 1.0) if workload else 1.0
-            cost = request.cost if request.cost is not None else default
-            return {pool_id_for(record.provider_id, request.resource, principal): cost}
-        if workload:
-            scale = 1.0
-            if request.cost is not None and len(workload) == 1:
-                return {
-                    pool_id_for(record.provider_id, next(iter(workload)), principal): request.cost
-                }
-            return {
-                pool_id_for(record.provider_id, resource, principal): cost * scale
-                for resource, cost in workload.items()
-            }
-        pools = self.state.pools_of(record.provider_id, principal)
-        if len(pools) == 1:
-            cost = request.cost if request.cost is not None else 1.0
-            return {pools[0].pool_id: cost}
-        core = pool_id_for(record.provider_id, "core", principal)
-        if core in self.state.pools:
-            return {core: request.cost if request.cost is not None else 1.0}
-        return (
-            f"workload {request.workload_id!r} is not configured and the intent names no "
-            "resource: add it under 'workloads:' in the config or send 'resource'"
-        )
+        return resolve_charges(self.engine.config.workloads, self.state, record, self.request)
 
     def _view(self, record: IdentityRecord, pool_id: str, cost: float) -> PoolView:
         pool = self.state.pools.get(pool_id)
@@ -526,6 +538,11 @@ _VARIABLE_BUILDERS: dict[str, Callable[[PolicyContext], dict[str, Any]]] = {
     "system": PolicyContext._system,
     "time": PolicyContext._time,
 }
+
+
+def _refilling(view: PoolView, rule: FiredRule) -> bool:
+    """A refilling pool paced by the engine (a rule's own ``wait_seconds`` still wins)."""
+    return view.pool is not None and refill.refills(view.pool) and "wait_seconds" not in rule.params
 
 
 def _tte(view: PoolView) -> float:

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from ratelord.engine import forecast as fc
+from ratelord.engine import refill
 from ratelord.engine.clock import iso
 from ratelord.engine.events import (
     Dimensions,
@@ -221,13 +222,16 @@ class Engine:
         return lookup(pool.resource) if lookup is not None else None
 
     def forecast_input(self, pool: PoolState, now: float) -> fc.ForecastInput:
+        # A refilling pool's horizon is when it would be full again.
+        refilling = refill.refills(pool)
         return fc.ForecastInput(
             remaining=effective_remaining(pool, now),
             limit=pool.limit,
-            reset_at=pool.reset_at,
+            reset_at=now + refill.seconds_to_full(pool, now) if refilling else pool.reset_at,
             window_seconds=self.window_for(pool),
             last_observed_at=pool.last_observed_at,
             drift=fc.drift_weight(pool.drift_score, pool.drift_ts, now),
+            refill_rate=pool.refill_rate if refilling else 0.0,
         )
 
     def forecast(self, pool: PoolState, now: float, cost: float = 0.0) -> fc.ForecastResult:

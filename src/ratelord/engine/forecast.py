@@ -108,6 +108,8 @@ class ForecastInput(msgspec.Struct, frozen=True, gc=False):
     window_seconds: float | None
     last_observed_at: float | None
     drift: float = 0.0  # decayed drift score (see drift_weight)
+    #: A refilling pool's refill (units/s): it offsets the burn until the horizon.
+    refill_rate: float = 0.0
 
 
 class ForecastResult(msgspec.Struct, frozen=True, gc=False):
@@ -156,16 +158,17 @@ def compute_pair(
         sigma = math.sqrt(sigma * sigma + (mean * inflation) ** 2)
     horizon = seconds_to_reset(pool.reset_at, pool.window_seconds, now)
     cold = burn.samples < COLD_START_SAMPLES
-    rate90, rate99 = mean + Z_P90 * sigma, mean + Z_P99 * sigma
+    net = mean - pool.refill_rate
+    rate90, rate99 = net + Z_P90 * sigma, net + Z_P99 * sigma
 
     def result(spent: float) -> ForecastResult:
         remaining = max(0.0, pool.remaining - spent)
         fits = pool.remaining > 0 and spent <= pool.remaining
         return ForecastResult(
-            tte_p50=_tte(remaining, mean),
+            tte_p50=_tte(remaining, net),
             tte_p90=_tte(remaining, rate90),
             tte_p99=_tte(remaining, rate99),
-            p_exhaustion=_p_exhaustion(remaining, fits, mean, sigma, horizon),
+            p_exhaustion=_p_exhaustion(remaining, fits, net, sigma, horizon),
             seconds_to_reset=horizon,
             burn_mean=mean,
             burn_sigma=sigma,

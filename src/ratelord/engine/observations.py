@@ -10,7 +10,9 @@ from typing import Literal
 
 import msgspec
 
-Window = Literal["fixed", "rolling", "unknown"]
+#: ``refill``: a token bucket refilling continuously, ``limit`` per ``window_seconds``
+#: (see :mod:`ratelord.engine.refill`); ``reset_at`` is then when it would be full.
+Window = Literal["fixed", "rolling", "refill", "unknown"]
 
 
 class PoolObservation(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ratelord.engine import refill
 from ratelord.engine.events import Dimensions, Event, EventType, Source
 from ratelord.engine.observations import PollResult, PoolObservation
 from ratelord.engine.state import IdentityRecord, PoolState, pool_id_for
@@ -127,7 +128,7 @@ def observe_usage(
     )
     events: list[Event] = []
     corrections = _corrections(engine, record, report)
-    if corrections or report.cost is not None:
+    if corrections or report.cost is not None or report.costs:
         events.append(
             engine.emit(
                 EventType.USAGE_REPORTED,
@@ -136,6 +137,7 @@ def observe_usage(
                     "intent_id": report.intent_id,
                     "cost": report.cost,
                     "resource": report.resource,
+                    **({"costs": report.costs} if report.costs else {}),
                     "corrections": corrections,
                 },
                 dimensions=dims,
@@ -163,9 +165,17 @@ def observe_usage(
 
 def _corrections(engine: Engine, record: IdentityRecord, report: UsageReport) -> dict[str, float]:
     """Per pool, what to debit (or credit back) so local state matches the reported cost."""
+    reserved = engine.state.charges.get(report.intent_id or "", {})
+    if report.costs:
+        if record.principal is None:
+            return {}
+        actual = {
+            pool_id_for(record.provider_id, resource, record.principal): amount
+            for resource, amount in report.costs.items()
+        }
+        return {pid: amount - reserved.get(pid, 0.0) for pid, amount in actual.items()}
     if report.cost is None:
         return {}
-    reserved = engine.state.charges.get(report.intent_id or "", {})
     if reserved:
         if report.resource is not None:
             pool_id = pool_id_for(record.provider_id, report.resource, record.principal or "")
@@ -257,10 +267,13 @@ def _observe_pools(
             )
         else:
             # Calls told to wait have not reached the provider yet: it cannot have seen them.
-            expected = pool.remaining + sum(c for t, c in pool.pending if t > now)
+            waiting = sum(c for t, c in pool.pending if t > now)
+            expected = waiting + (refill.balance(pool, now) if pool.refill_rate else pool.remaining)
             difference = expected - obs.remaining
             threshold = engine.config.drift_threshold * (obs.limit or pool.limit or 0.0)
-            if pool.observed_remaining is not None:
+            if pool.refill_rate:  # refilled since: only what the model cannot explain
+                unaccounted = max(0.0, difference)
+            elif pool.observed_remaining is not None:
                 seen_consumed = pool.observed_remaining - obs.remaining
                 unaccounted = max(0.0, seen_consumed - pool.reserved_since_observation)
             if threshold > 0 and abs(difference) > threshold:
@@ -308,12 +321,23 @@ def _constraint_changed(pool: PoolState, obs: PoolObservation) -> bool:
         pool.limit != obs.limit
         or pool.unit != obs.unit
         or pool.window != obs.window
-        or (obs.window_seconds is not None and pool.window_seconds != obs.window_seconds)
+        or _window_changed(pool, obs.window_seconds)
         or (pool.reset_at is None and obs.reset_at is not None)
     )
 
 
+def _window_changed(pool: PoolState, window_seconds: float | None) -> bool:
+    """A refilling pool's window is measured on every response: only a real change counts."""
+    if window_seconds is None or pool.window_seconds == window_seconds:
+        return False
+    if pool.window == refill.REFILL and pool.window_seconds:
+        return abs(window_seconds - pool.window_seconds) > 0.1 * pool.window_seconds
+    return True
+
+
 def _is_reset(pool: PoolState, obs: PoolObservation) -> bool:
+    if pool.window == refill.REFILL:  # a token bucket refills; it never resets
+        return False
     if obs.reset_at is None or pool.reset_at is None:
         return False
     return obs.reset_at > pool.reset_at + RESET_EPSILON

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import msgspec
 
+from ratelord.engine import refill
 from ratelord.engine.events import Event, EventType
 from ratelord.engine.forecast import BurnState, drift_weight, observe
 
@@ -72,6 +73,15 @@ class PoolState(msgspec.Struct, kw_only=True):
     window_by_scope: dict[str, float] = {}
     history: list[tuple[float, float]] = []
     version: int = 0
+    #: Refilling pools (token buckets, see engine.refill): units per second, 0 otherwise.
+    refill_rate: float = 0.0
+    #: When ``remaining``/``shortfall`` were last brought up to date (refilling pools).
+    level_ts: float | None = None
+    #: What approved calls owe beyond the balance (refilling pools; ``remaining`` stays >= 0).
+    shortfall: float = 0.0
+    #: Reconciled intents: actual ÷ reserved, smoothed (how good the estimates are).
+    estimate_ratio: float | None = None
+    estimate_samples: int = 0
 
     def record_history(self, ts: float) -> None:
         self.history.append((ts, self.remaining))
@@ -216,7 +226,10 @@ class State(msgspec.Struct, kw_only=True):
 
 
 def effective_remaining(pool: PoolState, now: float) -> float:
-    """A fixed window whose reset has passed since the last observation is full again."""
+    """A fixed window whose reset has passed since the last observation is full again;
+    a refilling pool has refilled since its last event."""
+    if pool.refill_rate:
+        return max(0.0, refill.balance(pool, now))
     if (
         pool.window == "fixed"
         and pool.limit is not None
@@ -337,6 +350,9 @@ def _constraint_observed(state: State, event: Event) -> None:
     pool.unit = p.get("unit", pool.unit)
     pool.window = p.get("window", pool.window)
     pool.window_seconds = p.get("window_seconds", pool.window_seconds)
+    pool.refill_rate = 0.0
+    if pool.window == refill.REFILL and pool.limit and pool.window_seconds:
+        pool.refill_rate = pool.limit / pool.window_seconds
     if p.get("reset_at") is not None:
         pool.reset_at = p["reset_at"]
     pool.version += 1
@@ -349,7 +365,9 @@ def _usage_observed(state: State, event: Event) -> None:
     pool.pending = [(t, c) for t, c in pool.pending if t > event.ts_event]
     pool.observed_remaining = float(p["remaining"])
     pending = sum(c for _, c in pool.pending) + pool.leased
-    pool.remaining = max(0.0, pool.observed_remaining - pending)
+    level = pool.observed_remaining - pending
+    pool.remaining, pool.shortfall = max(0.0, level), max(0.0, -level)
+    pool.level_ts = event.ts_event
     pool.used = p.get("used")
     pool.last_observed_at = event.ts_event
     pool.reserved_since_observation = 0.0
@@ -441,15 +459,30 @@ def _usage_reported(state: State, event: Event) -> None:
         "identity_id": event.dimensions.identity_id,
         "scope_id": event.dimensions.scope_id,
     }
+    reserved = state.charges.get(event.payload.get("intent_id") or "")
     for pool_id, delta in event.payload.get("corrections", {}).items():
         pool = state.pools.get(pool_id)
         if pool is not None and delta:
             _debit(pool, delta, event.ts_event, dims)
+        if reserved is not None and pool_id in reserved:
+            if pool is not None and reserved[pool_id] > 0:
+                _track_estimate(pool, (reserved[pool_id] + delta) / reserved[pool_id])
+            reserved[pool_id] += delta  # a second report of the same intent corrects nothing
+
+
+def _track_estimate(pool: PoolState, ratio: float) -> None:
+    """Smooth actual ÷ reserved over the pool's recent reconciled calls."""
+    previous = pool.estimate_ratio
+    pool.estimate_ratio = ratio if previous is None else 0.9 * previous + 0.1 * ratio
+    pool.estimate_samples += 1
 
 
 def _debit(pool: PoolState, cost: float, ts: float, dims: dict[str, str]) -> None:
     """Local accounting: an approved (or corrected) cost leaves the pool's estimate."""
-    pool.remaining = max(0.0, pool.remaining - cost)
+    if pool.refill_rate:
+        refill.debit(pool, cost, ts)
+    else:
+        pool.remaining = max(0.0, pool.remaining - cost)
     pool.reserved_since_observation += cost
     if cost > 0:
         observe(pool.burn, cost, ts)

@@ -9,6 +9,7 @@ from ratelord.headers._durations import parse_go_duration
 from ratelord.headers._github import bucket_for_path
 from ratelord.headers._model import RateLimitObservation
 from ratelord.headers._parse import parse_rate_limit_headers
+from ratelord.headers._pools import pool_observations
 from ratelord.headers._retry_after import parse_retry_after
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "parse_go_duration",
     "parse_rate_limit_headers",
     "parse_retry_after",
+    "pool_observations",
 ]

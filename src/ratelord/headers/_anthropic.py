@@ -20,7 +20,9 @@ def parse_anthropic(headers: Mapping[str, str]) -> list[RateLimitObservation]:
     """One observation per bucket that sent a ``remaining``; resets are RFC 3339 instants.
 
     Priority Tier buckets are named ``priority-<bucket>`` so they stay apart
-    from the standard ones.
+    from the standard ones.  ``tokens-*`` repeats whichever of the input and
+    output buckets binds now, so it is dropped when those two are sent: as a
+    pool of its own it would jump between two budgets.
     """
     fields: dict[str, dict[str, tuple[str, str]]] = {}
     for name, value in headers.items():
@@ -29,6 +31,9 @@ def parse_anthropic(headers: Mapping[str, str]) -> list[RateLimitObservation]:
             kind, bucket, field = match.groups()
             key = bucket if kind == "ratelimit" else f"priority-{bucket}"
             fields.setdefault(key, {})[field] = (name, value)
+    for prefix in ("", "priority-"):
+        if f"{prefix}input-tokens" in fields and f"{prefix}output-tokens" in fields:
+            fields.pop(f"{prefix}tokens", None)
     observations = []
     for bucket, values in fields.items():
         remaining = _read(values, "remaining", read_count)

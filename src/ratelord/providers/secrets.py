@@ -77,6 +77,7 @@ def find_raw_credentials(payload: Any, path: str = "$") -> Iterator[str]:
 
     A field named like a token/secret/password with a non-empty value, or any
     string shaped like a GitHub, OpenAI or Anthropic key, anywhere in the payload.
+    A number is never a credential: ``costs: {"tokens": 130}`` names a resource.
     """
     if isinstance(payload, Mapping):
         for key, value in payload.items():
@@ -86,6 +87,7 @@ def find_raw_credentials(payload: Any, path: str = "$") -> Iterator[str]:
                 and key not in _ALLOWED_FIELDS
                 and _CREDENTIAL_FIELD.search(key)
                 and value not in (None, "", [], {})
+                and not isinstance(value, int | float)
             ):
                 yield sub
                 continue

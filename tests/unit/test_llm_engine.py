@@ -1,0 +1,181 @@
+"""The engine with LLM pools: multi-cost intents, the cost × workload rule, refilling
+buckets learned from headers, reconciliation and estimate tracking (manual clock)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ratelord.engine.arbitration import decide
+from ratelord.engine.core import Engine, EngineConfig, EngineError
+from ratelord.engine.events import Event, EventType, IdFactory
+from ratelord.engine.observe import observe_usage
+from ratelord.engine.policy import default_policy
+from ratelord.engine.state import State
+from ratelord.headers import pool_observations
+from ratelord.schema import IdentityCreate, IntentRequest, UsageReport
+from tests.fakes.bucket import TokenBucket, go_duration
+
+MODEL = "gpt-4o-mini"
+TOKENS = f"openai:tokens@{MODEL}:org-acme"
+REQUESTS = f"openai:requests@{MODEL}:org-acme"
+
+
+class OpenAIWorld:
+    """An engine and an OpenAI-shaped limiter (RPM and TPM buckets) on a manual clock."""
+
+    def __init__(self, tpm: float = 4000, rpm: float = 60, window: float = 60.0, **config):
+        self.now = 1_000_000.0
+        self.engine = Engine(EngineConfig(**config), default_policy(), ids=IdFactory("t"))
+        self.log: list[Event] = []
+        self.tokens = TokenBucket.full(tpm, window, self.now)
+        self.requests = TokenBucket.full(rpm, window, self.now)
+        self.log += self.engine.register_identity(
+            IdentityCreate(identity_id="key:a", provider_id="openai", principal="org-acme"),
+            self.now,
+        )
+
+    def ask(self, **fields) -> object:
+        request = IntentRequest(agent_id="agent", identity_id="key:a", **fields)
+        decision, events = decide(self.engine, request, self.now)
+        self.log += events
+        return decision
+
+    def headers(self) -> dict[str, str]:
+        out = {}
+        for name, bucket in (("tokens", self.tokens), ("requests", self.requests)):
+            out[f"x-ratelimit-limit-{name}"] = str(int(bucket.limit))
+            out[f"x-ratelimit-remaining-{name}"] = str(bucket.remaining(self.now))
+            out[f"x-ratelimit-reset-{name}"] = go_duration(bucket.seconds_to_full(self.now))
+        return out
+
+    def report(self, intent_id: str | None, **fields) -> list[Event]:
+        report = UsageReport(
+            identity_id="key:a", intent_id=intent_id, model=MODEL, headers=self.headers(), **fields
+        )
+        observations = pool_observations(report.headers or {}, now=self.now, model=MODEL)
+        _, events = observe_usage(self.engine, report, observations, self.now)
+        self.log += events
+        return events
+
+    def call(self, estimate: float, actual: float) -> bool:
+        """Ask, wait as told, call the 'provider'; False when it would have answered 429."""
+        decision = self.ask(costs={f"requests@{MODEL}": 1, f"tokens@{MODEL}": estimate})
+        assert decision.decision != "deny_with_reason", decision.reason
+        assert decision.modifications.defer_until is None, decision.reason
+        self.now += decision.modifications.wait_seconds
+        admitted = self.tokens.fits(estimate, self.now) and self.requests.fits(1, self.now)
+        if admitted:
+            self.tokens.take(actual, self.now)
+            self.requests.take(1, self.now)
+        self.report(decision.intent_id, costs={f"tokens@{MODEL}": actual})
+        return admitted
+
+
+def test_sixty_calls_meet_no_429_and_take_the_ideal_time() -> None:
+    world = OpenAIWorld()
+    start = world.now
+    refused = sum(not world.call(estimate=130, actual=130) for _ in range(60))
+    elapsed = world.now - start
+    ideal = (60 * 130 - 4000) / (4000 / 60)  # what refills after the first full bucket
+    assert refused == 0
+    assert ideal * 0.98 <= elapsed <= ideal * 1.05, (elapsed, ideal)
+    pool = world.engine.state.pools[TOKENS]
+    assert pool.window == "refill" and pool.refill_rate == pytest.approx(4000 / 60, rel=0.02)
+    types = {e.event_type for e in world.log}
+    assert EventType.RESET_OBSERVED.value not in types
+    assert sum(e.event_type == EventType.CONSTRAINT_OBSERVED.value for e in world.log) <= 4
+
+
+def test_over_estimates_cost_no_throughput_once_reconciled() -> None:
+    world = OpenAIWorld()
+    start = world.now
+    refused = sum(not world.call(estimate=180, actual=130) for _ in range(60))
+    ideal = (60 * 130 - 4000) / (4000 / 60)
+    assert refused == 0
+    assert world.now - start <= ideal * 1.1
+    pool = world.engine.state.pools[TOKENS]
+    assert pool.estimate_samples == 59  # the first call's pools were not known yet
+    assert pool.estimate_ratio == pytest.approx(130 / 180, rel=0.02)
+
+
+def test_the_wait_is_exactly_what_the_bucket_needs() -> None:
+    world = OpenAIWorld()
+    world.call(estimate=130, actual=130)  # learn the pools
+    world.tokens.take(3800, world.now)  # someone else spends: the next headers say so
+    world.report(None)
+    balance = world.tokens.refill(world.now)
+    decision = world.ask(costs={f"tokens@{MODEL}": 300, f"requests@{MODEL}": 1})
+    assert decision.decision == "approve_with_modifications"
+    exact = (300 - balance) / (4000 / 60)
+    assert exact < decision.modifications.wait_seconds <= exact * 1.001 + 0.002
+    # A second caller queues behind the first: the bucket owes the first call's tokens.
+    second = world.ask(costs={f"tokens@{MODEL}": 300, f"requests@{MODEL}": 1})
+    then = exact + 300 / (4000 / 60)
+    assert then < second.modifications.wait_seconds <= then * 1.001 + 0.002
+    too_big = world.ask(costs={f"tokens@{MODEL}": 5000, f"requests@{MODEL}": 1})
+    assert too_big.decision == "deny_with_reason"
+    assert "exceeds the pool's limit" in (too_big.reason or "")
+
+
+def test_usage_costs_correct_each_pool_once() -> None:
+    world = OpenAIWorld()
+    world.call(estimate=130, actual=130)
+    decision = world.ask(costs={f"requests@{MODEL}": 1, f"tokens@{MODEL}": 500})
+    before = world.engine.state.pools[TOKENS].remaining
+    report = UsageReport(
+        identity_id="key:a", intent_id=decision.intent_id, costs={f"tokens@{MODEL}": 200}
+    )
+    _, events = observe_usage(world.engine, report, [], world.now)
+    assert events[0].payload["corrections"] == {TOKENS: -300.0}
+    assert world.engine.state.pools[TOKENS].remaining == pytest.approx(before + 300)
+    _, again = observe_usage(world.engine, report, [], world.now)
+    assert again[0].payload["corrections"] == {TOKENS: 0.0}
+    assert world.engine.state.pools[TOKENS].remaining == pytest.approx(before + 300)
+
+
+def test_replaying_the_log_rebuilds_the_refilling_pools_exactly() -> None:
+    world = OpenAIWorld()
+    for _ in range(45):
+        world.call(estimate=150, actual=130)
+    replayed = State()
+    replayed.apply_all(world.log)
+    assert replayed.encode() == world.engine.state.encode()
+
+
+# ---------------------------------------------------------------------- cost × workload
+
+
+def github_world(workloads: dict[str, dict[str, float]]) -> OpenAIWorld:
+    world = OpenAIWorld(workloads=workloads)
+    world.call(estimate=10, actual=10)  # the pools exist
+    return world
+
+
+def test_cost_counts_units_of_a_workload() -> None:
+    world = github_world({"chat": {f"requests@{MODEL}": 1, f"tokens@{MODEL}": 100}})
+    decision = world.ask(workload_id="chat", cost=3)
+    charged = {risk.pool_id: risk.cost for risk in decision.evaluation.pools}
+    assert charged == {REQUESTS: 3.0, TOKENS: 300.0}
+
+
+def test_costs_replace_a_workloads_amount_for_the_same_resource() -> None:
+    world = github_world({"chat": {f"requests@{MODEL}": 1, f"tokens@{MODEL}": 100}})
+    decision = world.ask(workload_id="chat", costs={f"tokens@{MODEL}": 42})
+    charged = {risk.pool_id: risk.cost for risk in decision.evaluation.pools}
+    assert charged == {REQUESTS: 1.0, TOKENS: 42.0}
+
+
+def test_unknown_workloads_and_ambiguous_costs_are_refused_before_logging() -> None:
+    world = github_world({"chat": {f"tokens@{MODEL}": 100}, "embed": {f"tokens@{MODEL}": 5}})
+    logged = len(world.log)
+    with pytest.raises(EngineError) as unknown:
+        world.ask(workload_id="chta")
+    assert unknown.value.status == 400 and unknown.value.code == "unknown_workload"
+    assert "'chta'" in unknown.value.message and "chat, embed" in unknown.value.message
+    with pytest.raises(EngineError) as ambiguous:
+        world.ask(costs={f"tokens@{MODEL}": 1}, cost=2)
+    assert ambiguous.value.code == "ambiguous_cost"
+    assert len(world.log) == logged
+    # A workload id that only labels an explicit charge is fine.
+    labelled = world.ask(workload_id="nightly-report", resource=f"tokens@{MODEL}", cost=5)
+    assert labelled.allowed
