@@ -13,7 +13,7 @@ from ratelord.engine.policy import default_policy
 from ratelord.engine.state import State
 from ratelord.headers import pool_observations
 from ratelord.schema import IdentityCreate, IntentRequest, UsageReport
-from tests.fakes.bucket import TokenBucket, go_duration
+from tests.fakes.llm import TokenBucket
 
 MODEL = "gpt-4o-mini"
 TOKENS = f"openai:tokens@{MODEL}:org-acme"
@@ -27,8 +27,8 @@ class OpenAIWorld:
         self.now = 1_000_000.0
         self.engine = Engine(EngineConfig(**config), default_policy(), ids=IdFactory("t"))
         self.log: list[Event] = []
-        self.tokens = TokenBucket.full(tpm, window, self.now)
-        self.requests = TokenBucket.full(rpm, window, self.now)
+        self.tokens = TokenBucket.full(tpm, self.now, window)
+        self.requests = TokenBucket.full(rpm, self.now, window)
         self.log += self.engine.register_identity(
             IdentityCreate(identity_id="key:a", provider_id="openai", principal="org-acme"),
             self.now,
@@ -43,10 +43,16 @@ class OpenAIWorld:
     def headers(self) -> dict[str, str]:
         out = {}
         for name, bucket in (("tokens", self.tokens), ("requests", self.requests)):
-            out[f"x-ratelimit-limit-{name}"] = str(int(bucket.limit))
-            out[f"x-ratelimit-remaining-{name}"] = str(bucket.remaining(self.now))
-            out[f"x-ratelimit-reset-{name}"] = go_duration(bucket.seconds_to_full(self.now))
+            bucket.refill(self.now)
+            out[f"x-ratelimit-limit-{name}"] = f"{bucket.capacity:.0f}"
+            out[f"x-ratelimit-remaining-{name}"] = str(max(0, int(bucket.level)))
+            out[f"x-ratelimit-reset-{name}"] = f"{bucket.seconds_to_full():.3f}s"
         return out
+
+    def fits(self, tokens: float) -> bool:
+        self.tokens.refill(self.now)
+        self.requests.refill(self.now)
+        return self.tokens.level >= tokens and self.requests.level >= 1
 
     def report(self, intent_id: str | None, **fields) -> list[Event]:
         report = UsageReport(
@@ -63,10 +69,10 @@ class OpenAIWorld:
         assert decision.decision != "deny_with_reason", decision.reason
         assert decision.modifications.defer_until is None, decision.reason
         self.now += decision.modifications.wait_seconds
-        admitted = self.tokens.fits(estimate, self.now) and self.requests.fits(1, self.now)
+        admitted = self.fits(estimate)
         if admitted:
-            self.tokens.take(actual, self.now)
-            self.requests.take(1, self.now)
+            self.tokens.level -= actual
+            self.requests.level -= 1
         self.report(decision.intent_id, costs={f"tokens@{MODEL}": actual})
         return admitted
 
@@ -101,9 +107,9 @@ def test_over_estimates_cost_no_throughput_once_reconciled() -> None:
 def test_the_wait_is_exactly_what_the_bucket_needs() -> None:
     world = OpenAIWorld()
     world.call(estimate=130, actual=130)  # learn the pools
-    world.tokens.take(3800, world.now)  # someone else spends: the next headers say so
+    world.tokens.level -= 3800  # someone else spends: the next headers say so
     world.report(None)
-    balance = world.tokens.refill(world.now)
+    balance = world.tokens.level
     decision = world.ask(costs={f"tokens@{MODEL}": 300, f"requests@{MODEL}": 1})
     assert decision.decision == "approve_with_modifications"
     exact = (300 - balance) / (4000 / 60)
