@@ -179,3 +179,68 @@ def test_a_batch_of_intents_is_decided_in_order_in_one_commit(daemon_factory: Fa
         assert [e["payload"]["intent_id"] for e in decided] == [x["intent_id"] for x in decisions]
         assert len({e["ts_ingest"] for e in decided}) == 1  # one append, one commit
         assert http.post("/v1/intents", json={"intents": []}).status_code == 400
+
+
+# ------------------------------------------------------------------ the SDK
+
+
+def test_the_sdk_spends_from_a_lease_and_reports_in_batches(daemon_factory: Factory) -> None:
+    from ratelord.client import Client
+
+    d = ready(daemon_factory(config=config(limit=1_000_000)))
+    kinds = []
+    with Client(d.url) as client:
+        for _ in range(300):
+            with client.guard(identity="id-a", resource="requests", agent="bulk", lease=True) as g:
+                assert g.allowed and g.decision is not None
+                kinds.append("lease" if g.decision.intent_id.startswith("lease:") else "ask")
+        time.sleep(1.2)  # one batched report
+    assert kinds.count("lease") >= 100  # the pool paces a burst: the rest asks per call
+    with d.client() as http:
+        decided = events(http, type="lease_decided")
+        reported = events(http, type="lease_reported")
+        ended = events(http, type="lease_ended")
+        assert len(events(http, type="intent_decided")) == kinds.count("ask")
+        assert len(decided) < 30
+        assert len(reported) < 30
+        assert ended and all(e["payload"]["status"] == "released" for e in ended)
+        assert sum(e["payload"]["spent"] for e in reported) == kinds.count("lease")
+        assert leased(http) == 0
+
+
+def test_the_sdk_takes_a_lease_by_itself_at_a_high_call_rate(daemon_factory: Factory) -> None:
+    from ratelord.client import Client
+
+    d = ready(daemon_factory(config=config(limit=1_000_000)))
+    with Client(d.url) as client:
+        kinds = []
+        for _ in range(200):
+            with client.guard(identity="id-a", resource="requests", agent="hot") as g:
+                kinds.append("lease" if g.decision.intent_id.startswith("lease:") else "ask")
+    assert kinds[0] == "ask"
+    assert kinds[-1] == "lease"
+    with d.client() as http:
+        assert len(events(http, type="intent_decided")) == kinds.count("ask")
+        assert events(http, type="lease_decided")
+
+
+def test_the_async_sdk_batches_queued_asks_into_one_request(daemon_factory: Factory) -> None:
+    import asyncio
+
+    from ratelord.client import AsyncClient
+
+    d = ready(daemon_factory(config=config(limit=1_000_000)))
+
+    async def main() -> tuple[list[Any], int]:
+        async with AsyncClient(d.url) as client:
+            asks = [
+                client.ask(agent_id=f"a{i}", identity_id="id-a", resource="requests", cost=1)
+                for i in range(50)
+            ]
+            decisions = await asyncio.gather(*asks)
+            return decisions, client._batcher.batches
+
+    decisions, batches = asyncio.run(main())
+    assert all(x.allowed for x in decisions)
+    assert 1 <= batches < 50
+    assert len({x.intent_id for x in decisions}) == 50

@@ -25,7 +25,7 @@ from ratelord.client._exceptions import (
     RatelordUnavailable,
 )
 from ratelord.client._retry import Backoff
-from ratelord.schema import Decision, ErrorBody, IntentRequest, UsageReport
+from ratelord.schema import MAX_BATCH, Decision, ErrorBody, IntentBatch, IntentRequest, UsageReport
 
 logger = logging.getLogger("ratelord.client")
 
@@ -84,6 +84,15 @@ class BaseClient:
 
     def _intent(self, intent: IntentRequest | None, fields: Mapping[str, Any]) -> IntentRequest:
         return self._build(IntentRequest, intent, fields)
+
+    @staticmethod
+    def _batch(intents: list[IntentRequest]) -> IntentBatch:
+        if not 1 <= len(intents) <= MAX_BATCH:
+            raise RatelordRequestError(
+                f"a batch holds 1 to {MAX_BATCH} intents, not {len(intents)}",
+                code="invalid_request",
+            )
+        return IntentBatch(intents=intents)
 
     def _usage(self, report: UsageReport | None, fields: Mapping[str, Any]) -> UsageReport:
         return self._build(UsageReport, report, fields)

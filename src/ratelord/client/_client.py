@@ -12,10 +12,13 @@ import httpx
 import msgspec
 
 from ratelord.client._base import BaseClient
+from ratelord.client._batcher import Batcher
 from ratelord.client._exceptions import RatelordTransportError
 from ratelord.client._guard import AsyncGuard, Guard, GuardArgs, GuardOptions
+from ratelord.client._lease_io import AsyncLeases, SyncLeases
 from ratelord.schema import (
     Decision,
+    DecisionList,
     Health,
     Identity,
     IdentityList,
@@ -52,6 +55,7 @@ class Client(BaseClient):
         super().__init__(url, timeout=timeout, fail_open=fail_open, retries=retries, token=token)
         self.sleep = sleep
         self._http = httpx.Client(transport=transport, **self._client_options())
+        self._leases = SyncLeases(self)
 
     def ask(self, intent: IntentRequest | None = None, /, **fields: Any) -> Decision:
         """Submit an intent (an :class:`IntentRequest` and/or its fields); the decision."""
@@ -60,6 +64,14 @@ class Client(BaseClient):
             return self._call("POST", "/v1/intent", request, Decision)
         except RatelordTransportError as exc:
             return self._unreachable(exc)
+
+    def ask_many(self, intents: list[IntentRequest]) -> list[Decision]:
+        """Decide several intents in one request and one commit (``POST /v1/intents``)."""
+        try:
+            batch = self._call("POST", "/v1/intents", self._batch(intents), DecisionList)
+        except RatelordTransportError as exc:
+            return [self._unreachable(exc) for _ in intents]
+        return batch.decisions
 
     def report_usage(self, report: UsageReport | None = None, /, **fields: Any) -> UsageAccepted:
         """Tell the daemon what was actually spent (and/or the provider's rate-limit headers)."""
@@ -77,6 +89,8 @@ class Client(BaseClient):
         return Guard(self, GuardOptions(**options))
 
     def close(self) -> None:
+        """Release this client's leases (unspent units go back) and close the connection."""
+        self._leases.close()
         self._http.close()
 
     def __enter__(self) -> Self:
@@ -120,13 +134,24 @@ class AsyncClient(BaseClient):
         super().__init__(url, timeout=timeout, fail_open=fail_open, retries=retries, token=token)
         self.sleep = sleep
         self._http = httpx.AsyncClient(transport=transport, **self._client_options())
+        self._leases = AsyncLeases(self)
+        self._batcher = Batcher(self)
 
     async def ask(self, intent: IntentRequest | None = None, /, **fields: Any) -> Decision:
+        """Like :meth:`Client.ask`; asks made while one is in flight go in one batch."""
         request = self._intent(intent, fields)
         try:
-            return await self._call("POST", "/v1/intent", request, Decision)
+            return await self._batcher.ask(request)
         except RatelordTransportError as exc:
             return self._unreachable(exc)
+
+    async def ask_many(self, intents: list[IntentRequest]) -> list[Decision]:
+        """Decide several intents in one request and one commit (``POST /v1/intents``)."""
+        try:
+            batch = await self._call("POST", "/v1/intents", self._batch(intents), DecisionList)
+        except RatelordTransportError as exc:
+            return [self._unreachable(exc) for _ in intents]
+        return batch.decisions
 
     async def report_usage(
         self, report: UsageReport | None = None, /, **fields: Any
@@ -144,6 +169,7 @@ class AsyncClient(BaseClient):
         return AsyncGuard(self, GuardOptions(**options))
 
     async def aclose(self) -> None:
+        await self._leases.close()
         await self._http.aclose()
 
     async def __aenter__(self) -> Self:

@@ -18,6 +18,7 @@ from ratelord.client._admission import MAX_DEFERRALS, admit, is_deferral
 from ratelord.client._base import is_local, logger
 from ratelord.client._client import AsyncClient, Client
 from ratelord.client._exceptions import RatelordDenied, RatelordError
+from ratelord.client._lease import REPORT_EVERY, Keeper, is_leased
 from ratelord.schema import Decision, Urgency, UsageReport
 
 RequestT = TypeVar("RequestT")
@@ -52,6 +53,7 @@ class _GateBase(Generic[RequestT]):
         urgency: Urgency,
         route: Route[RequestT] | None,
         max_wait: float | None,
+        lease: bool | None = None,
     ) -> None:
         self._fields: dict[str, Any] = {
             "agent_id": agent_id,
@@ -62,6 +64,9 @@ class _GateBase(Generic[RequestT]):
         }
         self._route = route
         self._max_wait = max_wait
+        self._lease = lease
+        #: When the rate-limit headers of a leased call were last reported.
+        self._headers_at = 0.0
 
     def _intent_fields(self, request: RequestT) -> dict[str, Any]:
         return self._fields | (self._route(request) if self._route else {})
@@ -71,6 +76,16 @@ class _GateBase(Generic[RequestT]):
         if not admission.allowed:
             raise RatelordDenied(admission.reason or "denied", decision)
         return admission.wait_seconds
+
+    def _headers_due(self, decision: Decision) -> bool:
+        """Every call's headers are reported, a leased call's at most every REPORT_EVERY s."""
+        if not is_leased(decision):
+            return True
+        now = time.monotonic()
+        if now - self._headers_at < REPORT_EVERY:
+            return False
+        self._headers_at = now
+        return True
 
     def _usage(
         self,
@@ -85,7 +100,7 @@ class _GateBase(Generic[RequestT]):
             identity_id=identity,
             workload_id=self._fields["workload_id"],
             scope_id=self._fields["scope_id"],
-            intent_id=None if is_local(decision) else decision.intent_id,
+            intent_id=None if is_local(decision) or is_leased(decision) else decision.intent_id,
             headers=rate_limit_headers(headers),
             path=path[:2000],
             status_code=status_code if 100 <= status_code <= 599 else None,
@@ -113,8 +128,14 @@ class Gate(_GateBase[RequestT]):
         A deferral is slept out and asked again, so the request is charged to the
         window it will actually run in.
         """
+        fields = self._intent_fields(request)
+        local = self.client._leases.spend(
+            Keeper.key_of(fields), fields.get("cost") or 1.0, self._lease, lambda: fields
+        )
+        if local is not None:
+            return local
         for _ in range(MAX_DEFERRALS + 1):
-            decision = self.client.ask(**self._intent_fields(request))
+            decision = self.client.ask(**fields)
             wait = self._admit(decision)
             if wait > 0:
                 self.client.sleep(wait)
@@ -125,6 +146,8 @@ class Gate(_GateBase[RequestT]):
     def after(
         self, decision: Decision, headers: Iterable[tuple[str, str]], path: str, status_code: int
     ) -> None:
+        if not self._headers_due(decision):
+            return
         try:
             self.client.report_usage(self._usage(decision, headers, path, status_code))
         except RatelordError as error:
@@ -137,8 +160,14 @@ class AsyncGate(_GateBase[RequestT]):
         self.client = client
 
     async def before(self, request: RequestT) -> Decision:
+        fields = self._intent_fields(request)
+        local = await self.client._leases.spend(
+            Keeper.key_of(fields), fields.get("cost") or 1.0, self._lease, lambda: fields
+        )
+        if local is not None:
+            return local
         for _ in range(MAX_DEFERRALS + 1):
-            decision = await self.client.ask(**self._intent_fields(request))
+            decision = await self.client.ask(**fields)
             wait = self._admit(decision)
             if wait > 0:
                 await self.client.sleep(wait)
@@ -149,6 +178,8 @@ class AsyncGate(_GateBase[RequestT]):
     async def after(
         self, decision: Decision, headers: Iterable[tuple[str, str]], path: str, status_code: int
     ) -> None:
+        if not self._headers_due(decision):
+            return
         try:
             await self.client.report_usage(self._usage(decision, headers, path, status_code))
         except RatelordError as error:

@@ -17,13 +17,15 @@ best-effort: a failed report is logged, never raised over the body's outcome.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Required, Self, TypedDict
+
+import msgspec
 
 from ratelord.client._admission import MAX_DEFERRALS, admit, is_deferral
 from ratelord.client._base import is_local, logger
 from ratelord.client._exceptions import RatelordDenied, RatelordError
+from ratelord.client._lease import Keeper, is_leased
 from ratelord.schema import SENTINEL_UNKNOWN, Decision, Urgency, UsageReport
 
 if TYPE_CHECKING:
@@ -45,10 +47,12 @@ class GuardArgs(TypedDict, total=False):
     max_wait: float | None
     report_cost: float | None
     raise_on_deny: bool
+    lease: bool | None
 
 
-@dataclass(frozen=True)
-class GuardOptions:
+class GuardOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """A guard's options (a Struct: made once per guarded call, so it must be cheap)."""
+
     identity: str
     workload: str | None = None
     scope: str | None = None
@@ -56,11 +60,16 @@ class GuardOptions:
     agent: str | None = None
     cost: float | None = None
     resource: str | None = None
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = {}
     can_wait: bool = True
     max_wait: float | None = None
     report_cost: float | None = None
     raise_on_deny: bool = False
+    #: Spend from a lease: True always, False never, None when the call rate is high.
+    lease: bool | None = None
+
+    def lease_key(self) -> tuple[object, ...]:
+        return (self.agent, self.identity, self.workload, self.scope, self.resource, self.urgency)
 
     def intent_fields(self) -> dict[str, Any]:
         """The intent's fields; unset ones are left to the schema's defaults (sentinels)."""
@@ -125,6 +134,22 @@ class _GuardState:
             return False
         return deferred
 
+    def _leased(self, decision: Decision | None) -> bool:
+        """Enter on a lease's local decision, if there is one."""
+        if decision is None:
+            return False
+        self.decision, self.allowed = decision, True
+        return True
+
+    def _leased_exit(self, keeper: Keeper) -> bool:
+        """A leased call reports in its lease's batch; correct what it took if told."""
+        if self.decision is None or not is_leased(self.decision):
+            return False
+        held = keeper.lease_for(self.options.lease_key(), self.decision)
+        if held is not None and self._cost is not None:
+            held.adjust(self._cost - (self.options.cost or 1.0))
+        return True
+
     def _usage(self) -> UsageReport | None:
         if not self.allowed or self._cost is None or self.decision is None:
             return None
@@ -152,6 +177,12 @@ class Guard(_GuardState):
         self._client = client
 
     def __enter__(self) -> Self:
+        options, leases = self.options, self._client._leases
+        local = leases.spend(
+            options.lease_key(), options.cost or 1.0, options.lease, options.intent_fields
+        )
+        if self._leased(local):
+            return self
         for attempt in range(MAX_DEFERRALS + 1):
             wait = self._admit(self._client.ask(**self.options.intent_fields()))
             if wait > 0:
@@ -166,6 +197,8 @@ class Guard(_GuardState):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._leased_exit(self._client._leases.keeper):
+            return
         usage = self._usage()
         if usage is not None:
             try:
@@ -182,6 +215,12 @@ class AsyncGuard(_GuardState):
         self._client = client
 
     async def __aenter__(self) -> Self:
+        options, leases = self.options, self._client._leases
+        local = await leases.spend(
+            options.lease_key(), options.cost or 1.0, options.lease, options.intent_fields
+        )
+        if self._leased(local):
+            return self
         for attempt in range(MAX_DEFERRALS + 1):
             wait = self._admit(await self._client.ask(**self.options.intent_fields()))
             if wait > 0:
@@ -196,6 +235,8 @@ class AsyncGuard(_GuardState):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._leased_exit(self._client._leases.keeper):
+            return
         usage = self._usage()
         if usage is not None:
             try:

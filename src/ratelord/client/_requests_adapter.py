@@ -39,6 +39,7 @@ class RatelordAdapter(HTTPAdapter):
         urgency: Urgency = "normal",
         route: Route[requests.PreparedRequest] | None = None,
         max_wait: float | None = None,
+        lease: bool | None = None,
         **adapter_options: Any,
     ) -> None:
         super().__init__(**adapter_options)
@@ -51,6 +52,7 @@ class RatelordAdapter(HTTPAdapter):
             urgency=urgency,
             route=route,
             max_wait=max_wait,
+            lease=lease,
         )
 
     def send(  # type: ignore[override]

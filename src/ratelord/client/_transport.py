@@ -31,6 +31,7 @@ class RatelordTransport(httpx.BaseTransport):
         urgency: Urgency = "normal",
         route: Route[httpx.Request] | None = None,
         max_wait: float | None = None,
+        lease: bool | None = None,
     ) -> None:
         self._wrapped = wrapped or httpx.HTTPTransport()
         self._gate: Gate[httpx.Request] = Gate(
@@ -42,6 +43,7 @@ class RatelordTransport(httpx.BaseTransport):
             urgency=urgency,
             route=route,
             max_wait=max_wait,
+            lease=lease,
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -71,6 +73,7 @@ class AsyncRatelordTransport(httpx.AsyncBaseTransport):
         urgency: Urgency = "normal",
         route: Route[httpx.Request] | None = None,
         max_wait: float | None = None,
+        lease: bool | None = None,
     ) -> None:
         self._wrapped = wrapped or httpx.AsyncHTTPTransport()
         self._gate: AsyncGate[httpx.Request] = AsyncGate(
@@ -82,6 +85,7 @@ class AsyncRatelordTransport(httpx.AsyncBaseTransport):
             urgency=urgency,
             route=route,
             max_wait=max_wait,
+            lease=lease,
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
