@@ -322,3 +322,18 @@ def test_a_price_table_file_loads_and_its_errors_name_the_file(tmp_path: Path) -
         llm.load_price_table(typo)
     with pytest.raises(llm.PriceError, match="cannot read"):
         llm.load_price_table(tmp_path / "missing.yaml")
+
+
+def test_usage_costs_name_the_pools_the_estimate_charged() -> None:
+    openai = llm.estimate_request(chat(max_tokens=100), api="openai-chat")
+    assert openai is not None
+    usage = llm.Usage(model="gpt-4o-mini-2024-07-18", input_tokens=30, output_tokens=70)
+    assert llm.usage_costs(openai, usage) == {"tokens@gpt-4o-mini": 100.0}
+    anthropic = llm.estimate_request(
+        {"model": "claude-haiku-4-5", "max_tokens": 50, "messages": []}, api="anthropic-messages"
+    )
+    assert anthropic is not None
+    assert llm.usage_costs(anthropic, usage) == {
+        "input-tokens@claude-haiku-4-5": 30.0,
+        "output-tokens@claude-haiku-4-5": 70.0,
+    }

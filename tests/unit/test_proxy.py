@@ -15,6 +15,7 @@ import msgspec
 import pytest
 
 from ratelord.client import AsyncClient
+from ratelord.llm import tap_for
 from ratelord.providers.secrets import fingerprint
 from ratelord.proxy.app import ProxyApp
 from ratelord.proxy.charges import charge_for
@@ -26,7 +27,6 @@ from ratelord.proxy.settings import (
     UpstreamSettings,
     load_proxy_settings,
 )
-from ratelord.proxy.usage import tap_for
 from ratelord.schema import Identity
 
 KEY = "sk-unit-test-key-000000000000000000"

@@ -29,10 +29,14 @@ The API:
   the API of a path; :func:`heuristic_tokens` is the fallback counter.
 * :func:`usage_from_body` and :class:`StreamUsage` → :class:`Usage` (all input
   tokens, the cached part, output tokens, model) from OpenAI chat/completions,
-  OpenAI responses and Anthropic messages bodies and SSE streams.
+  OpenAI responses and Anthropic messages bodies and SSE streams;
+  :func:`tap_for` gives a :class:`UsageTap` that reads either kind of answer
+  (gzip or not) from a copy of its bytes as they go by.
 * :func:`model_resource` (``"tokens", "gpt-4o-mini"`` → ``tokens@gpt-4o-mini``),
   :func:`split_model_resource`, :func:`charges_for` (resource → cost of one
-  call), :func:`family_of` (``openai`` or ``anthropic``).
+  call, from its estimate), :func:`usage_costs` (the same resources, from what
+  the call really spent: the report that corrects the reservation),
+  :func:`family_of` (``openai`` or ``anthropic``).
 * :func:`load_price_table`, :func:`default_price_table` → :class:`PriceTable`;
   :meth:`PriceTable.price` finds a model's :class:`Price`, whose
   :meth:`~Price.cost` prices a :class:`Usage` and :meth:`~Price.estimate` the
@@ -53,6 +57,7 @@ from ratelord.llm._pools import (
     family_of,
     model_resource,
     split_model_resource,
+    usage_costs,
 )
 from ratelord.llm._prices import (
     Price,
@@ -61,6 +66,7 @@ from ratelord.llm._prices import (
     default_price_table,
     load_price_table,
 )
+from ratelord.llm._tap import UsageTap, tap_for
 from ratelord.llm._usage import StreamUsage, Usage, usage_from_body
 
 __all__ = [
@@ -73,6 +79,7 @@ __all__ = [
     "StreamUsage",
     "TokenEstimate",
     "Usage",
+    "UsageTap",
     "api_for_path",
     "charges_for",
     "default_price_table",
@@ -82,5 +89,7 @@ __all__ = [
     "load_price_table",
     "model_resource",
     "split_model_resource",
+    "tap_for",
+    "usage_costs",
     "usage_from_body",
 ]

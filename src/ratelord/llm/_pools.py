@@ -15,8 +15,16 @@ import re
 from typing import Literal
 
 from ratelord.llm._estimate import Api, TokenEstimate
+from ratelord.llm._usage import Usage
 
-__all__ = ["Family", "charges_for", "family_of", "model_resource", "split_model_resource"]
+__all__ = [
+    "Family",
+    "charges_for",
+    "family_of",
+    "model_resource",
+    "split_model_resource",
+    "usage_costs",
+]
 
 Family = Literal["openai", "anthropic"]
 
@@ -60,3 +68,18 @@ def charges_for(estimate: TokenEstimate) -> dict[str, float]:
             model_resource("output-tokens", model): float(estimate.output_tokens),
         }
     return {requests: 1.0, model_resource("tokens", model): float(estimate.total)}
+
+
+def usage_costs(estimate: TokenEstimate, usage: Usage) -> dict[str, float]:
+    """resource → what the call really spent, on the pools :func:`charges_for` charged.
+
+    The resources are named after the *request's* model (the pools the call was
+    charged to), not the answer's, which may name a dated snapshot.
+    """
+    model = estimate.model
+    if family_of(estimate.api) == "anthropic":
+        return {
+            model_resource("input-tokens", model): float(usage.input_tokens),
+            model_resource("output-tokens", model): float(usage.output_tokens),
+        }
+    return {model_resource("tokens", model): float(usage.total)}

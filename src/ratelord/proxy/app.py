@@ -22,6 +22,7 @@ from ratelord.client import AsyncClient, RatelordError, RatelordRequestError, ra
 from ratelord.client._base import is_local
 from ratelord.daemon.http import HTTPError as BodyError
 from ratelord.daemon.http import read_body
+from ratelord.llm import UsageTap, tap_for
 from ratelord.proxy import refusals
 from ratelord.proxy.asking import Admitted, ask, release
 from ratelord.proxy.charges import Charge, charge_for
@@ -29,7 +30,6 @@ from ratelord.proxy.credentials import IdentityBook, credential_of
 from ratelord.proxy.refusals import Refusal
 from ratelord.proxy.settings import Kind, ProxySettings
 from ratelord.proxy.upstream import Upstream, response_headers
-from ratelord.proxy.usage import UsageTap, tap_for
 from ratelord.schema import Identity, Urgency, UsageReport
 
 log = logging.getLogger("ratelord.proxy")

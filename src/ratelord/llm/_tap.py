@@ -1,16 +1,18 @@
 """Read an LLM answer's real token usage as it streams past the client, holding nothing up.
 
-A copy of each chunk goes to :mod:`ratelord.llm`'s readers: Server-Sent Events
-to :class:`~ratelord.llm.StreamUsage` line by line, a JSON answer into a
-bounded buffer read at the end.  gzip and deflate answers are inflated for the
-copy only; the client gets the bytes exactly as the upstream sent them.
+Used by the proxy and the SDK's transports.  A copy of each chunk goes to the
+readers: Server-Sent Events to :class:`StreamUsage` line by line, a JSON
+answer into a bounded buffer read at the end.  gzip and deflate answers are
+inflated for the copy only; the client gets the bytes exactly as sent.
 """
 
 from __future__ import annotations
 
 import zlib
 
-from ratelord import llm
+from ratelord.llm._usage import StreamUsage, Usage, usage_from_body
+
+__all__ = ["MAX_BUFFERED", "UsageTap", "tap_for"]
 
 #: A JSON answer larger than this is not read for usage (nor held in memory).
 MAX_BUFFERED = 8 * 1024 * 1024
@@ -18,7 +20,7 @@ MAX_BUFFERED = 8 * 1024 * 1024
 
 class UsageTap:
     def __init__(self, content_type: str, content_encoding: str) -> None:
-        self._stream = llm.StreamUsage() if content_type.startswith("text/event-stream") else None
+        self._stream = StreamUsage() if content_type.startswith("text/event-stream") else None
         self._inflate = (
             zlib.decompressobj(32 + zlib.MAX_WBITS)
             if content_encoding in ("gzip", "deflate")
@@ -44,14 +46,14 @@ class UsageTap:
             self._broken = True
             self._body.clear()
 
-    def usage(self) -> llm.Usage | None:
+    def usage(self) -> Usage | None:
         """What the answer says it spent, or None when it did not say (or could not be read)."""
         if self._broken:
             return None
         if self._stream is not None:
             self._stream.close()
             return self._stream.usage
-        return llm.usage_from_body(bytes(self._body)) if self._body else None
+        return usage_from_body(bytes(self._body)) if self._body else None
 
 
 def tap_for(content_type: str, content_encoding: str) -> UsageTap | None:
