@@ -28,9 +28,9 @@ from ratelord.daemon import app as daemon_app
 from ratelord.daemon import main as daemon_main
 from ratelord.daemon import routes
 from ratelord.daemon.http import Response
-from ratelord.daemon.runtime import Runtime
 from ratelord.engine.arbitration import decide
 from ratelord.schema import Decision, IntentRequest
+from ratelord.service import CommandService
 
 LAYERS = ("process", "app", "codec", "commit")
 #: The size of the bench intent's real decision (738 bytes).
@@ -72,8 +72,8 @@ def _fixed_route() -> None:
 
 
 def _reused_decision(*, commit: bool) -> None:
-    async def intent(self: Runtime, request: IntentRequest) -> Decision:
-        self.require_ready()
+    async def intent(self: CommandService, request: IntentRequest) -> Decision:
+        self.guard()
         cached = getattr(self, "_ladder_cache", None)
         if cached is None:
             cached = self._ladder_cache = decide(self.engine, request, self.now())  # type: ignore[attr-defined]
@@ -83,7 +83,7 @@ def _reused_decision(*, commit: bool) -> None:
             await self.commit(fresh)
         return cached[0]
 
-    Runtime.intent = intent  # type: ignore[method-assign]
+    CommandService.intent = intent  # type: ignore[method-assign]
 
 
 def main() -> int:

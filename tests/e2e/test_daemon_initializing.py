@@ -8,7 +8,6 @@ the end of replay (the lifespan, which starts the replay, has not run yet).
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from ratelord.daemon.app import DaemonApp
 from ratelord.daemon.config import load_settings
 from ratelord.daemon.runtime import Runtime
+from ratelord.store import SQLiteStore
 
 WRITES = [
     ("/v1/intent", {"agent_id": "a", "identity_id": "pat:a", "resource": "core"}),
@@ -29,12 +29,7 @@ WRITES = [
 @pytest.fixture
 async def booting(tmp_path: Path) -> AsyncIterator[Runtime]:
     settings, _ = load_settings(["--db", str(tmp_path / "r.db")], environ={})
-    runtime = Runtime(settings)
-    umask = os.umask(0o022)
-    try:
-        runtime.open_store()  # sets a private umask for the daemon process
-    finally:
-        os.umask(umask)
+    runtime = Runtime(settings, SQLiteStore(settings.db))
     yield runtime
     await runtime.shutdown()
 

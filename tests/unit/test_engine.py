@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from ratelord.engine.arbitration import decide
 from ratelord.engine.clock import ManualClock
-from ratelord.engine.core import Engine, EngineConfig
 from ratelord.engine.events import Event, IdFactory
-from ratelord.engine.observe import observe_poll, observe_usage
 from ratelord.engine.policy import default_policy, load_policy_text
 from ratelord.engine.state import State
 from ratelord.providers.mock import (
@@ -16,10 +13,12 @@ from ratelord.providers.mock import (
     MockProviderConfig,
 )
 from ratelord.schema import IdentityCreate, IntentRequest, UsageReport
+from ratelord.service import CommandService, EngineSettings, build_engine, run_sync
 
 
 class World:
-    """An engine, a mock provider and a manual clock, wired like the daemon wires them."""
+    """The command service on a manual clock with an in-memory log, and a mock provider
+    that is spent as the daemon spends it."""
 
     def __init__(self, policy=None, limit: float = 1000, window: float = 3600, **engine_cfg):
         self.clock = ManualClock()
@@ -34,25 +33,35 @@ class World:
             ),
             start=self.clock.now(),
         )
-        self.engine = Engine(
-            EngineConfig(**engine_cfg), policy or default_policy(), ids=IdFactory("t")
+        self.engine = build_engine(
+            EngineSettings(**engine_cfg), policy or default_policy(), ids=IdFactory("t")
         )
         self.log: list[Event] = []
+        self.commands = CommandService(self.engine, self._commit, self.clock.now)
+        self.commands.charge_listeners.append(
+            lambda charges, _: self.mock.spend_charges(
+                self.engine.state.pools, charges, self.clock.now()
+            )
+        )
+
+    async def _commit(self, events: list[Event]) -> list[Event]:
+        self.log += events
+        return events
 
     def register(self, identity_id: str, principal: str) -> None:
-        self.log += self.engine.register_identity(
-            IdentityCreate(identity_id=identity_id, provider_id="mock", principal=principal),
-            self.clock.now(),
+        run_sync(
+            self.commands.register(
+                IdentityCreate(identity_id=identity_id, provider_id="mock", principal=principal)
+            )
         )
         self.poll(identity_id)
 
     def poll(self, identity_id: str) -> list[Event]:
         principal = self.engine.state.identities[identity_id].principal
-        events = observe_poll(
-            self.engine, identity_id, self.mock.observe(principal, self.clock.now())
-        )
-        self.log += events
-        return events
+        seen = len(self.log)
+        result = self.mock.observe(principal, self.clock.now())
+        run_sync(self.commands.observe_poll(identity_id, result))
+        return self.log[seen:]
 
     def ask(self, identity_id: str = "id-a", **fields):
         request = IntentRequest(
@@ -61,13 +70,7 @@ class World:
             resource=fields.pop("resource", "requests"),
             **fields,
         )
-        decision, events = decide(self.engine, request, self.clock.now())
-        self.log += events
-        if decision.allowed and not decision.modifications.defer_until:
-            for risk in decision.evaluation.pools:
-                pool = self.engine.state.pools[risk.pool_id]
-                self.mock.spend(pool.principal, pool.resource, risk.cost, self.clock.now())
-        return decision
+        return run_sync(self.commands.intent(request))
 
     def pool(self, principal: str = "acct-1"):
         return self.engine.state.pools[f"mock:requests:{principal}"]
@@ -86,7 +89,7 @@ def test_unknown_revoked_and_quarantined_identities_are_denied() -> None:
     w = World()
     assert "unknown identity" in w.ask("ghost").reason
     w.register("id-a", "acct-1")
-    w.log += w.engine.change_identity("id-a", "quarantine", w.clock.now(), {"reason": "leak"})
+    run_sync(w.commands.change_identity("id-a", "quarantine", {"reason": "leak"}))
     d = w.ask()
     assert d.decision == "deny_with_reason" and "quarantined (leak)" in d.reason
 
@@ -171,10 +174,7 @@ def test_reported_usage_corrects_the_reservation() -> None:
     w = World()
     w.register("id-a", "acct-1")
     d = w.ask(cost=10)
-    _, events = observe_usage(
-        w.engine, UsageReport(identity_id="id-a", intent_id=d.intent_id, cost=4), [], w.clock.now()
-    )
-    w.log += events
+    run_sync(w.commands.usage(UsageReport(identity_id="id-a", intent_id=d.intent_id, cost=4)))
     assert w.pool().remaining == 996
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ratelord.engine import leases
-from ratelord.engine.core import EngineError
+from ratelord.engine.core import Gone
 from ratelord.engine.leases import Claim, fair_shares
 from ratelord.engine.observe import observe_usage
 from ratelord.engine.state import State
@@ -94,9 +94,9 @@ def test_report_moves_units_from_leased_to_spent_and_release_returns_the_rest() 
     ended, _ = leases.release(w.engine, lease.lease_id, LeaseReport(spent=10), now)
     assert ended.status == "released"
     assert (w.pool().leased, w.pool().remaining) == (0, 960)
-    with pytest.raises(EngineError) as gone:
+    with pytest.raises(Gone) as gone:
         leases.report(w.engine, lease.lease_id, LeaseReport(spent=1), now)
-    assert gone.value.status == 410
+    assert gone.value.code == "lease_ended"
 
 
 def test_spending_beyond_the_grant_is_debited() -> None:

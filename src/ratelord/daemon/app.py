@@ -14,6 +14,7 @@ from ratelord.daemon.http import (
     HTTPError,
     Request,
     Response,
+    Route,
     Router,
     StreamingResponse,
     error_body,
@@ -22,9 +23,10 @@ from ratelord.daemon.http import (
     request_id_var,
 )
 from ratelord.daemon.metrics import Metrics
-from ratelord.daemon.runtime import NotReady, Runtime
-from ratelord.engine.core import EngineError
+from ratelord.daemon.runtime import Runtime
+from ratelord.engine.core import Conflict, EngineError, Gone, UnknownEntity
 from ratelord.providers.secrets import resolve
+from ratelord.service import Unavailable
 from ratelord.store.writer import StoreClosed
 
 log = logging.getLogger("ratelord.http")
@@ -37,6 +39,17 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 #: (the web UI's static files too: the page asks for the token before calling the API).
 PUBLIC = frozenset({"/v1/health", "/", "/ui"})
 PUBLIC_PREFIX = "/ui/"
+
+
+def engine_status(exc: EngineError) -> int:
+    """The HTTP status of a command the engine refused."""
+    if isinstance(exc, UnknownEntity):
+        return 404
+    if isinstance(exc, Gone):
+        return 410
+    if isinstance(exc, Conflict):
+        return 409
+    return 400
 
 
 class DaemonApp:
@@ -91,6 +104,7 @@ class DaemonApp:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         method, path = scope["method"], scope["path"]
+        route: Route | None = None
         try:
             route, params = self.router.match(method, path)
             if (
@@ -110,14 +124,14 @@ class DaemonApp:
             response = Response(
                 error_body(exc.code, exc.message, request_id), exc.status, headers=exc.headers
             )
-        except NotReady as exc:
+        except Unavailable as exc:
             response = Response(
                 error_body("unavailable", exc.reason, request_id),
                 503,
                 headers=[(b"retry-after", str(exc.retry_after).encode())],
             )
         except EngineError as exc:
-            response = Response(error_body(exc.code, exc.message, request_id), exc.status)
+            response = Response(error_body(exc.code, exc.message, request_id), engine_status(exc))
         except StoreClosed as exc:
             response = Response(
                 error_body("store_unavailable", str(exc), request_id),
@@ -165,8 +179,8 @@ class DaemonApp:
                 response.status,
                 extra={"request_id": request_id, "status": response.status},
             )
-        if path == "/v1/intent":
-            self.metrics.intent_latency.observe(time.perf_counter() - started)
+        if route is not None and route.observe is not None:
+            route.observe(time.perf_counter() - started)
 
     def _authorize(self, headers: list[tuple[bytes, bytes]]) -> None:
         assert self._token is not None

@@ -17,10 +17,10 @@ import msgspec
 import yaml
 
 from ratelord.providers.mock import MockPoolConfig, MockPrincipalConfig, MockProviderConfig
+from ratelord.service.assembly import EngineSettings
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Positive = Annotated[float, msgspec.Meta(gt=0)]
-Fraction = Annotated[float, msgspec.Meta(gt=0, le=1)]
 Cost = Annotated[float, msgspec.Meta(ge=0)]
 
 
@@ -41,12 +41,6 @@ class GitHubSettings(_Strict):
 class ProvidersSettings(_Strict):
     mock: MockProviderConfig | None = None
     github: GitHubSettings | None = None
-
-
-class EngineSettings(_Strict):
-    drift_threshold: Fraction = 0.05
-    stale_after_seconds: Positive = 300.0
-    quarantine_after_auth_failures: Annotated[int, msgspec.Meta(ge=0)] = 3
 
 
 class StoreSettings(_Strict):

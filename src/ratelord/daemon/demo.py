@@ -1,4 +1,7 @@
-"""``ratelord-d --demo``: demo identities and a little traffic, so there is something to see."""
+"""``ratelord-d --demo``: demo identities and a little traffic, so there is something to see.
+
+An adapter started from ``main.py`` (see :class:`~ratelord.daemon.runtime.Adapter`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import random
 from typing import TYPE_CHECKING
 
 from ratelord.schema import IdentityCreate, IntentRequest, Urgency
+from ratelord.service import CommandService
 
 if TYPE_CHECKING:
     from ratelord.daemon.runtime import Runtime
@@ -48,13 +52,16 @@ DEMO_AGENTS: tuple[tuple[str, str, str, Urgency], ...] = (
 )
 
 
-async def register_demo_identities(runtime: Runtime) -> None:
-    for identity in DEMO_IDENTITIES:
-        if identity.identity_id not in runtime.engine.state.identities:
-            await runtime.register(identity)
+class Demo:
+    async def start(self, runtime: Runtime) -> None:
+        commands = runtime.commands
+        for identity in DEMO_IDENTITIES:
+            if identity.identity_id not in commands.engine.state.identities:
+                await commands.register(identity)
+        runtime.spawn(demo_traffic(commands), "demo-traffic")
 
 
-async def demo_traffic(runtime: Runtime, rng: random.Random | None = None) -> None:
+async def demo_traffic(commands: CommandService, rng: random.Random | None = None) -> None:
     """A few agents asking now and then, honouring the answers they get."""
     rng = rng or random.Random()
     while True:
@@ -63,7 +70,7 @@ async def demo_traffic(runtime: Runtime, rng: random.Random | None = None) -> No
         resource = None if workload == "search_and_hydrate" else "core"
         cost = None if resource is None else float(rng.choice((1, 2, 5, 10)))
         try:
-            await runtime.intent(
+            await commands.intent(
                 IntentRequest(
                     agent_id=agent,
                     identity_id=identity,

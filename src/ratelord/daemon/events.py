@@ -123,7 +123,7 @@ def _sse(event: Event) -> bytes:
 async def event_stream(runtime: Runtime, query: EventQuery) -> AsyncIterator[bytes]:
     """SSE from ``after_seq`` (default: now) onwards, until the daemon stops."""
     writer = runtime.writer
-    if writer is None:
+    if not writer.running:
         raise HTTPError(
             503, "unavailable", "ratelord-d is starting; retry shortly", [(b"retry-after", b"1")]
         )

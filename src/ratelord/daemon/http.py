@@ -15,7 +15,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -30,6 +30,8 @@ T = TypeVar("T")
 _ids = itertools.count(1)
 _ID_PREFIX = os.urandom(3).hex()
 JSON = b"application/json"
+#: One typed decoder per body type, made on first use.
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
 
 class HTTPError(Exception):
@@ -68,16 +70,27 @@ class Request:
                 return value.decode("latin-1")
         return None
 
-    def decode(self, kind: type[T]) -> T:
-        """The body as ``kind``; a precise 400 for anything malformed."""
-        if not self.body:
-            raise HTTPError(400, "empty_body", "the request needs a JSON body")
+    @overload
+    def decode(self, kind: type[T]) -> T: ...
+    @overload
+    def decode(self, kind: object) -> Any: ...
+
+    def decode(self, kind: Any) -> Any:
+        """The body as ``kind`` (``Any`` for plain JSON); a precise 400 for anything malformed."""
+        decoder = _decoders.get(kind)
+        if decoder is None:
+            decoder = _decoders[kind] = msgspec.json.Decoder(kind)
         try:
-            return msgspec.json.decode(self.body, type=kind)
+            return decoder.decode(self.body)
         except msgspec.ValidationError as exc:
-            raise HTTPError(400, "invalid_request", f"{exc}") from None
+            raise HTTPError(400, "invalid_request", str(exc)) from None
         except msgspec.DecodeError as exc:
-            raise HTTPError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+            message = (
+                f"the body is not valid JSON: {exc}"
+                if self.body
+                else "the request needs a JSON body"
+            )
+            raise HTTPError(400, "malformed_json", message) from None
 
 
 @dataclass(slots=True)
@@ -119,6 +132,8 @@ class Route:
     query: tuple[str, ...] = ()
     required_query: tuple[str, ...] = ()
     writes: bool = False
+    #: called with the seconds each request took (a latency histogram)
+    observe: Callable[[float], None] | None = None
     pattern: re.Pattern[str] | None = None
 
 

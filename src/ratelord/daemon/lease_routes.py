@@ -5,7 +5,6 @@ from __future__ import annotations
 import msgspec
 
 from ratelord.daemon.http import HTTPError, Request, Response, Router, json_response
-from ratelord.daemon.leasing import Leasing
 from ratelord.daemon.metrics import Metrics
 from ratelord.providers.secrets import find_raw_credentials
 from ratelord.schema import (
@@ -16,6 +15,7 @@ from ratelord.schema import (
     LeaseReport,
     LeaseRequest,
 )
+from ratelord.service.leasing import Leasing
 
 _encode = msgspec.json.Encoder().encode
 

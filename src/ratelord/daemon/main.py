@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import sys
@@ -16,11 +17,14 @@ import uvicorn
 from ratelord import __version__
 from ratelord.daemon.app import DaemonApp
 from ratelord.daemon.config import ConfigError, Settings, load_settings
+from ratelord.daemon.demo import Demo
 from ratelord.daemon.logging import configure
-from ratelord.daemon.runtime import Runtime
+from ratelord.daemon.mock_spending import MockSpending
+from ratelord.daemon.runtime import Adapter, Runtime, initial_policy
 from ratelord.engine.policy import PolicyError
 from ratelord.providers.secrets import SecretError
-from ratelord.store import StoreError
+from ratelord.service import PolicyRejected
+from ratelord.store import SQLiteStore, StoreError
 
 log = logging.getLogger("ratelord.daemon")
 
@@ -92,9 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sock: socket.socket | None = None
     try:
         _check_bind(settings)
-        runtime = Runtime(settings)
+        policy = initial_policy(settings)
         sock = _listen(settings)
-        runtime.open_store()
+        os.umask(0o077)  # the database, its WAL and SHM files: owner only
+        store = SQLiteStore(settings.db, synchronous=settings.store.synchronous)
+        adapters: list[Adapter] = [MockSpending()]
+        if settings.demo:
+            adapters.append(Demo())
+        runtime = Runtime(settings, store, policy=policy, adapters=adapters)
         app = DaemonApp(runtime)
     except (ConfigError, PolicyError, SecretError) as exc:
         return _refuse(exc, EXIT_CONFIG, sock)
@@ -154,7 +163,9 @@ async def _serve(server: _Server, runtime: Runtime, sock: socket.socket) -> None
 
 async def _reload(runtime: Runtime) -> None:
     try:
-        await runtime.reload_policy("SIGHUP")
+        await runtime.commands.reload_policy("SIGHUP")
+    except PolicyRejected:
+        pass  # logged, and the previous policy stays in force
     except Exception as exc:  # a reload must never take the daemon down
         log.error("policy reload failed: %s", exc)
 

@@ -89,10 +89,10 @@ class Metrics:
             "denial_rate": round(sum(d for _, d in recent) / total, 4) if total else 0.0,
             "rules_fired": dict(sorted(stats.rules_fired.items())),
             "store": {
-                "commit_lag_ms": round(writer.last_commit_seconds * 1000, 3) if writer else 0.0,
-                "queue_depth": writer.queue_depth if writer else 0,
+                "commit_lag_ms": round(writer.last_commit_seconds * 1000, 3),
+                "queue_depth": writer.queue_depth,
                 "high_water_seq": runtime.high_water(),
-                "commits": writer.commits if writer else 0,
+                "commits": writer.commits,
             },
         }
 
@@ -127,9 +127,9 @@ class _StateCollector:
         yield from _lease_metrics(self.runtime)
         writer = self.runtime.writer
         lag = GaugeMetricFamily("ratelord_store_commit_lag_seconds", "Duration of the last commit")
-        lag.add_metric([], writer.last_commit_seconds if writer else 0.0)
+        lag.add_metric([], writer.last_commit_seconds)
         depth = GaugeMetricFamily("ratelord_store_queue_depth", "Events waiting for a commit")
-        depth.add_metric([], writer.queue_depth if writer else 0)
+        depth.add_metric([], writer.queue_depth)
         seq = GaugeMetricFamily("ratelord_store_high_water_seq", "Last appended seq")
         seq.add_metric([], self.runtime.high_water())
         yield from (lag, depth, seq)

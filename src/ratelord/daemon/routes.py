@@ -1,10 +1,17 @@
-"""The HTTP API of SPEC §8: one small handler per endpoint."""
+"""The HTTP API of SPEC §8: one plain function per endpoint.
+
+Each handler takes the :class:`Context` (runtime, metrics) and the request, so a
+test can call one alone; :func:`install` binds them all to a router.  Bodies are
+read one way, :meth:`Request.decode`; the bodies that may carry credentials are
+scanned for them first (:func:`decode_scanned`).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import msgspec
@@ -23,6 +30,8 @@ from ratelord.daemon.metrics import Metrics
 from ratelord.daemon.openapi import openapi_document
 from ratelord.daemon.runtime import Runtime
 from ratelord.engine.clock import iso
+from ratelord.providers.catalog import DISCOVERS_PRINCIPAL
+from ratelord.providers.mock import MockProvider
 from ratelord.providers.secrets import SecretError, find_raw_credentials, validate_ref
 from ratelord.schema import (
     Decision,
@@ -40,8 +49,9 @@ from ratelord.schema import (
 
 T = TypeVar("T")
 IDENTITY_ACTIONS = ("revoke", "quarantine", "rotate")
+#: Headers a usage report must never carry (they hold the caller's credentials).
+CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
 _encode = msgspec.json.Encoder().encode
-_decode_intent = msgspec.json.Decoder(IntentRequest).decode
 
 
 class StatusChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -60,254 +70,292 @@ class InjectFailure(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retry_after: float | None = None
 
 
-def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
-    """Register every endpoint on ``router``, bound to ``runtime``."""
+@dataclass(slots=True)
+class Context:
+    """What the handlers work with."""
 
-    def refuse_credentials(payload: Any) -> None:
-        found = list(find_raw_credentials(payload))
-        if found:
-            raise HTTPError(
-                400,
-                "raw_credential",
-                f"refused: {', '.join(found)} looks like a raw credential. Never send secrets; "
-                "register a reference instead (secret_ref: env:NAME or file:/path)",
-            )
+    runtime: Runtime
+    metrics: Metrics
+    openapi: bytes = b""
 
-    def parse_json(request: Request) -> Any:
-        if not request.body:
-            raise HTTPError(400, "empty_body", "the request needs a JSON body")
-        try:
-            return json.loads(request.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise HTTPError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
 
-    def convert(data: Any, kind: type[T]) -> T:
-        try:
-            return msgspec.convert(data, kind)
-        except msgspec.ValidationError as exc:
-            raise HTTPError(400, "invalid_request", str(exc)) from None
+# -------------------------------------------------------------------- bodies
 
-    # ---------------------------------------------------------------- system
 
-    async def health(request: Request) -> Response:
-        return json_response(runtime.health())
-
-    async def openapi(request: Request) -> Response:
-        return Response(openapi_cache)
-
-    async def prometheus(request: Request) -> Response:
-        body, content_type = metrics.render()
-        return Response(body, content_type=content_type)
-
-    # ---------------------------------------------------------------- intents
-
-    async def intent(request: Request) -> Response:
-        try:
-            body = _decode_intent(request.body)
-        except msgspec.ValidationError as exc:
-            raise HTTPError(400, "invalid_request", str(exc)) from None
-        except msgspec.DecodeError as exc:
-            message = (
-                "the request needs a JSON body"
-                if not request.body
-                else f"the body is not valid JSON: {exc}"
-            )
-            raise HTTPError(400, "malformed_json", message) from None
-        if body.labels:
-            refuse_credentials({"labels": body.labels})
-        decision = await runtime.intent(body)
-        metrics.count_decision(decision)
-        return Response(_encode(decision))
-
-    async def usage(request: Request) -> Response:
-        data = parse_json(request)
-        refuse_credentials(
-            {k: v for k, v in data.items() if k != "headers"} if isinstance(data, dict) else data
-        )
-        report = convert(data, UsageReport)
-        if report.headers and any(
-            k.lower() in ("authorization", "cookie", "proxy-authorization") for k in report.headers
-        ):
-            raise HTTPError(
-                400,
-                "raw_credential",
-                "refused: usage headers include credentials (authorization/cookie); "
-                "send only the rate-limit response headers",
-            )
-        return json_response(await runtime.usage(report))
-
-    # ---------------------------------------------------------------- identities
-
-    async def list_identities(request: Request) -> Response:
-        engine = runtime.engine
-        return json_response(
-            IdentityList(
-                identities=[engine.identity_view(r) for r in engine.state.identities.values()]
-            )
+def refuse_credentials(payload: Any) -> None:
+    found = list(find_raw_credentials(payload))
+    if found:
+        raise HTTPError(
+            400,
+            "raw_credential",
+            f"refused: {', '.join(found)} looks like a raw credential. Never send secrets; "
+            "register a reference instead (secret_ref: env:NAME or file:/path)",
         )
 
-    async def create_identity(request: Request) -> Response:
-        data = parse_json(request)
+
+def decode_scanned(request: Request, kind: type[T], *, unscanned: tuple[str, ...] = ()) -> T:
+    """The body as ``kind``, refused first if any field (but ``unscanned``) holds a credential.
+
+    The scan runs on the raw JSON, so a credential in a field ``kind`` does not
+    know is still called a credential, not an unknown field.
+    """
+    data = request.decode(Any)
+    if isinstance(data, dict) and unscanned:
+        refuse_credentials({k: v for k, v in data.items() if k not in unscanned})
+    else:
         refuse_credentials(data)
-        body = convert(data, IdentityCreate)
-        if body.secret_ref is not None:
-            try:
-                validate_ref(body.secret_ref)
-            except SecretError as exc:
-                raise HTTPError(400, "invalid_secret_ref", str(exc)) from None
-        if body.provider_id not in runtime.providers and body.provider_id not in (
-            "github",
-            "mock",
-            "openai",
-            "anthropic",
-        ):
-            raise HTTPError(
-                400,
-                "unknown_provider",
-                f"unknown provider {body.provider_id!r}: configure it under "
-                "providers: or use github, mock, openai or anthropic",
-            )
-        if body.principal is None and body.provider_id != "github":
-            raise HTTPError(
-                400,
-                "principal_required",
-                f"provider {body.provider_id!r} cannot discover principals: "
-                "pass principal (the account this identity is charged to)",
-            )
-        identity = await runtime.register(body)
-        return json_response(identity, status=201)
+    try:
+        return msgspec.convert(data, kind)
+    except msgspec.ValidationError as exc:
+        raise HTTPError(400, "invalid_request", str(exc)) from None
 
-    async def show_identity(request: Request) -> Response:
-        engine = runtime.engine
-        return json_response(engine.identity_view(engine.identity(request.params["identity_id"])))
 
-    async def identity_action(request: Request) -> Response:
-        action = request.params["action"]
-        if action not in IDENTITY_ACTIONS:
-            raise HTTPError(
-                404,
-                "not_found",
-                f"unknown identity action {action!r}; use {', '.join(IDENTITY_ACTIONS)}",
-            )
-        payload: dict[str, Any] = {}
-        if request.body.strip():
-            data = parse_json(request)
-            refuse_credentials(data)
-            kind: type[Any] = IdentityRotate if action == "rotate" else StatusChange
-            payload = msgspec.to_builtins(convert(data, kind))
-            if payload.get("secret_ref"):
-                try:
-                    validate_ref(payload["secret_ref"])
-                except SecretError as exc:
-                    raise HTTPError(400, "invalid_secret_ref", str(exc)) from None
-        payload = {k: v for k, v in payload.items() if v is not None}
-        identity = await runtime.change_identity(request.params["identity_id"], action, payload)
-        return json_response(identity)
+def check_secret_ref(ref: str | None) -> None:
+    if ref:
+        try:
+            validate_ref(ref)
+        except SecretError as exc:
+            raise HTTPError(400, "invalid_secret_ref", str(exc)) from None
 
-    # ---------------------------------------------------------------- pools
 
-    async def list_pools(request: Request) -> Response:
-        now = runtime.now()
-        engine = runtime.engine
-        return json_response(
-            PoolList(pools=[views.pool_view(engine, p, now) for p in engine.state.pools.values()])
+# -------------------------------------------------------------------- system
+
+
+async def health(ctx: Context, request: Request) -> Response:
+    return json_response(ctx.runtime.health())
+
+
+async def openapi(ctx: Context, request: Request) -> Response:
+    return Response(ctx.openapi)
+
+
+async def prometheus(ctx: Context, request: Request) -> Response:
+    body, content_type = ctx.metrics.render()
+    return Response(body, content_type=content_type)
+
+
+# -------------------------------------------------------------------- agents
+
+
+async def intent(ctx: Context, request: Request) -> Response:
+    body = request.decode(IntentRequest)
+    if body.labels:
+        refuse_credentials({"labels": body.labels})
+    decision = await ctx.runtime.commands.intent(body)
+    ctx.metrics.count_decision(decision)
+    return Response(_encode(decision))
+
+
+async def usage(ctx: Context, request: Request) -> Response:
+    report = decode_scanned(request, UsageReport, unscanned=("headers",))
+    if report.headers and any(k.lower() in CREDENTIAL_HEADERS for k in report.headers):
+        raise HTTPError(
+            400,
+            "raw_credential",
+            "refused: usage headers include credentials (authorization/cookie); "
+            "send only the rate-limit response headers",
         )
+    return json_response(await ctx.runtime.commands.usage(report))
 
-    async def show_pool(request: Request) -> Response:
-        pool_id = request.params["pool_id"]
-        pool = runtime.engine.state.pools.get(pool_id)
-        if pool is None:
-            raise HTTPError(
-                404, "unknown_pool", f"no pool {pool_id!r}; list them with 'ratelord pools'"
-            )
-        return json_response(views.pool_detail(runtime.engine, pool, runtime.now()))
 
-    async def forecasts(request: Request) -> Response:
-        items = []
-        for pool in runtime.engine.state.pools.values():
-            view = views.forecast_view(pool.forecast)
-            if view is not None:
-                items.append(
-                    {"pool_id": pool.pool_id, "status": pool.posture, **msgspec.to_builtins(view)}
-                )
-        return json_response({"forecasts": items})
+# -------------------------------------------------------------------- identities
 
-    async def graph(request: Request) -> Response:
-        return json_response(views.graph(runtime.engine))
 
-    async def explain(request: Request) -> Response:
-        a, b = request.query.get("a"), request.query.get("b")
-        if not a or not b:
-            raise HTTPError(400, "missing_parameter", "give two identities: ?a=ID&b=ID")
-        return json_response(views.explain(runtime.engine, a, b))
+async def list_identities(ctx: Context, request: Request) -> Response:
+    engine = ctx.runtime.engine
+    return json_response(
+        IdentityList(identities=[engine.identity_view(r) for r in engine.state.identities.values()])
+    )
 
-    async def stats(request: Request) -> Response:
-        return json_response(metrics.stats())
 
-    # ---------------------------------------------------------------- events
-
-    async def events(request: Request) -> Response | StreamingResponse:
-        query = EventQuery.from_request(request)
-        if query.stream:
-            return StreamingResponse(
-                event_stream(runtime, query),
-                b"text/event-stream",
-                headers=[(b"x-accel-buffering", b"no")],
-            )
-        return Response(await event_page(runtime, query))
-
-    # ---------------------------------------------------------------- policy
-
-    async def show_policy(request: Request) -> Response:
-        policy = runtime.policy
-        return json_response(
-            {"version": policy.version, "source": policy.source, "policy": policy.describe()}
+async def create_identity(ctx: Context, request: Request) -> Response:
+    body = decode_scanned(request, IdentityCreate)
+    check_secret_ref(body.secret_ref)
+    if body.provider_id not in ctx.runtime.providers and body.provider_id not in (
+        DISCOVERS_PRINCIPAL
+    ):
+        known = list(DISCOVERS_PRINCIPAL)
+        raise HTTPError(
+            400,
+            "unknown_provider",
+            f"unknown provider {body.provider_id!r}: configure it under "
+            f"providers: or use {', '.join(known[:-1])} or {known[-1]}",
         )
-
-    async def reload_policy(request: Request) -> Response:
-        ok, detail = await runtime.reload_policy("api")
-        if not ok:
-            raise HTTPError(
-                400,
-                "policy_rejected",
-                f"{detail} (the previous policy {runtime.policy.version} stays in force)",
-            )
-        return json_response({"version": detail, "source": runtime.policy.source, "reloaded": True})
-
-    # ---------------------------------------------------------------- admin
-
-    async def rebuild(request: Request) -> StreamingResponse:
-        runtime.require_ready()
-        return StreamingResponse(_rebuild_stream(runtime), b"application/x-ndjson")
-
-    async def snapshot(request: Request) -> Response:
-        runtime.require_ready()
-        seq = await runtime.snapshot()
-        if seq is None:
-            raise HTTPError(
-                503, "busy", "the writer did not go idle; try again", [(b"retry-after", b"1")]
-            )
-        return json_response({"snapshot_seq": seq})
-
-    async def mock_external_usage(request: Request) -> Response:
-        body = request.decode(ExternalUsage)
-        mock = runtime.mock_provider()
-        if not mock.knows(body.principal):
-            raise HTTPError(
-                404, "unknown_principal", f"the mock provider has no principal {body.principal!r}"
-            )
-        mock.spend(body.principal, body.resource, body.amount, runtime.now())
-        left = mock.remaining(body.principal, body.resource, runtime.now())
-        return json_response(
-            {"principal": body.principal, "resource": body.resource, "remaining": left}
+    if body.principal is None and not DISCOVERS_PRINCIPAL.get(body.provider_id, False):
+        raise HTTPError(
+            400,
+            "principal_required",
+            f"provider {body.provider_id!r} cannot discover principals: "
+            "pass principal (the account this identity is charged to)",
         )
+    return json_response(await ctx.runtime.commands.register(body), status=201)
 
-    async def mock_fail(request: Request) -> Response:
-        body = request.decode(InjectFailure)
-        runtime.mock_provider().fail(body.kind, body.count, body.retry_after)  # type: ignore[arg-type]
-        return json_response({"injected": body.count, "kind": body.kind})
 
-    add = router.add
+async def show_identity(ctx: Context, request: Request) -> Response:
+    engine = ctx.runtime.engine
+    return json_response(engine.identity_view(engine.identity(request.params["identity_id"])))
+
+
+async def identity_action(ctx: Context, request: Request) -> Response:
+    action = request.params["action"]
+    if action not in IDENTITY_ACTIONS:
+        raise HTTPError(
+            404,
+            "not_found",
+            f"unknown identity action {action!r}; use {', '.join(IDENTITY_ACTIONS)}",
+        )
+    payload: dict[str, Any] = {}
+    if request.body.strip():
+        kind: type[Any] = IdentityRotate if action == "rotate" else StatusChange
+        payload = msgspec.to_builtins(decode_scanned(request, kind))
+        check_secret_ref(payload.get("secret_ref"))
+    payload = {k: v for k, v in payload.items() if v is not None}
+    identity = await ctx.runtime.commands.change_identity(
+        request.params["identity_id"], action, payload
+    )
+    return json_response(identity)
+
+
+# -------------------------------------------------------------------- pools
+
+
+async def list_pools(ctx: Context, request: Request) -> Response:
+    runtime = ctx.runtime
+    now, engine = runtime.now(), runtime.engine
+    return json_response(
+        PoolList(pools=[views.pool_view(engine, p, now) for p in engine.state.pools.values()])
+    )
+
+
+async def show_pool(ctx: Context, request: Request) -> Response:
+    pool_id = request.params["pool_id"]
+    runtime = ctx.runtime
+    pool = runtime.engine.state.pools.get(pool_id)
+    if pool is None:
+        raise HTTPError(
+            404, "unknown_pool", f"no pool {pool_id!r}; list them with 'ratelord pools'"
+        )
+    return json_response(views.pool_detail(runtime.engine, pool, runtime.now()))
+
+
+async def forecasts(ctx: Context, request: Request) -> Response:
+    items = []
+    for pool in ctx.runtime.engine.state.pools.values():
+        view = views.forecast_view(pool.forecast)
+        if view is not None:
+            items.append(
+                {"pool_id": pool.pool_id, "status": pool.posture, **msgspec.to_builtins(view)}
+            )
+    return json_response({"forecasts": items})
+
+
+async def graph(ctx: Context, request: Request) -> Response:
+    return json_response(views.graph(ctx.runtime.engine))
+
+
+async def explain(ctx: Context, request: Request) -> Response:
+    a, b = request.query.get("a"), request.query.get("b")
+    if not a or not b:
+        raise HTTPError(400, "missing_parameter", "give two identities: ?a=ID&b=ID")
+    return json_response(views.explain(ctx.runtime.engine, a, b))
+
+
+async def stats(ctx: Context, request: Request) -> Response:
+    return json_response(ctx.metrics.stats())
+
+
+# -------------------------------------------------------------------- events
+
+
+async def events(ctx: Context, request: Request) -> Response | StreamingResponse:
+    query = EventQuery.from_request(request)
+    if query.stream:
+        return StreamingResponse(
+            event_stream(ctx.runtime, query),
+            b"text/event-stream",
+            headers=[(b"x-accel-buffering", b"no")],
+        )
+    return Response(await event_page(ctx.runtime, query))
+
+
+# -------------------------------------------------------------------- policy
+
+
+async def show_policy(ctx: Context, request: Request) -> Response:
+    policy = ctx.runtime.policy
+    return json_response(
+        {"version": policy.version, "source": policy.source, "policy": policy.describe()}
+    )
+
+
+async def reload_policy(ctx: Context, request: Request) -> Response:
+    policy = await ctx.runtime.commands.reload_policy("api")
+    return json_response({"version": policy.version, "source": policy.source, "reloaded": True})
+
+
+# -------------------------------------------------------------------- admin
+
+
+async def rebuild(ctx: Context, request: Request) -> StreamingResponse:
+    ctx.runtime.require_ready()
+    return StreamingResponse(_rebuild_stream(ctx.runtime), b"application/x-ndjson")
+
+
+async def snapshot(ctx: Context, request: Request) -> Response:
+    ctx.runtime.require_ready()
+    seq = await ctx.runtime.snapshot()
+    if seq is None:
+        raise HTTPError(
+            503, "busy", "the writer did not go idle; try again", [(b"retry-after", b"1")]
+        )
+    return json_response({"snapshot_seq": seq})
+
+
+def _mock(ctx: Context) -> MockProvider:
+    mock = ctx.runtime.providers.get(MockProvider.provider_id)
+    if not isinstance(mock, MockProvider):
+        raise HTTPError(
+            404, "no_mock_provider", "the mock provider is not configured (providers.mock)"
+        )
+    return mock
+
+
+async def mock_external_usage(ctx: Context, request: Request) -> Response:
+    body = request.decode(ExternalUsage)
+    mock, now = _mock(ctx), ctx.runtime.now()
+    if not mock.knows(body.principal):
+        raise HTTPError(
+            404, "unknown_principal", f"the mock provider has no principal {body.principal!r}"
+        )
+    mock.spend(body.principal, body.resource, body.amount, now)
+    left = mock.remaining(body.principal, body.resource, now)
+    return json_response(
+        {"principal": body.principal, "resource": body.resource, "remaining": left}
+    )
+
+
+async def mock_fail(ctx: Context, request: Request) -> Response:
+    body = request.decode(InjectFailure)
+    _mock(ctx).fail(body.kind, body.count, body.retry_after)  # type: ignore[arg-type]
+    return json_response({"injected": body.count, "kind": body.kind})
+
+
+# -------------------------------------------------------------------- the table
+
+
+def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
+    """Register every endpoint on ``router``, bound to ``runtime`` and ``metrics``."""
+    ctx = Context(runtime, metrics)
+
+    def add(
+        method: str,
+        path: str,
+        handler: Callable[[Context, Request], Awaitable[Response | StreamingResponse]],
+        summary: str,
+        **meta: Any,
+    ) -> None:
+        router.add(method, path, partial(handler, ctx), summary, **meta)
+
     add("GET", "/v1/health", health, "Liveness, readiness and version", response=Health)
     add(
         "POST",
@@ -317,6 +365,7 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         request=IntentRequest,
         response=Decision,
         writes=True,
+        observe=metrics.intent_latency.observe,
     )
     add(
         "POST",
@@ -408,7 +457,7 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
     lease_routes.install(router, runtime.leasing, metrics)
     add("GET", "/metrics", prometheus, "Prometheus exposition")
     add("GET", "/openapi.json", openapi, "This API as OpenAPI 3.1")
-    openapi_cache = _encode(openapi_document(router))
+    ctx.openapi = _encode(openapi_document(router))
 
 
 async def _rebuild_stream(runtime: Runtime) -> AsyncIterator[bytes]:

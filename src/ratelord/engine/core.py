@@ -50,13 +50,27 @@ class EngineConfig(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class EngineError(Exception):
-    """A command the engine refuses (unknown or duplicate identity...)."""
+    """A command the engine refuses; ``code`` names the reason for machines.
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    Domain errors only: the HTTP layer decides which status each kind maps to.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        self.status = status
+
+
+class UnknownEntity(EngineError):
+    """The command names something the engine has never heard of."""
+
+
+class Gone(EngineError):
+    """The command names something that existed and has ended (a returned lease...)."""
+
+
+class Conflict(EngineError):
+    """The command contradicts the current state (duplicate, already revoked...)."""
 
 
 class Engine:
@@ -141,11 +155,10 @@ class Engine:
         self, request: IdentityCreate, now: float, *, token_fingerprint: str | None = None
     ) -> list[Event]:
         if request.identity_id in self.state.identities:
-            raise EngineError(
+            raise Conflict(
                 "identity_exists",
                 f"identity {request.identity_id!r} is already registered; "
                 "rotate its secret or revoke it instead",
-                status=409,
             )
         payload = msgspec.to_builtins(request)
         payload["token_fingerprint"] = token_fingerprint
@@ -163,10 +176,9 @@ class Engine:
     def identity(self, identity_id: str) -> IdentityRecord:
         record = self.state.identities.get(identity_id)
         if record is None:
-            raise EngineError(
+            raise UnknownEntity(
                 "unknown_identity",
                 f"no identity {identity_id!r}; list them with 'ratelord identity list'",
-                status=404,
             )
         return record
 
@@ -180,10 +192,9 @@ class Engine:
             "rotate": EventType.IDENTITY_ROTATED,
         }[action]
         if record.status == "revoked":
-            raise EngineError(
+            raise Conflict(
                 "identity_revoked",
                 f"identity {identity_id!r} is revoked; register a new identity instead",
-                status=409,
             )
         return [
             self.emit(

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from ratelord.engine.arbitration import _Arbiter
 from ratelord.engine.clock import iso
-from ratelord.engine.core import Engine, EngineError
+from ratelord.engine.core import Engine, Gone, UnknownEntity
 from ratelord.engine.events import Dimensions, Event, EventType, Source
 from ratelord.engine.forecast import drift_weight
 from ratelord.engine.state import LeaseRecord, PoolState
@@ -366,10 +366,8 @@ def lease_of(engine: Engine, lease_id: str) -> LeaseRecord:
         return lease
     ended = engine.state.leases_ended.get(lease_id)
     if ended is not None:
-        raise EngineError(
-            "lease_ended", f"lease {lease_id!r} was {ended}; ask for a new one", status=410
-        )
-    raise EngineError("unknown_lease", f"no lease {lease_id!r}; ask for one first", status=404)
+        raise Gone("lease_ended", f"lease {lease_id!r} was {ended}; ask for a new one")
+    raise UnknownEntity("unknown_lease", f"no lease {lease_id!r}; ask for one first")
 
 
 def report(

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
 from typing import Annotated
 
 import msgspec
 
 from ratelord.engine.observations import PollResult, PoolObservation
+from ratelord.engine.state import PoolState
 from ratelord.providers.base import ErrorKind, ProviderFailure, ProviderIdentity
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
@@ -133,6 +135,15 @@ class MockProvider:
             return False
         bucket.remaining -= amount
         return True
+
+    def spend_charges(
+        self, pools: Mapping[str, PoolState], charges: Mapping[str, float], now: float
+    ) -> None:
+        """Spend an intent's charges (pool id → cost) on those pools that are this mock's."""
+        for pool_id, cost in charges.items():
+            pool = pools.get(pool_id)
+            if pool is not None and pool.provider_id == self.provider_id:
+                self.spend(pool.principal, pool.resource, cost, now)
 
     def remaining(self, principal: str, resource: str, now: float) -> float | None:
         bucket = self._buckets.get((principal, resource))

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from random import Random
 from typing import Any
 
-from ratelord.daemon.poller import backoff
 from ratelord.engine.clock import iso
 from ratelord.engine.state import pool_id_for
+from ratelord.service.cadence import backoff
 from ratelord.sim.behaviour import PhaseGate, open_arrivals, sample_cost
 from ratelord.sim.invariants import evaluate
 from ratelord.sim.report import (

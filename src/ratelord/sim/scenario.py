@@ -17,6 +17,7 @@ import yaml
 from ratelord.engine.policy import CompiledPolicy, PolicyError, default_policy, load_policy_text
 from ratelord.providers.mock import MockPrincipalConfig, MockProviderConfig
 from ratelord.schema import Urgency
+from ratelord.service.assembly import EngineSettings
 from ratelord.sim.invariants import InvariantError, parse_check
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
@@ -148,11 +149,6 @@ class TokenBucket(_Strict, kw_only=True, frozen=True):
     """The token-bucket baseline's burst: this many seconds' worth of the static rate."""
 
     burst_seconds: NonNegative = 60.0
-
-
-class EngineSettings(_Strict, kw_only=True, frozen=True):
-    drift_threshold: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.05
-    stale_after_seconds: Positive = 300.0
 
 
 class Scenario(_Strict, kw_only=True, frozen=True):

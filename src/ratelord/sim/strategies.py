@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from random import Random
 from typing import Literal, Protocol
 
-from ratelord.daemon.poller import backoff, next_interval
 from ratelord.engine.arbitration import decide
 from ratelord.engine.clock import parse_iso
-from ratelord.engine.core import Engine, EngineConfig
 from ratelord.engine.events import Event, IdFactory
 from ratelord.engine.observe import observe_error, observe_poll, observe_usage
 from ratelord.providers.base import ProviderFailure
 from ratelord.schema import IdentityCreate, IntentRequest, Urgency, UsageReport
+from ratelord.service import backoff, build_engine, next_interval
 from ratelord.sim.scenario import Scenario
 from ratelord.sim.world import CallResult, World
 
@@ -136,18 +135,18 @@ class Ratelord:
     polls = True
 
     def __init__(self, scenario: Scenario, world: World, seed: int) -> None:
-        config = EngineConfig(
-            workloads=scenario.workloads,
-            drift_threshold=scenario.engine.drift_threshold,
-            stale_after_seconds=scenario.engine.stale_after_seconds,
-        )
         self._scenario = scenario
         self._world = world
         self._rng = Random(f"{seed}:poller")
         self._failures: Counter[str] = Counter()
         self._events: Counter[str] = Counter()
-        self.engine = Engine(config, scenario.compiled_policy(), ids=IdFactory(prefix="sim"))
-        self.engine.default_windows = {"mock": world.mock.default_window_seconds}
+        self.engine = build_engine(
+            scenario.engine,
+            scenario.compiled_policy(),
+            workloads=scenario.workloads,
+            default_windows={"mock": world.mock.default_window_seconds},
+            ids=IdFactory(prefix="sim"),
+        )
         now = scenario.start
         events = self.engine.start(now, {"simulator": scenario.name})
         events += self.engine.set_policy(self.engine.policy, now)

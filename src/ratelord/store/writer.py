@@ -80,6 +80,8 @@ class GroupCommitWriter:
         self._in_flight = False
         #: the passing fault the writer is retrying through, if any
         self.fault: StoreFault | None = None
+        self._drained = asyncio.Event()
+        self._drained.set()
         self.commits = 0
         self.appended = 0
         self.last_commit_seconds = 0.0
@@ -92,6 +94,10 @@ class GroupCommitWriter:
     def idle(self) -> bool:
         """Nothing queued and nothing being written: every appended event is durable."""
         return not self._pending and not self._in_flight
+
+    async def drained(self) -> None:
+        """Return once the queue has run dry (check :attr:`idle` again if you await more)."""
+        await self._drained.wait()
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` where the appends run; retried through passing faults."""
@@ -145,6 +151,11 @@ class GroupCommitWriter:
         return None
 
     @property
+    def running(self) -> bool:
+        """Started, and neither failed nor closing: appends will be written."""
+        return self._task is not None and self._failure is None and not self._closing
+
+    @property
     def failed(self) -> BaseException | None:
         return self._failure
 
@@ -161,6 +172,7 @@ class GroupCommitWriter:
             raise StoreClosed(str(self._failure or "the store is closing"))
         future: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
         self._pending.append((events, future))
+        self._drained.clear()
         self._wakeup.set()
         return await future
 
@@ -190,6 +202,7 @@ class GroupCommitWriter:
                         future.set_result(stored[offset : offset + len(events)])
                     offset += len(events)
                 self._publish(stored)
+            self._drained.set()
             if self._closing:
                 return
 
@@ -216,6 +229,7 @@ class GroupCommitWriter:
             if not future.done():
                 future.set_exception(StoreClosed(f"event store append failed: {exc}"))
         self._pending.clear()
+        self._drained.set()
 
     def abandon(self) -> int:
         """Stop retrying (shutdown gave up waiting): fail what is queued; say how many events."""

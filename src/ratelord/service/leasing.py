@@ -1,4 +1,4 @@
-"""The daemon's lease and batch commands, and the upkeep that expires and shrinks leases.
+"""Lease and batch commands, and the upkeep that expires and shrinks leases.
 
 Each command decides with the engine, appends its events and answers once they
 are durable, like ``POST /v1/intent``.  A batch of intents is decided in order
@@ -11,85 +11,87 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
 from ratelord.engine import leases
 from ratelord.engine.arbitration import decide
 from ratelord.engine.events import Event, EventType
 from ratelord.schema import Decision, IntentBatch, Lease, LeaseList, LeaseReport, LeaseRequest
+from ratelord.service.commands import CommandService, Unavailable
 
-if TYPE_CHECKING:
-    from ratelord.daemon.runtime import Runtime
-
-log = logging.getLogger("ratelord.daemon")
+log = logging.getLogger("ratelord.service")
 
 #: Seconds between expiry/shrink passes: a dead holder's units come back within this.
 UPKEEP_EVERY = 1.0
 
 
 class Leasing:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    """Lease commands over the same engine, commit, clock and guard as ``commands``."""
+
+    def __init__(self, commands: CommandService) -> None:
+        self.commands = commands
 
     async def take(self, request: LeaseRequest) -> Lease:
-        runtime = self.runtime
-        runtime.require_ready()
-        lease, events = leases.decide_lease(runtime.engine, request, runtime.now())
-        await runtime.commit(events)
+        commands = self.commands
+        commands.guard()
+        lease, events = leases.decide_lease(commands.engine, request, commands.now())
+        await commands.commit(events)
         return lease
 
     async def report(self, lease_id: str, body: LeaseReport) -> Lease:
-        runtime = self.runtime
-        runtime.require_ready()
-        lease, events = leases.report(runtime.engine, lease_id, body, runtime.now())
-        await runtime.commit(events)
+        commands = self.commands
+        commands.guard()
+        lease, events = leases.report(commands.engine, lease_id, body, commands.now())
+        await commands.commit(events)
         self._spent(lease, body)
         return lease
 
     async def release(self, lease_id: str, body: LeaseReport) -> Lease:
-        runtime = self.runtime
-        runtime.require_ready()
-        lease, events = leases.release(runtime.engine, lease_id, body, runtime.now())
-        await runtime.commit(events)
+        commands = self.commands
+        commands.guard()
+        lease, events = leases.release(commands.engine, lease_id, body, commands.now())
+        await commands.commit(events)
         self._spent(lease, body)
         return lease
 
     def _spent(self, lease: Lease, body: LeaseReport) -> None:
-        """What a holder spent reached the provider; the mock stands for it."""
+        """What a holder spent reached the provider (the mock stands for it)."""
         if body.spent and lease.pool_id is not None:
-            self.runtime.spend_at_mock({lease.pool_id: body.spent}, 0.0)
+            self.commands.charged({lease.pool_id: body.spent}, 0.0)
 
     def show(self, lease_id: str) -> Lease:
-        record = leases.lease_of(self.runtime.engine, lease_id)
+        record = leases.lease_of(self.commands.engine, lease_id)
         return leases.view(record, "active")
 
     def live(self) -> LeaseList:
-        state = self.runtime.engine.state
+        state = self.commands.engine.state
         return LeaseList(leases=[leases.view(record, "active") for record in state.leases.values()])
 
     async def intents(self, batch: IntentBatch) -> list[Decision]:
         """Decide every intent of ``batch`` in order; one commit for all their events."""
-        runtime = self.runtime
-        runtime.require_ready()
-        now = runtime.now()
+        commands = self.commands
+        commands.guard()
+        now = commands.now()
         decisions: list[Decision] = []
         events: list[Event] = []
         for request in batch.intents:
-            decision, made = decide(runtime.engine, request, now)
+            decision, made = decide(commands.engine, request, now)
             decisions.append(decision)
             events += made
-        await runtime.commit(events)
+        await commands.commit(events)
         for event in events:
             if event.event_type == EventType.INTENT_DECIDED and event.payload["charges"]:
                 wait = float(event.payload["modifications"].get("wait_seconds") or 0.0)
-                runtime.spend_at_mock(event.payload["charges"], wait)
+                commands.charged(event.payload["charges"], wait)
         return decisions
 
     async def upkeep(self) -> None:
         """Expire leases past their time; shrink or revoke where a forecast turned."""
-        runtime = self.runtime
-        if runtime.accepting_writes:
-            await runtime.commit(leases.maintain(runtime.engine, runtime.now()))
+        commands = self.commands
+        try:
+            commands.guard()
+        except Unavailable:
+            return
+        await commands.commit(leases.maintain(commands.engine, commands.now()))
 
     async def loop(self) -> None:
         while True:
