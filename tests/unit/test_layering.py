@@ -18,7 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "schema": set(),
     "llm": set(),
     "engine": {"schema"},
-    "headers": {"engine", "schema"},
+    "headers": {"engine", "llm", "schema"},
     "providers": {"engine", "headers", "schema"},
     "store": {"engine", "schema"},
     "service": {"engine", "headers", "providers", "schema"},
