@@ -17,7 +17,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from ratelord.cli import _output as out
-from ratelord.cli import admin, events, identity, intent, policy, pools, status
+from ratelord.cli import admin, events, identity, intent, leases, policy, pools, status
 from ratelord.cli._errors import CliError
 from ratelord.cli._http import DEFAULT_URL, Session, api, cli_version
 
@@ -77,6 +77,7 @@ app.add_typer(identity.app, name="identity")
 app.command()(events.events)
 app.command()(status.status)
 app.add_typer(pools.app, name="pools")
+app.command()(leases.leases)
 app.command()(intent.intent)
 app.add_typer(policy.app, name="policy")
 app.command()(admin.reload)

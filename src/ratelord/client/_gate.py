@@ -133,7 +133,7 @@ class Gate(_GateBase[RequestT]):
             Keeper.key_of(fields), fields.get("cost") or 1.0, self._lease, lambda: fields
         )
         if local is not None:
-            return local
+            return local.decision
         for _ in range(MAX_DEFERRALS + 1):
             decision = self.client.ask(**fields)
             wait = self._admit(decision)
@@ -165,7 +165,7 @@ class AsyncGate(_GateBase[RequestT]):
             Keeper.key_of(fields), fields.get("cost") or 1.0, self._lease, lambda: fields
         )
         if local is not None:
-            return local
+            return local.decision
         for _ in range(MAX_DEFERRALS + 1):
             decision = await self.client.ask(**fields)
             wait = self._admit(decision)

@@ -25,7 +25,7 @@ import msgspec
 from ratelord.client._admission import MAX_DEFERRALS, admit, is_deferral
 from ratelord.client._base import is_local, logger
 from ratelord.client._exceptions import RatelordDenied, RatelordError
-from ratelord.client._lease import Keeper, is_leased
+from ratelord.client._lease import HeldLease
 from ratelord.schema import SENTINEL_UNKNOWN, Decision, Urgency, UsageReport
 
 if TYPE_CHECKING:
@@ -97,6 +97,7 @@ class _GuardState:
         self.reason: str | None = None
         self.waited = 0.0
         self._cost = options.report_cost
+        self._held: HeldLease | None = None
 
     @property
     def identity(self) -> str:
@@ -134,19 +135,19 @@ class _GuardState:
             return False
         return deferred
 
-    def _leased(self, decision: Decision | None) -> bool:
-        """Enter on a lease's local decision, if there is one."""
-        if decision is None:
+    def _leased(self, held: HeldLease | None) -> bool:
+        """Enter on a lease's local decision, if the call was spent from one."""
+        if held is None:
             return False
-        self.decision, self.allowed = decision, True
+        self._held, self.decision, self.allowed = held, held.decision, True
         return True
 
-    def _leased_exit(self, keeper: Keeper) -> bool:
+    def _leased_exit(self) -> bool:
         """A leased call reports in its lease's batch; correct what it took if told."""
-        if self.decision is None or not is_leased(self.decision):
+        held = self._held
+        if held is None:
             return False
-        held = keeper.lease_for(self.options.lease_key(), self.decision)
-        if held is not None and self._cost is not None:
+        if self._cost is not None:
             held.adjust(self._cost - (self.options.cost or 1.0))
         return True
 
@@ -197,7 +198,7 @@ class Guard(_GuardState):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._leased_exit(self._client._leases.keeper):
+        if self._leased_exit():
             return
         usage = self._usage()
         if usage is not None:
@@ -235,7 +236,7 @@ class AsyncGuard(_GuardState):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._leased_exit(self._client._leases.keeper):
+        if self._leased_exit():
             return
         usage = self._usage()
         if usage is not None:

@@ -68,6 +68,7 @@ class HeldLease:
         "reported",
         "reported_at",
         "spent",
+        "started",
     )
 
     def __init__(self, lease: Lease, *, now: float, wall: float) -> None:
@@ -76,6 +77,7 @@ class HeldLease:
         self.spent = 0.0
         self.reported = 0.0
         self.reported_at = now
+        self.started = now
         self.ended = False
         expires = parse_iso(lease.expires_at) if lease.expires_at else wall
         self.deadline = now + (expires - wall) - EXPIRY_MARGIN
@@ -129,6 +131,8 @@ class _Meter:
     rate: float = 0.0
     leasing: bool = False
     retry_at: float = 0.0
+    #: Units per second the key spent from its last lease.
+    pace: float = 0.0
 
     def count(self, now: float) -> None:
         second = int(now)
@@ -161,16 +165,12 @@ class Keeper:
             fields.get("urgency"),
         )
 
-    def take(self, key: Key, cost: float) -> Decision | None:
-        """The local decision if a held lease has ``cost``, else None (ask the daemon)."""
+    def take(self, key: Key, cost: float) -> HeldLease | None:
+        """The held lease ``cost`` was spent from, else None (ask the daemon)."""
         lease = self.held.get(key)
         if lease is not None and lease.take(cost, self.clock()):
-            return lease.decision
+            return lease
         return None
-
-    def lease_for(self, key: Key, decision: Decision) -> HeldLease | None:
-        lease = self.held.get(key)
-        return lease if lease is not None and lease.decision is decision else None
 
     def wants_lease(self, key: Key, requested: bool | None) -> bool:
         """Count a call that missed the leases; should this key take a lease now?"""
@@ -186,7 +186,7 @@ class Keeper:
     def request(self, key: Key, fields: Mapping[str, Any], cost: float) -> LeaseRequest:
         """The lease to ask for: sized by the key's measured rate (in units per second)."""
         meter = self.meters.get(key) or _Meter()
-        rate = max(meter.rate, float(meter.calls)) * cost
+        rate = max(meter.rate * cost, float(meter.calls) * cost, meter.pace)
         units = max(cost * MIN_CALLS, rate * LEASE_SECONDS * HEADROOM)
         names = ("agent_id", "identity_id", "workload_id", "scope_id", "urgency", "resource")
         return LeaseRequest(
@@ -213,11 +213,18 @@ class Keeper:
         self.meters.setdefault(key, _Meter()).retry_at = self.clock() + seconds
 
     def spent_up(self, key: Key) -> HeldLease | None:
-        """The key's lease if it must be released before a new one is taken."""
+        """The key's lease if it must be released before a new one is taken.
+
+        Calls spent from a lease never reach the meter; the lease's own pace
+        (units over its life) sizes the next one.
+        """
         lease = self.held.get(key)
-        if lease is not None and lease.spent_up(self.clock()):
+        now = self.clock()
+        if lease is not None and lease.spent_up(now):
             with self.lock:
                 self.held.pop(key, None)
+            meter = self.meters.setdefault(key, _Meter())
+            meter.pace = lease.spent / max(now - lease.started, 1e-3)
             return lease
         return None
 

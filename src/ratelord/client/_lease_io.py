@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ratelord.client._base import logger
 from ratelord.client._exceptions import RatelordError, RatelordRequestError
 from ratelord.client._lease import REPORT_EVERY, HeldLease, Keeper, Key
-from ratelord.schema import Decision, Lease, LeaseReport
+from ratelord.schema import Lease, LeaseReport
 
 if TYPE_CHECKING:
     from ratelord.client._client import AsyncClient, Client
@@ -47,12 +47,12 @@ class SyncLeases:
 
     def spend(
         self, key: Key, cost: float, requested: bool | None, fields: Fields
-    ) -> Decision | None:
-        """A local decision from the key's lease (taking one if due), or None: ask per call."""
+    ) -> HeldLease | None:
+        """The key's lease ``cost`` was spent from (taking one if due), or None: ask per call."""
         keeper = self.keeper
-        decision = keeper.take(key, cost)
-        if decision is not None or not keeper.wants_lease(key, requested):
-            return decision
+        held = keeper.take(key, cost)
+        if held is not None or not keeper.wants_lease(key, requested):
+            return held
         old = keeper.spent_up(key)
         if old is not None:
             self._send(old, old.batch(keeper.clock()), release=True)
@@ -66,7 +66,7 @@ class SyncLeases:
             return None
         held = keeper.got(key, lease)
         self._start()
-        return held.decision if held is not None and held.take(cost, keeper.clock()) else None
+        return held if held is not None and held.take(cost, keeper.clock()) else None
 
     def _send(self, lease: HeldLease, report: LeaseReport, *, release: bool) -> None:
         try:
@@ -106,11 +106,11 @@ class AsyncLeases:
 
     async def spend(
         self, key: Key, cost: float, requested: bool | None, fields: Fields
-    ) -> Decision | None:
+    ) -> HeldLease | None:
         keeper = self.keeper
-        decision = keeper.take(key, cost)
-        if decision is not None or not keeper.wants_lease(key, requested):
-            return decision
+        held = keeper.take(key, cost)
+        if held is not None or not keeper.wants_lease(key, requested):
+            return held
         old = keeper.spent_up(key)
         if old is not None:
             await self._send(old, old.batch(keeper.clock()), release=True)
@@ -124,7 +124,7 @@ class AsyncLeases:
         held = keeper.got(key, lease)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
-        return held.decision if held is not None and held.take(cost, keeper.clock()) else None
+        return held if held is not None and held.take(cost, keeper.clock()) else None
 
     async def _send(self, lease: HeldLease, report: LeaseReport, *, release: bool) -> None:
         try:
