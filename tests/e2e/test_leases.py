@@ -161,7 +161,7 @@ def _stream_until(
 
 
 def test_a_batch_of_intents_is_decided_in_order_in_one_commit(daemon_factory: Factory) -> None:
-    d = ready(daemon_factory(config=config()))
+    d = ready(daemon_factory(config=config(limit=1_000_000)))
     batch = [
         {"agent_id": f"a{i}", "identity_id": "id-a", "resource": "requests", "cost": 1}
         for i in range(100)
@@ -179,6 +179,11 @@ def test_a_batch_of_intents_is_decided_in_order_in_one_commit(daemon_factory: Fa
         assert [e["payload"]["intent_id"] for e in decided] == [x["intent_id"] for x in decisions]
         assert len({e["ts_ingest"] for e in decided}) == 1  # one append, one commit
         assert http.post("/v1/intents", json={"intents": []}).status_code == 400
+        same = {"agent_id": "bulk", "identity_id": "id-a", "resource": "requests", "cost": 1}
+        grouped = http.post("/v1/intents", json={"intents": [same] * 100}).json()["decisions"]
+        assert [x["decision"] for x in grouped] == ["approve"] * 100
+        (logged,) = events(http, type="intents_decided")
+        assert logged["payload"]["intent_ids"] == [x["intent_id"] for x in grouped]
 
 
 # ------------------------------------------------------------------ the SDK

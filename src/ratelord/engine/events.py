@@ -57,6 +57,7 @@ class EventType(StrEnum):
     THROTTLE_ADVISED = "throttle_advised"
     POSTURE_CHANGED = "posture_changed"
     SNAPSHOT_WRITTEN = "snapshot_written"
+    INTENTS_DECIDED = "intents_decided"
     LEASE_DECIDED = "lease_decided"
     LEASE_REPORTED = "lease_reported"
     LEASE_REVISED = "lease_revised"

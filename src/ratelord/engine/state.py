@@ -452,6 +452,27 @@ def _intent_decided(state: State, event: Event) -> None:
             pool.paced_until = max(pool.paced_until, starts_at)
 
 
+@_on(EventType.INTENTS_DECIDED)
+def _intents_decided(state: State, event: Event) -> None:
+    """Identical intents of a batch, approved as one: each counted, their total debited."""
+    p = event.payload
+    ids = p["intent_ids"]
+    for intent_id in ids:
+        state.stats.count_decision(event.ts_event, p["decision"])
+        state.charges[intent_id] = dict(p["charges"])
+    if len(state.charges) > 2 * CHARGES_MEMORY:
+        state.charges = _newest(state.charges, CHARGES_MEMORY)
+    dims = {
+        "agent_id": event.dimensions.agent_id,
+        "identity_id": event.dimensions.identity_id,
+        "scope_id": event.dimensions.scope_id,
+    }
+    for pool_id, cost in p["charges"].items():
+        pool = state.pools.get(pool_id)
+        if pool is not None:
+            _debit(pool, cost * len(ids), event.ts_event, dims)
+
+
 @_on(EventType.USAGE_REPORTED)
 def _usage_reported(state: State, event: Event) -> None:
     dims = {

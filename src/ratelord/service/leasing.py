@@ -13,8 +13,8 @@ import asyncio
 import logging
 
 from ratelord.engine import leases
-from ratelord.engine.arbitration import decide
-from ratelord.engine.events import Event, EventType
+from ratelord.engine.batch import decide_batch
+from ratelord.engine.events import EventType
 from ratelord.schema import Decision, IntentBatch, Lease, LeaseList, LeaseReport, LeaseRequest
 from ratelord.service.commands import CommandService, Unavailable
 
@@ -70,18 +70,15 @@ class Leasing:
         """Decide every intent of ``batch`` in order; one commit for all their events."""
         commands = self.commands
         commands.guard()
-        now = commands.now()
-        decisions: list[Decision] = []
-        events: list[Event] = []
-        for request in batch.intents:
-            decision, made = decide(commands.engine, request, now)
-            decisions.append(decision)
-            events += made
+        decisions, events = decide_batch(commands.engine, batch.intents, commands.now())
         await commands.commit(events)
         for event in events:
-            if event.event_type == EventType.INTENT_DECIDED and event.payload["charges"]:
-                wait = float(event.payload["modifications"].get("wait_seconds") or 0.0)
-                commands.charged(event.payload["charges"], wait)
+            p = event.payload
+            if event.event_type == EventType.INTENTS_DECIDED:
+                count = len(p["intent_ids"])
+                commands.charged({k: v * count for k, v in p["charges"].items()}, 0.0)
+            elif event.event_type == EventType.INTENT_DECIDED and p["charges"]:
+                commands.charged(p["charges"], float(p["modifications"].get("wait_seconds") or 0.0))
         return decisions
 
     async def upkeep(self) -> None:
