@@ -8,6 +8,8 @@ Prints ``key: value`` lines:
 * ``fleet_ratio`` — 32 agent processes spending through leases (each its own
   ``Client``; leases and reports from the real daemon): their guarded calls per
   second over the bare ASGI endpoint's requests per second at 32 connections.
+* ``python_call_ns`` — an empty Python function call, measured in the same
+  run: how fast this machine is just then (≈ 40 ns unloaded on this 2-core VM).
 * ``batch_ratio`` — ``POST /v1/intents`` with 100 intents per request (decided,
   durably logged, one commit each): decisions per second over the bare
   endpoint's single-request rate, both at 32 connections.
@@ -79,6 +81,16 @@ def lease_take_us(url: str) -> float:
     return statistics.median(rounds)
 
 
+def python_call_ns() -> float:
+    """This interpreter's cost of one empty function call now: the machine's speed."""
+    import timeit
+
+    def noop() -> None:
+        return None
+
+    return min(timeit.repeat(noop, number=200_000, repeat=5)) / 200_000 * 1e9
+
+
 def fleet(url: str, seconds: int) -> tuple[float, float]:
     """32 agents at once: total guarded calls per second, and the share served by leases."""
     procs = [
@@ -104,7 +116,7 @@ def main() -> None:
     time.sleep(1.0)
     bare_url = f"http://127.0.0.1:{port}/"
     batch = {"intents": [INTENT] * BATCH}
-    fleet_ratios, batch_ratios, takes, shares = [], [], [], []
+    fleet_ratios, batch_ratios, takes, shares, calls = [], [], [], [], []
     fleet_rates, batch_rates, bare_rates = [], [], []
     try:
         wrk(bare_url, INTENT, connections=32, seconds=1)  # warm up both
@@ -114,6 +126,7 @@ def main() -> None:
             batched = wrk(f"{daemon.url}/v1/intents", batch, connections=32, seconds=SECONDS)
             rate, share = fleet(daemon.url, SECONDS)
             takes.append(lease_take_us(daemon.url))
+            calls.append(python_call_ns())
             bare_rates.append(base)
             fleet_rates.append(rate)
             batch_rates.append(batched["rps"] * BATCH)
@@ -128,6 +141,7 @@ def main() -> None:
         bare.terminate()
         bare.wait()
     print(f"lease_take_us: {statistics.median(takes):.2f}")
+    print(f"python_call_ns: {statistics.median(calls):.0f}")
     print(f"fleet_ratio: {statistics.median(fleet_ratios):.1f}")
     print(f"batch_ratio: {statistics.median(batch_ratios):.2f}")
     print(f"fleet_guarded_calls_per_second: {statistics.median(fleet_rates):.0f}")

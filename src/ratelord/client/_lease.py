@@ -212,21 +212,18 @@ class Keeper:
         """Ask per call for ``seconds`` (refused, or the daemon could not be asked)."""
         self.meters.setdefault(key, _Meter()).retry_at = self.clock() + seconds
 
-    def spent_up(self, key: Key) -> HeldLease | None:
-        """The key's lease if it must be released before a new one is taken.
+    def retire(self, key: Key) -> HeldLease | None:
+        """The key's lease, which could not serve a call: to release before a new one is taken.
 
         Calls spent from a lease never reach the meter; the lease's own pace
         (units over its life) sizes the next one.
         """
-        lease = self.held.get(key)
-        now = self.clock()
-        if lease is not None and lease.spent_up(now):
-            with self.lock:
-                self.held.pop(key, None)
+        with self.lock:
+            lease = self.held.pop(key, None)
+        if lease is not None:
             meter = self.meters.setdefault(key, _Meter())
-            meter.pace = lease.spent / max(now - lease.started, 1e-3)
-            return lease
-        return None
+            meter.pace = lease.spent / max(self.clock() - lease.started, 1e-3)
+        return lease
 
     def due(self) -> list[tuple[HeldLease, LeaseReport, bool]]:
         """Reports to send now: (lease, batch, release?) for every lease due one."""

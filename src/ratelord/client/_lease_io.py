@@ -53,7 +53,7 @@ class SyncLeases:
         held = keeper.take(key, cost)
         if held is not None or not keeper.wants_lease(key, requested):
             return held
-        old = keeper.spent_up(key)
+        old = keeper.retire(key)
         if old is not None:
             self._send(old, old.batch(keeper.clock()), release=True)
         try:
@@ -111,7 +111,7 @@ class AsyncLeases:
         held = keeper.take(key, cost)
         if held is not None or not keeper.wants_lease(key, requested):
             return held
-        old = keeper.spent_up(key)
+        old = keeper.retire(key)
         if old is not None:
             await self._send(old, old.batch(keeper.clock()), release=True)
         request = keeper.request(key, fields(), cost)

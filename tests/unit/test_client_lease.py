@@ -1,0 +1,89 @@
+"""The SDK's held leases: local spending, batches, shrinking, renewal sizing (no I/O)."""
+
+from __future__ import annotations
+
+from ratelord.client._lease import EXPIRY_MARGIN, AUTO_RATE, HeldLease, Keeper
+from ratelord.schema import Lease
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def lease(granted: float = 10, status: str = "active", expires: str | None = None) -> Lease:
+    return Lease(
+        lease_id="l1",
+        status=status,  # type: ignore[arg-type]
+        holder="a",
+        identity_id="i",
+        pool_id="p",
+        urgency="normal",
+        requested=granted,
+        granted=granted,
+        spent=0,
+        available=granted,
+        expires_at=expires or "2026-01-01T00:00:10Z",
+    )
+
+
+WALL = 1767225600.0  # 2026-01-01T00:00:00Z
+
+
+def test_a_held_lease_spends_locally_until_it_is_used_up_or_expires() -> None:
+    held = HeldLease(lease(granted=3), now=0.0, wall=WALL)
+    assert [held.take(1, 1.0) for _ in range(4)] == [True, True, True, False]
+    fresh = HeldLease(lease(granted=100), now=0.0, wall=WALL)
+    assert fresh.take(1, 10 - EXPIRY_MARGIN - 0.01)
+    assert not fresh.take(1, 10 - EXPIRY_MARGIN)
+
+
+def test_reports_batch_what_was_spent_since_the_last_and_failed_ones_are_resent() -> None:
+    held = HeldLease(lease(granted=100), now=0.0, wall=WALL)
+    for _ in range(5):
+        held.take(1, 0.5)
+    first = held.batch(1.0)
+    assert (first.spent, first.rate) == (5, 5)
+    held.unreport(first)
+    held.take(2, 1.5)
+    assert held.batch(2.0).spent == 7
+
+
+def test_a_shrunk_or_ended_lease_stops_spending() -> None:
+    held = HeldLease(lease(granted=100), now=0.0, wall=WALL)
+    held.take(10, 0.0)
+    held.update(lease(granted=12))
+    assert held.take(2, 0.0) and not held.take(1, 0.0)
+    held.update(lease(granted=12, status="revoked"))
+    assert held.spent_up(0.0)
+
+
+def test_the_keeper_leases_by_itself_only_at_a_high_rate_and_sizes_by_pace() -> None:
+    clock = Clock()
+    keeper = Keeper(clock=clock, wall=lambda: WALL)
+    key = ("a", "i", None, None, "r", None)
+    assert not any(keeper.wants_lease(key, None) for _ in range(int(AUTO_RATE) - 1))
+    assert keeper.wants_lease(key, None)
+    assert not keeper.wants_lease(key, False)
+    held = keeper.got(key, lease(granted=50))
+    assert held is not None and keeper.take(key, 1) is held
+    clock.now += 0.5
+    while keeper.take(key, 1):
+        pass
+    assert keeper.retire(key) is held
+    request = keeper.request(key, {"agent_id": "a", "identity_id": "i", "resource": "r"}, 1)
+    assert request.rate == 100  # 50 units in half a second
+    assert request.units >= 100 * 10
+
+
+def test_after_a_refusal_the_keeper_asks_per_call_for_a_while() -> None:
+    clock = Clock()
+    keeper = Keeper(clock=clock, wall=lambda: WALL)
+    key = ("a",)
+    assert keeper.got(key, lease(granted=0, status="refused")) is None
+    assert not keeper.wants_lease(key, True)
+    clock.now += 3
+    assert keeper.wants_lease(key, True)
