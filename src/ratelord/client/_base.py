@@ -11,7 +11,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -39,7 +39,15 @@ S = TypeVar("S", bound=msgspec.Struct)
 
 def resolve_url(url: str | None) -> str:
     """The daemon URL: the argument, else ``RATELORD_URL``, else the default."""
-    return (url or os.environ.get("RATELORD_URL") or DEFAULT_URL).rstrip("/")
+    return resolve_urls(url)[0]
+
+
+def resolve_urls(url: str | Sequence[str] | None) -> list[str]:
+    """The cluster's members: a list, or one comma-separated string (``RATELORD_URL`` too)."""
+    given = url or os.environ.get("RATELORD_URL") or DEFAULT_URL
+    parts = given.split(",") if isinstance(given, str) else list(given)
+    urls = [part.strip().rstrip("/") for part in parts if part.strip()]
+    return urls or [DEFAULT_URL]
 
 
 def is_local(decision: Decision) -> bool:
@@ -50,14 +58,16 @@ def is_local(decision: Decision) -> bool:
 class BaseClient:
     def __init__(
         self,
-        url: str | None,
+        url: str | Sequence[str] | None,
         *,
         timeout: float,
         fail_open: bool,
         retries: int,
         token: str | None,
     ) -> None:
-        self.url = resolve_url(url)
+        #: every member of the cluster; requests go to ``url`` and move on when it fails
+        self.urls = resolve_urls(url)
+        self.url = self.urls[0]
         self.timeout = timeout
         self.fail_open = fail_open
         self.backoff = Backoff(retries=retries)
@@ -119,6 +129,14 @@ class BaseClient:
             raise RatelordTransportError(
                 f"ratelord-d unreachable at {self.url}: {exc or type(exc).__name__}"
             ) from exc
+
+    def _fail_over(self, tried: int) -> bool:
+        """Move on to the next member; False once all ``tried`` members were asked."""
+        if tried >= len(self.urls):
+            return False
+        self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]
+        logger.info("ratelord-d: trying the next cluster member %s", self.url)
+        return True
 
     # ------------------------------------------------------------------ answers
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
@@ -33,7 +33,10 @@ T = TypeVar("T")
 class Client(BaseClient):
     """Ask ratelord-d before spending; report what was spent.
 
-    ``url`` defaults to ``RATELORD_URL``, else ``http://127.0.0.1:8090``.
+    ``url`` defaults to ``RATELORD_URL``, else ``http://127.0.0.1:8090``; a list
+    (or a comma-separated string) names a cluster's members: a request that
+    finds one unreachable or unavailable (503) goes on to the next, and the
+    fail-safe answer applies only when no member answers.
     When the daemon cannot be asked, :meth:`ask` answers a synthetic
     ``deny_with_reason`` (or, with ``fail_open=True``, an approval and a
     logged warning).  503 and 429 answers are retried up to ``retries``
@@ -43,7 +46,7 @@ class Client(BaseClient):
 
     def __init__(
         self,
-        url: str | None = None,
+        url: str | Sequence[str] | None = None,
         *,
         timeout: float = 5.0,
         fail_open: bool = False,
@@ -106,10 +109,20 @@ class Client(BaseClient):
 
     def _call(self, method: str, path: str, body: msgspec.Struct | None, model: type[T]) -> T:
         content = None if body is None else msgspec.json.encode(body)
-        attempt = 0
+        attempt, tried = 0, 1
         while True:
-            with self._converted_errors():
-                response = self._http.request(method, path, content=content)
+            try:
+                with self._converted_errors():
+                    response = self._http.request(method, self.url + path, content=content)
+            except RatelordTransportError:
+                if not self._fail_over(tried):
+                    raise
+                tried += 1
+                continue
+            if response.status_code == 503 and self._fail_over(tried):
+                tried += 1
+                continue
+            tried = 1
             delay = self._retry_delay(response, attempt)
             if delay is None:
                 return self._read(response, model)
@@ -122,7 +135,7 @@ class AsyncClient(BaseClient):
 
     def __init__(
         self,
-        url: str | None = None,
+        url: str | Sequence[str] | None = None,
         *,
         timeout: float = 5.0,
         fail_open: bool = False,
@@ -185,10 +198,20 @@ class AsyncClient(BaseClient):
 
     async def _call(self, method: str, path: str, body: msgspec.Struct | None, model: type[T]) -> T:
         content = None if body is None else msgspec.json.encode(body)
-        attempt = 0
+        attempt, tried = 0, 1
         while True:
-            with self._converted_errors():
-                response = await self._http.request(method, path, content=content)
+            try:
+                with self._converted_errors():
+                    response = await self._http.request(method, self.url + path, content=content)
+            except RatelordTransportError:
+                if not self._fail_over(tried):
+                    raise
+                tried += 1
+                continue
+            if response.status_code == 503 and self._fail_over(tried):
+                tried += 1
+                continue
+            tried = 1
             delay = self._retry_delay(response, attempt)
             if delay is None:
                 return self._read(response, model)

@@ -44,6 +44,9 @@ class ProvidersSettings(_Strict):
 
 
 class StoreSettings(_Strict):
+    #: where the log lives: ``sqlite:///path`` (default: the ``db`` file) or
+    #: ``postgresql://user@host/db`` (a cluster: several daemons, one log)
+    url: str | None = None
     synchronous: Literal["normal", "full"] = "normal"
     snapshot_every_events: Annotated[int, msgspec.Meta(ge=100)] = 100_000
 
@@ -51,11 +54,29 @@ class StoreSettings(_Strict):
 class ServerSettings(_Strict):
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 256 * 1024
     access_log: bool = False
+    #: PEM certificate and key files: serve HTTPS (both or neither)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+class ClusterSettings(_Strict):
+    #: the URL other members forward writes to (default ``http(s)://bind:port``)
+    advertise: str | None = None
+
+
+class ClientToken(_Strict):
+    """One client's bearer token (a reference, never the token) and what it may do."""
+
+    name: str
+    token_ref: str
+    scopes: list[Literal["read", "ask", "admin"]] = ["read", "ask"]
 
 
 class AuthSettings(_Strict):
-    #: where the bearer token lives (``env:NAME`` or ``file:PATH``); required off loopback
+    #: where the bearer token lives (``env:NAME`` or ``file:PATH``); every scope
     token_ref: str | None = None
+    #: one token per client, each with its scopes (read, ask, admin)
+    tokens: list[ClientToken] = []
 
 
 class Settings(_Strict):
@@ -72,6 +93,7 @@ class Settings(_Strict):
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    cluster: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
     config_path: str | None = None
 
 
@@ -94,6 +116,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", help="YAML config file (env RATELORD_CONFIG)")
     p.add_argument("--db", help="SQLite event log (default ./ratelord.db)")
+    p.add_argument(
+        "--store",
+        help="event log URL: sqlite:///path or postgresql://user@host/db (env RATELORD_STORE)",
+    )
     p.add_argument("--bind", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", help="port to listen on (default 8090)")
     p.add_argument("--policy", help="policy YAML file (default: built-in policy)")
@@ -126,6 +152,10 @@ def load_settings(
             raw[key], origin[key] = flag, f"--{key.replace('_', '-')}"
     if args.demo:
         raw["demo"] = True
+    store_url = args.store or env.get("RATELORD_STORE")
+    if store_url:
+        raw["store"] = {**(raw.get("store") or {}), "url": store_url}
+        origin["store"] = "--store" if args.store else "environment variable RATELORD_STORE"
     if "port" in raw and isinstance(raw["port"], str):
         raw["port"] = _int(raw["port"], origin["port"])
     if isinstance(raw.get("log_level"), str):
@@ -186,13 +216,24 @@ def _check(settings: Settings, config_path: str | None) -> None:
     for name, resources in settings.workloads.items():
         if not resources:
             raise ConfigError(f"{source}: key 'workloads.{name}': a workload needs resources")
-    if settings.auth.token_ref is not None:
-        from ratelord.providers.secrets import SecretError, validate_ref
+    from ratelord.providers.secrets import SecretError, validate_ref
 
+    refs = [("auth.token_ref", settings.auth.token_ref)] + [
+        (f"auth.tokens[{i}].token_ref", t.token_ref) for i, t in enumerate(settings.auth.tokens)
+    ]
+    for key, ref in refs:
         try:
-            validate_ref(settings.auth.token_ref)
+            if ref is not None:
+                validate_ref(ref)
         except SecretError as exc:
-            raise ConfigError(f"{source}: key 'auth.token_ref': {exc}") from None
+            raise ConfigError(f"{source}: key '{key}': {exc}") from None
+    url = settings.store.url
+    if url is not None and not url.startswith(("sqlite://", "postgresql://", "postgres://")):
+        raise ConfigError(
+            f"{source}: key 'store.url': use sqlite:///path or postgresql://user@host/db"
+        )
+    if (settings.server.tls_cert is None) != (settings.server.tls_key is None):
+        raise ConfigError(f"{source}: key 'server': TLS needs both tls_cert and tls_key")
 
 
 def with_demo(settings: Settings) -> Settings:

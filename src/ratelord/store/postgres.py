@@ -404,6 +404,11 @@ class EventReader(_Reads):
         )
         return [_event(row) for row in reversed(rows)]
 
+    def high_water(self) -> int:
+        """The seq of the newest committed event."""
+        row = self._connection().execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
     def close(self) -> None:
         with self._lock:
             for conn in self._all:

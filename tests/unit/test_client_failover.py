@@ -1,0 +1,64 @@
+"""A client that knows the cluster: on to the next member; fail-safe only when none answers."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from ratelord.client import AsyncClient, Client
+from ratelord.client._base import resolve_urls
+from tests.unit.test_client import APPROVE, error
+
+MEMBERS = ["http://a.test", "http://b.test", "http://c.test"]
+
+
+def cluster(down: set[str], unavailable: set[str]) -> tuple[httpx.MockTransport, list[str]]:
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        host = f"http://{request.url.host}"
+        asked.append(host)
+        if host in down:
+            raise httpx.ConnectError("connection refused", request=request)
+        if host in unavailable:
+            return error(503, "unavailable", "no leader yet", **{"retry-after": "0"})
+        return httpx.Response(200, json=APPROVE)
+
+    return httpx.MockTransport(handler), asked
+
+
+def test_urls_come_as_a_list_or_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_urls("http://a/, http://b") == ["http://a", "http://b"]
+    assert resolve_urls(["http://a", "http://b/"]) == ["http://a", "http://b"]
+    monkeypatch.setenv("RATELORD_URL", "http://x,http://y")
+    assert resolve_urls(None) == ["http://x", "http://y"]
+
+
+def test_a_dead_member_is_skipped_and_the_next_one_answers() -> None:
+    transport, asked = cluster(down={"http://a.test"}, unavailable={"http://b.test"})
+    client = Client(MEMBERS, transport=transport, sleep=lambda _: None)
+    decision = client.ask(agent_id="a", identity_id="gh", workload_id="w")
+    assert decision.decision == "approve"
+    assert asked == MEMBERS
+    assert client.url == "http://c.test"  # and it stays there
+    client.ask(agent_id="a", identity_id="gh", workload_id="w")
+    assert asked[-1] == "http://c.test"
+
+
+def test_fail_safe_only_when_no_member_answers() -> None:
+    transport, asked = cluster(down=set(MEMBERS), unavailable=set())
+    client = Client(MEMBERS, transport=transport, sleep=lambda _: None)
+    decision = client.ask(agent_id="a", identity_id="gh", workload_id="w")
+    assert decision.decision == "deny_with_reason"
+    assert sorted(asked) == MEMBERS
+
+
+async def test_the_async_client_fails_over_too() -> None:
+    transport, asked = cluster(down={"http://a.test"}, unavailable=set())
+
+    async def sleep(_: float) -> None:
+        return None
+
+    async with AsyncClient(MEMBERS, transport=transport, sleep=sleep) as client:
+        assert (await client.ask(agent_id="a", identity_id="gh", workload_id="w")).decision == "approve"
+    assert asked == MEMBERS[:2]
