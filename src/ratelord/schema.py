@@ -19,6 +19,7 @@ __all__ = [
     "SENTINEL_GLOBAL",
     "SENTINEL_SYSTEM",
     "SENTINEL_UNKNOWN",
+    "ClusterHealth",
     "Decision",
     "DecisionKind",
     "DecisionList",
@@ -255,6 +256,20 @@ class PoolList(_Out, kw_only=True):
 # --------------------------------------------------------------------------- system
 
 
+class ClusterHealth(_Out, kw_only=True):
+    """This daemon's place in a cluster (PostgreSQL store); absent on a single daemon."""
+
+    role: Literal["leader", "follower", "candidate"]
+    #: the address writes go to (None while no leader is known)
+    leader: str | None
+    epoch: int
+    applied_seq: int
+    #: events committed that this member had not applied when it last read the tail
+    replication_lag_events: int
+    #: seconds since a follower last read the tail: how stale its reads may be
+    replication_lag_seconds: float
+
+
 class Health(_Out, kw_only=True):
     status: Literal["ok", "degraded", "initializing", "stopping"]
     version: str
@@ -263,6 +278,7 @@ class Health(_Out, kw_only=True):
     high_water_seq: int
     reasons: list[str] = []
     policy_version: str | None = None
+    cluster: ClusterHealth | None = None
 
 
 class ErrorDetail(_Out, kw_only=True):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ratelord.daemon import routes, webapi
+from ratelord.daemon.auth import Authenticator
+from ratelord.daemon.cluster import Forwarder
 from ratelord.daemon.http import (
     HTTPError,
     Request,
@@ -25,7 +26,6 @@ from ratelord.daemon.http import (
 from ratelord.daemon.metrics import Metrics
 from ratelord.daemon.runtime import Runtime
 from ratelord.engine.core import Conflict, EngineError, Gone, UnknownEntity
-from ratelord.providers.secrets import resolve
 from ratelord.service import Unavailable
 from ratelord.store.writer import StoreClosed
 
@@ -59,8 +59,12 @@ class DaemonApp:
         self.router = Router()
         webapi.install(self.router, runtime)  # first: routes.install documents the table
         routes.install(self.router, runtime, self.metrics)
-        ref = runtime.settings.auth.token_ref
-        self._token = resolve(ref).encode() if ref else None
+        auth = runtime.settings.auth
+        self._auth = Authenticator.from_refs(
+            auth.token_ref, [(t.name, t.token_ref, t.scopes) for t in auth.tokens]
+        )
+        member = runtime.member
+        self._forwarder = Forwarder(member) if member is not None else None
         self._max_body = runtime.settings.server.max_body_bytes
         self._boot: asyncio.Task[None] | None = None
         self._debug = log.isEnabledFor(logging.DEBUG)
@@ -86,6 +90,8 @@ class DaemonApp:
                 if self._boot is not None:
                     await self._boot
                 await self.runtime.shutdown()
+                if self._forwarder is not None:
+                    await self._forwarder.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -108,18 +114,26 @@ class DaemonApp:
         try:
             route, params = self.router.match(method, path)
             if (
-                self._token is not None
+                self._auth is not None
                 and path not in PUBLIC
                 and not path.startswith(PUBLIC_PREFIX)
             ):
-                self._authorize(headers)
+                self._auth.check(headers, method, path)
             body = b""
             if method in ("POST", "PUT", "PATCH"):
                 body = await read_body(receive, self._max_body, declared)
-            request = Request(
-                method, path, scope["query_string"], headers, body, request_id, params
-            )
-            response = await route.handler(request)
+            forwarder = self._forwarder
+            response: Response | StreamingResponse
+            if forwarder is not None and forwarder.applies_to(method) and forwarder.active:
+                # A cluster follower: the leader decides every write.
+                response = await forwarder.forward(
+                    method, path, scope["query_string"], headers, body
+                )
+            else:
+                request = Request(
+                    method, path, scope["query_string"], headers, body, request_id, params
+                )
+                response = await route.handler(request)
         except HTTPError as exc:
             response = Response(
                 error_body(exc.code, exc.message, request_id), exc.status, headers=exc.headers
@@ -181,22 +195,6 @@ class DaemonApp:
             )
         if route is not None and route.observe is not None:
             route.observe(time.perf_counter() - started)
-
-    def _authorize(self, headers: list[tuple[bytes, bytes]]) -> None:
-        assert self._token is not None
-        for key, value in headers:
-            if (
-                key == b"authorization"
-                and value.startswith(b"Bearer ")
-                and hmac.compare_digest(value[7:].strip(), self._token)
-            ):
-                return
-        raise HTTPError(
-            401,
-            "unauthorized",
-            "missing or wrong bearer token (Authorization: Bearer <token>)",
-            [(b"www-authenticate", b"Bearer")],
-        )
 
     async def _stream(
         self, response: StreamingResponse, request_id: str, receive: Receive, send: Send

@@ -25,10 +25,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import httpx
-import msgspec
 import psycopg
 
+from ratelord.daemon.config import Settings
+from ratelord.daemon.http import Response
 from ratelord.engine.events import Event
+from ratelord.schema import ClusterHealth
+from ratelord.service import Unavailable
 from ratelord.store.postgres import CHANNEL, EventReader, Leadership, PostgresStore, connect
 
 log = logging.getLogger("ratelord.cluster")
@@ -43,17 +46,6 @@ TAIL_WAIT = 0.5
 LEASE_CHECK_EVERY = 0.5
 
 
-class ClusterStatus(msgspec.Struct, kw_only=True):
-    """What ``/v1/health`` says about the cluster."""
-
-    role: Role
-    leader: str | None
-    epoch: int
-    applied_seq: int
-    replication_lag_events: int
-    replication_lag_seconds: float
-
-
 class Member:
     """Follows the log until it wins the lock, then calls ``on_lead`` and guards the lease."""
 
@@ -64,12 +56,14 @@ class Member:
         *,
         apply: Callable[[list[Event]], None],
         on_lead: Callable[[], Awaitable[None]],
+        writing: Callable[[], bool],
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.address = address
         self._apply = apply
         self._on_lead = on_lead
+        self._writing = writing
         self._now = wall_clock
         self._leadership = Leadership(store.url)
         self._reader = EventReader(store.url)
@@ -82,31 +76,29 @@ class Member:
 
     # ------------------------------------------------------------------ status
 
-    def status(self) -> ClusterStatus:
-        behind = self.role == "follower" and self._lag_events > 0
-        return ClusterStatus(
+    def status(self) -> ClusterHealth:
+        following = self.role == "follower"
+        return ClusterHealth(
             role=self.role,
             leader=self.address if self.role == "leader" else self.leader_address,
             epoch=self.epoch,
-            applied_seq=self.applied_seq,
-            replication_lag_events=self._lag_events if self.role == "follower" else 0,
+            applied_seq=self.store.high_water if self.role == "leader" else self.applied_seq,
+            replication_lag_events=self._lag_events if following else 0,
             replication_lag_seconds=round(time.monotonic() - self._tail_checked, 3)
-            if behind
+            if following
             else 0.0,
         )
 
     # ------------------------------------------------------------------ the loop
 
     async def run(self) -> None:
-        """Follow until elected, then lead until the lock is lost."""
-        try:
-            if not await asyncio.to_thread(self._leadership.try_acquire):
-                self.role = "follower"
-                log.info("following the leader (epoch %d)", self.store.leader()[0])
-                await self._follow()
-            await self._lead()
-        finally:
-            await asyncio.to_thread(self._close)
+        """Follow until elected, then lead until the lock is lost (:meth:`close` releases it)."""
+        if not await asyncio.to_thread(self._leadership.try_acquire):
+            await self._catch_up()  # learn who leads before saying we follow
+            self.role = "follower"
+            log.info("following the cluster's leader")
+            await self._follow()
+        await self._lead()
 
     async def _follow(self) -> None:
         listener = await asyncio.to_thread(_listen, self.store.url)
@@ -125,18 +117,18 @@ class Member:
     async def _catch_up(self) -> None:
         """Apply every event after ``applied_seq``; note the leader and how far behind we were."""
         events, (epoch, leader), tail = await asyncio.to_thread(self._read_tail)
-        self._lag_events = max(0, tail - self.applied_seq)
-        self._tail_checked = time.monotonic()
         self.epoch, self.leader_address = epoch, leader or None
         if events:
             self._apply(events)
             self.applied_seq = events[-1].seq
             self.store.high_water = self.applied_seq
+        self._lag_events = max(0, tail - self.applied_seq)
+        self._tail_checked = time.monotonic()
 
     def _read_tail(self) -> tuple[list[Event], tuple[int, str], int]:
         leader = self.store.leader()
-        tail = self._reader.high_water()
         events = [event for batch in self._reader.read(self.applied_seq) for event in batch]
+        tail = self._reader.high_water()  # what was committed while we read
         return events, leader, tail
 
     async def _lead(self) -> None:
@@ -152,16 +144,18 @@ class Member:
             time.monotonic() - started,
         )
         await self._on_lead()
-        while await asyncio.to_thread(self._leadership.alive):
+        while self._writing() and await asyncio.to_thread(self._leadership.alive):
             await asyncio.sleep(LEASE_CHECK_EVERY)
-        log.error("lost the leader lock session; stopping (a supervisor restarts us as follower)")
+        # Fenced, or the lock's session is gone: another member leads (or will).
+        log.error("no longer the leader; stopping (a supervisor restarts us as a follower)")
         os.kill(os.getpid(), signal.SIGTERM)
 
     async def _catch_up_to(self, seq: int) -> None:
         while self.applied_seq < seq:
             await self._catch_up()
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Give up the lock (after the last append) and the reader's connections."""
         self._leadership.release()
         self._reader.close()
 
@@ -180,35 +174,51 @@ class Forwarder:
         """True while this daemon is not the leader (its writes must go elsewhere)."""
         return self._member.role != "leader"
 
+    @staticmethod
+    def applies_to(method: str) -> bool:
+        return method not in ("GET", "HEAD")
+
     async def forward(
         self, method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]], body: bytes
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
-        """The leader's answer, or None when there is no leader to ask right now."""
+    ) -> Response:
+        """The leader's answer; :class:`Unavailable` (503) when no leader can be asked now."""
         leader = self._member.leader_address
         if not leader or self._member.role == "candidate":
-            return None
+            raise Unavailable("the cluster is electing a leader; retry shortly")
         url = leader + path + (("?" + query.decode("latin-1")) if query else "")
         sent = [
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in headers if k in self.FORWARDED
         ]
         try:
-            response = await self._client.request(method, url, headers=sent, content=body)
+            answer = await self._client.request(method, url, headers=sent, content=body)
         except httpx.HTTPError as exc:
             log.info("leader %s unreachable: %s", leader, type(exc).__name__)
-            return None
+            raise Unavailable(
+                f"the cluster's leader {leader} is unreachable; retry shortly"
+            ) from None
         kept = [
             (k.encode("latin-1"), v.encode("latin-1"))
-            for k, v in response.headers.items()
-            if k in ("content-type", "retry-after", "www-authenticate")
+            for k, v in answer.headers.items()
+            if k in ("retry-after", "www-authenticate")
         ]
-        return (
-            response.status_code,
-            response.content,
-            [*kept, (b"x-ratelord-leader", leader.encode())],
+        return Response(
+            answer.content,
+            answer.status_code,
+            content_type=answer.headers.get("content-type", "application/json").encode("latin-1"),
+            headers=[*kept, (b"x-ratelord-leader", leader.encode())],
         )
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def advertised(settings: Settings) -> str:
+    """The URL other members forward writes to: ``cluster.advertise``, else bind and port."""
+    if settings.cluster.advertise:
+        return settings.cluster.advertise.rstrip("/")
+    scheme = "https" if settings.server.tls_cert else "http"
+    host = f"[{settings.bind}]" if ":" in settings.bind else settings.bind
+    return f"{scheme}://{host}:{settings.port}"
 
 
 def _listen(url: str) -> psycopg.Connection[Any]:

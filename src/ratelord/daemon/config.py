@@ -69,7 +69,9 @@ class ClientToken(_Strict):
 
     name: str
     token_ref: str
-    scopes: list[Literal["read", "ask", "admin"]] = ["read", "ask"]
+    scopes: list[Literal["read", "ask", "admin"]] = msgspec.field(
+        default_factory=lambda: ["read", "ask"]
+    )
 
 
 class AuthSettings(_Strict):

@@ -123,7 +123,7 @@ def _sse(event: Event) -> bytes:
 async def event_stream(runtime: Runtime, query: EventQuery) -> AsyncIterator[bytes]:
     """SSE from ``after_seq`` (default: now) onwards, until the daemon stops."""
     writer = runtime.writer
-    if not writer.running:
+    if not writer.running and runtime.member is None:
         raise HTTPError(
             503, "unavailable", "ratelord-d is starting; retry shortly", [(b"retry-after", b"1")]
         )

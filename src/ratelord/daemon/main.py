@@ -24,7 +24,8 @@ from ratelord.daemon.runtime import Adapter, Runtime, initial_policy
 from ratelord.engine.policy import PolicyError
 from ratelord.providers.secrets import SecretError
 from ratelord.service import PolicyRejected
-from ratelord.store import SQLiteStore, StoreError
+from ratelord.store import StoreError
+from ratelord.store.port import open_store
 
 log = logging.getLogger("ratelord.daemon")
 
@@ -76,7 +77,7 @@ def _check_bind(settings: Settings) -> None:
         loopback = ipaddress.ip_address(settings.bind).is_loopback
     except ValueError:
         loopback = settings.bind == "localhost"
-    if not loopback and settings.auth.token_ref is None:
+    if not loopback and settings.auth.token_ref is None and not settings.auth.tokens:
         raise ConfigError(
             f"refusing to listen on {settings.bind}: a non-loopback address needs a bearer token "
             "(set auth.token_ref: env:NAME in the config file), or use --bind 127.0.0.1"
@@ -99,7 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         policy = initial_policy(settings)
         sock = _listen(settings)
         os.umask(0o077)  # the database, its WAL and SHM files: owner only
-        store = SQLiteStore(settings.db, synchronous=settings.store.synchronous)
+        store = open_store(
+            settings.store.url or settings.db, synchronous=settings.store.synchronous
+        )
         adapters: list[Adapter] = [MockSpending()]
         if settings.demo:
             adapters.append(Demo())
@@ -123,14 +126,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_graceful_shutdown=10,
         server_header=False,
         proxy_headers=False,  # loopback by default; no proxy to trust
+        ssl_certfile=settings.server.tls_cert,
+        ssl_keyfile=settings.server.tls_key,
     )
     server = _Server(config, runtime)
     log.info(
-        "ratelord-d %s listening on http://%s:%d (db %s, policy %s)",
+        "ratelord-d %s listening on %s://%s:%d (store %s, policy %s)",
         __version__,
+        "https" if settings.server.tls_cert else "http",
         settings.bind,
         settings.port,
-        settings.db,
+        runtime.store_name(),
         runtime.policy.source,
     )
     asyncio.run(_serve(server, runtime, sock)) if sys.platform == "win32" else _run_uvloop(

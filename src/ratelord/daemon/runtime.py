@@ -18,7 +18,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
@@ -27,7 +27,7 @@ from ratelord.daemon.config import Settings
 from ratelord.daemon.providers import configure
 from ratelord.engine.clock import iso
 from ratelord.engine.core import Engine
-from ratelord.engine.events import EventType
+from ratelord.engine.events import Event, EventType
 from ratelord.engine.policy import CompiledPolicy, default_policy, load_policy_file
 from ratelord.engine.state import State
 from ratelord.providers.base import Provider
@@ -35,9 +35,13 @@ from ratelord.schema import Health
 from ratelord.service import CommandService, Unavailable, build_engine
 from ratelord.service.leasing import Leasing
 from ratelord.service.poller import Poller
-from ratelord.store import Checkpointer, EventReader, GroupCommitWriter, SQLiteStore
+from ratelord.store import GroupCommitWriter, SQLiteStore
+from ratelord.store.port import EventQueries, EventStore, Maintenance
 from ratelord.store.replay import load, replay_into
 from ratelord.store.writer import StoreClosed
+
+if TYPE_CHECKING:
+    from ratelord.daemon.cluster import Member
 
 log = logging.getLogger("ratelord.daemon")
 
@@ -70,7 +74,7 @@ class Runtime:
     def __init__(
         self,
         settings: Settings,
-        store: SQLiteStore,
+        store: EventStore,
         *,
         policy: CompiledPolicy | None = None,
         adapters: Sequence[Adapter] = (),
@@ -82,9 +86,9 @@ class Runtime:
         self.status = "initializing"
         self.started_at = wall_clock()
         self._started_monotonic = time.monotonic()
-        self.writer = GroupCommitWriter(
-            store, wall_clock=wall_clock, inline=settings.store.synchronous == "normal"
-        )
+        # A local SQLite commit is cheapest on the loop; a network round trip is not.
+        inline = isinstance(store, SQLiteStore) and settings.store.synchronous == "normal"
+        self.writer = GroupCommitWriter(store, wall_clock=wall_clock, inline=inline)
         configured = configure(settings.providers, wall_clock())
         self.providers: dict[str, Provider] = {pid: c.provider for pid, c in configured.items()}
         self._poll_every = {pid: c.poll_interval for pid, c in configured.items()}
@@ -111,7 +115,26 @@ class Runtime:
         self.boot_error: str | None = None
         self.boot_seconds = 0.0
         self.replayed = 0
-        self._reader: EventReader | None = None
+        self._reader: EventQueries | None = None
+        self._boot_started = time.perf_counter()
+        #: this daemon's place in a cluster (a PostgreSQL store), else None
+        self.member = self._cluster_member()
+
+    def _cluster_member(self) -> Member | None:
+        if isinstance(self.store, SQLiteStore):
+            return None  # one machine: this daemon is the writer
+        from ratelord.daemon.cluster import Member, advertised
+        from ratelord.store.postgres import PostgresStore
+
+        assert isinstance(self.store, PostgresStore)
+        return Member(
+            self.store,
+            advertised(self.settings),
+            apply=self._apply_tail,
+            on_lead=self._lead,
+            writing=lambda: self.writer.failed is None,
+            wall_clock=self.now,
+        )
 
     @property
     def engine(self) -> Engine:
@@ -132,13 +155,34 @@ class Runtime:
             log.exception("start-up failed")
 
     async def _boot(self) -> None:
-        started = time.perf_counter()
+        self._boot_started = time.perf_counter()
         loaded = await asyncio.to_thread(load, self.store)
         for warning in loaded.warnings:
             log.warning(warning)
         self.replayed = loaded.replayed
         self.engine.state = loaded.state
         self._last_snapshot_seq = loaded.snapshot_seq
+        if self.member is None:
+            await self._lead()
+            return
+        # A cluster member serves reads at once and leads only once it wins the lock.
+        self.status = "ok"
+        self.boot_seconds = time.perf_counter() - self._boot_started
+        log.info(
+            "replayed %d events in %.3fs; joining the cluster", self.replayed, self.boot_seconds
+        )
+        self.spawn(self.member.run(), "cluster")
+
+    def _apply_tail(self, events: list[Event]) -> None:
+        """A follower applies what the leader appended, and tells its live streams."""
+        apply = self.engine.state.apply
+        for event in events:
+            apply(event)
+        self.writer.announce(events)
+
+    async def _lead(self) -> None:
+        """Start writing: the writer, ``system_started``, adapters, pollers, loops."""
+        loaded_seq = self.store.high_water
         self.writer.start()
         now = self.now()
         events = self.engine.start(
@@ -146,9 +190,10 @@ class Runtime:
             {
                 "version": __version__,
                 "pid": os.getpid(),
-                "db": str(self.settings.db),
-                "replayed": loaded.replayed,
-                "snapshot_seq": loaded.snapshot_seq,
+                "db": self.store_name(),
+                "replayed": self.replayed,
+                "snapshot_seq": self._last_snapshot_seq,
+                "from_seq": loaded_seq,
             },
         )
         events += self.engine.set_policy(self.engine.policy, now)
@@ -162,16 +207,17 @@ class Runtime:
         self.spawn(self._checkpoint_loop(), "checkpoint")
         self.spawn(self._housekeeping_loop(), "housekeeping")
         self.spawn(self.leasing.loop(), "lease-upkeep")
-        self.boot_seconds = time.perf_counter() - started
+        if self.member is None:
+            self.boot_seconds = time.perf_counter() - self._boot_started
         # The replayed projections live as long as the daemon: keep the cyclic GC
         # from re-scanning them (its full passes showed up as p99 latency spikes).
         gc.collect()
         gc.freeze()
         log.info(
             "ready: replayed %d events in %.3fs (snapshot at seq %d)",
-            loaded.replayed,
+            self.replayed,
             self.boot_seconds,
-            loaded.snapshot_seq,
+            self._last_snapshot_seq,
         )
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
@@ -203,6 +249,9 @@ class Runtime:
             raise Unavailable("ratelord-d is replaying its event log; retry shortly")
         if self.status == "stopping":
             raise Unavailable("ratelord-d is shutting down", retry_after=5)
+        if self.member is not None and self.member.role != "leader":
+            leader = self.member.leader_address or "not known yet"
+            raise Unavailable(f"this daemon follows the cluster's leader ({leader})")
         if self.writer.failed is not None:
             raise Unavailable("the event store is read-only after a write failure", retry_after=30)
         safe_mode = self.writer.refuses_writes()
@@ -211,10 +260,18 @@ class Runtime:
 
     # ------------------------------------------------------------------ reads
 
-    def reader(self) -> EventReader:
+    def reader(self) -> EventQueries:
         if self._reader is None:
             self._reader = self.store.reader()
         return self._reader
+
+    def store_name(self) -> str:
+        """Where the log lives, fit for logs and events (a URL's password is masked)."""
+        if isinstance(self.store, SQLiteStore):
+            return str(self.store.path)
+        from ratelord.store.postgres import PostgresStore, redact
+
+        return redact(self.store.url) if isinstance(self.store, PostgresStore) else "?"
 
     def high_water(self) -> int:
         return self.store.high_water
@@ -248,12 +305,13 @@ class Runtime:
             high_water_seq=self.store.high_water,
             reasons=reasons,
             policy_version=self.policy.version,
+            cluster=self.member.status() if self.member is not None else None,
         )
 
     # ------------------------------------------------------------------ background
 
     async def _checkpoint_loop(self) -> None:
-        checkpointer: Checkpointer = self.store.checkpointer()
+        checkpointer: Maintenance = self.store.checkpointer()
         last = self.writer.appended
         try:
             while True:
@@ -379,6 +437,8 @@ class Runtime:
                     lost,
                 )
         await self.writer.close()
+        if self.member is not None:  # only now: a successor must not fence our last appends
+            await asyncio.to_thread(self.member.close)
         if self._reader is not None:
             self._reader.close()
         self.store.close()

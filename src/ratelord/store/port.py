@@ -92,7 +92,7 @@ def open_store(url: str, *, synchronous: str = "normal") -> EventStore:
     if url.startswith(("postgresql://", "postgres://")):
         from ratelord.store.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, synchronous=synchronous)
     from ratelord.store.sqlite import SQLiteStore
 
     return SQLiteStore(sqlite_path(url), synchronous=synchronous)

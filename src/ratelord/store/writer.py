@@ -40,7 +40,7 @@ from typing import Any
 
 from ratelord.engine.events import Event
 from ratelord.store.faults import BACKOFF, FaultKind, StoreFault, classify
-from ratelord.store.sqlite import SQLiteStore
+from ratelord.store.port import EventStore
 
 log = logging.getLogger("ratelord.store")
 
@@ -58,7 +58,7 @@ class StoreUnavailable(StoreClosed):
 class GroupCommitWriter:
     def __init__(
         self,
-        store: SQLiteStore,
+        store: EventStore,
         *,
         wall_clock: Callable[[], float] = time.time,
         max_batch: int = 4096,
@@ -214,6 +214,10 @@ class GroupCommitWriter:
             batch.append(item)
             size += len(item[0])
         return batch
+
+    def announce(self, events: list[Event]) -> None:
+        """Tell subscribers about events another daemon appended (a cluster follower's tail)."""
+        self._publish(events)
 
     def _publish(self, stored: list[Event]) -> None:
         for subscriber in list(self._subscribers):

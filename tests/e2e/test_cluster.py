@@ -1,0 +1,168 @@
+"""Several ``ratelord-d`` on one real PostgreSQL log: one leader, followers, failover.
+
+Each test starts its own daemons against a fresh database of the session's
+PostgreSQL server (``tests/support/postgres.py``: ``initdb``, never a mock).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ratelord.client import Client
+from ratelord.client._base import is_local
+from tests.support.daemon import (
+    RunningDaemon,
+    events,
+    github_headers,
+    make_daemon,
+    register,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+
+Cluster = Callable[[int], list[RunningDaemon]]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, pg_url: str) -> Iterator[Cluster]:
+    """``cluster(n)`` → n running daemons sharing the test's PostgreSQL database."""
+    made: list[RunningDaemon] = []
+
+    def start(n: int) -> list[RunningDaemon]:
+        for _ in range(n):
+            daemon = make_daemon(tmp_path / f"m{len(made)}", args=["--store", pg_url])
+            made.append(daemon.start())
+            if len(made) == 1:
+                wait_for(lambda d=daemon: role(d) == "leader", timeout=10, what="a first leader")
+        return made
+
+    yield start
+    for daemon in made:
+        if daemon.alive():
+            daemon.kill()
+
+
+def health(daemon: RunningDaemon) -> dict[str, Any]:
+    return dict(httpx.get(f"{daemon.url}/v1/health", timeout=2).json())
+
+
+def role(daemon: RunningDaemon) -> str | None:
+    try:
+        return str(health(daemon)["cluster"]["role"])
+    except httpx.HTTPError:
+        return None
+
+
+def test_one_leader_followers_serve_reads_and_hand_writes_to_it(cluster: Cluster) -> None:
+    leader, *followers = cluster(3)
+    wait_for(lambda: all(role(f) == "follower" for f in followers), what="two followers")
+    for daemon in (leader, *followers):
+        assert health(daemon)["cluster"]["leader"] == leader.url
+    follower = followers[0]
+    with follower.client() as http:
+        register(http, "pat:a", "alice", provider_id="github")
+        http.post("/v1/usage", json={"identity_id": "pat:a", "headers": github_headers(4000)})
+        body = {"agent_id": "a", "identity_id": "pat:a", "resource": "core", "cost": 7}
+        answer = http.post("/v1/intent", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-ratelord-leader"] == leader.url
+    decided = answer.json()["intent_id"]
+    for daemon in followers:  # the decision reaches every member's projections and log reads
+        with daemon.client() as http:
+            wait_for(
+                lambda h=http: (
+                    (h.get("/v1/pools/github:core:alice").json() or {}).get("remaining") == 4000 - 7
+                ),
+                what="the follower's pool to show the charge",
+            )
+            logged = {e["payload"]["intent_id"] for e in events(http, type="intent_decided")}
+            assert decided in logged
+            assert http.get("/v1/health").json()["cluster"]["replication_lag_events"] == 0
+
+
+@dataclass
+class Outcome:
+    approved: dict[str, float] = field(default_factory=dict)  # intent id → cost
+    denied: int = 0
+    #: (when, what) for every answer that was not the daemon's decision
+    failures: list[tuple[float, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_leader_under_16_clients_loses_nothing_and_overspends_nothing(
+    cluster: Cluster,
+) -> None:
+    budget = 3000
+    members = cluster(3)
+    leader = members[0]
+    wait_for(lambda: all(role(m) == "follower" for m in members[1:]), what="two followers")
+    with leader.client() as http:
+        register(http, "pat:a", "alice", provider_id="github")
+        report = {"identity_id": "pat:a", "headers": github_headers(budget)}
+        assert http.post("/v1/usage", json=report).status_code == 200
+    urls = [m.url for m in members]
+    outcome, stop = Outcome(), threading.Event()
+
+    def agent(n: int) -> None:
+        ring = urls[n % 3 :] + urls[: n % 3]  # spread the clients over the members
+        with Client(ring, retries=20, timeout=3.0) as client:
+            while not stop.is_set():
+                try:
+                    decision = client.ask(
+                        agent_id=f"agent-{n}", identity_id="pat:a", resource="core", cost=1
+                    )
+                except Exception as exc:  # any error a client sees counts against the cluster
+                    with outcome.lock:
+                        outcome.failures.append((time.monotonic(), repr(exc)))
+                    continue
+                with outcome.lock:
+                    if is_local(decision):
+                        outcome.failures.append((time.monotonic(), decision.reason or ""))
+                    elif decision.decision.startswith("approve"):
+                        outcome.approved[decision.intent_id] = 1.0
+                    else:
+                        outcome.denied += 1
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=agent, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    with outcome.lock:
+        approved_before = len(outcome.approved)
+    killed_at = time.monotonic()
+    leader.kill()  # SIGKILL: no goodbye, its PostgreSQL session just ends
+    survivors = members[1:]
+    new_leader = wait_for(
+        lambda: next((m for m in survivors if role(m) == "leader"), None),
+        timeout=10,
+        what="a follower to take the lead",
+    )
+    failover = time.monotonic() - killed_at
+    time.sleep(3.0)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert failover < 5.0, f"a follower took {failover:.2f}s to lead"
+    assert approved_before > 0 and len(outcome.approved) > approved_before  # work went on
+    window_end = killed_at + failover + 2.0
+    late = [f for f in outcome.failures if f[0] > window_end or f[0] < killed_at]
+    assert not late, f"clients saw errors outside the failover window: {late[:3]}"
+    with new_leader.client() as http:
+        decided = events(http, type="intent_decided")
+    logged = {e["payload"]["intent_id"]: e for e in decided}
+    lost = set(outcome.approved) - set(logged)
+    assert not lost, f"{len(lost)} acknowledged decisions are missing from the log"
+    spent = sum(sum(e["payload"]["charges"].values()) for e in decided)
+    assert spent <= budget, f"approved {spent} against a budget of {budget}"
