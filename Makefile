@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test lint acceptance bench clean
+.PHONY: install demo cluster test lint acceptance bench clean
 
 $(BIN)/ratelord-d: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ install: $(BIN)/ratelord-d
 ## Install and start the daemon with a demo provider on http://127.0.0.1:8090
 demo: install
 	$(BIN)/ratelord-d --demo
+
+## A local 3-daemon cluster on a real PostgreSQL (ports 8091-8093); Ctrl-C stops it
+cluster: install
+	scripts/cluster.sh
 
 ## Install and run the whole test suite (lint, unit, end-to-end, acceptance table)
 test: install

@@ -60,5 +60,6 @@ async def test_the_async_client_fails_over_too() -> None:
         return None
 
     async with AsyncClient(MEMBERS, transport=transport, sleep=sleep) as client:
-        assert (await client.ask(agent_id="a", identity_id="gh", workload_id="w")).decision == "approve"
+        decision = await client.ask(agent_id="a", identity_id="gh", workload_id="w")
+    assert decision.decision == "approve"
     assert asked == MEMBERS[:2]
