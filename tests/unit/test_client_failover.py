@@ -63,3 +63,16 @@ async def test_the_async_client_fails_over_too() -> None:
         decision = await client.ask(agent_id="a", identity_id="gh", workload_id="w")
     assert decision.decision == "approve"
     assert asked == MEMBERS[:2]
+
+
+def test_the_cli_fails_over_too() -> None:
+    from ratelord.cli._http import DaemonApi, DaemonUnreachable
+
+    transport, asked = cluster(down={"http://a.test"}, unavailable={"http://b.test"})
+    with DaemonApi(",".join(MEMBERS), transport=transport) as api:
+        assert api.post("/v1/intent", {})["decision"] == "approve"
+    assert asked == MEMBERS
+    transport, asked = cluster(down=set(MEMBERS), unavailable=set())
+    with DaemonApi(",".join(MEMBERS), transport=transport) as api, pytest.raises(DaemonUnreachable):
+        api.get("/v1/health")
+    assert asked == MEMBERS

@@ -24,6 +24,7 @@ import typer
 
 from ratelord.cli._errors import ApiError, CliError, DaemonUnreachable
 from ratelord.cli._sse import SseMessage, parse_sse
+from ratelord.client._base import Members
 
 DEFAULT_URL = "http://127.0.0.1:8090"
 DEFAULT_TIMEOUT = 10.0
@@ -62,14 +63,13 @@ class DaemonApi:
         transport: httpx.BaseTransport | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self.url = url.rstrip("/")
+        #: the cluster's members (``url`` may list several, comma-separated)
+        self.members = Members(url)
         headers = {"user-agent": f"ratelord-cli/{cli_version()}"}
         if token:
             headers["authorization"] = f"Bearer {token}"
         self._timeout = timeout
-        self._client = httpx.Client(
-            base_url=self.url, headers=headers, timeout=timeout, transport=transport
-        )
+        self._client = httpx.Client(headers=headers, timeout=timeout, transport=transport)
 
     def __enter__(self) -> DaemonApi:
         return self
@@ -117,11 +117,29 @@ class DaemonApi:
     def _send(
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None
     ) -> httpx.Response:
-        with self._mapped_errors():
-            response = self._client.request(method, path, params=_clean(params), json=body)
+        for left in range(len(self.members.urls) - 1, -1, -1):
+            try:
+                with self._mapped_errors():
+                    response = self._client.request(
+                        method, self.url + path, params=_clean(params), json=body
+                    )
+            except DaemonUnreachable:
+                if not left:
+                    raise
+                self.members.next()
+                continue
+            if response.status_code == 503 and left:  # a member without a leader: try another
+                self.members.next()
+                continue
+            break
         if response.is_error:
             raise _api_error(response)
         return response
+
+    @property
+    def url(self) -> str:
+        """The member requests go to now."""
+        return self.members.current
 
     @contextmanager
     def _stream(
@@ -138,7 +156,12 @@ class DaemonApi:
         with (
             self._mapped_errors(),
             self._client.stream(
-                method, path, params=_clean(params), json=body, headers=headers, timeout=timeout
+                method,
+                self.url + path,
+                params=_clean(params),
+                json=body,
+                headers=headers,
+                timeout=timeout,
             ) as response,
         ):
             if response.is_error:

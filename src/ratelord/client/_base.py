@@ -50,6 +50,20 @@ def resolve_urls(url: str | Sequence[str] | None) -> list[str]:
     return urls or [DEFAULT_URL]
 
 
+class Members:
+    """A cluster's members and the one requests go to now (it stays until it fails)."""
+
+    def __init__(self, url: str | Sequence[str] | None) -> None:
+        self.urls = resolve_urls(url)
+        self.current = self.urls[0]
+
+    def next(self) -> str:
+        """Move on to the next member (after an unreachable or unavailable one)."""
+        self.current = self.urls[(self.urls.index(self.current) + 1) % len(self.urls)]
+        logger.info("ratelord-d: trying the next cluster member %s", self.current)
+        return self.current
+
+
 def is_local(decision: Decision) -> bool:
     """True for a decision the SDK made itself because ratelord-d could not be asked."""
     return decision.intent_id.startswith(LOCAL_INTENT_PREFIX)
@@ -66,8 +80,7 @@ class BaseClient:
         token: str | None,
     ) -> None:
         #: every member of the cluster; requests go to ``url`` and move on when it fails
-        self.urls = resolve_urls(url)
-        self.url = self.urls[0]
+        self.members = Members(url)
         self.timeout = timeout
         self.fail_open = fail_open
         self.backoff = Backoff(retries=retries)
@@ -130,12 +143,16 @@ class BaseClient:
                 f"ratelord-d unreachable at {self.url}: {exc or type(exc).__name__}"
             ) from exc
 
+    @property
+    def url(self) -> str:
+        """The member requests go to now."""
+        return self.members.current
+
     def _fail_over(self, tried: int) -> bool:
         """Move on to the next member; False once all ``tried`` members were asked."""
-        if tried >= len(self.urls):
+        if tried >= len(self.members.urls):
             return False
-        self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]
-        logger.info("ratelord-d: trying the next cluster member %s", self.url)
+        self.members.next()
         return True
 
     # ------------------------------------------------------------------ answers

@@ -17,6 +17,7 @@ from typing import Any, Self, TypeVar
 import httpx
 import msgspec
 
+from ratelord.client._base import Members
 from ratelord.schema import Decision, Health, Identity, Pool
 from ratelord.tui.sse import SseDecoder
 
@@ -123,11 +124,10 @@ class DaemonApi:
         timeout: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
+        #: the cluster's members (``url`` may list several, comma-separated)
+        self.members = Members(url)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.AsyncClient(
-            base_url=self.url, headers=headers, timeout=timeout, transport=transport
-        )
+        self._http = httpx.AsyncClient(headers=headers, timeout=timeout, transport=transport)
 
     async def __aenter__(self) -> Self:
         return self
@@ -179,7 +179,7 @@ class DaemonApi:
         params = {"stream": "true", "after_seq": str(after_seq)}
         try:
             async with self._http.stream(
-                "GET", "/v1/events", params=params, timeout=STREAM_TIMEOUT
+                "GET", self.url + "/v1/events", params=params, timeout=STREAM_TIMEOUT
             ) as response:
                 if response.status_code != 200:
                     await response.aread()
@@ -202,12 +202,26 @@ class DaemonApi:
         return self._decode(await self._send("GET", path, params=params), kind)
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise DaemonUnavailable(f"{method} {self.url}{path}: {exc!r}") from exc
+        """Ask the current member; one that is down or has no leader (503) passes to the next."""
+        for left in range(len(self.members.urls) - 1, -1, -1):
+            try:
+                response = await self._http.request(method, self.url + path, **kwargs)
+            except httpx.HTTPError as exc:
+                if not left:
+                    raise DaemonUnavailable(f"{method} {self.url}{path}: {exc!r}") from exc
+                self.members.next()
+                continue
+            if response.status_code == 503 and left:
+                self.members.next()
+                continue
+            break
         self._raise_for_status(response)
         return response
+
+    @property
+    def url(self) -> str:
+        """The member requests go to now."""
+        return self.members.current
 
     @staticmethod
     def _raise_for_status(response: httpx.Response) -> None:
