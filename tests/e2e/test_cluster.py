@@ -89,6 +89,21 @@ def test_one_leader_followers_serve_reads_and_hand_writes_to_it(cluster: Cluster
             assert http.get("/v1/health").json()["cluster"]["replication_lag_events"] == 0
 
 
+def test_a_followers_event_stream_shows_what_the_leader_decides(cluster: Cluster) -> None:
+    leader, follower = cluster(2)
+    wait_for(lambda: role(follower) == "follower", what="a follower")
+    intent = {"agent_id": "a", "identity_id": "nobody", "workload_id": "w"}
+    params = {"stream": "true", "type": "intent_decided"}
+    with httpx.stream("GET", f"{follower.url}/v1/events", params=params, timeout=10) as stream:
+        lines = stream.iter_lines()
+        assert ": connected" in next(lines) + next(lines)
+        asked = threading.Timer(0.3, lambda: httpx.post(f"{leader.url}/v1/intent", json=intent))
+        asked.start()
+        seen = next(line for line in lines if line.startswith("data:"))
+        asked.join()
+    assert '"event_type":"intent_decided"' in seen.replace(" ", "")
+
+
 @dataclass
 class Outcome:
     approved: dict[str, float] = field(default_factory=dict)  # intent id → cost

@@ -86,7 +86,8 @@ class Runtime:
         self.status = "initializing"
         self.started_at = wall_clock()
         self._started_monotonic = time.monotonic()
-        # A local SQLite commit is cheapest on the loop; a network round trip is not.
+        # A local SQLite commit is cheapest on the loop; a network round trip goes to the
+        # writer's thread, so that a stalled database server never freezes the loop.
         inline = isinstance(store, SQLiteStore) and settings.store.synchronous == "normal"
         self.writer = GroupCommitWriter(store, wall_clock=wall_clock, inline=inline)
         configured = configure(settings.providers, wall_clock())
