@@ -25,7 +25,8 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from queue import Full, Queue
+from typing import Any, TypeVar
 
 import msgspec
 import psycopg
@@ -134,6 +135,7 @@ _APPEND = (
 _encode_payload = msgspec.json.Encoder().encode
 
 
+T = TypeVar("T")
 _SYNCHRONOUS = {"normal": "off", "full": "on"}
 
 
@@ -163,19 +165,9 @@ class _Reads:
     def read_for_replay(
         self, after_seq: int, upto_seq: int, types: frozenset[str], batch: int = 5000
     ) -> Iterator[list[Event]]:
-        conn = self._connection()
-        kinds = sorted(types)
+        """Pages fetched one ahead by a thread: waiting for the server overlaps the replay."""
         decode = _decode_payload
-        while after_seq < upto_seq:
-            # Pages by seq range: no server-side cursor, no transaction held open.
-            rows = conn.execute(
-                f"SELECT {_REPLAY_COLUMNS} FROM events WHERE seq > %s AND seq <= %s "
-                "AND event_type = ANY(%s) ORDER BY seq LIMIT %s",
-                (after_seq, upto_seq, kinds, batch),
-            ).fetchall()
-            if not rows:
-                return
-            after_seq = rows[-1][0]
+        for rows in _prefetched(self._pages(after_seq, upto_seq, sorted(types), batch)):
             yield [
                 Event(
                     seq=r[0],
@@ -192,6 +184,61 @@ class _Reads:
                 )
                 for r in rows
             ]
+
+    def _pages(
+        self, after_seq: int, upto_seq: int, kinds: list[str], batch: int
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        conn = self._connection()
+        while after_seq < upto_seq:
+            # Pages by seq range: no server-side cursor, no transaction held open.
+            rows = conn.execute(
+                f"SELECT {_REPLAY_COLUMNS} FROM events WHERE seq > %s AND seq <= %s "
+                "AND event_type = ANY(%s) ORDER BY seq LIMIT %s",
+                (after_seq, upto_seq, kinds, batch),
+            ).fetchall()
+            if not rows:
+                return
+            after_seq = rows[-1][0]
+            yield rows
+
+
+def _prefetched(pages: Iterator[T], ahead: int = 2) -> Iterator[T]:
+    """``pages``, produced by a worker thread up to ``ahead`` items before they are needed."""
+    queue: Queue[tuple[T | None, BaseException | None, bool]] = Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def put(item: tuple[T | None, BaseException | None, bool]) -> None:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return
+            except Full:
+                continue
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                if stop.is_set():
+                    return
+                put((page, None, False))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((None, exc, True))
+            return
+        put((None, None, True))
+
+    worker = threading.Thread(target=produce, name="ratelord-replay-fetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            page, error, done = queue.get()
+            if error is not None:
+                raise error
+            if done:
+                return
+            yield page  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join()
 
 
 class PostgresStore(_Reads):
