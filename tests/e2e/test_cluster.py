@@ -89,6 +89,21 @@ def test_one_leader_followers_serve_reads_and_hand_writes_to_it(cluster: Cluster
             assert http.get("/v1/health").json()["cluster"]["replication_lag_events"] == 0
 
 
+def test_a_stopped_leader_hands_over_cleanly(cluster: Cluster) -> None:
+    leader, follower = cluster(2)
+    wait_for(lambda: role(follower) == "follower", what="a follower")
+    assert follower.stop() == 0  # a follower stops like a single daemon
+    follower.start()
+    wait_for(lambda: role(follower) == "follower", what="the follower back")
+    assert leader.stop() == 0
+    wait_for(lambda: role(follower) == "leader", timeout=5, what="the follower to lead")
+    with follower.client() as http:
+        kinds = [e["event_type"] for e in events(http) if e["event_type"].startswith("system_")]
+    # the old leader's goodbye was not fenced off: it precedes the new leader's start
+    assert kinds == ["system_started", "system_stopped", "system_started"]
+    assert '"level": "error"' not in leader.logs()
+
+
 def test_a_followers_event_stream_shows_what_the_leader_decides(cluster: Cluster) -> None:
     leader, follower = cluster(2)
     wait_for(lambda: role(follower) == "follower", what="a follower")
