@@ -35,13 +35,11 @@ from ratelord.engine.events import Dimensions, Event
 from ratelord.store.sqlite import (
     _COLUMNS,
     _FILTERS,
-    _OPTIONAL,
     _REPLAY_COLUMNS,
     Snapshot,
     StoreError,
     _decode_payload,
     _event,
-    _row,
 )
 
 #: The channel the append trigger notifies; the payload is the newest seq.
@@ -51,12 +49,6 @@ LEADER_LOCK = 0x7261_7465_6C6F_7264 & 0x7FFF_FFFF_FFFF_FFFF  # "ratelord"
 #: Key of the transaction advisory lock that serializes schema migrations.
 MIGRATE_LOCK = LEADER_LOCK - 1
 
-_TYPES = {
-    "seq": "bigint",
-    "schema_version": "integer",
-    "ts_event": "double precision",
-    "ts_ingest": "double precision",
-}
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the log, its immutability, snapshots, the leader's epoch, the tail notification.
@@ -119,19 +111,43 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_COLUMN_LIST = _COLUMNS.split(", ")
-_SELECT_UNNEST = ", ".join(
-    f"NULLIF(u.{c}, '')" if c in _OPTIONAL else f"u.{c}" for c in _COLUMN_LIST
-)
-#: One statement, one round trip: the rows as column arrays, inserted only while the
-#: epoch is ours (the share lock makes a concurrent election wait for us, or us for it).
+#: One statement, one round trip: the rows as one JSON array (cheaper to build and to
+#: parse than twenty column arrays: measured a third of the client's CPU per append),
+#: inserted only while the epoch is ours (the share lock makes a concurrent election
+#: wait for us, or us for it).
 _APPEND = (
-    f"INSERT INTO events ({_COLUMNS}) SELECT {_SELECT_UNNEST} FROM unnest("
-    + ", ".join(f"%s::{_TYPES.get(c, 'text')}[]" for c in _COLUMN_LIST)
-    + f") AS u({_COLUMNS}) WHERE EXISTS "
+    f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} "
+    "FROM json_populate_recordset(NULL::events, %s) WHERE EXISTS "
     "(SELECT 1 FROM ratelord_leader WHERE id = 1 AND epoch = %s FOR SHARE)"
 )
 
+
+class _Row(msgspec.Struct, omit_defaults=True):
+    """An ``events`` row as the append statement reads it (absent keys are NULL)."""
+
+    seq: int
+    event_id: str
+    event_type: str
+    schema_version: int
+    ts_event: float
+    ts_ingest: float
+    origin_kind: str
+    origin_id: str
+    writer_id: str
+    agent_id: str
+    identity_id: str
+    workload_id: str
+    scope_id: str
+    causation_id: str
+    payload: msgspec.Raw  # the payload's JSON, stored as its text
+    provider_id: str | None = None
+    pool_id: str | None = None
+    constraint_id: str | None = None
+    correlation_id: str | None = None
+    dedupe_key: str | None = None
+
+
+_encode_rows = msgspec.json.Encoder().encode
 _encode_payload = msgspec.json.Encoder().encode
 
 
@@ -326,15 +342,37 @@ class PostgresStore(_Reads):
             raise Fenced("this daemon is not the leader; it cannot append")
         seq = self.high_water
         stored: list[Event] = []
-        columns: list[list[Any]] = [[] for _ in _COLUMN_LIST]
+        rows: list[_Row] = []
         for event in events:
             seq += 1
             stored.append(msgspec.structs.replace(event, seq=seq, ts_ingest=ts_ingest))
-            for column, value in zip(columns, _row(event, seq, ts_ingest), strict=True):
-                column.append(value)
-        columns[-1] = [payload.decode() for payload in columns[-1]]  # JSON bytes → text
+            d, s = event.dimensions, event.source
+            rows.append(
+                _Row(
+                    seq,
+                    event.event_id,
+                    event.event_type,
+                    event.schema_version,
+                    event.ts_event,
+                    ts_ingest,
+                    s.origin_kind,
+                    s.origin_id,
+                    s.writer_id,
+                    d.agent_id,
+                    d.identity_id,
+                    d.workload_id,
+                    d.scope_id,
+                    event.causation_id,
+                    msgspec.Raw(_encode_payload(event.payload)),
+                    event.provider_id,
+                    event.pool_id,
+                    event.constraint_id,
+                    event.correlation_id,
+                    event.dedupe_key,
+                )
+            )
         try:
-            cursor = self._conn.execute(_APPEND, (*columns, self.epoch))
+            cursor = self._conn.execute(_APPEND, (_encode_rows(rows).decode(), self.epoch))
         except psycopg.errors.UniqueViolation as exc:
             raise Fenced(f"another writer appended at seq {self.high_water + 1}: {exc}") from None
         if cursor.rowcount != len(stored):
