@@ -122,7 +122,7 @@ def test_a_followers_event_stream_shows_what_the_leader_decides(cluster: Cluster
 @dataclass
 class Outcome:
     approved: dict[str, float] = field(default_factory=dict)  # intent id → cost
-    denied: int = 0
+    held: int = 0  # denied or deferred
     #: (when, what) for every answer that was not the daemon's decision
     failures: list[tuple[float, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -132,7 +132,7 @@ class Outcome:
 def test_kill_9_of_the_leader_under_16_clients_loses_nothing_and_overspends_nothing(
     cluster: Cluster,
 ) -> None:
-    budget = 3000
+    budget = 300  # paced clients spend it around the failover (or before: then it must hold)
     members = cluster(3)
     leader = members[0]
     wait_for(lambda: all(role(m) == "follower" for m in members[1:]), what="two followers")
@@ -158,16 +158,19 @@ def test_kill_9_of_the_leader_under_16_clients_loses_nothing_and_overspends_noth
                 with outcome.lock:
                     if is_local(decision):
                         outcome.failures.append((time.monotonic(), decision.reason or ""))
-                    elif decision.decision.startswith("approve"):
+                    elif decision.decision.startswith("approve") and not (
+                        decision.modifications.defer_until
+                    ):
                         outcome.approved[decision.intent_id] = 1.0
-                    else:
-                        outcome.denied += 1
-                time.sleep(0.01)
+                    else:  # denied, or deferred until the reset: nothing spent
+                        outcome.held += 1
+                time.sleep(0.05)
 
     threads = [threading.Thread(target=agent, args=(n,)) for n in range(16)]
     for thread in threads:
         thread.start()
-    time.sleep(1.5)
+    wait_for(lambda: len(outcome.approved) >= 16, timeout=30, what="the clients to be asking")
+    time.sleep(0.5)
     with outcome.lock:
         approved_before = len(outcome.approved)
     killed_at = time.monotonic()
@@ -179,13 +182,13 @@ def test_kill_9_of_the_leader_under_16_clients_loses_nothing_and_overspends_noth
         what="a follower to take the lead",
     )
     failover = time.monotonic() - killed_at
-    time.sleep(3.0)
+    time.sleep(4.0)
     stop.set()
     for thread in threads:
         thread.join(timeout=30)
 
     assert failover < 5.0, f"a follower took {failover:.2f}s to lead"
-    assert approved_before > 0 and len(outcome.approved) > approved_before  # work went on
+    assert outcome.held > 0 or len(outcome.approved) > approved_before  # work went on
     window_end = killed_at + failover + 2.0
     late = [f for f in outcome.failures if f[0] > window_end or f[0] < killed_at]
     assert not late, f"clients saw errors outside the failover window: {late[:3]}"
@@ -196,3 +199,5 @@ def test_kill_9_of_the_leader_under_16_clients_loses_nothing_and_overspends_noth
     assert not lost, f"{len(lost)} acknowledged decisions are missing from the log"
     spent = sum(sum(e["payload"]["charges"].values()) for e in decided)
     assert spent <= budget, f"approved {spent} against a budget of {budget}"
+    assert outcome.held > 0  # the budget ran short: the cap was really put to the test
+    assert len(outcome.approved) <= budget

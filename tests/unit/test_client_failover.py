@@ -76,3 +76,13 @@ def test_the_cli_fails_over_too() -> None:
     with DaemonApi(",".join(MEMBERS), transport=transport) as api, pytest.raises(DaemonUnreachable):
         api.get("/v1/health")
     assert asked == MEMBERS
+
+
+def test_a_round_of_503s_and_dead_members_waits_and_goes_round_again() -> None:
+    """During a failover: followers say 503 (no leader yet), the old leader refuses."""
+    transport, asked = cluster(down={"http://b.test", "http://c.test"}, unavailable={MEMBERS[0]})
+    slept: list[float] = []
+    client = Client(MEMBERS, transport=transport, retries=2, sleep=slept.append)
+    decision = client.ask(agent_id="a", identity_id="gh", workload_id="w")
+    assert decision.decision == "deny_with_reason"  # fail-safe only after every retry
+    assert len(slept) == 2 and sorted(asked) == sorted(MEMBERS * 3)

@@ -110,19 +110,23 @@ class Client(BaseClient):
     def _call(self, method: str, path: str, body: msgspec.Struct | None, model: type[T]) -> T:
         content = None if body is None else msgspec.json.encode(body)
         attempt, tried = 0, 1
+        unavailable: httpx.Response | None = None  # a member's 503 in this round
         while True:
             try:
                 with self._converted_errors():
                     response = self._http.request(method, self.url + path, content=content)
             except RatelordTransportError:
-                if not self._fail_over(tried):
+                if self._fail_over(tried):
+                    tried += 1
+                    continue
+                if unavailable is None:  # no member answered at all
                     raise
-                tried += 1
-                continue
-            if response.status_code == 503 and self._fail_over(tried):
-                tried += 1
-                continue
-            tried = 1
+                response = unavailable  # one did: wait as it said, then go round again
+            else:
+                if response.status_code == 503 and self._fail_over(tried):
+                    tried, unavailable = tried + 1, response
+                    continue
+            tried, unavailable = 1, None
             delay = self._retry_delay(response, attempt)
             if delay is None:
                 return self._read(response, model)
@@ -199,19 +203,23 @@ class AsyncClient(BaseClient):
     async def _call(self, method: str, path: str, body: msgspec.Struct | None, model: type[T]) -> T:
         content = None if body is None else msgspec.json.encode(body)
         attempt, tried = 0, 1
+        unavailable: httpx.Response | None = None  # a member's 503 in this round
         while True:
             try:
                 with self._converted_errors():
                     response = await self._http.request(method, self.url + path, content=content)
             except RatelordTransportError:
-                if not self._fail_over(tried):
+                if self._fail_over(tried):
+                    tried += 1
+                    continue
+                if unavailable is None:  # no member answered at all
                     raise
-                tried += 1
-                continue
-            if response.status_code == 503 and self._fail_over(tried):
-                tried += 1
-                continue
-            tried = 1
+                response = unavailable  # one did: wait as it said, then go round again
+            else:
+                if response.status_code == 503 and self._fail_over(tried):
+                    tried, unavailable = tried + 1, response
+                    continue
+            tried, unavailable = 1, None
             delay = self._retry_delay(response, attempt)
             if delay is None:
                 return self._read(response, model)

@@ -113,11 +113,7 @@ class DaemonApp:
         route: Route | None = None
         try:
             route, params = self.router.match(method, path)
-            if (
-                self._auth is not None
-                and path not in PUBLIC
-                and not path.startswith(PUBLIC_PREFIX)
-            ):
+            if self._auth is not None and path not in PUBLIC and not path.startswith(PUBLIC_PREFIX):
                 self._auth.check(headers, method, path)
             body = b""
             if method in ("POST", "PUT", "PATCH"):

@@ -206,16 +206,17 @@ class _Reads:
     ) -> Iterator[list[tuple[Any, ...]]]:
         conn = self._connection()
         while after_seq < upto_seq:
-            # Pages by seq range: no server-side cursor, no transaction held open.
+            # A page is a seq *range*: a primary-key range scan whatever the types filter
+            # keeps (with LIMIT, the planner may pick the type index and sort instead).
+            end = min(after_seq + batch, upto_seq)
             rows = conn.execute(
                 f"SELECT {_REPLAY_COLUMNS} FROM events WHERE seq > %s AND seq <= %s "
-                "AND event_type = ANY(%s) ORDER BY seq LIMIT %s",
-                (after_seq, upto_seq, kinds, batch),
+                "AND event_type = ANY(%s) ORDER BY seq",
+                (after_seq, end, kinds),
             ).fetchall()
-            if not rows:
-                return
-            after_seq = rows[-1][0]
-            yield rows
+            after_seq = end
+            if rows:
+                yield rows
 
 
 def _prefetched(pages: Iterator[T], ahead: int = 2) -> Iterator[T]:
