@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx2
 
+from ratelord import llm
 from ratelord.client import AsyncClient, RatelordError, RatelordRequestError, rate_limit_headers
 from ratelord.client._base import is_local
 from ratelord.daemon.http import HTTPError as BodyError
@@ -186,14 +187,9 @@ class ProxyApp:
         }
         if b"workload" in own:
             fields["workload_id"] = own[b"workload"]
-        estimate = charge.estimate
-        if estimate is None:
-            fields["resource"], fields["cost"] = next(iter(charge.costs.items()))
-        else:
-            # One resource per intent until multi-cost intents land: the binding one.
-            fields["resource"], fields["cost"] = "tokens", float(estimate.total)
-            if estimate.model is not None:
-                fields["labels"]["model"] = estimate.model[:200]
+        fields["costs"] = charge.costs
+        if charge.estimate is not None and charge.estimate.model is not None:
+            fields["labels"]["model"] = charge.estimate.model[:200]
         return fields
 
     async def _forward(
@@ -249,12 +245,15 @@ class ProxyApp:
             "path": path[:2000],
             "status_code": response.status_code,
         }
-        usage = tap.usage() if tap is not None else None
-        tokens = float(usage.total) if usage is not None else None
-        if tokens is None and response.status_code >= 400 and response.status_code != 429:
-            tokens = 0.0  # a refused call is not charged by the provider
-        if tokens is not None and ticket.fields.get("resource") == "tokens":
-            report["resource"], report["cost"] = "tokens", tokens
+        estimate = ticket.charge.estimate if ticket.charge is not None else None
+        if estimate is not None:
+            report["model"] = estimate.model
+            usage = tap.usage() if tap is not None else None
+            if usage is not None:
+                report["costs"] = llm.usage_costs(estimate, usage)
+            elif response.status_code >= 400 and response.status_code != 429:
+                # A call the provider refused is not charged: give the tokens back.
+                report["costs"] = dict.fromkeys(llm.usage_costs(estimate, llm.Usage()), 0.0)
         try:
             await self.client.report_usage(UsageReport(**report))
         except RatelordError as error:
