@@ -18,9 +18,11 @@ import pytest
 
 from ratelord.client import Client
 from ratelord.client._base import is_local
+from tests.e2e.test_cli import ratelord
 from tests.support.daemon import (
     RunningDaemon,
     events,
+    free_port,
     github_headers,
     make_daemon,
     register,
@@ -87,6 +89,11 @@ def test_one_leader_followers_serve_reads_and_hand_writes_to_it(cluster: Cluster
             logged = {e["payload"]["intent_id"] for e in events(http, type="intent_decided")}
             assert decided in logged
             assert http.get("/v1/health").json()["cluster"]["replication_lag_events"] == 0
+    # the CLI takes every member; the first is down here, and it says who leads
+    dead = f"http://127.0.0.1:{free_port()}"
+    shown = ratelord(f"{dead},{follower.url}", "status")
+    assert shown.returncode == 0, shown.stderr
+    assert f"cluster: follower (leader {leader.url}, epoch 1, 0 events behind)" in shown.stdout
 
 
 def test_a_stopped_leader_hands_over_cleanly(cluster: Cluster) -> None:

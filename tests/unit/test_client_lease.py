@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ratelord.client._lease import EXPIRY_MARGIN, AUTO_RATE, HeldLease, Keeper
+from ratelord.client._lease import AUTO_RATE, EXPIRY_MARGIN, HeldLease, Keeper
 from ratelord.schema import Lease
 
 

@@ -43,6 +43,15 @@ def status(
             f"  policy {health.policy_version or 'built-in'}",
         )
     )
+    cluster = health.cluster
+    if cluster is not None:
+        lag = (
+            f", {cluster.replication_lag_events} events behind" if cluster.role != "leader" else ""
+        )
+        console.print(
+            f"cluster: {cluster.role} (leader {cluster.leader or 'being elected'}, "
+            f"epoch {cluster.epoch}{lag})"
+        )
     for reason in health.reasons:
         console.print(f"  ! {reason}", style="yellow")
     console.print(_summary(pools))
