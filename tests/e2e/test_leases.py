@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import MOCK_CONFIG
-from tests.support.daemon import RunningDaemon, events, register, wait_for
+from tests.support.daemon import BIN, RunningDaemon, events, register, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -68,6 +69,21 @@ def test_grant_all_part_or_none_each_reserved_and_logged(daemon_factory: Factory
         listed = http.get("/v1/leases").json()["leases"]
         assert {lease["lease_id"] for lease in listed} == {full["lease_id"], part["lease_id"]}
         assert leased(http) == 100 + part["granted"]
+        metrics = http.get("/metrics").text
+        assert f'ratelord_lease_granted{{holder="agent-1",lease_id="{full["lease_id"]}"' in metrics
+        paths = http.get("/openapi.json").json()["paths"]
+        assert {"/v1/leases", "/v1/leases/{lease_id}/report", "/v1/intents"} <= set(paths)
+    shown = subprocess.run(
+        [str(BIN / "ratelord"), "--url", d.url, "leases"], capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "agent-1" in shown.stdout and POOL in shown.stdout
+    assert max(len(line) for line in shown.stdout.splitlines()) <= 80
+    as_json = subprocess.run(
+        [str(BIN / "ratelord"), "--url", d.url, "leases", "--json"], capture_output=True, text=True
+    )
+    assert len(json.loads(as_json.stdout)["leases"]) == 2
+    with d.client() as http:
         bad = http.post("/v1/leases", json={"agent_id": "a", "identity_id": "id-a", "units": -1})
         assert bad.status_code == 400
         assert bad.json()["error"]["code"] == "invalid_request"

@@ -26,6 +26,7 @@ from ratelord.tui.widgets.activity_stream import ActivityStream
 from ratelord.tui.widgets.consumers_table import ConsumersTable
 from ratelord.tui.widgets.header import StatusHeader
 from ratelord.tui.widgets.identities_table import IdentitiesTable
+from ratelord.tui.widgets.leases_table import LeasesTable
 from ratelord.tui.widgets.pools_table import PoolsTable
 from ratelord.tui.widgets.prompt import Prompt
 
@@ -73,6 +74,7 @@ class FakeDaemon:
         self.intents: list[dict[str, Any]] = []
         self.stream_after: list[int] = []
         self._listeners: list[asyncio.Queue[dict[str, Any] | None]] = []
+        self.leases: list[dict[str, Any]] = []
 
     def decide(self, agent: str, decision: str = "approve", **payload: Any) -> int:
         seq = len(self.events) + 1
@@ -150,6 +152,8 @@ class FakeDaemon:
                     ]
                 },
             )
+        if path == "/v1/leases":
+            return httpx.Response(200, json={"leases": self.leases})
         if path == "/v1/stats":
             return httpx.Response(
                 200,
@@ -235,6 +239,34 @@ async def test_dashboard_shows_pools_identities_vitals_and_connection(fake: Fake
         assert "9.9.9" in str(header.content) and "Connected" in str(header.content)
         assert "25% denied" in str(app.screen.query_one("#vitals-line").content)
         await until(pilot, lambda: len(rows_of(app)) == 1)  # decided before we connected
+
+
+async def test_dashboard_lists_leases_with_holder_size_spent_and_expiry(
+    fake: FakeDaemon,
+) -> None:
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 90))
+    fake.leases = [
+        {
+            "lease_id": "lse_1",
+            "status": "active",
+            "holder": "crawler-7",
+            "identity_id": "id-a",
+            "pool_id": POOL_ID,
+            "urgency": "normal",
+            "requested": 500,
+            "granted": 400,
+            "spent": 120,
+            "available": 280,
+            "expires_at": expires,
+        }
+    ]
+    app = make_app(fake)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.screen.query_one(LeasesTable)
+        await until(pilot, lambda: bool(table.keys))
+        holder, pool_id, size, spent, expiry = table.row_text("lse_1")
+        assert (holder, pool_id, size, spent) == ("crawler-7", POOL_ID, "400", "120")
+        assert expiry.endswith("s") or "m" in expiry
 
 
 async def test_live_decisions_and_posture_colours(fake: FakeDaemon) -> None:

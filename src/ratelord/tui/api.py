@@ -18,7 +18,7 @@ import httpx
 import msgspec
 
 from ratelord.client._base import Members
-from ratelord.schema import Decision, Health, Identity, Pool
+from ratelord.schema import Decision, Health, Identity, Lease, LeaseList, Pool
 from ratelord.tui.sse import SseDecoder
 
 __all__ = [
@@ -155,6 +155,9 @@ class DaemonApi:
 
     async def identities(self) -> list[Identity]:
         return (await self._get("/v1/identities", _Identities)).identities
+
+    async def leases(self) -> list[Lease]:
+        return (await self._get("/v1/leases", LeaseList)).leases
 
     async def stats(self) -> Stats:
         return await self._get("/v1/stats", Stats)

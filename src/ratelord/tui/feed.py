@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from textual import work
 from textual.message import Message
 from textual.widget import Widget
 
-from ratelord.schema import Health, Identity, Pool
+from ratelord.schema import Health, Identity, Lease, Pool
 from ratelord.tui.api import DaemonApi, DaemonError, RequestRejected, Stats
 from ratelord.tui.backoff import Backoff
 
@@ -33,6 +33,7 @@ class Snapshot:
     identities: list[Identity]
     stats: Stats | None
     fetched_at: float
+    leases: list[Lease] = field(default_factory=list)
 
 
 class Feed(Widget):
@@ -130,10 +131,16 @@ class Feed(Widget):
                 pools = group.create_task(self.api.pools())
                 identities = group.create_task(self.api.identities())
                 stats = group.create_task(self._stats())
+                leases = group.create_task(self._leases())
         except* DaemonError as failed:
             raise failed.exceptions[0] from None
         return Snapshot(
-            health.result(), pools.result(), identities.result(), stats.result(), time.time()
+            health.result(),
+            pools.result(),
+            identities.result(),
+            stats.result(),
+            time.time(),
+            leases.result(),
         )
 
     async def _stats(self) -> Stats | None:
@@ -142,6 +149,13 @@ class Feed(Widget):
             return await self.api.stats()
         except RequestRejected:
             return None
+
+    async def _leases(self) -> list[Lease]:
+        """Leases are optional too (a daemon older than ``/v1/leases``)."""
+        try:
+            return await self.api.leases()
+        except RequestRejected:
+            return []
 
     async def _load_recent(self) -> None:
         """Show the decisions made before we connected; stream from the high-water mark on."""

@@ -22,6 +22,7 @@ from ratelord.tui.screens.pool_detail import PoolDetailScreen
 from ratelord.tui.widgets.activity_stream import ActivityStream
 from ratelord.tui.widgets.header import StatusHeader
 from ratelord.tui.widgets.identities_table import IdentitiesTable
+from ratelord.tui.widgets.leases_table import LeasesTable
 from ratelord.tui.widgets.pools_table import PoolsTable
 from ratelord.tui.widgets.prompt import Prompt
 from ratelord.tui.widgets.vitals import Vitals
@@ -58,6 +59,7 @@ class DashboardScreen(Screen[None]):
             with Vertical(id="left"):
                 yield PoolsTable(id="pools")
                 yield IdentitiesTable(id="identities")
+                yield LeasesTable(id="leases")
             with Vertical(id="right"):
                 yield ActivityStream(id="activity")
                 yield Vitals(id="vitals")
@@ -68,6 +70,7 @@ class DashboardScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#pools").border_title = "Pools"
         self.query_one("#identities").border_title = "Identities"
+        self.query_one("#leases").border_title = "Leases"
         self.query_one("#activity").border_title = "Activity"
         self.query_one("#vitals").border_title = "Vitals"
         self.query_one(Prompt).display = False
@@ -110,6 +113,7 @@ class DashboardScreen(Screen[None]):
         )
         self.query_one(PoolsTable).show(shown_pools, snap.fetched_at)
         self.query_one(IdentitiesTable).show(shown_identities, pools_by_id, snap.fetched_at)
+        self.query_one(LeasesTable).show(snap.leases, snap.fetched_at)
         self.query_one(Vitals).show(snap.stats)
 
     # ------------------------------------------------------------------ drill-down
