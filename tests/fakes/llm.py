@@ -9,7 +9,10 @@ Shapes follow /work/shared/PROVIDERS.md:
 - Anthropic ``POST /v1/messages`` (JSON or SSE: ``message_start`` …
   ``message_delta`` with usage), headers
   ``anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`` (reset:
-  RFC 3339), 429 ``rate_limit_error``.
+  RFC 3339), 429 ``rate_limit_error``.  With ``otpm`` it keeps Anthropic's
+  separate input- and output-token buckets (``tpm`` is then the input's):
+  the prompt is charged to ``input-tokens``, ``max_tokens`` to
+  ``output-tokens``, and ``tokens-*`` repeats the tighter of the two.
 
 Both buckets are token buckets that refill continuously (capacity ``rpm`` /
 ``tpm``, refilled over a minute; tests may shorten the ``minute`` to run a
@@ -90,6 +93,7 @@ class FakeLLM:
         chunks: int = 5,
         chunk_delay: float = 0.0,
         minute: float = 60.0,
+        otpm: float | None = None,
     ) -> None:
         self.kind = kind
         self.rpm, self.tpm = rpm, tpm
@@ -99,6 +103,7 @@ class FakeLLM:
         now = time.monotonic()
         self.requests = TokenBucket.full(rpm, now, minute)
         self.tokens = TokenBucket.full(tpm, now, minute)
+        self.output = TokenBucket.full(otpm, now, minute) if otpm else None
         self.calls = 0
         self.rejected = 0  # 429s sent
         self.charged = 0  # tokens charged at admission
@@ -135,18 +140,23 @@ class FakeLLM:
 
     # ------------------------------------------------------------------ admission
 
-    def admit(self, cost: int) -> tuple[bool, dict[str, str]]:
-        """Charge one call of ``cost`` tokens if both buckets hold it; the headers to send."""
+    def admit(self, prompt: int, output: int) -> tuple[bool, dict[str, str]]:
+        """Charge one call if every bucket holds its share; the headers to send."""
         with self._lock:
             now = time.monotonic()
-            self.requests.refill(now)
-            self.tokens.refill(now)
-            ok = self.requests.level >= 1 and self.tokens.level >= cost
+            charges = [(self.requests, 1.0)]
+            if self.output is None:
+                charges.append((self.tokens, prompt + output))
+            else:
+                charges += [(self.tokens, prompt), (self.output, output)]
+            for bucket, _ in charges:
+                bucket.refill(now)
+            ok = all(bucket.level >= cost for bucket, cost in charges)
             if ok:
-                self.requests.level -= 1
-                self.tokens.level -= cost
+                for bucket, cost in charges:
+                    bucket.level -= cost
                 self.calls += 1
-                self.charged += cost
+                self.charged += prompt + output
             else:
                 self.rejected += 1
             return ok, self._headers()
@@ -161,8 +171,17 @@ class FakeLLM:
                 "x-ratelimit-remaining-tokens": f"{int(self.tokens.level)}",
                 "x-ratelimit-reset-tokens": f"{self.tokens.seconds_to_full():.3f}s",
             }
+        buckets = [("requests", self.requests), ("tokens", self.tokens)]
+        if self.output is not None:
+            tighter = min(self.tokens, self.output, key=lambda b: b.level / b.capacity)
+            buckets = [
+                ("requests", self.requests),
+                ("input-tokens", self.tokens),
+                ("output-tokens", self.output),
+                ("tokens", tighter),
+            ]
         headers = {}
-        for name, bucket in (("requests", self.requests), ("tokens", self.tokens)):
+        for name, bucket in buckets:
             full_at = datetime.fromtimestamp(time.time() + bucket.seconds_to_full(), UTC)
             headers[f"anthropic-ratelimit-{name}-limit"] = f"{bucket.capacity:.0f}"
             headers[f"anthropic-ratelimit-{name}-remaining"] = f"{int(bucket.level)}"
@@ -284,7 +303,7 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 return self._json(400, fake.error(400, "invalid_request_error", "bad JSON"))
             prompt = prompt_tokens(body)
             output = int(body.get("max_tokens") or body.get("max_completion_tokens") or 16)
-            ok, headers = fake.admit(prompt + output)
+            ok, headers = fake.admit(prompt, output)
             if not ok:
                 code = "rate_limit_exceeded" if fake.kind == "openai" else "rate_limit_error"
                 message = "Rate limit reached. Please try again in 1s."
@@ -343,11 +362,18 @@ def main() -> None:
     parser.add_argument("--kind", choices=["openai", "anthropic"], default="openai")
     parser.add_argument("--rpm", type=float, default=1e9)
     parser.add_argument("--tpm", type=float, default=1e12)
+    parser.add_argument("--otpm", type=float, default=None, help="Anthropic's output bucket")
+    parser.add_argument("--minute", type=float, default=60.0, help="seconds to refill fully")
     parser.add_argument("--key", action="append", default=[])
     args = parser.parse_args()
-    fake = FakeLLM(args.kind, rpm=args.rpm, tpm=args.tpm, keys=args.key or ["sk-test"]).start(
-        args.port
-    )
+    fake = FakeLLM(
+        args.kind,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        otpm=args.otpm,
+        minute=args.minute,
+        keys=args.key or ["sk-test"],
+    ).start(args.port)
     print(f"ready {fake.port}", flush=True)
     threading.Event().wait()
 

@@ -21,6 +21,7 @@ from ratelord.schema import (
     DecisionList,
     Health,
     Identity,
+    IdentityCreate,
     IdentityList,
     IntentRequest,
     UsageAccepted,
@@ -86,6 +87,11 @@ class Client(BaseClient):
     def identities(self) -> list[Identity]:
         """The registered identities (``GET /v1/identities``)."""
         return self._call("GET", "/v1/identities", None, IdentityList).identities
+
+    def register(self, identity: IdentityCreate | None = None, /, **fields: Any) -> Identity:
+        """Register an identity (``POST /v1/identities``); 409 if it exists."""
+        body = self._build(IdentityCreate, identity, fields)
+        return self._call("POST", "/v1/identities", body, Identity)
 
     def guard(self, **options: Unpack[GuardArgs]) -> Guard:
         """``with client.guard(identity=..., workload=...) as g:`` — see :class:`Guard`."""
@@ -180,6 +186,10 @@ class AsyncClient(BaseClient):
 
     async def identities(self) -> list[Identity]:
         return (await self._call("GET", "/v1/identities", None, IdentityList)).identities
+
+    async def register(self, identity: IdentityCreate | None = None, /, **fields: Any) -> Identity:
+        body = self._build(IdentityCreate, identity, fields)
+        return await self._call("POST", "/v1/identities", body, Identity)
 
     def guard(self, **options: Unpack[GuardArgs]) -> AsyncGuard:
         """``async with aclient.guard(identity=..., workload=...) as g:``"""

@@ -2,16 +2,20 @@
 and the requests adapter.
 
 A gate asks ratelord-d with the agent's fixed dimensions plus whatever the
-``route`` callback says about this request (``cost``, ``resource``, or any
-other intent field), sleeps as told, raises :class:`RatelordDenied` on a
-denial, and afterwards reports the response's rate-limit headers.  Reporting
-is best-effort: a failure is logged and the agent's response is returned.
+``route`` callback says about this request (``cost``, ``resource``,
+``costs``, ``identity_id`` or any other intent field), sleeps as told, raises
+:class:`RatelordDenied` on a denial, and afterwards reports the response's
+rate-limit headers — under the identity the request was really asked for
+(the route's, or the one the daemon switched it to), with the LLM model and
+the real usage when the transport read them.  Reporting is best-effort: a
+failure is logged and the agent's response is returned.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ratelord.client._admission import MAX_DEFERRALS, admit, is_deferral
@@ -42,6 +46,19 @@ def rate_limit_headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {n: v for n, v in kept.items() if len(n) <= _MAX_NAME and len(v) <= _MAX_VALUE}
 
 
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One asked request: the decision and the intent fields it was asked with."""
+
+    decision: Decision
+    fields: Mapping[str, Any]
+
+    @property
+    def identity_id(self) -> str:
+        """Whose pools the request spent: the daemon's switch, else the one asked for."""
+        return self.decision.modifications.identity_switch or str(self.fields["identity_id"])
+
+
 class _GateBase(Generic[RequestT]):
     def __init__(
         self,
@@ -68,8 +85,11 @@ class _GateBase(Generic[RequestT]):
         #: When the rate-limit headers of a leased call were last reported.
         self._headers_at = 0.0
 
-    def _intent_fields(self, request: RequestT) -> dict[str, Any]:
-        return self._fields | (self._route(request) if self._route else {})
+    def _intent_fields(
+        self, request: RequestT, extra: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Fixed fields, then ``extra`` (the transport's own, e.g. LLM costs), then the route's."""
+        return self._fields | dict(extra or {}) | (self._route(request) if self._route else {})
 
     def _admit(self, decision: Decision) -> float:
         admission = admit(decision, now=time.time(), max_wait=self._max_wait)
@@ -87,23 +107,26 @@ class _GateBase(Generic[RequestT]):
         self._headers_at = now
         return True
 
+    @staticmethod
     def _usage(
-        self,
-        decision: Decision,
+        ticket: Ticket,
         headers: Iterable[tuple[str, str]],
         path: str,
         status_code: int,
+        extra: Mapping[str, Any] | None,
     ) -> UsageReport:
-        identity = decision.modifications.identity_switch or self._fields["identity_id"]
+        """The report of one response; ``extra`` adds ``model`` and ``costs`` (real usage)."""
+        decision, fields = ticket.decision, ticket.fields
         return UsageReport(
-            agent_id=self._fields["agent_id"],
-            identity_id=identity,
-            workload_id=self._fields["workload_id"],
-            scope_id=self._fields["scope_id"],
+            agent_id=fields["agent_id"],
+            identity_id=ticket.identity_id,
+            workload_id=fields["workload_id"],
+            scope_id=fields["scope_id"],
             intent_id=None if is_local(decision) or is_leased(decision) else decision.intent_id,
             headers=rate_limit_headers(headers),
             path=path[:2000],
             status_code=status_code if 100 <= status_code <= 599 else None,
+            **(extra or {}),
         )
 
 
@@ -122,34 +145,40 @@ class Gate(_GateBase[RequestT]):
         super().__init__(**options)
         self.client = client
 
-    def before(self, request: RequestT) -> Decision:
+    def before(self, request: RequestT, extra: Mapping[str, Any] | None = None) -> Ticket:
         """Ask, then sleep as told; raises :class:`RatelordDenied` on a denial.
 
         A deferral is slept out and asked again, so the request is charged to the
         window it will actually run in.
         """
-        fields = self._intent_fields(request)
-        local = self.client._leases.spend(
-            Keeper.key_of(fields), fields.get("cost") or 1.0, self._lease, lambda: fields
-        )
-        if local is not None:
-            return local.decision
+        fields = self._intent_fields(request, extra)
+        if "costs" not in fields:  # a lease holds one resource: multi-cost calls ask
+            local = self.client._leases.spend(
+                Keeper.key_of(fields), fields.get("cost") or 1.0, self._lease, lambda: fields
+            )
+            if local is not None:
+                return Ticket(local.decision, fields)
         for _ in range(MAX_DEFERRALS + 1):
             decision = self.client.ask(**fields)
             wait = self._admit(decision)
             if wait > 0:
                 self.client.sleep(wait)
             if not is_deferral(decision):
-                return decision
+                return Ticket(decision, fields)
         raise _too_many_deferrals(decision)
 
     def after(
-        self, decision: Decision, headers: Iterable[tuple[str, str]], path: str, status_code: int
+        self,
+        ticket: Ticket,
+        headers: Iterable[tuple[str, str]],
+        path: str,
+        status_code: int,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
-        if not self._headers_due(decision):
+        if not extra and not self._headers_due(ticket.decision):
             return
         try:
-            self.client.report_usage(self._usage(decision, headers, path, status_code))
+            self.client.report_usage(self._usage(ticket, headers, path, status_code, extra))
         except RatelordError as error:
             _report_failed(error)
 
@@ -159,28 +188,34 @@ class AsyncGate(_GateBase[RequestT]):
         super().__init__(**options)
         self.client = client
 
-    async def before(self, request: RequestT) -> Decision:
-        fields = self._intent_fields(request)
-        local = await self.client._leases.spend(
-            Keeper.key_of(fields), fields.get("cost") or 1.0, self._lease, lambda: fields
-        )
-        if local is not None:
-            return local.decision
+    async def before(self, request: RequestT, extra: Mapping[str, Any] | None = None) -> Ticket:
+        fields = self._intent_fields(request, extra)
+        if "costs" not in fields:
+            local = await self.client._leases.spend(
+                Keeper.key_of(fields), fields.get("cost") or 1.0, self._lease, lambda: fields
+            )
+            if local is not None:
+                return Ticket(local.decision, fields)
         for _ in range(MAX_DEFERRALS + 1):
             decision = await self.client.ask(**fields)
             wait = self._admit(decision)
             if wait > 0:
                 await self.client.sleep(wait)
             if not is_deferral(decision):
-                return decision
+                return Ticket(decision, fields)
         raise _too_many_deferrals(decision)
 
     async def after(
-        self, decision: Decision, headers: Iterable[tuple[str, str]], path: str, status_code: int
+        self,
+        ticket: Ticket,
+        headers: Iterable[tuple[str, str]],
+        path: str,
+        status_code: int,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
-        if not self._headers_due(decision):
+        if not extra and not self._headers_due(ticket.decision):
             return
         try:
-            await self.client.report_usage(self._usage(decision, headers, path, status_code))
+            await self.client.report_usage(self._usage(ticket, headers, path, status_code, extra))
         except RatelordError as error:
             _report_failed(error)

@@ -58,8 +58,8 @@ class RatelordAdapter(HTTPAdapter):
     def send(  # type: ignore[override]
         self, request: requests.PreparedRequest, **kwargs: Any
     ) -> requests.Response:
-        decision = self._gate.before(request)
+        ticket = self._gate.before(request)
         response = super().send(request, **kwargs)
         path = urlsplit(request.url or "").path
-        self._gate.after(decision, response.headers.items(), path, response.status_code)
+        self._gate.after(ticket, response.headers.items(), path, response.status_code)
         return response

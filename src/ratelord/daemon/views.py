@@ -6,10 +6,11 @@ from typing import Any
 
 import msgspec
 
+from ratelord.engine import refill
 from ratelord.engine.clock import iso
 from ratelord.engine.core import Engine
 from ratelord.engine.events import Event
-from ratelord.engine.state import PoolState
+from ratelord.engine.state import PoolState, effective_remaining
 from ratelord.schema import Forecast, Pool
 
 TOP_CONSUMERS = 5
@@ -36,6 +37,10 @@ def forecast_view(payload: dict[str, Any] | None) -> Forecast | None:
 def pool_view(engine: Engine, pool: PoolState, now: float) -> Pool:
     members = engine.state.members(pool)
     principal = engine.state.identities[members[0]].principal if members else None
+    remaining, reset_at = pool.remaining, pool.reset_at
+    if refill.refills(pool):  # a token bucket has refilled since its last event
+        remaining = effective_remaining(pool, now)
+        reset_at = now + refill.seconds_to_full(pool, now)
     return Pool(
         pool_id=pool.pool_id,
         provider_id=pool.provider_id,
@@ -43,9 +48,9 @@ def pool_view(engine: Engine, pool: PoolState, now: float) -> Pool:
         principal=principal or pool.principal,
         unit=pool.unit,
         limit=pool.limit,
-        remaining=pool.remaining,
+        remaining=remaining,
         used=pool.used,
-        reset_at=iso(pool.reset_at),
+        reset_at=iso(reset_at),
         window=pool.window,  # type: ignore[arg-type]
         window_seconds=engine.window_for(pool),
         members=members,

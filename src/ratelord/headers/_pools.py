@@ -7,9 +7,12 @@ Two things depend on who sent the headers:
   resources (``tokens@gpt-4o-mini``, see :func:`ratelord.llm.model_resource`).
 * **Refill.** OpenAI's and Anthropic's buckets refill continuously and their
   reset is the instant the bucket would be full again, so they are observed as
-  ``refill`` windows: the time to refill from empty is measured from the
-  headers, ``limit × (reset − now) ÷ (limit − remaining)``, when enough of the
-  bucket is spent to measure it, and taken as a minute (RPM, TPM) otherwise.
+  ``refill`` windows.  OpenAI's resets are durations to the millisecond, so the
+  time to refill from empty is measured, ``limit × (reset − now) ÷ (limit −
+  remaining)``, when enough of the bucket is spent to measure it; Anthropic's
+  are timestamps to the second (and its token counts are rounded), too coarse
+  to measure a refill by, so its buckets take the documented minute (RPM,
+  ITPM, OTPM), as do OpenAI's when the headers cannot tell.
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ def _pool_observation(
 def refill_window(parsed: RateLimitObservation, now: float) -> float:
     """Seconds a bucket takes to refill from empty, measured where the headers allow."""
     limit, reset_at = parsed.limit, parsed.reset_at
-    if not limit or reset_at is None:
+    if parsed.family != "openai" or not limit or reset_at is None:
         return DEFAULT_REFILL_WINDOW
     spent = limit - parsed.remaining
     if spent < _MEASURABLE * limit or reset_at - now <= 0:
