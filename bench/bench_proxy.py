@@ -42,8 +42,8 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "4"))
 BIN = Path(sys.executable).parent
 
 
-def wait_listening(url: str, proc: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + 60
+def wait_listening(url: str, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"{what} exited with {proc.returncode}")
@@ -52,7 +52,7 @@ def wait_listening(url: str, proc: subprocess.Popen, what: str) -> None:
             return
         except httpx.HTTPError:
             time.sleep(0.1)
-    raise SystemExit(f"{what} did not start within 60 s")
+    raise SystemExit(f"{what} did not start within {timeout:.0f} s")
 
 
 def start_upstream() -> tuple[subprocess.Popen, str]:
@@ -124,6 +124,11 @@ def start_litellm(upstream: str, workdir: Path) -> tuple[subprocess.Popen, str] 
                     }
                 ],
                 "litellm_settings": {"num_retries": 0, "telemetry": False},
+                # clients present the bench key; a local, throwaway proxy
+                "general_settings": {
+                    "master_key": KEY,
+                    "dangerously_permit_weak_or_unset_master_key": True,
+                },
             }
         )
     )
@@ -136,7 +141,7 @@ def start_litellm(upstream: str, workdir: Path) -> tuple[subprocess.Popen, str] 
         env=env,
     )
     url = f"http://127.0.0.1:{port}"
-    wait_listening(f"{url}/health/liveliness", proc, "litellm")
+    wait_listening(f"{url}/health/liveliness", proc, "litellm", timeout=240)
     return proc, url
 
 

@@ -201,7 +201,12 @@ class _Asgi:
         )
 
 
-def _app(decision: dict[str, Any], upstream: httpx2.MockTransport, **settings: Any) -> ProxyApp:
+def _app(
+    decision: dict[str, Any],
+    upstream: httpx2.MockTransport,
+    intent_status: int = 200,
+    **settings: Any,
+) -> ProxyApp:
     asked: list[dict[str, Any]] = []
 
     def daemon(request: httpx.Request) -> httpx.Response:
@@ -210,7 +215,7 @@ def _app(decision: dict[str, Any], upstream: httpx2.MockTransport, **settings: A
             return httpx.Response(200, json={"identities": [identity]})
         if request.url.path == "/v1/intent":
             asked.append(json.loads(request.content))
-            return httpx.Response(200, json={"intent_id": "int_1", **decision})
+            return httpx.Response(intent_status, json={"intent_id": "int_1", **decision})
         return httpx.Response(200, json={"accepted": True, "events": 0, "pools": []})
 
     client = AsyncClient("http://daemon", transport=httpx.MockTransport(daemon), retries=0)
@@ -293,4 +298,12 @@ async def test_the_proxy_token_is_required_when_set() -> None:
     with_token = [*AUTH, (b"proxy-authorization", b"Bearer proxy-secret")]
     status, _, _ = await _Asgi().run(app, "POST", "/openai/v1/x", with_token, CHAT)
     assert status == 200
+    await app.aclose()
+
+
+async def test_a_daemon_that_answers_without_deciding_is_a_503_not_a_500() -> None:
+    app = _app({}, httpx2.MockTransport(lambda r: _streamed({})), intent_status=503)
+    status, headers, body = await _Asgi().run(app, "POST", "/openai/v1/x", AUTH, CHAT)
+    assert status == 503 and b"retry-after" in headers
+    assert json.loads(body)["error"]["code"] == "ratelord_unavailable"
     await app.aclose()

@@ -113,11 +113,15 @@ class ProxyApp:
             return
         path = slash + rest
         method: str = scope["method"]
+        try:
+            request = upstream.request(method, path, scope["query_string"], headers, body)
+        except httpx2.InvalidURL as error:
+            await _answer(send, upstream.kind, Refusal(400, "ratelord_bad_request", str(error)))
+            return
         outcome = await self._admit(upstream, method, path.decode("latin-1"), headers, body)
         if isinstance(outcome, Refusal):
             await _answer(send, upstream.kind, outcome)
             return
-        request = upstream.request(method, path, scope["query_string"], headers, body)
         await self._forward(upstream, request, outcome, send, path.decode("latin-1"))
 
     def _authorised(self, headers: list[tuple[bytes, bytes]]) -> bool:
@@ -162,6 +166,8 @@ class ProxyApp:
             )
         except RatelordRequestError as error:
             return Refusal(400, "ratelord_bad_request", str(error))
+        except RatelordError as error:  # answered, but not with a decision
+            return refusals.unavailable(str(error))
         if isinstance(outcome, Refusal):
             return outcome
         return _Ticket(outcome, identity.identity_id, charge, fields)
