@@ -40,6 +40,7 @@ __all__ = [
     "LeaseRequest",
     "Modifications",
     "Pool",
+    "PoolAllocation",
     "PoolList",
     "PoolRisk",
     "Posture",
@@ -119,6 +120,25 @@ class PoolRisk(_Out, kw_only=True):
     posture: Posture
 
 
+class PoolAllocation(_Out, kw_only=True):
+    """How the engine shared out one pool for the intent (see ``engine/allocation.py``).
+
+    ``remaining`` (reset-aware) = ``headroom`` kept for consumption ratelord cannot
+    see + ``reserve`` kept for urgent work + ``budget``, spread at ``rate_per_second``
+    over ``horizon_seconds``; the intent's slot is ``wait_seconds`` away.
+    """
+
+    pool_id: str
+    remaining: float
+    headroom: float
+    reserve: float
+    budget: float
+    horizon_seconds: float | None  # None: no reset known
+    rate_per_second: float | None
+    wait_seconds: float
+    fits: bool
+
+
 class Evaluation(_Out, kw_only=True):
     as_of: str
     policy_version: str
@@ -128,6 +148,8 @@ class Evaluation(_Out, kw_only=True):
     rules_fired: list[str] = []
     risk_summary: str = ""
     pools: list[PoolRisk] = []
+    #: Headroom, reserve and pace of each pool the intent draws on (non-urgent intents).
+    allocation: list[PoolAllocation] = []
 
 
 class Decision(_Out, kw_only=True):
@@ -136,6 +158,9 @@ class Decision(_Out, kw_only=True):
     modifications: Modifications = msgspec.field(default_factory=Modifications)
     reason: str | None = None
     evaluation: Evaluation | None = None
+    #: An approval told to wait holds until then; past it, or when the daemon revokes it
+    #: (``approval_revoked`` on the event stream), ask again before spending.
+    valid_until: str | None = None
 
     @property
     def allowed(self) -> bool:

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from ratelord.engine import refill
 from ratelord.engine.charges import ChargeError, resolve_charges, validate_intent
+from ratelord.engine.allocation import Allocation, allocate
 from ratelord.engine.clock import iso
 from ratelord.engine.core import EngineError, finite
 from ratelord.engine.events import Dimensions, Event, EventType, Source
-from ratelord.engine.forecast import ForecastResult, pacing_interval
+from ratelord.engine.forecast import ForecastResult
 from ratelord.engine.policy import Action, FiredRule
 from ratelord.engine.state import IdentityRecord, PoolState, effective_remaining
 from ratelord.schema import (
@@ -26,6 +27,7 @@ from ratelord.schema import (
     Evaluation,
     IntentRequest,
     Modifications,
+    PoolAllocation,
     PoolRisk,
 )
 
@@ -43,8 +45,8 @@ _RANK = {
 FAIL_SAFE_RISK = 0.75
 #: Waits on refilling pools are stretched by this factor (and a millisecond).
 REFILL_MARGIN = 1.001
-#: A pool is a safe target for switch_identity below this with-intent risk.
-SAFE_RISK = 0.1
+#: An approval with a wait stays valid this long past its slot (or a tenth of the wait).
+APPROVAL_GRACE_SECONDS = 5.0
 
 
 #: An arbitration's result: decision, fired rules with their pool, charges (pool → cost), paced?
@@ -155,6 +157,7 @@ def decide(engine: Engine, request: IntentRequest, now: float) -> tuple[Decision
                 "charges": charges,
                 "urgency": request.urgency,
                 "paced": paced,
+                **({"pacing": arbiter.pacing} if arbiter.pacing else {}),
                 **({"policy_errors": arbiter.policy_errors} if arbiter.policy_errors else {}),
             },
             dimensions=dims,
@@ -180,6 +183,8 @@ class _Arbiter:
         self.intent_id = intent_id
         #: rules whose condition failed at run time (counted as not fired): surfaced, not hidden
         self.policy_errors: list[str] = []
+        #: pool → pacing cursor once this intent is booked (only when it was paced)
+        self.pacing: dict[str, float] = {}
 
     def run(self) -> _Result:
         request = self.request
@@ -214,36 +219,38 @@ class _Arbiter:
             views, tightest, [f"{r.policy_id}/{r.rule}" for r, _ in fired]
         )
         if winner is None or winner[0].action == Action.APPROVE:
-            return self._decision("approve", evaluation), fired, charges, False
+            if request.urgency == "high":
+                return self._decision("approve", evaluation), fired, charges, False
+            # Policy approves; the allocation still keeps headroom and the urgent reserve.
+            return self._allocated(views, evaluation, fired, charges, None, pace=False)
         rule, view = winner
         action = rule.action
         if action == Action.SWITCH_IDENTITY:
             switched = self._switch(record, rule)
             if switched is not None:
-                identity_id, new_charges = switched
-                mods = Modifications(identity_switch=identity_id)
-                reason = f"{rule.reason}; use identity {identity_id!r}, whose pools are safe"
-                return (
-                    self._decision("approve_with_modifications", evaluation, mods, reason),
-                    fired,
-                    new_charges,
-                    False,
-                )
-            action = Action.DEFER
+                identity_id, new_charges, allocations = switched
+                evaluation.allocation = [_allocation_view(a) for a in allocations]
+                wait = max((a.wait for a in allocations), default=0.0)
+                self.pacing = {a.pool_id: a.cursor for a in allocations}
+                mods = Modifications(identity_switch=identity_id, wait_seconds=round(wait, 3))
+                reason = f"{rule.reason}; use identity {identity_id!r}, which has room"
+                decision = self._decision("approve_with_modifications", evaluation, mods, reason)
+                decision.valid_until = self._valid_until(wait)
+                return decision, fired, new_charges, bool(self.pacing)
+            action = Action.SHAPE  # no other identity has room: pace on this one
         if action in (Action.SHAPE, Action.DEFER) and _refilling(view, rule):
             return self._refill(rule, views, evaluation, fired, charges)
+        if action == Action.SHAPE and "wait_seconds" not in rule.params:
+            return self._allocated(views, evaluation, fired, charges, rule.reason, pace=True)
         if action == Action.SHAPE:
-            wait = self._wait(rule, view)
-            horizon = view.base.seconds_to_reset if view.base else None
-            if "wait_seconds" in rule.params or horizon is None or wait < horizon:
-                mods = Modifications(wait_seconds=round(wait, 3))
-                return (
-                    self._decision("approve_with_modifications", evaluation, mods, rule.reason),
-                    fired,
-                    charges,
-                    "wait_seconds" not in rule.params,
-                )
-            action = Action.DEFER  # the paced slot falls after the reset: ask again then
+            wait = self._wait(rule)
+            mods = Modifications(wait_seconds=round(wait, 3))
+            return (
+                self._decision("approve_with_modifications", evaluation, mods, rule.reason),
+                fired,
+                charges,
+                False,
+            )
         if action == Action.DEFER:
             horizon = view.base.seconds_to_reset if view.base else None
             if horizon is not None and (
@@ -318,26 +325,103 @@ class _Arbiter:
                 view.p_with = max(view.p_with, FAIL_SAFE_RISK)
         return view
 
-    def _wait(self, rule: FiredRule, view: PoolView) -> float:
+    def _wait(self, rule: FiredRule) -> float:
+        """A policy's fixed wait (``wait_seconds``), bounded by its min/max params."""
         params = rule.params
-        if "wait_seconds" in params:
-            wait = float(params["wait_seconds"])
-        else:
-            pool = view.pool
-            assert pool is not None and view.base is not None
-            interval = pacing_interval(view.cost, pool.remaining, view.base.seconds_to_reset)
-            wait = max(pool.paced_until, self.now) + interval - self.now
-        wait = max(wait, float(params.get("min_wait_seconds", 0.0)))
+        wait = max(
+            float(params.get("wait_seconds", 0.0)), float(params.get("min_wait_seconds", 0.0))
+        )
         if "max_wait_seconds" in params:
             wait = min(wait, float(params["max_wait_seconds"]))
         return max(0.0, wait)
 
+    def _allocate(self, views: list[PoolView], *, pace: bool) -> list[Allocation]:
+        """Each observed pool's allocation for this intent (see :mod:`.allocation`)."""
+        urgent = self.request.urgency == "high"
+        book = pace and self.request.urgency != "background"
+        out: list[Allocation] = []
+        for view in views:
+            if view.pool is None or view.base is None:
+                continue
+            out.append(
+                allocate(
+                    view.pool,
+                    self.now,
+                    view.cost,
+                    view.base.seconds_to_reset,
+                    window_seconds=self.engine.window_for(view.pool),
+                    urgent=urgent,
+                    book=book,
+                    paced=pace,
+                )
+            )
+        return out
+
+    def _allocated(
+        self,
+        views: list[PoolView],
+        evaluation: Evaluation,
+        fired: list[tuple[FiredRule, str]],
+        charges: dict[str, float],
+        reason: str | None,
+        *,
+        pace: bool,
+    ) -> _Result:
+        """Approve, pace or hold back by the allocation of every pool the intent draws on."""
+        allocations = self._allocate(views, pace=pace)
+        evaluation.allocation = [_allocation_view(a) for a in allocations]
+        short = [a for a in allocations if not a.fits]
+        wait = max((a.wait for a in allocations), default=0.0) if pace else 0.0
+        if pace:  # a fixed wait another shaping rule asks for holds too
+            fixed = [self._wait(r) for r, _ in fired if r.action == Action.SHAPE]
+            wait = max([wait, *fixed])
+        background = self.request.urgency == "background"
+        if short or (background and wait > 0):
+            why = "; ".join(a.explain() for a in short) or "; ".join(
+                a.explain() for a in allocations
+            )
+            if background and short:
+                return self._deny(
+                    f"background work is shed while the pool is at risk: {why}", evaluation, fired
+                )
+            recheck = max(a.recheck_at for a in (short or allocations))
+            mods = Modifications(defer_until=iso(recheck))
+            text = f"{reason + '; ' if reason else ''}{why}; ask again at {mods.defer_until}"
+            return (
+                self._decision("approve_with_modifications", evaluation, mods, text),
+                fired,
+                {},
+                False,
+            )
+        if pace:
+            self.pacing = {a.pool_id: a.cursor for a in allocations}
+        if wait <= 0:
+            return self._decision("approve", evaluation), fired, charges, bool(self.pacing)
+        mods = Modifications(wait_seconds=round(wait, 3))
+        text = f"{reason + ': ' if reason else ''}" + "; ".join(a.explain() for a in allocations)
+        decision = self._decision("approve_with_modifications", evaluation, mods, text)
+        decision.valid_until = self._valid_until(wait)
+        return decision, fired, charges, True
+
+    def _valid_until(self, wait: float) -> str | None:
+        """An approval with a wait holds until a little after its slot (see Decision)."""
+        if wait <= 0:
+            return None
+        return iso(self.now + wait + max(APPROVAL_GRACE_SECONDS, 0.1 * wait))
+
     def _switch(
         self, record: IdentityRecord, rule: FiredRule
-    ) -> tuple[str, dict[str, float]] | None:
-        """Another active identity of the same provider whose pools can take the intent."""
+    ) -> tuple[str, dict[str, float], list[Allocation]] | None:
+        """Another allowed identity with room for the intent in this window.
+
+        Each candidate's pools are allocated like the intent's own (headroom,
+        reserve and the pace its own agents have booked count): the one whose
+        slot comes first wins, the most spare budget breaking ties.  None when
+        no candidate has room: the intent is then paced on its own identity.
+        """
         allowed = rule.params.get("identities")
-        best: tuple[float, float, str, dict[str, float]] | None = None
+        best: tuple[float, float, str, dict[str, float], list[Allocation]] | None = None
+        urgent = self.request.urgency == "high"
         for candidate in self.state.identities.values():
             if (
                 candidate.identity_id == record.identity_id
@@ -350,17 +434,23 @@ class _Arbiter:
             charges = self._charges(candidate)
             if isinstance(charges, str):
                 continue
-            worst, spare = 0.0, math.inf
+            allocations: list[Allocation] = []
             for pool_id, cost in charges.items():
                 pool = self.state.pools.get(pool_id)
-                if pool is None or pool.remaining < cost:
-                    worst = 1.0
+                if pool is None:
                     break
-                worst = max(worst, self.engine.forecast(pool, self.now, cost).p_exhaustion)
-                spare = min(spare, pool.remaining - cost)
-            if worst < SAFE_RISK and (best is None or (worst, -spare) < (best[0], best[1])):
-                best = (worst, -spare, candidate.identity_id, charges)
-        return None if best is None else (best[2], best[3])
+                horizon = self.engine.forecast(pool, self.now).seconds_to_reset
+                window = self.engine.window_for(pool)
+                allocations.append(
+                    allocate(pool, self.now, cost, horizon, window_seconds=window, urgent=urgent)
+                )
+            if len(allocations) != len(charges) or not all(a.fits for a in allocations):
+                continue
+            wait = max(a.wait for a in allocations)
+            spare = min(a.budget for a in allocations)
+            if best is None or (wait, -spare) < (best[0], best[1]):
+                best = (wait, -spare, candidate.identity_id, charges, allocations)
+        return None if best is None else (best[2], best[3], best[4])
 
     # ---------------------------------------------------------------- answers
 
@@ -543,6 +633,18 @@ _VARIABLE_BUILDERS: dict[str, Callable[[PolicyContext], dict[str, Any]]] = {
 def _refilling(view: PoolView, rule: FiredRule) -> bool:
     """A refilling pool paced by the engine (a rule's own ``wait_seconds`` still wins)."""
     return view.pool is not None and refill.refills(view.pool) and "wait_seconds" not in rule.params
+def _allocation_view(a: Allocation) -> PoolAllocation:
+    return PoolAllocation(
+        pool_id=a.pool_id,
+        remaining=round(a.remaining, 3),
+        headroom=round(a.headroom, 3),
+        reserve=round(a.reserve, 3),
+        budget=round(a.budget, 3),
+        horizon_seconds=finite(a.horizon),
+        rate_per_second=finite(a.rate),
+        wait_seconds=round(a.wait, 3),
+        fits=a.fits,
+    )
 
 
 def _tte(view: PoolView) -> float:

@@ -26,7 +26,13 @@ from ratelord.engine.events import (
     Source,
 )
 from ratelord.engine.policy import CompiledPolicy, PolicyError
-from ratelord.engine.state import IdentityRecord, PoolState, State, effective_remaining
+from ratelord.engine.state import (
+    IdentityRecord,
+    PoolState,
+    State,
+    effective_remaining,
+    reset_grace,
+)
 from ratelord.schema import Identity, IdentityCreate
 
 #: A forecast is re-emitted when P50 TTE moves by this fraction, or p(exhaustion) by this much.
@@ -243,16 +249,19 @@ class Engine:
             last_observed_at=pool.last_observed_at,
             drift=fc.drift_weight(pool.drift_score, pool.drift_ts, now),
             refill_rate=pool.refill_rate if refilling else 0.0,
+            reset_grace=reset_grace(pool),
         )
 
     def forecast(self, pool: PoolState, now: float, cost: float = 0.0) -> fc.ForecastResult:
-        return fc.compute(pool.burn, self.forecast_input(pool, now), now, cost)
+        return self.forecast_pair(pool, now, cost)[1]
 
     def forecast_pair(
         self, pool: PoolState, now: float, cost: float
     ) -> tuple[fc.ForecastResult, fc.ForecastResult]:
         """Without and with an intent's cost (one burn estimate for both)."""
-        return fc.compute_pair(pool.burn, self.forecast_input(pool, now), now, cost)
+        return fc.compute_pair(
+            pool.burn, self.forecast_input(pool, now), now, cost, pool.unseen_burn
+        )
 
     def _due(self, pool: PoolState, now: float) -> bool:
         last = self._checked.get(pool.pool_id)

@@ -99,6 +99,67 @@ def drift_weight(drift_score: float, drift_ts: float | None, now: float) -> floa
     return drift_score * 0.5 ** (max(0.0, now - drift_ts) / DRIFT_HALF_LIFE)
 
 
+class Arrivals(msgspec.Struct, kw_only=True):
+    """Consumption that comes in chunks (a cron job's burst, an urgent call), as a
+    compound Poisson process: how often chunks come and how big they are.
+
+    Updated only through :func:`note`; read through :func:`chunk_quantile`.
+    """
+
+    rate: float = 0.0  # chunks per second, decaying (SLOW_HALF_LIFE)
+    fast: float = 0.0  # the same, decaying quickly (FAST_HALF_LIFE): chunks that start coming
+    size: float = 0.0  # mean chunk size (exponentially weighted)
+    size_sq: float = 0.0  # mean squared chunk size
+    peak: float = 0.0  # the largest recent chunk, decaying
+    last_ts: float | None = None
+    count: int = 0
+
+
+def note(arrivals: Arrivals, amount: float, ts: float) -> None:
+    """Fold one chunk of ``amount`` units seen at ``ts`` into ``arrivals`` (in place)."""
+    if amount <= 0:
+        return
+    if arrivals.last_ts is not None and ts > arrivals.last_ts:
+        decay = math.exp(-(ts - arrivals.last_ts) / _TAU_SLOW)
+        arrivals.rate *= decay
+        arrivals.peak *= decay
+        arrivals.fast *= math.exp(-(ts - arrivals.last_ts) / _TAU_FAST)
+    arrivals.rate += 1.0 / _TAU_SLOW
+    arrivals.fast += 1.0 / _TAU_FAST
+    weight = 1.0 / min(arrivals.count + 1, 20)
+    arrivals.size += weight * (amount - arrivals.size)
+    arrivals.size_sq += weight * (amount * amount - arrivals.size_sq)
+    arrivals.peak = max(arrivals.peak, amount)
+    arrivals.last_ts = ts if arrivals.last_ts is None else max(ts, arrivals.last_ts)
+    arrivals.count += 1
+
+
+def chunk_quantile(arrivals: Arrivals, now: float, horizon: float, z: float, tail: float) -> float:
+    """Units that arrive within ``horizon`` seconds at the quantile of normal score ``z``.
+
+    The sum of a compound Poisson process, by its mean and variance; while at
+    least one chunk is more likely than ``tail`` to come, at least one chunk
+    as large as the largest recent one.
+    """
+    if arrivals.count == 0 or horizon <= 0:
+        return 0.0
+    rate, peak, fast = arrivals.rate, arrivals.peak, arrivals.fast
+    if arrivals.last_ts is not None and now > arrivals.last_ts:
+        decay = math.exp(-(now - arrivals.last_ts) / _TAU_SLOW)
+        rate *= decay
+        peak *= decay
+        fast *= math.exp(-(now - arrivals.last_ts) / _TAU_FAST)
+    # Chunks that have just started to come count at their recent rate for about as long
+    # as that rate is remembered, then at the long-run rate.
+    expected = rate * horizon + max(0.0, fast - rate) * min(horizon, _TAU_FAST)
+    if expected <= 0:
+        return 0.0
+    units = expected * arrivals.size + z * math.sqrt(expected * arrivals.size_sq)
+    if -math.expm1(-expected) > tail:  # P(at least one chunk) = 1 − e^(−λT)
+        units = max(units, peak)
+    return units
+
+
 class ForecastInput(msgspec.Struct, frozen=True, gc=False):
     """What the forecaster needs to know about one pool at ``now``."""
 
@@ -110,6 +171,8 @@ class ForecastInput(msgspec.Struct, frozen=True, gc=False):
     drift: float = 0.0  # decayed drift score (see drift_weight)
     #: A refilling pool's refill (units/s): it offsets the burn until the horizon.
     refill_rate: float = 0.0
+    #: Seconds past an announced reset before it is counted on unconfirmed (resets come late).
+    reset_grace: float = 0.0
 
 
 class ForecastResult(msgspec.Struct, frozen=True, gc=False):
@@ -130,12 +193,34 @@ class ForecastResult(msgspec.Struct, frozen=True, gc=False):
         return self.tte_p99 - self.seconds_to_reset
 
 
+#: A reset the provider announced, whose time has passed while it still reports the old
+#: window, is late: it is expected soon (at first within this many seconds, then within as
+#: long as it is overdue), not a whole window later.
+LATE_RESET_SECONDS = 2.0
+
+
 def seconds_to_reset(
-    reset_at: float | None, window_seconds: float | None, now: float
+    reset_at: float | None,
+    window_seconds: float | None,
+    now: float,
+    observed_at: float | None = None,
+    grace: float = 0.0,
 ) -> float | None:
-    """Time until the next plausible reset, rolling a past fixed reset forward by whole windows."""
+    """Time until the next plausible reset, rolling a past fixed reset forward by whole windows.
+
+    ``observed_at`` (the provider's last word): if it came after the announced
+    reset and still reported the old window, or if the reset is less than
+    ``grace`` seconds overdue and unconfirmed, the reset is late, and imminent.
+    """
     if reset_at is None:
         return window_seconds
+    if (
+        reset_at < now
+        and window_seconds
+        and now - reset_at < window_seconds
+        and ((observed_at is not None and observed_at >= reset_at) or now < reset_at + grace)
+    ):
+        return max(LATE_RESET_SECONDS, now - reset_at)  # look again later and later
     if reset_at < now and window_seconds:
         periods = math.ceil((now - reset_at) / window_seconds)
         reset_at += periods * window_seconds
@@ -147,16 +232,36 @@ def compute(burn: BurnState, pool: ForecastInput, now: float, cost: float = 0.0)
     return compute_pair(burn, pool, now, cost)[1]
 
 
-def compute_pair(
-    burn: BurnState, pool: ForecastInput, now: float, cost: float
-) -> tuple[ForecastResult, ForecastResult]:
-    """The forecast without and with ``cost`` spent first, sharing the burn estimate."""
+def _inflated(burn: BurnState, pool: ForecastInput, now: float) -> tuple[float, float]:
+    """Burn (mean, σ), the spread widened by staleness and recent drift."""
     mean, sigma = burn_at(burn, now)
     staleness = 0.0 if pool.last_observed_at is None else max(0.0, now - pool.last_observed_at)
     inflation = min(staleness / STALENESS_SCALE, 3.0) + 0.5 * pool.drift
     if inflation > 0 and mean > 0:
         sigma = math.sqrt(sigma * sigma + (mean * inflation) ** 2)
-    horizon = seconds_to_reset(pool.reset_at, pool.window_seconds, now)
+    return mean, sigma
+
+
+def compute_pair(
+    burn: BurnState,
+    pool: ForecastInput,
+    now: float,
+    cost: float,
+    unseen: BurnState | None = None,
+) -> tuple[ForecastResult, ForecastResult]:
+    """The forecast without and with ``cost`` spent first, sharing the burn estimate.
+
+    With ``unseen`` (the burn ratelord did not approve), the risk of exhaustion
+    counts only that: what ratelord approves it also paces, so its own demand
+    cannot run the pool dry; a burst of approved work is not a burn that will last.
+    Without it, the risk counts the whole burn.
+    """
+    mean, sigma = _inflated(burn, pool, now)
+    risk_mean, risk_sigma = (mean, sigma) if unseen is None else _inflated(unseen, pool, now)
+    risk_net = risk_mean - pool.refill_rate
+    horizon = seconds_to_reset(
+        pool.reset_at, pool.window_seconds, now, pool.last_observed_at, pool.reset_grace
+    )
     cold = burn.samples < COLD_START_SAMPLES
     net = mean - pool.refill_rate
     rate90, rate99 = net + Z_P90 * sigma, net + Z_P99 * sigma
@@ -168,7 +273,7 @@ def compute_pair(
             tte_p50=_tte(remaining, net),
             tte_p90=_tte(remaining, rate90),
             tte_p99=_tte(remaining, rate99),
-            p_exhaustion=_p_exhaustion(remaining, fits, net, sigma, horizon),
+            p_exhaustion=_p_exhaustion(remaining, fits, risk_net, risk_sigma, horizon),
             seconds_to_reset=horizon,
             burn_mean=mean,
             burn_sigma=sigma,
@@ -202,10 +307,3 @@ def _p_exhaustion(
         return 1.0 if expected >= remaining else 0.0
     # 1 − Φ(z) = erfc(z/√2)/2 (the standard normal's upper tail)
     return 0.5 * math.erfc((remaining - expected) / spread / _SQRT2)
-
-
-def pacing_interval(cost: float, remaining: float, horizon: float | None) -> float:
-    """Seconds one intent of ``cost`` should occupy so the pool lands at its reset."""
-    if horizon is None or remaining <= 0:
-        return 0.0
-    return cost * horizon / remaining

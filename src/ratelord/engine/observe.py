@@ -274,8 +274,13 @@ def _observe_pools(
             if pool.refill_rate:  # refilled since: only what the model cannot explain
                 unaccounted = max(0.0, difference)
             elif pool.observed_remaining is not None:
+                # What ratelord knows reached the provider since it last looked: calls that
+                # went at once, and calls told to wait whose time has come.
                 seen_consumed = pool.observed_remaining - obs.remaining
-                unaccounted = max(0.0, seen_consumed - pool.reserved_since_observation)
+                landed = pool.immediate_since_observation + sum(
+                    c for t, c in pool.pending if t <= now
+                )
+                unaccounted = max(0.0, seen_consumed - landed)
             if threshold > 0 and abs(difference) > threshold:
                 events.append(
                     engine.emit(

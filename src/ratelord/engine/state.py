@@ -13,8 +13,9 @@ from typing import TypeVar
 import msgspec
 
 from ratelord.engine import refill
+from ratelord.engine.clock import parse_iso
 from ratelord.engine.events import Event, EventType
-from ratelord.engine.forecast import BurnState, drift_weight, observe
+from ratelord.engine.forecast import Arrivals, BurnState, drift_weight, note, observe
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -23,6 +24,7 @@ HISTORY_POINTS = 240
 DEDUPE_MEMORY = 50_000
 CHARGES_MEMORY = 20_000
 MINUTE_BUCKETS = 30
+OBSERVATION_GAP_WEIGHT = 0.1
 
 
 class IdentityRecord(msgspec.Struct, kw_only=True):
@@ -57,9 +59,27 @@ class PoolState(msgspec.Struct, kw_only=True):
     observed_remaining: float | None = None
     last_observed_at: float | None = None
     reserved_since_observation: float = 0.0
+    #: Of those, the calls that went at once (not told to wait): the provider has seen them.
+    immediate_since_observation: float = 0.0
     #: Approved calls told to wait: (starts_at, cost).  The provider cannot have seen them yet.
     pending: list[tuple[float, float]] = []
     burn: BurnState = msgspec.field(default_factory=BurnState)
+    #: Consumption ratelord did not approve (seen as drops between observations): the burn
+    #: that decides the risk of exhaustion, and its chunks, that size the headroom.
+    unseen_burn: BurnState = msgspec.field(default_factory=BurnState)
+    unseen: Arrivals = msgspec.field(default_factory=Arrivals)
+    #: Approved high-urgency spending, that sizes the reserve kept for urgent work.
+    urgent: Arrivals = msgspec.field(default_factory=Arrivals)
+    #: Seconds between the provider's observations (exponentially weighted): how long
+    #: consumption ratelord cannot see can go unnoticed.
+    observation_gap: float = 10.0
+    #: How long after its announced time the provider has been seen still before a reset.
+    reset_lateness: float = 0.0
+    #: Debits whose call lands at or after ``reset_at``: they spend the next window.
+    after_reset: float = 0.0
+    #: When the current run of demand began, and the last instant it is known to last until.
+    demand_since: float | None = None
+    demand_last: float | None = None
     drift_score: float = 0.0
     drift_ts: float | None = None
     drift_count: int = 0
@@ -165,6 +185,8 @@ class State(msgspec.Struct, kw_only=True):
     #: Live leases by id; ended ones leave, their id → why in ``leases_ended`` (bounded).
     leases: dict[str, LeaseRecord] = {}
     leases_ended: dict[str, str] = {}
+    #: Recent approvals told to wait: intent id → when the call was to start.
+    waiting: dict[str, float] = {}
 
     # ------------------------------------------------------------------ queries
 
@@ -225,6 +247,16 @@ class State(msgspec.Struct, kw_only=True):
         return msgspec.json.decode(data, type=cls)
 
 
+def reset_grace(pool: PoolState) -> float:
+    """Seconds past the announced reset before ratelord counts on it unconfirmed.
+
+    Resets come late; until the provider confirms one (or this long has passed:
+    a client that only learns from responses has nothing to confirm it), the
+    reset is imminent, not done.
+    """
+    return max(pool.reset_lateness, 2.0 * pool.observation_gap)
+
+
 def effective_remaining(pool: PoolState, now: float) -> float:
     """A fixed window whose reset has passed since the last observation is full again;
     a refilling pool has refilled since its last event."""
@@ -234,10 +266,11 @@ def effective_remaining(pool: PoolState, now: float) -> float:
         pool.window == "fixed"
         and pool.limit is not None
         and pool.reset_at is not None
-        and now >= pool.reset_at
+        and now >= pool.reset_at + reset_grace(pool)
         and (pool.last_observed_at is None or pool.last_observed_at < pool.reset_at)
     ):
-        return max(0.0, pool.limit - pool.reserved_since_observation)
+        # Refilled to its limit, minus what was spent (or booked) since the reset.
+        return min(pool.limit, max(0.0, pool.limit - pool.after_reset))
     return pool.remaining
 
 
@@ -355,7 +388,14 @@ def _constraint_observed(state: State, event: Event) -> None:
         pool.refill_rate = pool.limit / pool.window_seconds
     if p.get("reset_at") is not None:
         pool.reset_at = p["reset_at"]
+    _recount_after_reset(pool)
     pool.version += 1
+
+
+def _recount_after_reset(pool: PoolState) -> None:
+    """Calls told to wait past the (new) reset spend the window after it."""
+    reset_at = pool.reset_at
+    pool.after_reset = 0.0 if reset_at is None else sum(c for t, c in pool.pending if t >= reset_at)
 
 
 @_on(EventType.USAGE_OBSERVED)
@@ -369,11 +409,28 @@ def _usage_observed(state: State, event: Event) -> None:
     pool.remaining, pool.shortfall = max(0.0, level), max(0.0, -level)
     pool.level_ts = event.ts_event
     pool.used = p.get("used")
+    if (
+        pool.reset_at is not None
+        and event.ts_event > pool.reset_at
+        and p.get("reset_at") is not None
+        and p["reset_at"] <= pool.reset_at + 1.0
+    ):
+        # The announced reset has passed and the provider still reports the old window.
+        pool.reset_lateness = max(pool.reset_lateness, event.ts_event - pool.reset_at)
+    if pool.last_observed_at is not None and event.ts_event > pool.last_observed_at:
+        gap = event.ts_event - pool.last_observed_at
+        pool.observation_gap += OBSERVATION_GAP_WEIGHT * (gap - pool.observation_gap)
     pool.last_observed_at = event.ts_event
     pool.reserved_since_observation = 0.0
+    pool.immediate_since_observation = 0.0
+    if p.get("reset_at") is not None:
+        pool.reset_at = p["reset_at"]
+    _recount_after_reset(pool)
     unaccounted = float(p.get("unaccounted", 0.0))
     if unaccounted > 0:
         observe(pool.burn, unaccounted, event.ts_event)
+        observe(pool.unseen_burn, unaccounted, event.ts_event)
+        note(pool.unseen, unaccounted, event.ts_event)
     pool.record_history(event.ts_event)
     pool.version += 1
 
@@ -394,6 +451,7 @@ def _reset_observed(state: State, event: Event) -> None:
     pool = _pool(state, event)
     p = event.payload
     pool.reset_at = p.get("reset_at", pool.reset_at)
+    _recount_after_reset(pool)
     pool.window_by_agent = {}
     pool.window_by_identity = {}
     pool.window_by_scope = {}
@@ -430,6 +488,7 @@ def _intent_decided(state: State, event: Event) -> None:
     state.stats.count_decision(event.ts_event, p["decision"])
     for rule in p.get("rules_fired", ()):
         state.stats.rules_fired[rule] = state.stats.rules_fired.get(rule, 0) + 1
+    _note_demand(state, event)
     if p["decision"] == "deny_with_reason" or p["modifications"].get("defer_until"):
         return
     dims = {
@@ -438,18 +497,52 @@ def _intent_decided(state: State, event: Event) -> None:
         "scope_id": event.dimensions.scope_id,
     }
     starts_at = event.ts_event + float(p["modifications"].get("wait_seconds") or 0.0)
+    urgent = p.get("urgency") == "high"
+    pacing: dict[str, float] | None = p.get("pacing")
     state.charges[p["intent_id"]] = dict(p.get("charges", {}))
     if len(state.charges) > 2 * CHARGES_MEMORY:
         state.charges = _newest(state.charges, CHARGES_MEMORY)
+    if starts_at > event.ts_event:
+        state.waiting[p["intent_id"]] = starts_at
+        if len(state.waiting) > 2 * CHARGES_MEMORY:
+            state.waiting = _newest(state.waiting, CHARGES_MEMORY)
     for pool_id, cost in p.get("charges", {}).items():
         pool = state.pools.get(pool_id)
         if pool is None:
             continue
-        _debit(pool, cost, event.ts_event, dims)
+        _debit(pool, cost, event.ts_event, dims, lands=starts_at)
         if starts_at > event.ts_event:
             pool.pending.append((starts_at, cost))
-        if p.get("paced"):
-            pool.paced_until = max(pool.paced_until, starts_at)
+        if urgent:
+            note(pool.urgent, cost, event.ts_event)
+        if pacing is None:
+            if p.get("paced"):
+                pool.paced_until = max(pool.paced_until, starts_at)
+        elif pool_id in pacing:
+            pool.paced_until = max(pool.paced_until, float(pacing[pool_id]))
+
+
+#: Demand that pauses longer than this has stopped; when it comes back, it is a new run.
+DEMAND_GAP_SECONDS = 120.0
+
+
+def _note_demand(state: State, event: Event) -> None:
+    """How long the demand on a pool has lasted (the allocation trusts it to last as long)."""
+    p = event.payload
+    ts = event.ts_event
+    until = ts
+    if p["modifications"].get("defer_until"):
+        until = max(ts, parse_iso(p["modifications"]["defer_until"]))
+    pool_ids = set(p.get("charges", {}))
+    if event.pool_id:
+        pool_ids.add(event.pool_id)
+    for pool_id in pool_ids:
+        pool = state.pools.get(pool_id)
+        if pool is None:
+            continue
+        if pool.demand_last is None or ts - pool.demand_last > DEMAND_GAP_SECONDS:
+            pool.demand_since = ts
+        pool.demand_last = max(until, pool.demand_last or until)
 
 
 @_on(EventType.INTENTS_DECIDED)
@@ -481,10 +574,13 @@ def _usage_reported(state: State, event: Event) -> None:
         "scope_id": event.dimensions.scope_id,
     }
     reserved = state.charges.get(event.payload.get("intent_id") or "")
+    starts_at = state.waiting.get(event.payload.get("intent_id") or "")
     for pool_id, delta in event.payload.get("corrections", {}).items():
         pool = state.pools.get(pool_id)
         if pool is not None and delta:
             _debit(pool, delta, event.ts_event, dims)
+            if starts_at is not None:
+                _repend(pool, starts_at, delta)
         if reserved is not None and pool_id in reserved:
             if pool is not None and reserved[pool_id] > 0:
                 _track_estimate(pool, (reserved[pool_id] + delta) / reserved[pool_id])
@@ -498,13 +594,34 @@ def _track_estimate(pool: PoolState, ratio: float) -> None:
     pool.estimate_samples += 1
 
 
-def _debit(pool: PoolState, cost: float, ts: float, dims: dict[str, str]) -> None:
-    """Local accounting: an approved (or corrected) cost leaves the pool's estimate."""
+def _repend(pool: PoolState, starts_at: float, delta: float) -> None:
+    """A call told to wait until ``starts_at`` will spend ``delta`` more (or less: not at all)."""
+    for index, (t, cost) in enumerate(pool.pending):
+        if t == starts_at:
+            if cost + delta > 0:
+                pool.pending[index] = (t, cost + delta)
+            else:
+                del pool.pending[index]
+            return
+
+
+def _debit(
+    pool: PoolState, cost: float, ts: float, dims: dict[str, str], lands: float | None = None
+) -> None:
+    """Local accounting: an approved (or corrected) cost leaves the pool's estimate.
+
+    ``lands`` is when the call reaches the provider: a call landing after the
+    known reset spends the next window (see :func:`effective_remaining`).
+    """
     if pool.refill_rate:
         refill.debit(pool, cost, ts)
     else:
         pool.remaining = max(0.0, pool.remaining - cost)
     pool.reserved_since_observation += cost
+    if lands is None or lands <= ts:
+        pool.immediate_since_observation += cost
+    if pool.reset_at is not None and (ts if lands is None else lands) >= pool.reset_at:
+        pool.after_reset += cost
     if cost > 0:
         observe(pool.burn, cost, ts)
     _attribute(pool, dims, cost)

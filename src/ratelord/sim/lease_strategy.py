@@ -70,6 +70,9 @@ class Leases(Ratelord):
 
     def ask(self, ask: Ask, now: float) -> Verdict:
         self._upkeep(now)
+        if ask.resource is None:  # a workload over several pools: one lease cannot cover it
+            self._stats["per_call"] += 1
+            return super().ask(ask, now)
         held = self._held.setdefault((ask.agent_id, ask.identity_id, ask.resource), _Held())
         held.count(ask.cost, now)
         if self._take(held, ask.cost, now):
@@ -84,7 +87,7 @@ class Leases(Ratelord):
         return super().ask(ask, now)
 
     def called(self, ask: Ask, verdict: Verdict, result: CallResult, now: float) -> None:
-        held = self._held.get((ask.agent_id, ask.identity_id, ask.resource))
+        held = self._held.get((ask.agent_id, ask.identity_id, ask.resource or ""))
         if held is not None and verdict.ticket is not None and verdict.ticket == held.lease_id:
             if result is not CallResult.OK:  # spent nothing: the units stay in the lease
                 held.unreported = max(0.0, held.unreported - ask.cost)

@@ -38,12 +38,25 @@ class Counts(msgspec.Struct, kw_only=True):
     wait_p99_seconds: float = 0.0
     #: Work finished with no denial and no 429 on the way, among work that ended.
     served_without_denial: int = 0
+    #: Work finished within the agent's deadline (any time in the run when it has none).
+    served_in_time: int = 0
+    #: Approvals that no longer held when their wait was over: the agent asked again.
+    revoked: int = 0
 
 
 class Reset(msgspec.Struct, kw_only=True):
+    """One window of a pool as it reset: spent by anyone inside the run, over its limit."""
+
     at: str
     used: float
     utilisation: float
+    limit: float = 0.0
+    #: What the window offered inside the run (less than the limit when it began part-spent).
+    available: float = 0.0
+    #: Units asked of it: agents' work that arrived, plus consumers behind ratelord's back.
+    demand: float = 0.0
+    #: Demand exceeded what was available: the window should end (nearly) used up.
+    overloaded: bool = False
 
 
 class PoolReport(msgspec.Struct, kw_only=True):
@@ -61,9 +74,14 @@ class Verdict(msgspec.Struct, kw_only=True):
 
 
 class HighUrgency(msgspec.Struct, kw_only=True):
-    work_items: int
+    """Honest high-urgency work: ``success_rate`` = served within deadline / decided."""
+
+    work_items: int  # decided: arrived, less work still within its deadline at the end
     served_without_denial: int
     success_rate: float | None
+    arrived: int = 0
+    served_within_deadline: int = 0
+    undecided: int = 0
 
 
 class Report(msgspec.Struct, kw_only=True):
@@ -108,6 +126,8 @@ _SUMMED = (
     "dropped",
     "in_flight",
     "served_without_denial",
+    "served_in_time",
+    "revoked",
 )
 
 

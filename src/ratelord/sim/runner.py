@@ -32,7 +32,7 @@ from ratelord.sim.report import (
 )
 from ratelord.sim.scenario import AgentGroup, External, Greedy, Scenario
 from ratelord.sim.strategies import Ask, StrategyName, Verdict, make_strategy
-from ratelord.sim.world import RESET_PROBE_LEAD, CallResult, World
+from ratelord.sim.world import CallResult, World
 
 #: Called with the fraction of simulated time done (0..1), at most once per percent.
 Progress = Callable[[float], None]
@@ -50,6 +50,7 @@ class _Agent:
     arrivals: Iterator[float] | None = None
     failures: int = 0  # consecutive failed calls, for backoff
     tainted_open: int = 0  # unfinished work already denied or rejected
+    open_work: dict[int, _Work] = field(default_factory=dict)  # arrived, not yet ended
 
 
 @dataclass(slots=True)
@@ -57,6 +58,7 @@ class _Work:
     agent: _Agent
     ask: Ask
     created: float
+    key: int = 0
     tainted: bool = False  # denied or rejected (429) at least once
 
 
@@ -72,7 +74,7 @@ class Simulation:
         self.scenario = scenario
         self.strategy_name = strategy
         self.seed = scenario.seed if seed is None else seed
-        self.world = World(scenario)
+        self.world = World(scenario, self.seed)
         self.strategy = make_strategy(strategy, scenario, self.world, self.seed)
         self.start = scenario.start
         self.end = scenario.start + scenario.duration_seconds
@@ -80,7 +82,7 @@ class Simulation:
         self._heap: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
         self._seq = itertools.count()
         self._principals = {i.id: i.principal for i in scenario.identities}
-        self._resets: dict[tuple[str, str], list[Reset]] = {}
+        self._keys = itertools.count()
         self.agents = [
             self._agent(group, index) for group in scenario.agents for index in range(group.count)
         ]
@@ -106,13 +108,8 @@ class Simulation:
         if self.strategy.polls:
             for identity in self.scenario.identities:
                 self._at(self.start, self._poll, identity.id)
-        for principal, spec in self.scenario.pools.items():
-            for resource, pool in spec.pools.items():
-                self._resets[(principal, resource)] = []
-                resets = int(self.scenario.duration_seconds // pool.window_seconds)
-                for k in range(1, resets + 1):
-                    at = self.start + k * pool.window_seconds - RESET_PROBE_LEAD
-                    self._at(at, self._probe, principal, resource)
+        for restart in self.scenario.restarts:
+            self._at(self.start + restart.at, self._restart)
         for item in self.scenario.external:
             self._at(self.start + item.start, self._external, item)
         for agent in self.agents:
@@ -138,16 +135,8 @@ class Simulation:
     def _poll(self, now: float, identity_id: str) -> None:
         self._at(now + self.strategy.poll(identity_id, now), self._poll, identity_id)
 
-    def _probe(self, now: float, principal: str, resource: str) -> None:
-        used = self.world.used(principal, resource, now)
-        limit = self.world.limit(principal, resource)
-        self._resets[(principal, resource)].append(
-            Reset(
-                at=iso(now + RESET_PROBE_LEAD) or "",
-                used=round(used, 3),
-                utilisation=round(used / limit, 4),
-            )
-        )
+    def _restart(self, now: float) -> None:
+        self.strategy.restart(now)
 
     def _external(self, now: float, item: External) -> None:
         self.world.spend_external(item.principal, item.resource, item.amount, now)
@@ -182,18 +171,30 @@ class Simulation:
 
     def _arrive(self, now: float, agent: _Agent) -> None:
         group = agent.group
+        cost = sample_cost(group.cost, agent.rng)
+        charges = self.scenario.charges(group, cost)
+        actual = charges
+        if group.actual_cost_factor is not None:
+            factor = agent.rng.uniform(group.actual_cost_factor.min, group.actual_cost_factor.max)
+            actual = {r: c * factor for r, c in charges.items()}
         ask = Ask(
             agent_id=agent.id,
             identity_id=agent.identity_id,
             resource=group.resource,
-            cost=sample_cost(group.cost, agent.rng),
+            cost=cost,
             urgency=group.urgency,
+            charges=charges,
+            actual=actual,
+            workload=group.workload,
         )
+        self.world.demand(self._principals[agent.identity_id], charges, now)
         agent.counts.work_items += 1
         agent.counts.in_flight += 1
         if agent.arrivals is not None:
             self._schedule_open(agent)
-        self._attempt(now, _Work(agent, ask, now))
+        work = _Work(agent, ask, now, next(self._keys))
+        agent.open_work[work.key] = work
+        self._attempt(now, work)
 
     def _attempt(self, now: float, work: _Work) -> None:
         agent = work.agent
@@ -224,13 +225,21 @@ class Simulation:
 
     def _call(self, now: float, work: _Work, verdict: Verdict) -> None:
         agent, ask = work.agent, work.ask
-        result = self.world.call(self._principals[verdict.identity_id], ask.resource, ask.cost, now)
-        if agent.group.honest:
-            self.strategy.called(ask, verdict, result, now)
+        if agent.group.honest and not self.strategy.holds(ask, verdict, now):
+            agent.counts.revoked += 1
+            self._attempt(now, work)
+            return
+        result = self.world.call(self._principals[verdict.identity_id], ask.actual, now)
         if result is CallResult.OK:
             agent.failures = 0
-            self._finish(now, work, done=True)
+            latency = agent.group.latency_seconds
+            if latency:
+                self._at(now + latency, self._answered, work, verdict)
+            else:
+                self._answered(now, work, verdict)
             return
+        if agent.group.honest:
+            self.strategy.called(ask, verdict, result, now)
         if result is CallResult.RATE_LIMITED:
             agent.counts.rejections_429 += 1
             self._taint(work)
@@ -241,6 +250,12 @@ class Simulation:
         delay = backoff(min(agent.failures, 32), None, agent.rng)
         self._at(now + delay, self._attempt, work)
 
+    def _answered(self, now: float, work: _Work, verdict: Verdict) -> None:
+        """The provider's answer to a call that went through arrives (after its latency)."""
+        if work.agent.group.honest:
+            self.strategy.called(work.ask, verdict, CallResult.OK, now)
+        self._finish(now, work, done=True)
+
     def _taint(self, work: _Work) -> None:
         if not work.tainted:
             work.tainted = True
@@ -249,12 +264,16 @@ class Simulation:
     def _finish(self, now: float, work: _Work, *, done: bool) -> None:
         agent, counts = work.agent, work.agent.counts
         counts.in_flight -= 1
+        agent.open_work.pop(work.key, None)
         if work.tainted:
             agent.tainted_open -= 1
         if done:
             counts.completed += 1
-            counts.work_done += work.ask.cost
+            counts.work_done += sum(work.ask.charges.values())
             agent.waits.append(now - work.created)
+            deadline = agent.group.deadline_seconds
+            if deadline is None or now - work.created <= deadline:
+                counts.served_in_time += 1
             if not work.tainted:
                 counts.served_without_denial += 1
         else:
@@ -295,23 +314,52 @@ class Simulation:
         return report
 
     def _high_urgency(self) -> HighUrgency:
+        """Urgent work served within its deadline, of all that arrived.
+
+        Work still waiting when the run ends is not served, unless its deadline
+        is still ahead (then it is undecided and left out).
+        """
         urgent = [a for a in self.agents if a.group.urgency == "high" and a.group.honest]
-        ended = sum(a.counts.completed + a.counts.dropped + a.tainted_open for a in urgent)
-        served = sum(a.counts.served_without_denial for a in urgent)
+        arrived = sum(a.counts.work_items for a in urgent)
+        undecided = sum(
+            1
+            for a in urgent
+            if a.group.deadline_seconds is not None
+            for w in a.open_work.values()
+            if w.created + a.group.deadline_seconds > self.end
+        )
+        decided = arrived - undecided
+        served = sum(a.counts.served_in_time for a in urgent)
         return HighUrgency(
-            work_items=ended,
-            served_without_denial=served,
-            success_rate=round(served / ended, 4) if ended else None,
+            work_items=decided,
+            served_without_denial=sum(a.counts.served_without_denial for a in urgent),
+            success_rate=round(served / decided, 4) if decided else None,
+            arrived=arrived,
+            served_within_deadline=served,
+            undecided=undecided,
         )
 
     def _pools(self) -> list[PoolReport]:
         pools = []
-        for (principal, resource), resets in self._resets.items():
+        for (principal, resource), bucket in self.world.provider.buckets.items():
+            bucket.advance(self.end)
+            resets = [
+                Reset(
+                    at=iso(w.reset_at) or "",
+                    used=round(w.spent, 3),
+                    utilisation=round(w.spent / w.limit, 4),
+                    limit=w.limit,
+                    available=round(w.available, 3),
+                    demand=round(w.demand, 3),
+                    overloaded=w.demand > w.available,
+                )
+                for w in bucket.ended
+            ]
             pools.append(
                 PoolReport(
                     pool_id=pool_id_for("mock", resource, principal),
-                    limit=self.world.limit(principal, resource),
-                    window_seconds=self.world.window(principal, resource),
+                    limit=bucket.config.limit,
+                    window_seconds=bucket.config.window_seconds,
                     resets=resets,
                     min_utilisation=min((r.utilisation for r in resets), default=None),
                 )

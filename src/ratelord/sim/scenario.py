@@ -15,7 +15,6 @@ import msgspec
 import yaml
 
 from ratelord.engine.policy import CompiledPolicy, PolicyError, default_policy, load_policy_text
-from ratelord.providers.mock import MockPrincipalConfig, MockProviderConfig
 from ratelord.schema import Urgency
 from ratelord.service.assembly import EngineSettings
 from ratelord.sim.invariants import InvariantError, parse_check
@@ -87,6 +86,16 @@ class Choice(_Strict, tag_field="kind", tag="choice", kw_only=True, frozen=True)
 CostModel = Constant | Uniform | Choice
 
 
+Factor = Annotated[float, msgspec.Meta(gt=0, le=1000)]
+
+
+class Spread(_Strict, kw_only=True, frozen=True):
+    """A multiplier drawn uniformly from [min, max] (not rounded)."""
+
+    min: Factor
+    max: Factor
+
+
 class AgentGroup(_Strict, kw_only=True, frozen=True):
     """``count`` agents that behave alike; agent ids are ``<name>-01``, ``<name>-02``..."""
 
@@ -94,7 +103,10 @@ class AgentGroup(_Strict, kw_only=True, frozen=True):
     count: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1
     #: One identity for all, or several: agent i uses identities[i % len].
     identities: Annotated[list[Name], msgspec.Meta(min_length=1)]
-    resource: Name
+    #: The pool each call spends from; or ``workload``, a key of the scenario's
+    #: ``workloads`` whose every resource each call spends (then ``cost`` scales them).
+    resource: Name | None = None
+    workload: Name | None = None
     behaviour: Behaviour
     cost: CostModel = Constant()
     urgency: Urgency = "normal"
@@ -107,9 +119,50 @@ class AgentGroup(_Strict, kw_only=True, frozen=True):
     phases: list[Name] = []
     #: Arrivals are spread over [0, start_spread_seconds) so they need not all wake at once.
     start_spread_seconds: NonNegative = 0.0
+    #: What a call really costs, as a multiple of what the agent asked for (the estimate);
+    #: the agent reports the actual cost afterwards.  Default: exactly the estimate.
+    actual_cost_factor: Spread | None = None
+    #: Seconds a call takes; the provider counts it when it starts.
+    latency_seconds: NonNegative = 0.0
+    #: Work not done this many seconds after it arrived counts as not served.
+    deadline_seconds: Positive | None = None
 
 
 # --------------------------------------------------------------------------- world
+
+
+class LimitChange(_Strict, kw_only=True, frozen=True):
+    """From ``at`` seconds into the run, the pool's limit is ``limit``."""
+
+    at: NonNegative
+    limit: Positive
+
+
+class SimPool(_Strict, kw_only=True, frozen=True):
+    """One pool of the simulated provider (the mock provider's fields, and more)."""
+
+    limit: Positive
+    window_seconds: Positive = 3600.0
+    remaining: NonNegative | None = None  # start partly spent; default: full
+    burn_per_second: NonNegative = 0.0  # steady consumption behind ratelord's back
+    unit: str = "requests"
+    #: Seconds from the run's start to the first reset; default: a whole window.
+    first_reset_seconds: Positive | None = None
+    #: Resets happen this much after (positive) or before (negative) the announced time...
+    reset_shift_seconds: float = 0.0
+    #: ... and each one up to this much earlier or later at random.
+    reset_jitter_seconds: NonNegative = 0.0
+    limits: list[LimitChange] = []
+
+
+class SimPrincipal(_Strict, kw_only=True, frozen=True):
+    pools: dict[Name, SimPool]
+
+
+class Restart(_Strict, kw_only=True, frozen=True):
+    """The daemon restarts ``at`` seconds into the run and replays its event log."""
+
+    at: NonNegative
 
 
 class Identity(_Strict, kw_only=True, frozen=True):
@@ -159,7 +212,7 @@ class Scenario(_Strict, kw_only=True, frozen=True):
     start: float = DEFAULT_START
     poll_interval_seconds: Positive = 5.0
     #: principal → resource → pool (the mock provider's format).
-    pools: dict[Name, MockPrincipalConfig]
+    pools: dict[Name, SimPrincipal]
     identities: Annotated[list[Identity], msgspec.Meta(min_length=1)]
     agents: Annotated[list[AgentGroup], msgspec.Meta(min_length=1)]
     workloads: dict[str, dict[str, float]] = {}
@@ -171,14 +224,17 @@ class Scenario(_Strict, kw_only=True, frozen=True):
     failures: list[Failure] = []
     external: list[External] = []
     token_bucket: TokenBucket = TokenBucket()
+    restarts: list[Restart] = []
     invariants: list[str] = []
     #: Where the file lives, for relative paths; set by the loader, not by the file.
     base_dir: str = "."
 
-    def mock_config(self) -> MockProviderConfig:
-        return MockProviderConfig(
-            principals=dict(self.pools), poll_interval_seconds=self.poll_interval_seconds
-        )
+    def charges(self, group: AgentGroup, cost: float) -> dict[str, float]:
+        """Resource → units one call of ``group`` spends, for an estimate of ``cost``."""
+        if group.workload is not None:
+            return {r: c * cost for r, c in self.workloads[group.workload].items()}
+        assert group.resource is not None
+        return {group.resource: cost}
 
     def compiled_policy(self) -> CompiledPolicy:
         if self.policy is not None and self.policy_file is not None:
@@ -205,6 +261,11 @@ def parse_scenario(text: str, source: str = "<scenario>", base_dir: str = ".") -
         raise ScenarioError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}: expected a mapping with name, pools, identities, agents")
+    return scenario_from_data(data, source, base_dir)
+
+
+def scenario_from_data(data: dict[str, Any], source: str, base_dir: str = ".") -> Scenario:
+    """Check decoded scenario data (a YAML mapping); raises :class:`ScenarioError`."""
     try:
         scenario = msgspec.convert({**data, "base_dir": base_dir}, Scenario)
     except msgspec.ValidationError as exc:
@@ -239,13 +300,25 @@ def _check(scenario: Scenario, source: str) -> None:
         for phase in group.phases:
             if phase not in phases:
                 problems.append(f"agents {group.name!r}: unknown phase {phase!r}")
+        if (group.resource is None) == (group.workload is None):
+            problems.append(f"agents {group.name!r}: give either 'resource' or 'workload'")
+        elif group.workload is not None and group.workload not in scenario.workloads:
+            problems.append(f"agents {group.name!r}: unknown workload {group.workload!r}")
         for identity_id in sorted(set(group.identities) & identities):
             spec = scenario.pools.get(scenario.principal_of(identity_id))
-            if spec is not None and group.resource not in spec.pools and not scenario.workloads:
+            if (
+                spec is not None
+                and group.resource is not None
+                and group.resource not in spec.pools
+                and not scenario.workloads
+            ):
                 problems.append(
                     f"agents {group.name!r}: principal of {identity_id!r} has no pool "
                     f"{group.resource!r}"
                 )
+        spread = group.actual_cost_factor
+        if spread is not None and spread.min > spread.max:
+            problems.append(f"agents {group.name!r}: actual_cost_factor min is above max")
         if isinstance(group.cost, Uniform) and group.cost.min > group.cost.max:
             problems.append(f"agents {group.name!r}: cost min is above max")
         if (

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from random import Random
 from typing import Literal, Protocol
 
+from ratelord.engine.allocation import approval_holds
 from ratelord.engine.arbitration import decide
 from ratelord.engine.clock import parse_iso
 from ratelord.engine.events import Event, IdFactory
 from ratelord.engine.observe import observe_error, observe_poll, observe_usage
+from ratelord.engine.state import State
 from ratelord.providers.base import ProviderFailure
 from ratelord.schema import IdentityCreate, IntentRequest, Urgency, UsageReport
 from ratelord.service import backoff, build_engine, next_interval
@@ -37,13 +39,20 @@ Outcome = Literal["approve", "modify", "defer", "deny"]
 
 @dataclass(frozen=True, slots=True)
 class Ask:
-    """One piece of work an honest agent wants to do now."""
+    """One piece of work an honest agent wants to do now.
+
+    ``charges`` is the estimate (resource → units); ``actual`` what the call
+    will really spend (the same unless the scenario says estimates are off).
+    """
 
     agent_id: str
     identity_id: str
-    resource: str
+    resource: str | None
     cost: float
     urgency: Urgency
+    charges: dict[str, float]
+    actual: dict[str, float]
+    workload: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +63,7 @@ class Verdict:
     at: float
     identity_id: str
     ticket: str | None = None  # the intent id, to report a call that spent nothing
+    waits: bool = False  # an approval told to wait: re-checked before the call
 
     @property
     def go(self) -> bool:
@@ -74,6 +84,13 @@ class Strategy(Protocol):
 
     def event_counts(self) -> dict[str, int]: ...
 
+    def restart(self, now: float) -> None:
+        """The governing process restarts (only ratelord has one)."""
+
+    def holds(self, ask: Ask, verdict: Verdict, now: float) -> bool:
+        """Re-check an approval that waited, just before spending on it."""
+        ...
+
 
 class Direct:
     """``none``: call at once, every time."""
@@ -91,6 +108,12 @@ class Direct:
 
     def event_counts(self) -> dict[str, int]:
         return {}
+
+    def restart(self, now: float) -> None:
+        return None
+
+    def holds(self, ask: Ask, verdict: Verdict, now: float) -> bool:
+        return True
 
 
 class Bucket:
@@ -119,13 +142,15 @@ class TokenBuckets(Direct):
 
     def ask(self, ask: Ask, now: float) -> Verdict:
         principal = self._scenario.principal_of(ask.identity_id)
-        key = (principal, ask.resource)
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            rate = self._world.limit(*key) / self._world.window(*key)
-            capacity = max(ask.cost, rate * self._scenario.token_bucket.burst_seconds)
-            bucket = self._buckets[key] = Bucket(rate, capacity, now)
-        at = bucket.take(ask.cost, now)
+        at = now
+        for resource, cost in ask.charges.items():
+            key = (principal, resource)
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                rate = self._world.limit(*key) / self._world.window(*key)
+                capacity = max(cost, rate * self._scenario.token_bucket.burst_seconds)
+                bucket = self._buckets[key] = Bucket(rate, capacity, now)
+            at = max(at, bucket.take(cost, now))
         return Verdict("approve" if at <= now else "modify", at, ask.identity_id)
 
 
@@ -140,11 +165,12 @@ class Ratelord:
         self._rng = Random(f"{seed}:poller")
         self._failures: Counter[str] = Counter()
         self._events: Counter[str] = Counter()
+        self._log: list[Event] = []
         self.engine = build_engine(
             scenario.engine,
             scenario.compiled_policy(),
             workloads=scenario.workloads,
-            default_windows={"mock": world.mock.default_window_seconds},
+            default_windows={"mock": world.provider.default_window_seconds},
             ids=IdFactory(prefix="sim"),
         )
         now = scenario.start
@@ -159,18 +185,41 @@ class Ratelord:
 
     def _count(self, events: list[Event]) -> None:
         self._events.update(e.event_type for e in events)
+        self._log += events
+
+    def restart(self, now: float) -> None:
+        """The daemon restarts: a new engine whose state is the replayed event log."""
+        state = State()
+        state.apply_all(self._log)
+        self.engine = build_engine(
+            self._scenario.engine,
+            self.engine.policy,
+            workloads=self._scenario.workloads,
+            default_windows={"mock": self._world.provider.default_window_seconds},
+            ids=self.engine.ids,
+            state=state,
+        )
+        self._count(self.engine.start(now, {"simulator": self._scenario.name, "restart": True}))
 
     def event_counts(self) -> dict[str, int]:
         return dict(sorted(self._events.items()))
 
     def ask(self, ask: Ask, now: float) -> Verdict:
-        request = IntentRequest(
-            agent_id=ask.agent_id,
-            identity_id=ask.identity_id,
-            resource=ask.resource,
-            cost=ask.cost,
-            urgency=ask.urgency,
-        )
+        if ask.workload is not None:
+            request = IntentRequest(
+                agent_id=ask.agent_id,
+                identity_id=ask.identity_id,
+                workload_id=ask.workload,
+                urgency=ask.urgency,
+            )
+        else:
+            request = IntentRequest(
+                agent_id=ask.agent_id,
+                identity_id=ask.identity_id,
+                resource=ask.resource,
+                cost=ask.cost,
+                urgency=ask.urgency,
+            )
         decision, events = decide(self.engine, request, now)
         self._count(events)
         mods = decision.modifications
@@ -180,17 +229,37 @@ class Ratelord:
             return Verdict("defer", max(now, parse_iso(mods.defer_until)), ask.identity_id)
         outcome: Outcome = "approve" if decision.decision == "approve" else "modify"
         identity_id = mods.identity_switch or ask.identity_id
-        return Verdict(outcome, now + mods.wait_seconds, identity_id, decision.intent_id)
+        return Verdict(
+            outcome,
+            now + mods.wait_seconds,
+            identity_id,
+            decision.intent_id,
+            waits=mods.wait_seconds > 0,
+        )
+
+    def holds(self, ask: Ask, verdict: Verdict, now: float) -> bool:
+        """The SDK's check before a call that waited: does the approval still fit?
+
+        When it does not, the reservation is given back and the agent asks again.
+        """
+        if not verdict.waits or verdict.ticket is None:
+            return True
+        if approval_holds(self.engine.state, verdict.ticket, verdict.at, now):
+            return True
+        self.called(ask, verdict, CallResult.ERROR, now)
+        return False
 
     def called(self, ask: Ask, verdict: Verdict, result: CallResult, now: float) -> None:
-        if result is CallResult.OK or verdict.ticket is None:
+        if verdict.ticket is None or (result is CallResult.OK and ask.actual == ask.charges):
             return
-        # A failed call spent nothing: give the reservation back.
+        # A failed call spent nothing: give the reservation back; a call that cost more
+        # or less than estimated says so.
+        spent = sum(ask.actual.values()) if result is CallResult.OK else 0.0
         report = UsageReport(
             agent_id=ask.agent_id,
             identity_id=verdict.identity_id,
             intent_id=verdict.ticket,
-            cost=0.0,
+            cost=spent,
         )
         _, events = observe_usage(self.engine, report, [], now)
         self._count(events)

@@ -1,9 +1,9 @@
-"""The simulated provider as agents and pollers meet it: the mock plus injected outages.
+"""The simulated provider as agents and pollers meet it: its pools plus injected outages.
 
-The mock provider keeps the real budgets (what agents actually spend, what
-bypasses ratelord, what resets); outages from the scenario make polls raise
-the mock's own :class:`~ratelord.providers.base.ProviderFailure` and make
-agents' calls fail with a 5xx that spends nothing.
+The provider (:mod:`ratelord.sim.provider`) keeps the real budgets (what agents
+actually spend, what bypasses ratelord, what resets when); outages from the
+scenario make polls raise :class:`~ratelord.providers.base.ProviderFailure`
+and make agents' calls fail with a 5xx that spends nothing.
 """
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ from __future__ import annotations
 from enum import StrEnum
 
 from ratelord.engine.observations import PollResult
-from ratelord.providers.mock import MockProvider
+from ratelord.providers.base import ProviderFailure
+from ratelord.sim.provider import SimBucket, SimProvider
 from ratelord.sim.scenario import Failure, Scenario
-
-#: How long before a reset the pool's use is read for the utilisation report (seconds).
-RESET_PROBE_LEAD = 1e-3
 
 
 class CallResult(StrEnum):
@@ -25,9 +23,10 @@ class CallResult(StrEnum):
 
 
 class World:
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, seed: int | None = None) -> None:
         self.start = scenario.start
-        self.mock = MockProvider(scenario.mock_config(), start=scenario.start)
+        pools = {principal: dict(spec.pools) for principal, spec in scenario.pools.items()}
+        self.provider = SimProvider(pools, scenario.start, scenario.seed if seed is None else seed)
         self._failures = scenario.failures
 
     def _outage(self, principal: str, now: float) -> Failure | None:
@@ -43,28 +42,45 @@ class World:
         """What a poll sees; raises ``ProviderFailure`` during an outage."""
         failure = self._outage(principal, now)
         if failure is not None:
-            self.mock.fail(failure.kind, 1)
-        return self.mock.observe(principal, now)
+            raise ProviderFailure(failure.kind, f"injected {failure.kind} failure")
+        return self.provider.observe(principal, now)
 
-    def call(self, principal: str, resource: str, cost: float, now: float) -> CallResult:
-        """An agent's API call that costs ``cost`` units of ``resource``."""
+    def call(self, principal: str, charges: dict[str, float], now: float) -> CallResult:
+        """An agent's API call that spends ``charges`` (resource → units), all or nothing."""
         failure = self._outage(principal, now)
         if failure is not None and failure.calls_fail:
             return CallResult.ERROR
-        if self.mock.spend(principal, resource, cost, now):
-            return CallResult.OK
-        return CallResult.RATE_LIMITED
+        buckets = self.provider.buckets
+        for resource, cost in charges.items():
+            bucket = buckets.get((principal, resource))
+            if bucket is not None:
+                bucket.advance(now)
+                if bucket.remaining + 1e-9 < cost:
+                    return CallResult.RATE_LIMITED
+        for resource, cost in charges.items():
+            self.provider.spend(principal, resource, cost, now)
+        return CallResult.OK
 
     def spend_external(self, principal: str, resource: str, amount: float, now: float) -> None:
-        """Usage behind ratelord's back (another tool on the same account)."""
-        self.mock.spend(principal, resource, amount, now)
+        """Usage behind ratelord's back (another tool on the same account).
 
-    def used(self, principal: str, resource: str, now: float) -> float:
-        remaining = self.mock.remaining(principal, resource, now)
-        return 0.0 if remaining is None else max(0.0, self.limit(principal, resource) - remaining)
+        It is many small calls: those that fit go through, the rest are refused.
+        """
+        self.provider.demand(principal, resource, amount, now)
+        bucket = self.provider.buckets.get((principal, resource))
+        if bucket is not None:
+            bucket.advance(now)
+            self.provider.spend(principal, resource, min(amount, bucket.remaining), now)
+
+    def demand(self, principal: str, charges: dict[str, float], now: float) -> None:
+        for resource, cost in charges.items():
+            self.provider.demand(principal, resource, cost, now)
+
+    def bucket(self, principal: str, resource: str) -> SimBucket:
+        return self.provider.buckets[(principal, resource)]
 
     def limit(self, principal: str, resource: str) -> float:
-        return self.mock.config.principals[principal].pools[resource].limit
+        return self.bucket(principal, resource).config.limit
 
     def window(self, principal: str, resource: str) -> float:
-        return self.mock.config.principals[principal].pools[resource].window_seconds
+        return self.bucket(principal, resource).config.window_seconds

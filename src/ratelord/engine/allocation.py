@@ -1,0 +1,216 @@
+"""Admission by allocation: how much of a pool an intent may have, and when.
+
+At every decision, for one pool:
+
+1. **remaining** — the reset-aware estimate (:func:`~ratelord.engine.state.effective_remaining`):
+   once the reset has passed, the pool is full again minus what was spent since.
+2. **headroom** — consumption ratelord cannot see (a cron job, a script on the
+   same token) at a high quantile of its observed chunks, not at their mean,
+   over the time it can go unnoticed (until the provider's next observation;
+   once seen it is simply gone from the remaining): it is never handed out.
+3. **reserve** — urgent work's forecast demand until the reset, sized from the
+   urgent spending observed; only high-urgency intents may use it.
+4. **budget** — what is left, spread over the **horizon**: demand is trusted
+   to go on for as long as it has lasted so far in this window, at most until
+   the reset.  Early in a window (or in a new run of demand) the budget goes
+   quickly, later it is spread evenly: demand that stops mid-window, a late
+   burst, a window cut short by the run or raced by a consumer ratelord cannot
+   see leave little behind, and demand that lasts ends the window with the pool
+   used up.  The spread is a pacing cursor (GCRA): work
+   arriving slower than the pace goes at once, a burst up to a tolerance goes
+   at once, the rest waits for its slot.  Work-conserving: nothing waits while
+   the pace has room for it.
+
+Everything is a pure function of the pool's projected state and ``now``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+
+from ratelord.engine.forecast import Z_P99, chunk_quantile
+from ratelord.engine.state import PoolState, State, effective_remaining
+
+#: Quantile of unseen consumption kept as headroom (normal score) and the chance of one more
+#: unseen chunk below which the headroom no longer holds a whole chunk back.
+HEADROOM_Z = Z_P99
+HEADROOM_TAIL = 0.005
+#: Unseen consumption matters until ratelord sees it: the headroom covers what it may spend
+#: over this many observation gaps (since the last one, and until the next), not until the
+#: reset; once seen, it is in the remaining.
+EXPOSURE_GAPS = 2.0
+#: The urgent reserve's quantile and tail.
+RESERVE_Z = Z_P99
+RESERVE_TAIL = 0.01
+#: Urgent work nobody has seen yet may still come: this fraction of the limit is kept for
+#: it, released over the last RESERVE_FLOOR_RELEASE of the window so nothing is left at reset.
+RESERVE_FLOOR_FRACTION = 0.02
+RESERVE_FLOOR_RELEASE = 0.25
+#: Demand is trusted to last at least this long, at most until the reset, and for this
+#: fraction of as long as it has lasted in the window so far.
+MIN_HORIZON_SECONDS = 30.0
+AGE_TRUST = 0.5
+#: A burst up to this fraction of the horizon's pace goes at once (GCRA tolerance).
+BURST_FRACTION = 0.05
+#: A deferred intent whose budget may come back before the reset (released headroom or
+#: reserve) asks again after this fraction of the time to reset, and no sooner than this.
+RECHECK_FRACTION = 0.25
+MIN_RECHECK_SECONDS = 5.0
+
+
+class Allocation(msgspec.Struct, frozen=True, gc=False):
+    """One pool's allocation for one intent; every figure is in the pool's units or seconds."""
+
+    pool_id: str
+    remaining: float
+    headroom: float
+    reserve: float
+    budget: float  # remaining − headroom − reserve (before this intent)
+    horizon: float  # seconds over which the budget is spread
+    rate: float  # the pace: budget / horizon, units per second
+    wait: float  # seconds until this intent's slot (0: go now)
+    cursor: float  # the pacing cursor once this intent is booked
+    fits: bool  # the intent fits this window's budget and its slot comes before the reset
+    recheck_at: float  # when an intent that does not fit should ask again
+
+    def explain(self) -> str:
+        if not self.fits:
+            return (
+                f"{self.pool_id}: {self.remaining:,.0f} left − headroom {self.headroom:,.0f} "
+                f"for unseen use − reserve {self.reserve:,.0f} for urgent work leaves "
+                f"{max(self.budget, 0.0):,.0f}: not enough in this window"
+            )
+        return (
+            f"{self.pool_id}: {self.remaining:,.0f} left − headroom {self.headroom:,.0f} − "
+            f"reserve {self.reserve:,.0f} = {self.budget:,.0f} spread over "
+            f"{self.horizon:,.0f}s ({self.rate:,.2f}/s): wait {self.wait:,.1f}s"
+        )
+
+
+def allocate(
+    pool: PoolState,
+    now: float,
+    cost: float,
+    seconds_to_reset: float | None,
+    *,
+    window_seconds: float | None = None,
+    urgent: bool = False,
+    book: bool = True,
+    paced: bool = True,
+) -> Allocation:
+    """The allocation of ``cost`` from ``pool`` at ``now``.
+
+    ``urgent`` intents may use the reserve; ``book`` False asks where the slot
+    would be without booking ahead (background work, which must not queue in
+    front of later normal work: it is told to come back at its slot instead).
+    The reserve's floor for urgent work not seen yet is kept only from ``paced``
+    work: when the policy approves outright, demand does not threaten it.
+    """
+    remaining = effective_remaining(pool, now)
+    # Calls that cost more than their estimate: each booked unit takes this many.
+    cost = cost * max(1.0, pool.estimate_ratio or 1.0)
+    horizon_to_reset = math.inf if seconds_to_reset is None else max(seconds_to_reset, 0.0)
+    exposure = min(horizon_to_reset, EXPOSURE_GAPS * pool.observation_gap)
+    headroom = min(remaining, chunk_quantile(pool.unseen, now, exposure, HEADROOM_Z, HEADROOM_TAIL))
+    reserve = 0.0
+    if not urgent and seconds_to_reset is not None:
+        reserve = max(
+            chunk_quantile(pool.urgent, now, horizon_to_reset, RESERVE_Z, RESERVE_TAIL),
+            _reserve_floor(pool, horizon_to_reset, window_seconds) if paced else 0.0,
+        )
+    reserve = min(reserve, remaining - headroom)
+    budget = remaining - headroom - reserve
+    reset_at = now + horizon_to_reset
+    if cost > budget:
+        released = headroom + reserve
+        recheck = reset_at
+        if released > 0 and cost <= remaining:
+            recheck = min(
+                reset_at, now + max(MIN_RECHECK_SECONDS, RECHECK_FRACTION * horizon_to_reset)
+            )
+        return Allocation(
+            pool_id=pool.pool_id,
+            remaining=remaining,
+            headroom=headroom,
+            reserve=reserve,
+            budget=budget,
+            horizon=0.0,
+            rate=0.0,
+            wait=0.0,
+            cursor=pool.paced_until,
+            fits=False,
+            recheck_at=recheck if math.isfinite(recheck) else now + MIN_RECHECK_SECONDS,
+        )
+    if seconds_to_reset is None:
+        # No reset known: nothing to spread over; the budget is all there is.
+        return Allocation(
+            pool_id=pool.pool_id,
+            remaining=remaining,
+            headroom=headroom,
+            reserve=reserve,
+            budget=budget,
+            horizon=math.inf,
+            rate=math.inf,
+            wait=0.0,
+            cursor=pool.paced_until,
+            fits=True,
+            recheck_at=now,
+        )
+    start = max(now, pool.paced_until)
+    age = now - pool.demand_since if pool.demand_since is not None else 0.0
+    if window_seconds:
+        age = min(age, max(0.0, window_seconds - horizon_to_reset))
+    horizon = min(max(reset_at - start, 0.0), max(MIN_HORIZON_SECONDS, AGE_TRUST * age))
+    rate = budget / horizon if horizon > 0 else math.inf
+    interval = cost / rate if rate > 0 else math.inf
+    tolerance = BURST_FRACTION * horizon
+    slot = max(now, pool.paced_until - tolerance)
+    cursor = start + interval
+    fits = slot < reset_at and math.isfinite(interval)
+    return Allocation(
+        pool_id=pool.pool_id,
+        remaining=remaining,
+        headroom=headroom,
+        reserve=reserve,
+        budget=budget,
+        horizon=horizon,
+        rate=rate,
+        # Paced work waits at least its own slot's length (a few ms when the pace is fast).
+        wait=max(slot - now, interval) if book else slot - now,
+        cursor=cursor if book else pool.paced_until,
+        fits=fits,
+        recheck_at=slot if fits else reset_at,
+    )
+
+
+def _reserve_floor(pool: PoolState, to_reset: float, window_seconds: float | None) -> float:
+    """The least kept for urgent work: a little of the limit, released towards the reset."""
+    if pool.limit is None or not window_seconds:
+        return 0.0
+    release = RESERVE_FLOOR_RELEASE * window_seconds
+    return RESERVE_FLOOR_FRACTION * pool.limit * min(1.0, to_reset / release)
+
+
+def approval_holds(state: State, intent_id: str, starts_at: float, now: float) -> bool:
+    """Whether an approval told to wait until ``starts_at`` still fits, checked at ``now``.
+
+    Every pool it draws on must cover, by the provider's last word, what has
+    been spent since plus every approved call due up to and including this
+    one.  Unseen consumption or costlier calls can break an approval between
+    its decision and its slot: then the agent must ask again, not spend.
+    """
+    for pool_id in state.charges.get(intent_id, {}):
+        pool = state.pools.get(pool_id)
+        if pool is None or pool.observed_remaining is None:
+            continue
+        if pool.reset_at is not None and now >= pool.reset_at:
+            continue  # a reset since the last observation: the pool is full again
+        due = sum(c for t, c in pool.pending if t <= starts_at)
+        unseen = chunk_quantile(
+            pool.unseen, now, now - (pool.last_observed_at or now), HEADROOM_Z, HEADROOM_TAIL
+        )
+        if pool.immediate_since_observation + due + unseen > pool.observed_remaining + 1e-6:
+            return False
+    return True

@@ -1,0 +1,67 @@
+"""A search for failures: random realistic scenarios of every workload class of issue 13.
+
+Each class is drawn from :mod:`ratelord.sim.generate` (``RATELORD_SEARCH_SEEDS``
+seeds per class, default 1, so CI stays within a minute or so) and run under
+ratelord and the baselines.  Every generated scenario must give honest agents
+no 429; every goal (utilisation at each overloaded reset, urgent work within
+its deadline, work done against the best baseline) must hold except where a
+known gap is named below.  A failure found with more seeds is shrunk by hand
+into ``scenarios/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+
+import pytest
+
+from ratelord.sim.generate import CLASSES, Verdict, generate, judge
+
+SEEDS = range(int(os.environ.get("RATELORD_SEARCH_SEEDS", "1")))
+
+#: (class, seed) → why the goal is missed today (the run still must not 429).
+KNOWN_GAPS: dict[tuple[str, int], str] = {
+    ("unseen", 0): "a migration script on the token races the crawlers; the 'none' baseline "
+    "out-spends it with 429s, ratelord leaves it its share: work done 91 % of none's",
+    ("reset-lockout", 0): "one poll a minute on a 60 s window with limit changes: the pool is "
+    "seen once per window and ends 77-84 % used",
+}
+
+
+@functools.cache
+def verdict(kind: str, seed: int) -> tuple[Verdict, float]:
+    started = time.perf_counter()
+    result = judge(generate(kind, seed))
+    return result, time.perf_counter() - started
+
+
+CASES = [(kind, seed) for kind in CLASSES for seed in SEEDS]
+
+
+@pytest.mark.parametrize(("kind", "seed"), CASES)
+def test_no_generated_scenario_gives_an_honest_agent_a_429(kind: str, seed: int) -> None:
+    result, _ = verdict(kind, seed)
+    assert result.report.honest_429s == 0, result.failures
+
+
+@pytest.mark.parametrize(
+    ("kind", "seed"),
+    [
+        pytest.param(k, s, marks=pytest.mark.xfail(reason=KNOWN_GAPS[(k, s)], strict=False))
+        if (k, s) in KNOWN_GAPS
+        else (k, s)
+        for k, s in CASES
+    ],
+)
+def test_every_generated_scenario_meets_every_goal(kind: str, seed: int) -> None:
+    result, _ = verdict(kind, seed)
+    assert not result.failures, f"{kind} seed {seed}: {result.failures}"
+
+
+def test_the_generator_is_deterministic_and_covers_nine_classes() -> None:
+    assert len(CLASSES) == 9
+    for kind in CLASSES:
+        assert generate(kind, 3) == generate(kind, 3)
+        assert generate(kind, 3) != generate(kind, 4)
