@@ -14,8 +14,8 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from ratelord.engine import refill
-from ratelord.engine.charges import ChargeError, resolve_charges, validate_intent
 from ratelord.engine.allocation import Allocation, allocate
+from ratelord.engine.charges import ChargeError, resolve_charges, validate_intent
 from ratelord.engine.clock import iso
 from ratelord.engine.core import EngineError, finite
 from ratelord.engine.events import Dimensions, Event, EventType, Source
@@ -633,6 +633,8 @@ _VARIABLE_BUILDERS: dict[str, Callable[[PolicyContext], dict[str, Any]]] = {
 def _refilling(view: PoolView, rule: FiredRule) -> bool:
     """A refilling pool paced by the engine (a rule's own ``wait_seconds`` still wins)."""
     return view.pool is not None and refill.refills(view.pool) and "wait_seconds" not in rule.params
+
+
 def _allocation_view(a: Allocation) -> PoolAllocation:
     return PoolAllocation(
         pool_id=a.pool_id,
