@@ -111,6 +111,23 @@ def test_a_stopped_leader_hands_over_cleanly(cluster: Cluster) -> None:
     assert '"level": "error"' not in leader.logs()
 
 
+def test_a_leader_that_loses_its_lock_session_stops_and_a_follower_leads(
+    cluster: Cluster, pg_url: str
+) -> None:
+    import psycopg
+
+    leader, follower = cluster(2)
+    wait_for(lambda: role(follower) == "follower", what="a follower")
+    with psycopg.connect(pg_url, autocommit=True) as admin:  # as a network partition would
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks "
+            "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
+        )
+    wait_for(lambda: role(follower) == "leader", timeout=5, what="the follower to lead")
+    assert leader.proc is not None and leader.proc.wait(timeout=15) == 0
+    assert "no longer the leader" in leader.logs()
+
+
 def test_a_followers_event_stream_shows_what_the_leader_decides(cluster: Cluster) -> None:
     leader, follower = cluster(2)
     wait_for(lambda: role(follower) == "follower", what="a follower")

@@ -92,13 +92,21 @@ class Member:
     # ------------------------------------------------------------------ the loop
 
     async def run(self) -> None:
-        """Follow until elected, then lead until the lock is lost (:meth:`close` releases it)."""
-        if not await asyncio.to_thread(self._leadership.try_acquire):
-            await self._catch_up()  # learn who leads before saying we follow
-            self.role = "follower"
-            log.info("following the cluster's leader")
-            await self._follow()
-        await self._lead()
+        """Follow until elected, then lead until the lock is lost (:meth:`close` releases it).
+
+        A member that loses the database stops, as a deposed leader does: serving reads
+        that silently fall behind would be worse than a restart by the supervisor.
+        """
+        try:
+            if not await asyncio.to_thread(self._leadership.try_acquire):
+                await self._catch_up()  # learn who leads before saying we follow
+                self.role = "follower"
+                log.info("following the cluster's leader")
+                await self._follow()
+            await self._lead()
+        except psycopg.Error as exc:
+            log.error("lost the cluster's database (%s); stopping", type(exc).__name__)
+        _stop_this_daemon()
 
     async def _follow(self) -> None:
         listener = await asyncio.to_thread(_listen, self.store.url)
@@ -148,7 +156,6 @@ class Member:
             await asyncio.sleep(LEASE_CHECK_EVERY)
         # Fenced, or the lock's session is gone: another member leads (or will).
         log.error("no longer the leader; stopping (a supervisor restarts us as a follower)")
-        os.kill(os.getpid(), signal.SIGTERM)
 
     async def _catch_up_to(self, seq: int) -> None:
         while self.applied_seq < seq:
@@ -219,6 +226,11 @@ def advertised(settings: Settings) -> str:
     scheme = "https" if settings.server.tls_cert else "http"
     host = f"[{settings.bind}]" if ":" in settings.bind else settings.bind
     return f"{scheme}://{host}:{settings.port}"
+
+
+def _stop_this_daemon() -> None:
+    """A graceful stop, as on SIGTERM (the supervisor brings us back as a follower)."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _listen(url: str) -> psycopg.Connection[Any]:
