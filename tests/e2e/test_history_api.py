@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +20,17 @@ from ratelord.store.sqlite import EventReader
 from tests.support.daemon import RunningDaemon, events, make_daemon
 
 pytestmark = pytest.mark.e2e
+BIN = Path(sys.executable).parent
+STRICT = """
+policies:
+  - id: strict
+    target: global
+    kind: hard
+    rules:
+      - name: no-background
+        when: 'intent.urgency == "background"'
+        action: deny
+"""
 
 
 @pytest.fixture(scope="module")
@@ -93,18 +108,29 @@ def test_replay_compares_without_touching_the_log(http: httpx.Client) -> None:
     assert len(events(http, type="intent_decided")) == before
 
 
+def test_replay_on_the_command_line(recorded: RunningDaemon, tmp_path: Path) -> None:
+    cli = [str(BIN / "ratelord"), "--url", recorded.url, "replay", "--since", "7d"]
+    env = {**os.environ, "COLUMNS": "80"}
+    as_json = subprocess.run([*cli, "--traffic", "2", "--json"], capture_output=True, env=env)
+    assert as_json.returncode == 0, as_json.stderr
+    body = json.loads(as_json.stdout)
+    assert body["scenario"]["denied"] > body["baseline"]["denied"]
+    policy = tmp_path / "strict.yaml"
+    policy.write_text(STRICT)
+    shown = subprocess.run(
+        [*cli, "--policy", str(policy), "--limit", "0.5"], capture_output=True, env=env, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "denial rate" in shown.stdout and "strict/no-background" in shown.stdout
+    assert max(len(line) for line in shown.stdout.splitlines()) <= 80
+    missing = subprocess.run(
+        [*cli, "--policy", str(tmp_path / "nope.yaml")], capture_output=True, text=True
+    )
+    assert missing.returncode == 1 and "cannot read the policy file" in missing.stderr
+
+
 def test_replay_under_another_policy(http: httpx.Client) -> None:
-    strict = """
-policies:
-  - id: strict
-    target: global
-    kind: hard
-    rules:
-      - name: no-background
-        when: 'intent.urgency == "background"'
-        action: deny
-"""
-    body = http.post("/v1/replay", json={"since": "7d", "policy": strict}).json()
+    body = http.post("/v1/replay", json={"since": "7d", "policy": STRICT}).json()
     assert "strict/no-background" in body["scenario"]["triggers"]
     assert body["scenario"]["denied"] > body["baseline"]["denied"]
 

@@ -17,7 +17,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from ratelord.cli import _output as out
-from ratelord.cli import admin, events, identity, intent, leases, policy, pools, status
+from ratelord.cli import admin, events, identity, intent, leases, policy, pools, replay, status
 from ratelord.cli._errors import CliError
 from ratelord.cli._http import DEFAULT_URL, Session, api, cli_version
 
@@ -82,6 +82,7 @@ app.command()(intent.intent)
 app.add_typer(policy.app, name="policy")
 app.command()(admin.reload)
 app.command()(admin.rebuild)
+app.command()(replay.replay)
 
 
 def _installed(module: str) -> bool:
