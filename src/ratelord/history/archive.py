@@ -30,9 +30,13 @@ from ratelord.store.replay import EventSource
 
 #: Events between two saved states: bounds the replay of a time-travel query.
 CHECKPOINT_EVERY = 25_000
-#: Every event type: the rollups want decisions, triggers and forecasts too.
-ALL_TYPES = frozenset(t.value for t in EventType)
 _RELEVANT = State.relevant_types()
+#: What the archive reads: what projections need, and the decisions' consequences the
+#: rollups count (triggers, forecasts, throttles).  Submissions repeat what decisions
+#: say; polls are summed up by the observations they produced.
+INDEXED_TYPES = _RELEVANT | frozenset(
+    {EventType.POLICY_TRIGGERED, EventType.THROTTLE_ADVISED, EventType.FORECAST_COMPUTED}
+)
 _encode = msgspec.msgpack.Encoder().encode
 _decode_state = msgspec.msgpack.Decoder(State).decode
 
@@ -49,7 +53,8 @@ class Checkpoint:
 
 @dataclass(frozen=True, slots=True)
 class Instant:
-    """The projections as they were at ``at``: after event ``seq``, the last one by then."""
+    """The projections as they were at ``at``: after event ``seq``, the last by then that
+    changed them."""
 
     at: float
     seq: int
@@ -76,7 +81,7 @@ class Archive:
     ) -> int:
         """Fold every event after :attr:`seq` up to ``upto``; returns how many were read."""
         read = 0
-        batches = source.read_for_replay(self.seq, upto, ALL_TYPES)
+        batches = source.read_for_replay(self.seq, upto, INDEXED_TYPES)
         while True:
             with self._lock:
                 batch = next(batches, None)
@@ -118,12 +123,12 @@ class Archive:
         state = checkpoint.state()
         seq = checkpoint.seq
         replayed = 0
-        for batch in source.read_for_replay(checkpoint.seq, upto, ALL_TYPES):
+        apply = state.apply
+        for batch in source.read_for_replay(checkpoint.seq, upto, _RELEVANT):
             for event in batch:
                 if event.ts_event > at:
                     return Instant(at, seq, state, checkpoint.seq, replayed)
-                if event.event_type in _RELEVANT:
-                    state.apply(event)
+                apply(event)
                 seq = event.seq
                 replayed += 1
         return Instant(at, seq, state, checkpoint.seq, replayed)

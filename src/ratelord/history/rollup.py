@@ -80,7 +80,7 @@ class Rollups:
             bucket = self._roll(ts - ts % FINE)
         _fold(bucket, event, self._pools)
         self._track(event)
-        if event.event_type == EventType.INTENT_SUBMITTED:
+        if event.event_type == EventType.INTENT_DECIDED:
             dims = event.dimensions
             known = self.agent_identities.get(dims.agent_id)
             if known is None:
