@@ -87,7 +87,9 @@ def main() -> None:
         instants = [rng.uniform(first, last) for _ in range(10)]
         times = []
         for at in instants:
-            seconds, response = timed(lambda at=at: http.get("/v1/history/state", params={"at": at}))
+            seconds, response = timed(
+                lambda at=at: http.get("/v1/history/state", params={"at": at})
+            )
             response.raise_for_status()
             times.append(seconds)
         print(f"state_at_seconds_median: {statistics.median(times):.2f}")

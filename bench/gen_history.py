@@ -20,7 +20,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("db", type=Path)
     parser.add_argument("--days", type=float, default=30.0)
-    parser.add_argument("--scale", type=float, default=0.35)
+    parser.add_argument("--scale", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     if args.db.exists():

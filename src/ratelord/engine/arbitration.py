@@ -167,6 +167,8 @@ def decide(engine: Engine, request: IntentRequest, now: float) -> tuple[Decision
             causation_id=submitted.event_id,
         )
     )
+    if arbiter.shadowed:
+        events.append(_shadowed(engine, arbiter.shadowed, decision, intent_id, now, events[-1]))
     if charges:
         events += engine.refresh_forecasts(list(charges), now, correlation_id=intent_id, lazy=True)
     return decision, events
@@ -185,6 +187,8 @@ class _Arbiter:
         self.policy_errors: list[str] = []
         #: pool → pacing cursor once this intent is booked (only when it was paced)
         self.pacing: dict[str, float] = {}
+        #: shadow-mode rules that held, with their pool: logged, never decisive
+        self.shadowed: list[tuple[FiredRule, str]] = []
 
     def run(self) -> _Result:
         request = self.request
@@ -208,6 +212,8 @@ class _Arbiter:
                 continue
             outcome = self.engine.policy.evaluate(PolicyContext(self, record, view))
             self.policy_errors += outcome.errors
+            if outcome.shadowed:
+                self.shadowed += [(rule, view.pool_id) for rule in outcome.shadowed]
             for rule in outcome.fired:
                 fired.append((rule, view.pool_id))
             if outcome.winner is not None and (
@@ -675,4 +681,54 @@ def _summary(view: PoolView | None) -> str:
     return (
         f"tightest pool {pool.pool_id}: {pool.remaining:,.0f}/{limit} left, "
         f"P(exhaustion before reset) {view.p_with:.0%} with this intent, P99 TTE {tte}, {reset}"
+    )
+
+
+def _shadowed(
+    engine: Engine,
+    shadowed: list[tuple[FiredRule, str]],
+    decision: Decision,
+    intent_id: str,
+    now: float,
+    decided: Event,
+) -> Event:
+    """What shadow-mode rules would have decided, beside what was decided."""
+    would = max((rule.action for rule, _ in shadowed), key=lambda a: _RANK[a])
+    mods = decision.modifications
+    actual = (
+        Action.DENY
+        if decision.decision == "deny_with_reason"
+        else Action.DEFER
+        if mods.defer_until
+        else Action.SWITCH_IDENTITY
+        if mods.identity_switch
+        else Action.SHAPE
+        if decision.decision == "approve_with_modifications"
+        else Action.APPROVE
+    )
+    return engine.emit(
+        EventType.POLICY_SHADOWED,
+        now,
+        {
+            "intent_id": intent_id,
+            "decision": decision.decision,
+            "would_decide": str(would),
+            "changes_answer": _RANK[would] > _RANK[actual],
+            "rules": [
+                {
+                    "policy_id": rule.policy_id,
+                    "rule": rule.rule,
+                    "action": str(rule.action),
+                    "reason": rule.reason,
+                    "pool_id": pool_id,
+                }
+                for rule, pool_id in shadowed
+            ],
+            "policy_version": engine.policy.version,
+        },
+        dimensions=decided.dimensions,
+        source=decided.source,
+        pool_id=decided.pool_id,
+        correlation_id=intent_id,
+        causation_id=decided.event_id,
     )

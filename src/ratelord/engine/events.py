@@ -54,6 +54,7 @@ class EventType(StrEnum):
     POLICY_UPDATED = "policy_updated"
     POLICY_REJECTED = "policy_rejected"
     POLICY_TRIGGERED = "policy_triggered"
+    POLICY_SHADOWED = "policy_shadowed"
     THROTTLE_ADVISED = "throttle_advised"
     POSTURE_CHANGED = "posture_changed"
     SNAPSHOT_WRITTEN = "snapshot_written"

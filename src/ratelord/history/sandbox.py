@@ -158,6 +158,7 @@ class Sandbox:
                 urgency=p.get("urgency", "normal"),
                 resource=p.get("resource"),
                 cost=p.get("cost"),
+                costs=p.get("costs") or {},
                 labels=p.get("labels") or {},
             )
             _, events = decide(self.engine, request, event.ts_event)

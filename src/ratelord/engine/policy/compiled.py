@@ -45,6 +45,8 @@ class CompiledRule:
     params: Params = field(default_factory=dict)
     reason_source: str | None = None
     description: str | None = None
+    #: evaluated and logged (``policy_shadowed``), never part of a decision
+    shadow: bool = False
 
     @property
     def label(self) -> str:
@@ -75,6 +77,7 @@ class CompiledRule:
             "reason": self.reason_source,
             "params": {k: list(v) if isinstance(v, tuple) else v for k, v in self.params.items()},
             "description": self.description,
+            "mode": "shadow" if self.shadow else "enforce",
         }
 
 
@@ -149,6 +152,7 @@ class CompiledPolicy:
         cel_results = iter(self._run_cel(ctx) if self._cel_rules else ())
         matched: dict[Target, bool] = {}
         fired: list[FiredRule] = []
+        shadowed: list[FiredRule] = []
         errors: list[str] = []
         winner: FiredRule | None = None
         best: tuple[int, int, int, int] | None = None
@@ -181,6 +185,9 @@ class CompiledPolicy:
                 params=dict(rule.params),
                 reason=rule.reason.render(ctx),
             )
+            if rule.shadow:
+                shadowed.append(hit_rule)
+                continue
             fired.append(hit_rule)
             key = rule.win_key
             if best is None or key > best:
@@ -188,7 +195,9 @@ class CompiledPolicy:
             if rule.kind is Kind.HARD and rule.action is Action.DENY:
                 break
         action = winner.action if winner is not None else Action.APPROVE
-        return PolicyOutcome(action=action, fired=fired, winner=winner, errors=errors)
+        return PolicyOutcome(
+            action=action, fired=fired, winner=winner, errors=errors, shadowed=shadowed
+        )
 
     def _run_cel(self, ctx: Mapping[str, Any]) -> list[Any]:
         """The CEL rules' results in order, each True, False, or the exception it raised."""

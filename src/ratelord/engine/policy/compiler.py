@@ -20,8 +20,12 @@ from .target import GLOBAL, Target, parse_target
 from .template import literal_and_values, parse_template
 
 TOP_FIELDS = frozenset({"policies"})
-POLICY_FIELDS = frozenset({"id", "target", "kind", "description", "rules"})
-RULE_FIELDS = frozenset({"name", "when", "action", "priority", "reason", "params", "description"})
+POLICY_FIELDS = frozenset({"id", "target", "kind", "mode", "description", "rules"})
+RULE_FIELDS = frozenset(
+    {"name", "when", "action", "priority", "reason", "params", "mode", "description"}
+)
+#: ``enforce`` (the default) decides; ``shadow`` is evaluated and logged, and decides nothing.
+MODES = ("enforce", "shadow")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _ACTIONS = ", ".join(action.value for action in Action)
@@ -90,6 +94,7 @@ class _Compiler:
         if not isinstance(kind_text, str) or kind_text not in {kind.value for kind in Kind}:
             raise self.fail(f"unknown kind {kind_text!r} (use {_KINDS})", node, policy_id)
         kind = Kind(kind_text)
+        shadow = self.mode(node, "enforce", policy_id) == "shadow"
         description = self.optional_text(node, "description", policy_id)
         rule_nodes = node.get("rules")
         if rule_nodes is None:
@@ -99,7 +104,14 @@ class _Compiler:
         seen_names: set[str] = set()
         rules = [
             self.rule(
-                rule_node, f"#{index + 1}", policy_id, kind, target, seen_names, first_order + index
+                rule_node,
+                f"#{index + 1}",
+                policy_id,
+                kind,
+                target,
+                seen_names,
+                first_order + index,
+                shadow,
             )
             for index, rule_node in enumerate(rule_nodes)
         ]
@@ -107,9 +119,16 @@ class _Compiler:
             "id": policy_id,
             "target": target.text,
             "kind": kind.value,
+            "mode": "shadow" if shadow else "enforce",
             "description": description,
         }
         return header, rules
+
+    def mode(self, node: Mapping[str, Any], default: str, *where: str) -> str:
+        mode = node.get("mode", default)
+        if mode not in MODES:
+            raise self.fail(f"unknown mode {mode!r} (use enforce or shadow)", node, *where)
+        return str(mode)
 
     def rule(
         self,
@@ -120,6 +139,7 @@ class _Compiler:
         target: Target,
         seen_names: set[str],
         order: int,
+        shadow: bool = False,
     ) -> CompiledRule:
         if not isinstance(node, Mapping):
             raise self.fail(
@@ -145,6 +165,7 @@ class _Compiler:
         priority = node.get("priority", 0)
         if type(priority) is not int:
             raise fail(f"priority must be an integer, not {priority!r}")
+        mode = self.mode(node, "shadow" if shadow else "enforce", policy_id, name)
         reason_text = self.optional_text(node, "reason", policy_id, name)
         prefix = f"rule {policy_id}/{name}: "
         try:
@@ -169,6 +190,7 @@ class _Compiler:
             params=params,
             reason_source=reason_text,
             description=self.optional_text(node, "description", policy_id, name),
+            shadow=mode == "shadow",
         )
 
     def name(

@@ -59,6 +59,8 @@ class PolicyOutcome:
     fired: list[FiredRule] = field(default_factory=list)
     winner: FiredRule | None = None
     errors: list[str] = field(default_factory=list)
+    #: rules in shadow mode whose condition held: what they would have decided
+    shadowed: list[FiredRule] = field(default_factory=list)
 
 
 class PolicyError(Exception):
