@@ -182,7 +182,7 @@ def test_unknown_policy_field_lists_the_allowed_ones() -> None:
     message = error_of("policies:\n  - id: p\n    taget: global\n    rules: []\n")
     assert message == (
         "policy.yaml:2: policy 'p': unknown field 'taget' in a policy "
-        "(allowed: description, id, kind, rules, target)"
+        "(allowed: description, id, kind, mode, rules, target)"
     )
 
 
