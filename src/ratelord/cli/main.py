@@ -24,7 +24,11 @@ from ratelord.cli._http import DEFAULT_URL, Session, api, cli_version
 #: Commands whose module is imported only when used: ``sim`` loads the whole engine and
 #: ``proxy`` a server, which would slow every other command down; ``sim`` also ships
 #: separately, so it may be absent.
-LAZY_COMMANDS = {"sim": "ratelord.cli.sim", "proxy": "ratelord.cli.proxy"}
+LAZY_COMMANDS = {
+    "sim": "ratelord.cli.sim",
+    "proxy": "ratelord.cli.proxy",
+    "mcp": "ratelord.cli.mcp",
+}
 
 
 class _RootGroup(TyperGroup):
