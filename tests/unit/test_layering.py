@@ -39,7 +39,7 @@ ALLOWED: dict[str, set[str]] = {
     "client": {"engine", "headers", "llm", "schema"},
     "tui": {"client", "schema"},
     "proxy": {"client", "engine", "headers", "llm", "providers", "schema"},
-    "cli": {"client", "engine", "proxy", "schema", "sim", "tui"},
+    "cli": {"client", "engine", "llm", "proxy", "schema", "sim", "tui"},
 }
 #: Single modules of a layer above that a package may borrow (generic, not daemon state).
 BORROWED: dict[str, set[str]] = {
