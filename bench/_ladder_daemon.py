@@ -77,11 +77,13 @@ def _reused_decision(*, commit: bool) -> None:
         cached = getattr(self, "_ladder_cache", None)
         if cached is None:
             cached = self._ladder_cache = decide(self.engine, request, self.now())  # type: ignore[attr-defined]
-            await self.commit(cached[1])
+            await self.commit(cached.events)
         elif commit:
-            fresh = [msgspec.structs.replace(e, event_id=self.engine.ids("ev")) for e in cached[1]]
+            fresh = [
+                msgspec.structs.replace(e, event_id=self.engine.ids("ev")) for e in cached.events
+            ]
             await self.commit(fresh)
-        return cached[0]
+        return cached.decision
 
     CommandService.intent = intent  # type: ignore[method-assign]
 

@@ -63,13 +63,13 @@ def realistic_log(store: SQLiteStore, target: int) -> float:
         identity = f"id-{n % 4}"
         if n % 500 == 0:
             batch += observe_poll(engine, identity, mock.observe(f"acct-{n % 4}", clock.now()))
-        _, events = decide(
+        events = decide(
             engine,
             IntentRequest(
                 agent_id=f"agent-{n % 32}", identity_id=identity, resource="requests", cost=1.0
             ),
             clock.now(),
-        )
+        ).events
         batch += events
         n += 1
         if len(batch) >= 5000:

@@ -24,8 +24,10 @@ def world(limit: float = 1000) -> World:
 
 def test_identical_intents_are_approved_as_one_group_and_each_is_charged() -> None:
     w = world()
-    decisions, events = decide_batch(w.engine, [intent()] * 10 + [intent(agent_id="b")], 0.0)
+    made = decide_batch(w.engine, [intent()] * 10 + [intent(agent_id="b")], 0.0)
+    decisions, events = [d.decision for d in made], [e for d in made for e in d.events]
     w.log += events
+    assert [d.charges for d in made[:10]] == [{"mock:requests:acct-1": 1.0}] * 10
     assert [d.decision for d in decisions[:10]] == ["approve"] * 10
     assert decisions[10].allowed
     assert len({d.intent_id for d in decisions}) == 11
@@ -41,7 +43,8 @@ def test_identical_intents_are_approved_as_one_group_and_each_is_charged() -> No
 
 def test_a_group_whose_total_is_not_approved_is_decided_one_by_one() -> None:
     w = world(limit=10)
-    decisions, events = decide_batch(w.engine, [intent(cost=4)] * 4, 0.0)
+    made = decide_batch(w.engine, [intent(cost=4)] * 4, 0.0)
+    decisions, events = [d.decision for d in made], [e for d in made for e in d.events]
     assert "intents_decided" not in {e.event_type for e in events}
     assert [e.event_type for e in events].count("intent_decided") == 4
     assert decisions[-1].decision != "approve"

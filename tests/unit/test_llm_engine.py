@@ -36,9 +36,9 @@ class OpenAIWorld:
 
     def ask(self, **fields) -> object:
         request = IntentRequest(agent_id="agent", identity_id="key:a", **fields)
-        decision, events = decide(self.engine, request, self.now)
-        self.log += events
-        return decision
+        decided = decide(self.engine, request, self.now)
+        self.log += decided.events
+        return decided.decision
 
     def headers(self) -> dict[str, str]:
         out = {}

@@ -118,11 +118,12 @@ class _StateCollector:
             remaining.add_metric(key, pool.remaining)
             if pool.limit is not None:
                 limit.add_metric(key, pool.limit)
-            forecast: dict[str, Any] = pool.forecast or {}
-            if forecast.get("tte_p99_seconds") is not None:
-                tte.add_metric(key, float(forecast["tte_p99_seconds"]))
-            if "p_exhaustion" in forecast:
-                risk.add_metric(key, float(forecast["p_exhaustion"]))
+            forecast = pool.forecast
+            if forecast is None:
+                continue
+            if forecast.tte_p99_seconds is not None:
+                tte.add_metric(key, forecast.tte_p99_seconds)
+            risk.add_metric(key, forecast.p_exhaustion)
         yield from (remaining, limit, tte, risk)
         yield from _lease_metrics(self.runtime)
         writer = self.runtime.writer

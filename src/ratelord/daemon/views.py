@@ -10,27 +10,28 @@ from ratelord.engine import refill
 from ratelord.engine.clock import iso
 from ratelord.engine.core import Engine
 from ratelord.engine.events import Event
+from ratelord.engine.forecast import ForecastSnapshot
 from ratelord.engine.state import PoolState, effective_remaining
 from ratelord.schema import Forecast, Pool
 
 TOP_CONSUMERS = 5
 
 
-def forecast_view(payload: dict[str, Any] | None) -> Forecast | None:
-    if payload is None:
+def forecast_view(snapshot: ForecastSnapshot | None) -> Forecast | None:
+    if snapshot is None:
         return None
     return Forecast(
-        tte_p50_seconds=payload["tte_p50_seconds"],
-        tte_p90_seconds=payload["tte_p90_seconds"],
-        tte_p99_seconds=payload["tte_p99_seconds"],
-        p_exhaustion=payload["p_exhaustion"],
-        margin_seconds=payload["margin_seconds"],
-        burn_rate=payload["burn_rate"],
-        burn_stddev=payload["burn_stddev"],
-        seconds_to_reset=payload["seconds_to_reset"],
-        as_of=iso(payload["as_of"]) or "",
-        cold_start=payload.get("cold_start", False),
-        model=payload.get("model", ""),
+        tte_p50_seconds=snapshot.tte_p50_seconds,
+        tte_p90_seconds=snapshot.tte_p90_seconds,
+        tte_p99_seconds=snapshot.tte_p99_seconds,
+        p_exhaustion=snapshot.p_exhaustion,
+        margin_seconds=snapshot.margin_seconds,
+        burn_rate=snapshot.burn_rate,
+        burn_stddev=snapshot.burn_stddev,
+        seconds_to_reset=snapshot.seconds_to_reset,
+        as_of=iso(snapshot.as_of) or "",
+        cold_start=snapshot.cold_start,
+        model=snapshot.model,
     )
 
 

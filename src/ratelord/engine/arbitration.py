@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ratelord.engine import refill
 from ratelord.engine.allocation import Allocation, allocate
-from ratelord.engine.charges import ChargeError, resolve_charges, validate_intent
+from ratelord.engine.charges import ChargeError, NotChargeable, resolve_charges, validate_intent
 from ratelord.engine.clock import iso
 from ratelord.engine.core import EngineError, finite
 from ratelord.engine.events import Dimensions, Event, EventType, Source
@@ -53,6 +53,19 @@ APPROVAL_GRACE_SECONDS = 5.0
 _Result = tuple[Decision, list[tuple[FiredRule, str]], dict[str, float], bool]
 
 
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """What :func:`decide` made of one intent."""
+
+    decision: Decision
+    #: every event it emitted (already applied to the projections), to be committed
+    events: list[Event]
+    #: pool id → cost reserved (empty when nothing was: a denial or a deferral)
+    charges: dict[str, float]
+    #: rules whose condition failed at run time (counted as not fired)
+    policy_errors: list[str]
+
+
 @dataclass(slots=True)
 class PoolView:
     """One pool as one intent sees it."""
@@ -83,7 +96,7 @@ class PoolView:
         )
 
 
-def decide(engine: Engine, request: IntentRequest, now: float) -> tuple[Decision, list[Event]]:
+def decide(engine: Engine, request: IntentRequest, now: float) -> Decided:
     """Decide one intent; :class:`EngineError` (400, nothing logged) when it is malformed."""
     try:
         validate_intent(engine.config.workloads, request)
@@ -171,7 +184,7 @@ def decide(engine: Engine, request: IntentRequest, now: float) -> tuple[Decision
         events.append(_shadowed(engine, arbiter.shadowed, decision, intent_id, now, events[-1]))
     if charges:
         events += engine.refresh_forecasts(list(charges), now, correlation_id=intent_id, lazy=True)
-    return decision, events
+    return Decided(decision, events, charges, arbiter.policy_errors)
 
 
 class _Arbiter:
@@ -201,9 +214,10 @@ class _Arbiter:
         if record.status != "active":
             why = f" ({record.status_reason})" if record.status_reason else ""
             return self._deny(f"identity {record.identity_id!r} is {record.status}{why}")
-        charges = self._charges(record)
-        if isinstance(charges, str):
-            return self._deny(charges)
+        try:
+            charges = self._charges(record)
+        except NotChargeable as refused:
+            return self._deny(str(refused))
         views = [self._view(record, pool_id, cost) for pool_id, cost in charges.items()]
         fired: list[tuple[FiredRule, str]] = []
         winner: tuple[FiredRule, PoolView] | None = None
@@ -308,7 +322,7 @@ class _Arbiter:
 
     # ---------------------------------------------------------------- steps
 
-    def _charges(self, record: IdentityRecord) -> dict[str, float] | str:
+    def _charges(self, record: IdentityRecord) -> dict[str, float]:
         """Which pools the intent draws from, and how much from each."""
         return resolve_charges(self.engine.config.workloads, self.state, record, self.request)
 
@@ -437,8 +451,9 @@ class _Arbiter:
                 or (allowed and not any(fnmatchcase(candidate.identity_id, g) for g in allowed))
             ):
                 continue
-            charges = self._charges(candidate)
-            if isinstance(charges, str):
+            try:
+                charges = self._charges(candidate)
+            except NotChargeable:
                 continue
             allocations: list[Allocation] = []
             for pool_id, cost in charges.items():

@@ -20,26 +20,24 @@ from collections.abc import Sequence
 
 import msgspec
 
-from ratelord.engine.arbitration import _Arbiter, decide
-from ratelord.engine.charges import ChargeError, validate_intent
+from ratelord.engine.arbitration import Decided, _Arbiter, decide
+from ratelord.engine.charges import ChargeError, NotChargeable, validate_intent
 from ratelord.engine.core import Engine, EngineError
-from ratelord.engine.events import Dimensions, Event, EventType, Source
+from ratelord.engine.events import Dimensions, EventType, Source
 from ratelord.schema import Decision, IntentRequest
 
 #: A run shorter than this is decided intent by intent.
 MIN_GROUP = 2
 
 
-def decide_batch(
-    engine: Engine, requests: Sequence[IntentRequest], now: float
-) -> tuple[list[Decision], list[Event]]:
+def decide_batch(engine: Engine, requests: Sequence[IntentRequest], now: float) -> list[Decided]:
+    """One :class:`Decided` per intent, in order (a group's events ride on its first)."""
     for index, request in enumerate(requests):
         try:
             validate_intent(engine.config.workloads, request)
         except ChargeError as exc:
             raise EngineError(exc.code, f"intent {index}: {exc.message}") from None
-    decisions: list[Decision] = []
-    events: list[Event] = []
+    made: list[Decided] = []
     start = 0
     while start < len(requests):
         end = start + 1
@@ -48,27 +46,25 @@ def decide_batch(
         grouped = _group(engine, requests[start], end - start, now)
         if grouped is None:
             end = start + 1
-            decision, made = decide(engine, requests[start], now)
-            decisions.append(decision)
-            events += made
+            made.append(decide(engine, requests[start], now))
         else:
-            decisions += grouped[0]
-            events += grouped[1]
+            made += grouped
         start = end
-    return decisions, events
+    return made
 
 
-def _group(
-    engine: Engine, request: IntentRequest, count: int, now: float
-) -> tuple[list[Decision], list[Event]] | None:
+def _group(engine: Engine, request: IntentRequest, count: int, now: float) -> list[Decided] | None:
     """``count`` identical intents approved as one, or None (decide them one by one)."""
     if count < MIN_GROUP or request.costs:
         return None
     record = engine.state.identities.get(request.identity_id)
     if record is None or record.status != "active":
         return None
-    charges = _Arbiter(engine, request, now, "")._charges(record)
-    if isinstance(charges, str) or len(charges) != 1:
+    try:
+        charges = _Arbiter(engine, request, now, "")._charges(record)
+    except NotChargeable:
+        return None
+    if len(charges) != 1:
         return None
     ((pool_id, cost),) = charges.items()
     pool = engine.state.pools.get(pool_id)
@@ -103,4 +99,12 @@ def _group(
         correlation_id=ids[0],
     )
     events = [event, *engine.refresh_forecasts([pool_id], now, lazy=True)]
-    return [Decision(intent_id=i, decision="approve", evaluation=evaluation) for i in ids], events
+    return [
+        Decided(
+            Decision(intent_id=intent_id, decision="approve", evaluation=evaluation),
+            events if index == 0 else [],
+            {pool_id: cost},
+            [],
+        )
+        for index, intent_id in enumerate(ids)
+    ]

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from ratelord.engine.state import IdentityRecord, State, pool_id_for
 from ratelord.schema import SENTINEL_UNKNOWN, IntentRequest
 
-__all__ = ["ChargeError", "resolve_charges", "validate_intent"]
+__all__ = ["ChargeError", "NotChargeable", "resolve_charges", "validate_intent"]
 
 Workloads = Mapping[str, Mapping[str, float]]
 
@@ -40,6 +40,10 @@ class ChargeError(ValueError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class NotChargeable(Exception):
+    """A well-formed intent that cannot be charged on this identity now (a denial's reason)."""
 
 
 def validate_intent(workloads: Workloads, request: IntentRequest) -> None:
@@ -66,11 +70,11 @@ def validate_intent(workloads: Workloads, request: IntentRequest) -> None:
 
 def resolve_charges(
     workloads: Workloads, state: State, record: IdentityRecord, request: IntentRequest
-) -> dict[str, float] | str:
-    """pool id → cost of ``request`` on ``record``'s pools, or why it cannot be charged."""
+) -> dict[str, float]:
+    """pool id → cost of ``request`` on ``record``'s pools; :class:`NotChargeable` says why not."""
     principal = record.principal
     if principal is None:
-        return (
+        raise NotChargeable(
             f"identity {record.identity_id!r} has no known principal yet "
             "(the provider has not been polled); retry in a few seconds"
         )
@@ -94,7 +98,7 @@ def resolve_charges(
         return {pools[0].pool_id: cost}
     if pool("core") in state.pools:
         return {pool("core"): cost}
-    return (
+    raise NotChargeable(
         "the intent names no resource and its identity has several pools: "
         "send 'resource' (or 'costs'), or a workload configured under 'workloads:'"
     )

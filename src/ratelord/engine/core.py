@@ -292,13 +292,13 @@ class Engine:
                 continue
             self._checked[pool_id] = (now, pool.remaining)
             result = self.forecast(pool, now)
-            payload = forecast_payload(result, now, pool.remaining)
-            if force or _meaningful_change(pool.forecast, payload):
+            snapshot = forecast_snapshot(result, now, pool.remaining)
+            if force or _meaningful_change(pool.forecast, snapshot):
                 events.append(
                     self.emit(
                         EventType.FORECAST_COMPUTED,
                         now,
-                        payload,
+                        msgspec.structs.asdict(snapshot),
                         pool_id=pool_id,
                         provider_id=pool.provider_id,
                         correlation_id=correlation_id,
@@ -356,31 +356,32 @@ def finite(value: float) -> float | None:
     return None if math.isinf(value) or math.isnan(value) else round(value, 3)
 
 
-def forecast_payload(result: fc.ForecastResult, now: float, remaining: float) -> dict[str, Any]:
-    return {
-        "remaining": remaining,
-        "tte_p50_seconds": finite(result.tte_p50),
-        "tte_p90_seconds": finite(result.tte_p90),
-        "tte_p99_seconds": finite(result.tte_p99),
-        "p_exhaustion": round(result.p_exhaustion, 4),
-        "margin_seconds": finite(result.margin),
-        "burn_rate": round(result.burn_mean, 6),
-        "burn_stddev": round(result.burn_sigma, 6),
-        "seconds_to_reset": None
+def forecast_snapshot(
+    result: fc.ForecastResult, now: float, remaining: float
+) -> fc.ForecastSnapshot:
+    return fc.ForecastSnapshot(
+        remaining=remaining,
+        tte_p50_seconds=finite(result.tte_p50),
+        tte_p90_seconds=finite(result.tte_p90),
+        tte_p99_seconds=finite(result.tte_p99),
+        p_exhaustion=round(result.p_exhaustion, 4),
+        margin_seconds=finite(result.margin),
+        burn_rate=round(result.burn_mean, 6),
+        burn_stddev=round(result.burn_sigma, 6),
+        seconds_to_reset=None
         if result.seconds_to_reset is None
         else round(result.seconds_to_reset, 3),
-        "as_of": now,
-        "cold_start": result.cold_start,
-        "model": fc.MODEL_ID,
-    }
+        as_of=now,
+        cold_start=result.cold_start,
+    )
 
 
-def _meaningful_change(previous: dict[str, Any] | None, current: dict[str, Any]) -> bool:
+def _meaningful_change(previous: fc.ForecastSnapshot | None, current: fc.ForecastSnapshot) -> bool:
     if previous is None:
         return True
-    if abs(float(previous["p_exhaustion"]) - float(current["p_exhaustion"])) >= RISK_CHANGE:
+    if abs(previous.p_exhaustion - current.p_exhaustion) >= RISK_CHANGE:
         return True
-    old, new = previous["tte_p50_seconds"], current["tte_p50_seconds"]
+    old, new = previous.tte_p50_seconds, current.tte_p50_seconds
     if (old is None) != (new is None):
         return True
     if old is None or new is None:

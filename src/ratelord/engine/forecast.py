@@ -160,6 +160,26 @@ def chunk_quantile(arrivals: Arrivals, now: float, horizon: float, z: float, tai
     return units
 
 
+class ForecastSnapshot(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """A pool's forecast as logged in ``forecast_computed`` and kept in its projection.
+
+    Durations are ``None`` where infinite (JSON has no infinity).
+    """
+
+    remaining: float
+    tte_p50_seconds: float | None
+    tte_p90_seconds: float | None
+    tte_p99_seconds: float | None
+    p_exhaustion: float
+    margin_seconds: float | None
+    burn_rate: float
+    burn_stddev: float
+    seconds_to_reset: float | None
+    as_of: float
+    cold_start: bool = False
+    model: str = MODEL_ID
+
+
 class ForecastInput(msgspec.Struct, frozen=True, gc=False):
     """What the forecaster needs to know about one pool at ``now``."""
 

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ratelord.engine.arbitration import _Arbiter
+from ratelord.engine.charges import NotChargeable
 from ratelord.engine.clock import iso
 from ratelord.engine.core import Engine, Gone, UnknownEntity
 from ratelord.engine.events import Dimensions, Event, EventType, Source
@@ -201,11 +202,12 @@ class _Sizing:
         request, state = self.request, self.engine.state
         outcome = _Outcome()
         arbiter = self._arbiter(request.units)
-        decision, _, _, _ = arbiter.run()
+        decision = arbiter.run()[0]
         outcome.decision = decision
         record = state.identities.get(request.identity_id)
-        charges = arbiter._charges(record) if record is not None else {}
-        if isinstance(charges, str):
+        try:
+            charges = arbiter._charges(record) if record is not None else {}
+        except NotChargeable:
             charges = {}
         if len(charges) > 1:
             outcome.reason = (
@@ -272,7 +274,7 @@ class _Sizing:
         size = min(request.units, pool.remaining)
         smallest = max(request.min_units, min(1.0, request.units))
         while size >= smallest:
-            smaller, _, _, _ = self._arbiter(size).run()
+            smaller = self._arbiter(size).run()[0]
             if smaller.decision == "approve":
                 return _Budget(size)
             if _paced(smaller):

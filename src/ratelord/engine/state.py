@@ -15,7 +15,14 @@ import msgspec
 from ratelord.engine import refill
 from ratelord.engine.clock import parse_iso
 from ratelord.engine.events import Event, EventType
-from ratelord.engine.forecast import Arrivals, BurnState, drift_weight, note, observe
+from ratelord.engine.forecast import (
+    Arrivals,
+    BurnState,
+    ForecastSnapshot,
+    drift_weight,
+    note,
+    observe,
+)
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -84,7 +91,7 @@ class PoolState(msgspec.Struct, kw_only=True):
     drift_ts: float | None = None
     drift_count: int = 0
     posture: str = "OK"
-    forecast: dict[str, object] | None = None
+    forecast: ForecastSnapshot | None = None
     paced_until: float = 0.0
     #: Units granted to leases and not yet reported spent: already out of ``remaining``.
     leased: float = 0.0
@@ -472,7 +479,7 @@ def _drift_detected(state: State, event: Event) -> None:
 def _forecast_computed(state: State, event: Event) -> None:
     pool = state.pools.get(event.pool_id or "")
     if pool is not None:
-        pool.forecast = dict(event.payload)
+        pool.forecast = msgspec.convert(event.payload, ForecastSnapshot)
 
 
 @_on(EventType.POSTURE_CHANGED)

@@ -161,12 +161,10 @@ class Sandbox:
                 costs=p.get("costs") or {},
                 labels=p.get("labels") or {},
             )
-            _, events = decide(self.engine, request, event.ts_event)
-            self._emit(events)
-            for produced in events:
-                if produced.event_type == EventType.INTENT_DECIDED:
-                    for pool_id, cost in produced.payload["charges"].items():
-                        self._extra[pool_id] = self._extra.get(pool_id, 0.0) + cost
+            decided = decide(self.engine, request, event.ts_event)
+            self._emit(decided.events)
+            for pool_id, cost in decided.charges.items():
+                self._extra[pool_id] = self._extra.get(pool_id, 0.0) + cost
 
     def _observation(self, event: Event) -> None:
         pool_id, p = event.pool_id, event.payload

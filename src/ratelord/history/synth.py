@@ -166,8 +166,9 @@ def generate(
             resource=agent.resource,
             cost=agent.cost,
         )
-        decision, events = decide(engine, request, now)
-        pending += events
+        decided = decide(engine, request, now)
+        pending += decided.events
+        decision = decided.decision
         if decision.allowed and not decision.modifications.defer_until:
             principal = engine.state.identities[agent.identity_id].principal or ""
             mock.spend(principal, agent.resource, agent.cost, now)

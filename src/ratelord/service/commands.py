@@ -32,9 +32,9 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
-from ratelord.engine.arbitration import decide
+from ratelord.engine.arbitration import Decided, decide
 from ratelord.engine.core import Engine, EngineError
-from ratelord.engine.events import Event, EventType
+from ratelord.engine.events import Event
 from ratelord.engine.observations import PollResult
 from ratelord.engine.observe import observe_error, observe_poll, observe_usage
 from ratelord.engine.policy import CompiledPolicy, PolicyError, default_policy, load_policy_file
@@ -113,19 +113,21 @@ class CommandService:
 
     async def intent(self, request: IntentRequest) -> Decision:
         self.guard()
-        decision, events = decide(self.engine, request, self.now())
-        await self.commit(events)
-        decided = next(e for e in reversed(events) if e.event_type == EventType.INTENT_DECIDED)
-        errors = decided.payload.get("policy_errors")
-        if errors:
+        decided = decide(self.engine, request, self.now())
+        await self.commit(decided.events)
+        self.decided(decided)
+        return decided.decision
+
+    def decided(self, decided: Decided) -> None:
+        """After an intent's events are durable: report rule errors, pass the charges on."""
+        if decided.policy_errors:
             log.warning(
                 "policy rules failed at run time for intent %s: %s",
-                decision.intent_id,
-                "; ".join(errors),
+                decided.decision.intent_id,
+                "; ".join(decided.policy_errors),
             )
-        if decided.payload["charges"]:
-            self.charged(decided.payload["charges"], decision.modifications.wait_seconds)
-        return decision
+        if decided.charges:
+            self.charged(decided.charges, decided.decision.modifications.wait_seconds)
 
     def charged(self, charges: dict[str, float], wait_seconds: float) -> None:
         """Tell the listeners that ``charges`` reach the provider in ``wait_seconds``."""

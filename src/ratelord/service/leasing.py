@@ -14,7 +14,6 @@ import logging
 
 from ratelord.engine import leases
 from ratelord.engine.batch import decide_batch
-from ratelord.engine.events import EventType
 from ratelord.schema import Decision, IntentBatch, Lease, LeaseList, LeaseReport, LeaseRequest
 from ratelord.service.commands import CommandService, Unavailable
 
@@ -70,16 +69,11 @@ class Leasing:
         """Decide every intent of ``batch`` in order; one commit for all their events."""
         commands = self.commands
         commands.guard()
-        decisions, events = decide_batch(commands.engine, batch.intents, commands.now())
-        await commands.commit(events)
-        for event in events:
-            p = event.payload
-            if event.event_type == EventType.INTENTS_DECIDED:
-                count = len(p["intent_ids"])
-                commands.charged({k: v * count for k, v in p["charges"].items()}, 0.0)
-            elif event.event_type == EventType.INTENT_DECIDED and p["charges"]:
-                commands.charged(p["charges"], float(p["modifications"].get("wait_seconds") or 0.0))
-        return decisions
+        made = decide_batch(commands.engine, batch.intents, commands.now())
+        await commands.commit([event for decided in made for event in decided.events])
+        for decided in made:
+            commands.decided(decided)
+        return [decided.decision for decided in made]
 
     async def upkeep(self) -> None:
         """Expire leases past their time; shrink or revoke where a forecast turned."""

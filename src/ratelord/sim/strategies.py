@@ -220,8 +220,9 @@ class Ratelord:
                 cost=ask.cost,
                 urgency=ask.urgency,
             )
-        decision, events = decide(self.engine, request, now)
-        self._count(events)
+        decided = decide(self.engine, request, now)
+        decision = decided.decision
+        self._count(decided.events)
         mods = decision.modifications
         if decision.decision == "deny_with_reason":
             return Verdict("deny", now, ask.identity_id)
