@@ -79,7 +79,10 @@ class Runtime:
         policy: CompiledPolicy | None = None,
         adapters: Sequence[Adapter] = (),
         wall_clock: Callable[[], float] = time.time,
+        background: bool = True,
     ) -> None:
+        """``background=False`` (in-process tests on a manual clock): no loops run by
+        themselves; pollers are made but only poll when told (``poll_once``)."""
         self.settings = settings
         self.store = store
         self.now = wall_clock
@@ -109,6 +112,7 @@ class Runtime:
         self.commands.identity_listeners.append(self._identity_changed)
         self.leasing = Leasing(self.commands)
         self.adapters = list(adapters)
+        self.background = background
         self.pollers: dict[str, Poller] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = asyncio.Event()
@@ -205,15 +209,17 @@ class Runtime:
             await adapter.start(self)
         for record in list(self.engine.state.identities.values()):
             self._start_poller(record.identity_id)
-        self.spawn(self._checkpoint_loop(), "checkpoint")
-        self.spawn(self._housekeeping_loop(), "housekeeping")
-        self.spawn(self.leasing.loop(), "lease-upkeep")
+        if self.background:
+            self.spawn(self._checkpoint_loop(), "checkpoint")
+            self.spawn(self._housekeeping_loop(), "housekeeping")
+            self.spawn(self.leasing.loop(), "lease-upkeep")
         if self.member is None:
             self.boot_seconds = time.perf_counter() - self._boot_started
-        # The replayed projections live as long as the daemon: keep the cyclic GC
-        # from re-scanning them (its full passes showed up as p99 latency spikes).
-        gc.collect()
-        gc.freeze()
+        if self.background:
+            # The replayed projections live as long as the daemon: keep the cyclic GC
+            # from re-scanning them (its full passes showed up as p99 latency spikes).
+            gc.collect()
+            gc.freeze()
         log.info(
             "ready: replayed %d events in %.3fs (snapshot at seq %d)",
             self.replayed,
@@ -241,7 +247,8 @@ class Runtime:
             self.commands, provider, identity_id, self._poll_every[provider.provider_id]
         )
         self.pollers[identity_id] = poller
-        poller.start()
+        if self.background:
+            poller.start()
 
     # ------------------------------------------------------------------ writes
 
