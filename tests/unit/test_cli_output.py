@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ratelord.cli._output import decision_label, fmt_duration, sparkline, worst_posture
-from ratelord.cli._sse import SseMessage, parse_sse
+from ratelord.client._sse import SseMessage, parse_sse
 
 # ------------------------------------------------------------------ SSE
 

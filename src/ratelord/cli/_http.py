@@ -23,10 +23,9 @@ import msgspec
 import typer
 
 from ratelord.cli._errors import ApiError, CliError, DaemonUnreachable
-from ratelord.cli._sse import SseMessage, parse_sse
-from ratelord.client._base import Members
+from ratelord.client._base import DEFAULT_URL, Members
+from ratelord.client._sse import SseMessage, parse_sse
 
-DEFAULT_URL = "http://127.0.0.1:8090"
 DEFAULT_TIMEOUT = 10.0
 
 T = TypeVar("T")

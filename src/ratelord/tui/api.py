@@ -18,8 +18,8 @@ import httpx
 import msgspec
 
 from ratelord.client._base import Members
+from ratelord.client._sse import SseDecoder
 from ratelord.schema import Decision, Health, Identity, Lease, LeaseList, Pool
-from ratelord.tui.sse import SseDecoder
 
 __all__ = [
     "Consumer",

@@ -7,7 +7,7 @@ import asyncio
 import os
 from collections.abc import Sequence
 
-DEFAULT_URL = "http://127.0.0.1:8090"
+from ratelord.client._base import DEFAULT_URL
 
 
 def run_tui(url: str, token: str | None = None) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ratelord.tui.sse import SseDecoder, SseMessage
+from ratelord.client._sse import SseDecoder, SseMessage
 
 
 def decode(lines: list[str]) -> list[SseMessage]:
@@ -13,14 +13,14 @@ def decode(lines: list[str]) -> list[SseMessage]:
 
 def test_a_block_becomes_one_message_and_comments_are_skipped() -> None:
     lines = [": ping", "", "id: 7", "event: intent_decided", 'data: {"seq": 7}', ""]
-    assert decode(lines) == [SseMessage("7", "intent_decided", '{"seq": 7}')]
+    assert decode(lines) == [SseMessage("intent_decided", '{"seq": 7}', "7")]
 
 
 def test_multiline_data_is_joined_and_event_type_resets_between_messages() -> None:
     lines = ["event: a", "data: one", "data: two", "", "data: three", ""]
     assert decode(lines) == [
-        SseMessage(None, "a", "one\ntwo"),
-        SseMessage(None, "message", "three"),
+        SseMessage("a", "one\ntwo", None),
+        SseMessage("message", "three", None),
     ]
 
 
@@ -40,4 +40,4 @@ def test_what_a_server_frames_decodes_back_unchanged(messages: list[tuple[int, s
     lines: list[str] = []
     for seq, event, data in messages:
         lines += [f"id: {seq}", f"event: {event}", f"data: {data}", ": ping", ""]
-    assert decode(lines) == [SseMessage(str(s), e, d) for s, e, d in messages]
+    assert decode(lines) == [SseMessage(e, d, str(s)) for s, e, d in messages]
