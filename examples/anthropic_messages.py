@@ -7,7 +7,7 @@ the stream's ``message_delta``) corrects the reservation.  The SDK's own
 retries are off (``max_retries=0``).
 
     ratelord-d &                                    # the daemon (RATELORD_URL)
-    python -m tests.fakes.llm --port 8098 --kind anthropic &      # or the real API
+    python -m tests.fakes.llm --port 8098 --kind anthropic --tpm 8000 --otpm 4000 &
     ANTHROPIC_API_KEY=sk-ant-test python examples/anthropic_messages.py \\
         --base-url http://127.0.0.1:8098 --calls 40 [--stream]
 """
