@@ -191,12 +191,14 @@ def test_inspecting_a_denial_says_why(tab: Page, recorded: RunningDaemon) -> Non
     page.locator("#events tr.deny").first.click()
     why = page.locator("#why")
     why.wait_for()
-    text = why.inner_text()
-    assert "background work is shed" in text
+    seq = page.locator("#events tr.selected").get_attribute("data-seq")
+    decided = httpx.get(f"{recorded.url}/v1/history/events/{seq}").json()["event"]["payload"]
+    assert decided["decision"] == "deny_with_reason"
+    assert decided["reason"] in why.inner_text()
     inspector = page.locator("#inspector").inner_text()
-    assert "deny-background-when-critical" in inspector
+    assert decided["rules_fired"] and all(rule in inspector for rule in decided["rules_fired"])
     assert "urgency" in inspector and "P(exhaustion before reset)" in inspector
-    assert "event=" in page.url
+    assert f"event={seq}" in page.url
     tab.shot("inspector")
 
 
