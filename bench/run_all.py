@@ -14,6 +14,7 @@ SCRIPTS = [
     "bench_ladder.py",
     "bench_store.py",
     "bench_sim.py",
+    "bench_proxy.py",
 ]
 
 for script in SCRIPTS:
