@@ -131,7 +131,10 @@ def test_a_leader_that_loses_its_lock_session_stops_and_a_follower_leads(
 def test_a_followers_event_stream_shows_what_the_leader_decides(cluster: Cluster) -> None:
     leader, follower = cluster(2)
     wait_for(lambda: role(follower) == "follower", what="a follower")
-    intent = {"agent_id": "a", "identity_id": "nobody", "workload_id": "w"}
+    with leader.client() as http:
+        register(http, "pat:a", "alice", provider_id="github")
+        http.post("/v1/usage", json={"identity_id": "pat:a", "headers": github_headers(4000)})
+    intent = {"agent_id": "a", "identity_id": "pat:a", "resource": "core", "cost": 1}
     params = {"stream": "true", "type": "intent_decided"}
     with httpx.stream("GET", f"{follower.url}/v1/events", params=params, timeout=10) as stream:
         lines = stream.iter_lines()
