@@ -21,6 +21,15 @@ ORDER = [
     "priority-inversion",
     "noisy-neighbour",
     "cascading-failure",
+    "late-burst",
+    "small-costly",
+    "spill-over",
+    "unseen-consumers",
+    "urgent-at-window-end",
+    "demand-stops",
+    "fresh-burst",
+    "reset-lockout",
+    "many-agents",
 ]
 HERD_BUDGET_SECONDS = 10.0
 

@@ -1,8 +1,10 @@
 """How honest agents decide when to call: ratelord, or one of the baselines.
 
-* ``ratelord`` — the real engine: every piece of work is an intent through
-  :func:`~ratelord.engine.arbitration.decide`; the engine polls the mock on its
-  cadence, reconciles drift, and hears back when a call spent nothing.
+* ``ratelord`` — the daemon's own code path: every piece of work is an intent
+  through :class:`~ratelord.service.CommandService` (the same commands the
+  daemon runs: intent, usage, poll observations and failures, the poll
+  cadence); the simulated provider is polled on that cadence, drift is
+  reconciled, and a call that spent nothing or more than estimated is reported.
 * ``none`` — what most clients do today: call at once (the runner backs off
   after a 429).
 * ``token-bucket`` — a static client-side limiter per pool at ``limit /
@@ -20,14 +22,13 @@ from random import Random
 from typing import Literal, Protocol
 
 from ratelord.engine.allocation import approval_holds
-from ratelord.engine.arbitration import decide
 from ratelord.engine.clock import parse_iso
+from ratelord.engine.core import Engine
 from ratelord.engine.events import Event, IdFactory
-from ratelord.engine.observe import observe_error, observe_poll, observe_usage
 from ratelord.engine.state import State
 from ratelord.providers.base import ProviderFailure
 from ratelord.schema import IdentityCreate, IntentRequest, Urgency, UsageReport
-from ratelord.service import backoff, build_engine, next_interval
+from ratelord.service import CommandService, backoff, build_engine, next_interval, run_sync
 from ratelord.sim.scenario import Scenario
 from ratelord.sim.world import CallResult, World
 
@@ -166,22 +167,35 @@ class Ratelord:
         self._failures: Counter[str] = Counter()
         self._events: Counter[str] = Counter()
         self._log: list[Event] = []
-        self.engine = build_engine(
-            scenario.engine,
-            scenario.compiled_policy(),
-            workloads=scenario.workloads,
-            default_windows={"mock": world.provider.default_window_seconds},
-            ids=IdFactory(prefix="sim"),
+        self._now = scenario.start
+        self._serve(
+            build_engine(
+                scenario.engine,
+                scenario.compiled_policy(),
+                workloads=scenario.workloads,
+                default_windows={"mock": world.provider.default_window_seconds},
+                ids=IdFactory(prefix="sim"),
+            )
         )
         now = scenario.start
         events = self.engine.start(now, {"simulator": scenario.name})
         events += self.engine.set_policy(self.engine.policy, now)
+        self._count(events)
         for identity in scenario.identities:
             request = IdentityCreate(
                 identity_id=identity.id, provider_id="mock", principal=identity.principal
             )
-            events += self.engine.register_identity(request, now)
-        self._count(events)
+            run_sync(self.service.register(request))
+
+    def _serve(self, engine: Engine) -> None:
+        """Run the daemon's own command service (intent, usage, polls) on ``engine``."""
+        self.engine = engine
+
+        async def commit(events: list[Event]) -> list[Event]:
+            self._count(events)
+            return events
+
+        self.service = CommandService(engine, commit, lambda: self._now)
 
     def _count(self, events: list[Event]) -> None:
         self._events.update(e.event_type for e in events)
@@ -191,13 +205,15 @@ class Ratelord:
         """The daemon restarts: a new engine whose state is the replayed event log."""
         state = State()
         state.apply_all(self._log)
-        self.engine = build_engine(
-            self._scenario.engine,
-            self.engine.policy,
-            workloads=self._scenario.workloads,
-            default_windows={"mock": self._world.provider.default_window_seconds},
-            ids=self.engine.ids,
-            state=state,
+        self._serve(
+            build_engine(
+                self._scenario.engine,
+                self.engine.policy,
+                workloads=self._scenario.workloads,
+                default_windows={"mock": self._world.provider.default_window_seconds},
+                ids=self.engine.ids,
+                state=state,
+            )
         )
         self._count(self.engine.start(now, {"simulator": self._scenario.name, "restart": True}))
 
@@ -220,9 +236,8 @@ class Ratelord:
                 cost=ask.cost,
                 urgency=ask.urgency,
             )
-        decided = decide(self.engine, request, now)
-        decision = decided.decision
-        self._count(decided.events)
+        self._now = now
+        decision = run_sync(self.service.intent(request))
         mods = decision.modifications
         if decision.decision == "deny_with_reason":
             return Verdict("deny", now, ask.identity_id)
@@ -262,8 +277,8 @@ class Ratelord:
             intent_id=verdict.ticket,
             cost=spent,
         )
-        _, events = observe_usage(self.engine, report, [], now)
-        self._count(events)
+        self._now = now
+        run_sync(self.service.usage(report))
 
     def poll(self, identity_id: str, now: float) -> float:
         principal = self._scenario.principal_of(identity_id)
@@ -271,19 +286,19 @@ class Ratelord:
             result = self._world.poll(principal, now)
         except ProviderFailure as failure:
             self._failures[identity_id] += 1
-            self._count(
-                observe_error(
-                    self.engine,
+            self._now = now
+            run_sync(
+                self.service.observe_failure(
                     identity_id,
                     kind=failure.kind,
                     message=failure.message,
-                    now=now,
                     retry_after=failure.retry_after,
                 )
             )
             return backoff(self._failures[identity_id], failure.retry_after, self._rng)
         self._failures[identity_id] = 0
-        self._count(observe_poll(self.engine, identity_id, result))
+        self._now = now
+        run_sync(self.service.observe_poll(identity_id, result))
         pools = self.engine.state.pools_of("mock", principal)
         return next_interval(self._scenario.poll_interval_seconds, [p.posture for p in pools])
 
