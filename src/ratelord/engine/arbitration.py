@@ -241,8 +241,11 @@ class _Arbiter:
         if winner is None or winner[0].action == Action.APPROVE:
             if request.urgency == "high":
                 return self._decision("approve", evaluation), fired, charges, False
-            # Policy approves; the allocation still keeps headroom and the urgent reserve.
-            return self._allocated(views, evaluation, fired, charges, None, pace=False)
+            # Policy approves; the allocation still keeps headroom and the urgent reserve
+            # (nothing to keep while no unseen use nor urgent work was ever seen).
+            if any(_holds_back(v) for v in views):
+                return self._allocated(views, evaluation, fired, charges, None, pace=False)
+            return self._decision("approve", evaluation), fired, charges, False
         rule, view = winner
         action = rule.action
         if action == Action.SWITCH_IDENTITY:
@@ -654,6 +657,15 @@ _VARIABLE_BUILDERS: dict[str, Callable[[PolicyContext], dict[str, Any]]] = {
 def _refilling(view: PoolView, rule: FiredRule) -> bool:
     """A refilling pool paced by the engine (a rule's own ``wait_seconds`` still wins)."""
     return view.pool is not None and refill.refills(view.pool) and "wait_seconds" not in rule.params
+
+
+def _holds_back(view: PoolView) -> bool:
+    """Whether the allocation may keep part of the pool from a non-urgent intent that the
+    policy approves: only once unseen use, urgent work or costlier calls were seen."""
+    pool = view.pool
+    return pool is not None and (
+        pool.unseen.count > 0 or pool.urgent.count > 0 or (pool.estimate_ratio or 1.0) > 1.0
+    )
 
 
 def _allocation_view(a: Allocation) -> PoolAllocation:

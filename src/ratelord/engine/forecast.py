@@ -277,7 +277,12 @@ def compute_pair(
     Without it, the risk counts the whole burn.
     """
     mean, sigma = _inflated(burn, pool, now)
-    risk_mean, risk_sigma = (mean, sigma) if unseen is None else _inflated(unseen, pool, now)
+    if unseen is None:
+        risk_mean, risk_sigma = mean, sigma
+    elif unseen.samples == 0:
+        risk_mean, risk_sigma = 0.0, 0.0  # nothing unseen yet: no risk from it
+    else:
+        risk_mean, risk_sigma = _inflated(unseen, pool, now)
     risk_net = risk_mean - pool.refill_rate
     horizon = seconds_to_reset(
         pool.reset_at, pool.window_seconds, now, pool.last_observed_at, pool.reset_grace
