@@ -191,10 +191,13 @@ def _top(rows: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
     return [(str(r.get("id")), out.fmt_number(r.get("used"))) for r in ranked]
 
 
+_VERDICT_STYLE = {"shared": "bold yellow", "isolated": "green", "unknown": "yellow"}
+
+
 def explanation(answer: dict[str, Any]) -> RenderableType:
-    """``SHARED``/``ISOLATED``, the daemon's explanation, the principals and shared pools."""
-    shared = bool(answer.get("shared"))
-    verdict = Text("SHARED" if shared else "ISOLATED", style="bold yellow" if shared else "green")
+    """``SHARED``/``ISOLATED``/``UNKNOWN``, the explanation, the principals, the shared pools."""
+    word = str(answer.get("verdict") or ("shared" if answer.get("shared") else "isolated"))
+    verdict = Text(word.upper(), style=_VERDICT_STYLE.get(word, "yellow"))
     a, b = answer.get("a", "?"), answer.get("b", "?")
     rows = [
         ("why", answer.get("explanation")),

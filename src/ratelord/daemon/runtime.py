@@ -27,6 +27,7 @@ from ratelord.daemon.config import Settings
 from ratelord.daemon.providers import configure
 from ratelord.engine.clock import iso
 from ratelord.engine.core import Engine
+from ratelord.engine.diagnosis import describe, failing
 from ratelord.engine.events import Event, EventType
 from ratelord.engine.policy import CompiledPolicy, default_policy, load_policy_file
 from ratelord.engine.state import State
@@ -292,13 +293,7 @@ class Runtime:
         status = self.status
         if self.boot_error:
             status, reasons = "degraded", [self.boot_error]
-        for provider in self.engine.state.providers.values():
-            if provider.degraded:
-                failing = ", ".join(f"{i} ({k})" for i, k in provider.failing_identities.items())
-                reasons.append(
-                    f"provider {provider.provider_id} failing for {failing}: "
-                    f"{provider.last_error_message}"
-                )
+        reasons += [describe(record) for record in failing(self.engine.state)]
         if self.writer.failed is not None:
             reasons.append(f"event store read-only: {self.writer.failed}")
         elif self.writer.fault is not None:

@@ -11,7 +11,7 @@ from ratelord.engine.clock import iso
 from ratelord.engine.core import Engine
 from ratelord.engine.events import Event
 from ratelord.engine.forecast import ForecastSnapshot
-from ratelord.engine.state import PoolState, effective_remaining
+from ratelord.engine.state import PoolState, effective_remaining, principal_key
 from ratelord.schema import Forecast, Pool
 
 TOP_CONSUMERS = 5
@@ -124,25 +124,37 @@ def explain(engine: Engine, a: str, b: str) -> dict[str, Any]:
     right_pools = {p.pool_id for p in engine.state.pools_of(right.provider_id, right.principal)}
     shared = sorted(left_pools & right_pools)
     if left.provider_id != right.provider_id:
-        why = f"isolated: {a} is charged by provider {left.provider_id}, {b} by {right.provider_id}"
+        verdict = "isolated"
+        why = f"{a} is charged by provider {left.provider_id}, {b} by {right.provider_id}"
     elif left.principal is None or right.principal is None:
-        why = "unknown: a principal is not known yet (the provider has not been polled)"
-    elif left.principal == right.principal:
+        # Not knowing is not isolation: the two may well share every pool.
+        verdict = "unknown"
+        unknown = ", ".join(r.identity_id for r in (left, right) if r.principal is None)
         why = (
-            f"shared: both are charged to principal {left.principal} at "
+            f"the principal of {unknown} is not known yet (the provider has not named it); "
+            "until it is, treat the two as possibly sharing"
+        )
+    elif principal_key(left.provider_id, left.principal) == principal_key(
+        right.provider_id, right.principal
+    ):
+        verdict = "shared"
+        why = (
+            f"both are charged to principal {left.principal} at "
             f"{left.provider_id}, so they draw from the same pools"
         )
     else:
+        verdict = "isolated"
         why = (
-            f"isolated: {a} is charged to {left.principal} and {b} to {right.principal}; "
+            f"{a} is charged to {left.principal} and {b} to {right.principal}; "
             "different principals have separate pools"
         )
     return {
         "a": a,
         "b": b,
-        "shared": bool(shared),
+        "verdict": verdict,
+        "shared": verdict == "shared",
         "shared_pools": shared,
-        "explanation": why,
+        "explanation": f"{verdict}: {why}",
         "a_principal": left.principal,
         "b_principal": right.principal,
     }

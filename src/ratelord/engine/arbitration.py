@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from difflib import get_close_matches
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from ratelord.engine.allocation import Allocation, allocate
 from ratelord.engine.charges import ChargeError, NotChargeable, resolve_charges, validate_intent
 from ratelord.engine.clock import iso
 from ratelord.engine.core import EngineError, finite
+from ratelord.engine.diagnosis import describe, failing_members
 from ratelord.engine.events import Dimensions, Event, EventType, Source
 from ratelord.engine.forecast import ForecastResult
 from ratelord.engine.policy import Action, FiredRule
@@ -219,25 +221,30 @@ class _Arbiter:
         except NotChargeable as refused:
             return self._deny(str(refused))
         views = [self._view(record, pool_id, cost) for pool_id, cost in charges.items()]
+        unknown = next((v for v in views if v.pool is None), None)
+        if unknown is not None:  # unknown risk: never approved blind
+            return self._deny(
+                self._unknown_pool(record, unknown.pool_id),
+                self._evaluation(views, unknown, []),
+            )
         fired: list[tuple[FiredRule, str]] = []
         winner: tuple[FiredRule, PoolView] | None = None
         for view in views:
-            if view.pool is None:
-                continue
             outcome = self.engine.policy.evaluate(PolicyContext(self, record, view))
             self.policy_errors += outcome.errors
             if outcome.shadowed:
                 self.shadowed += [(rule, view.pool_id) for rule in outcome.shadowed]
             for rule in outcome.fired:
                 fired.append((rule, view.pool_id))
-            if outcome.winner is not None and (
-                winner is None or _RANK[outcome.winner.action] > _RANK[winner[0].action]
+            best = self._honest(record, view, outcome.winner)
+            if best is not None and (
+                winner is None or _RANK[best.action] > _RANK[winner[0].action]
             ):
-                winner = (outcome.winner, view)
+                winner = (best, view)
         tightest = max(views, key=lambda v: (v.p_with, -_tte(v)), default=None)
-        evaluation = self._evaluation(
-            views, tightest, [f"{r.policy_id}/{r.rule}" for r, _ in fired]
-        )
+        # A rule that fired on two pools is one rule fired.
+        rules = list(dict.fromkeys(f"{r.policy_id}/{r.rule}" for r, _ in fired))
+        evaluation = self._evaluation(views, tightest, rules)
         if winner is None or winner[0].action == Action.APPROVE:
             if request.urgency == "high":
                 return self._decision("approve", evaluation), fired, charges, False
@@ -329,6 +336,65 @@ class _Arbiter:
         """Which pools the intent draws from, and how much from each."""
         return resolve_charges(self.engine.config.workloads, self.state, record, self.request)
 
+    def _unknown_pool(self, record: IdentityRecord, pool_id: str) -> str:
+        """Why an intent on a never-observed pool is refused, and what to do instead."""
+        blind = (
+            f"pool {pool_id} has never been observed, so its budget is unknown and "
+            "ratelord does not approve spending it blind"
+        )
+        pools = self.state.pools_of(record.provider_id, record.principal)
+        known = sorted(p.resource for p in pools)
+        resource = pool_id.split(":")[1]
+        if known:
+            close = get_close_matches(resource, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return (
+                f"{blind}: principal {record.principal} has {', '.join(known)}{hint}; "
+                "ask for one of those, or report this resource's rate-limit headers "
+                "(POST /v1/usage) first"
+            )
+        if record.poll_error_kind is not None:
+            return f"{blind}: {describe(record)}"
+        return (
+            f"{blind}: report the provider's rate-limit headers from one of your calls "
+            f"(POST /v1/usage), or let ratelord poll {record.identity_id} first"
+        )
+
+    def _honest(
+        self, record: IdentityRecord, view: PoolView, winner: FiredRule | None
+    ) -> FiredRule | None:
+        """``winner``, with a reason that does not contradict itself under fail-safe.
+
+        Fail-safe raises a pool's risk (and lowers its margin) to count as high;
+        a rule then fires whose reason, written for real numbers, would say what
+        is not true ("would run out in 825 s, before its reset in 35 s").  When
+        the same rule would not have fired on the real numbers, the fail-safe
+        is the reason.
+        """
+        if winner is None or not view.fail_safe:
+            return winner
+        assert view.base is not None and view.with_intent is not None
+        real = PoolView(
+            pool_id=view.pool_id,
+            cost=view.cost,
+            pool=view.pool,
+            base=view.base,
+            with_intent=view.with_intent,
+            p=view.base.p_exhaustion,
+            p_with=view.with_intent.p_exhaustion,
+        )
+        unforced = self.engine.policy.evaluate(PolicyContext(self, record, real)).winner
+        if unforced is not None and (unforced.policy_id, unforced.rule) == (
+            winner.policy_id,
+            winner.rule,
+        ):
+            return winner
+        return replace(
+            winner,
+            reason=f"fail-safe: {view.fail_safe}, so the risk of {view.pool_id} counts as high "
+            f"(rule {winner.policy_id}/{winner.rule})",
+        )
+
     def _view(self, record: IdentityRecord, pool_id: str, cost: float) -> PoolView:
         pool = self.state.pools.get(pool_id)
         view = PoolView(pool_id=pool_id, cost=cost, pool=pool)
@@ -337,10 +403,10 @@ class _Arbiter:
         view.base, view.with_intent = self.engine.forecast_pair(pool, self.now, cost)
         view.p, view.p_with = view.base.p_exhaustion, view.with_intent.p_exhaustion
         if self.request.urgency != "high":
-            status = self.state.providers.get(record.provider_id)
             stale_after = self.engine.config.stale_after_seconds
-            if status is not None and status.degraded:
-                view.fail_safe = f"provider {record.provider_id} is degraded"
+            failing = failing_members(self.state, pool)
+            if failing:
+                view.fail_safe = f"polls of {', '.join(failing)} are failing"
             elif pool.last_observed_at is None or self.now - pool.last_observed_at > stale_after:
                 view.fail_safe = f"forecast for {pool_id} is stale"
             if view.fail_safe:

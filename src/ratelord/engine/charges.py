@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ratelord.engine.diagnosis import describe
 from ratelord.engine.state import IdentityRecord, State, pool_id_for
 from ratelord.schema import SENTINEL_UNKNOWN, IntentRequest
 
@@ -74,6 +75,10 @@ def resolve_charges(
     """pool id → cost of ``request`` on ``record``'s pools; :class:`NotChargeable` says why not."""
     principal = record.principal
     if principal is None:
+        if record.poll_error_kind is not None:  # waiting will not help: say what will
+            raise NotChargeable(
+                f"identity {record.identity_id!r} has no known principal: {describe(record)}"
+            )
         raise NotChargeable(
             f"identity {record.identity_id!r} has no known principal yet "
             "(the provider has not been polled); retry in a few seconds"

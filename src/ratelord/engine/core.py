@@ -293,7 +293,9 @@ class Engine:
             self._checked[pool_id] = (now, pool.remaining)
             result = self.forecast(pool, now)
             snapshot = forecast_snapshot(result, now, pool.remaining)
-            if force or _meaningful_change(pool.forecast, snapshot):
+            posture = posture_of(pool, result.p_exhaustion)
+            # A new posture comes with its forecast, so the two never disagree on screen.
+            if force or posture != pool.posture or _meaningful_change(pool.forecast, snapshot):
                 events.append(
                     self.emit(
                         EventType.FORECAST_COMPUTED,
@@ -304,7 +306,6 @@ class Engine:
                         correlation_id=correlation_id,
                     )
                 )
-            posture = posture_of(pool, result.p_exhaustion)
             if posture != pool.posture:
                 events.append(
                     self.emit(
@@ -341,13 +342,32 @@ class Engine:
         return events
 
 
+#: Posture thresholds, most severe first: (posture, P(exhaustion) at least, fraction left
+#: below).  A pool *enters* a posture at these; it *leaves* it only once both values are
+#: clear of them by the hysteresis margins below, so a forecast hovering at a threshold
+#: (a fresh pool's noisy burn rate) does not flap between two postures.
+POSTURES: tuple[tuple[str, float, float], ...] = (("CRIT", 0.5, 0.05), ("WARN", 0.1, 0.20))
+LEAVE_RISK_FACTOR = 0.8
+LEAVE_FRACTION_MARGIN = 0.02
+_SEVERITY = {"OK": 0, "WARN": 1, "CRIT": 2}
+
+
 def posture_of(pool: PoolState, p_exhaustion: float) -> str:
-    """OK / WARN / CRIT from the risk of exhaustion and the fraction left."""
+    """OK / WARN / CRIT from the risk of exhaustion and the fraction left, with hysteresis.
+
+    ``pool.posture`` is the current posture: moving to a less severe one needs
+    the risk below ``LEAVE_RISK_FACTOR`` × the threshold and the fraction left
+    ``LEAVE_FRACTION_MARGIN`` above it.  Rising is immediate.
+    """
     fraction = pool.remaining / pool.limit if pool.limit else 1.0
-    if p_exhaustion >= 0.5 or fraction < 0.05:
-        return "CRIT"
-    if p_exhaustion >= 0.1 or fraction < 0.20:
-        return "WARN"
+    current = _SEVERITY.get(pool.posture, 0)
+    for posture, risk, below in POSTURES:
+        if p_exhaustion >= risk or fraction < below:
+            return posture
+        if _SEVERITY[posture] <= current and (
+            p_exhaustion >= risk * LEAVE_RISK_FACTOR or fraction < below + LEAVE_FRACTION_MARGIN
+        ):
+            return posture  # not clear of the threshold yet: stay
     return "OK"
 
 

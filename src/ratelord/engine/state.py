@@ -47,6 +47,9 @@ class IdentityRecord(msgspec.Struct, kw_only=True):
     token_fingerprint: str | None = None
     registered_at: float = 0.0
     auth_failures: int = 0
+    #: Its last poll's failure (kind, message) until a poll succeeds or it is revoked.
+    poll_error_kind: str | None = None
+    poll_error: str | None = None
 
 
 class PoolState(msgspec.Struct, kw_only=True):
@@ -357,6 +360,10 @@ def _identity_status(state: State, event: Event) -> None:
         revoked = event.event_type == EventType.IDENTITY_REVOKED
         record.status = "revoked" if revoked else "quarantined"
         record.status_reason = event.payload.get("reason")
+        if revoked:  # a revoked identity is not polled: its failures end with it
+            record.poll_error_kind = record.poll_error = None
+            for status in state.providers.values():
+                status.failing_identities.pop(record.identity_id, None)
 
 
 @_on(EventType.PRINCIPAL_DISCOVERED)
@@ -645,6 +652,7 @@ def _poll_observed(state: State, event: Event) -> None:
     record = state.identities.get(event.dimensions.identity_id)
     if record is not None:
         record.auth_failures = 0
+        record.poll_error_kind = record.poll_error = None
 
 
 @_on(EventType.PROVIDER_ERROR)
@@ -655,10 +663,15 @@ def _provider_error(state: State, event: Event) -> None:
     status.last_error_kind = p.get("kind")
     status.last_error_message = p.get("message")
     status.consecutive_errors += 1
-    status.failing_identities[event.dimensions.identity_id] = p.get("kind", "unknown")
     record = state.identities.get(event.dimensions.identity_id)
-    if record is not None and p.get("kind") == "auth":
-        record.auth_failures += 1
+    if record is not None and record.status == "revoked":
+        return  # a poll that was under way when it was revoked
+    status.failing_identities[event.dimensions.identity_id] = p.get("kind", "unknown")
+    if record is not None:
+        record.poll_error_kind = p.get("kind", "unknown")
+        record.poll_error = p.get("message")
+        if p.get("kind") == "auth":
+            record.auth_failures += 1
 
 
 def _provider(state: State, event: Event) -> ProviderStatus:
