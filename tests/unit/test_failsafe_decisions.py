@@ -19,6 +19,7 @@ from ratelord.providers.mock import (
 )
 from ratelord.schema import IdentityCreate
 from tests.unit.test_engine import World
+from tests.unit.test_llm_engine import MODEL, OpenAIWorld
 
 # ------------------------------------------------------------------ item 1
 
@@ -191,3 +192,18 @@ def test_explain_says_unknown_when_a_principal_is_unknown() -> None:
     assert answer["verdict"] == "unknown" and answer["shared"] is False
     assert answer["explanation"].startswith("unknown: the principal of id-x is not known")
     assert explain(w.engine, "id-a", "id-a")["verdict"] == "shared"
+
+
+def test_a_pool_only_responses_reveal_is_learned_from_one_first_call_at_a_time() -> None:
+    w = OpenAIWorld()
+    costs = {f"tokens@{MODEL}": 100, f"requests@{MODEL}": 1}
+    first = w.ask(costs=costs)
+    assert first.decision == "approve" and "first call" in first.reason
+    second = w.ask(costs=costs)
+    assert second.decision == "deny_with_reason", "only one blind call at a time"
+    assert "first call is under way" in second.reason
+    w.report(first.intent_id, costs={f"tokens@{MODEL}": 100})
+    assert w.ask(costs=costs).decision == "approve"
+    replayed = type(w.engine.state)()
+    replayed.apply_all(w.log)
+    assert replayed.encode() == w.engine.state.encode()

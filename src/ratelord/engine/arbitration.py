@@ -49,6 +49,8 @@ FAIL_SAFE_RISK = 0.75
 REFILL_MARGIN = 1.001
 #: An approval with a wait stays valid this long past its slot (or a tenth of the wait).
 APPROVAL_GRACE_SECONDS = 5.0
+#: Seconds a first call on an unobserved pool holds back the next one (its report may be lost).
+PROBE_SECONDS = 60.0
 
 
 #: An arbitration's result: decision, fired rules with their pool, charges (pool → cost), paced?
@@ -174,6 +176,7 @@ def decide(engine: Engine, request: IntentRequest, now: float) -> Decided:
                 "paced": paced,
                 **({"pacing": arbiter.pacing} if arbiter.pacing else {}),
                 **({"policy_errors": arbiter.policy_errors} if arbiter.policy_errors else {}),
+                **({"probes": arbiter.probes} if arbiter.probes else {}),
             },
             dimensions=dims,
             source=source,
@@ -204,6 +207,8 @@ class _Arbiter:
         self.pacing: dict[str, float] = {}
         #: shadow-mode rules that held, with their pool: logged, never decisive
         self.shadowed: list[tuple[FiredRule, str]] = []
+        #: unobserved pools this intent is the first call on
+        self.probes: list[str] = []
 
     def run(self) -> _Result:
         request = self.request
@@ -221,12 +226,19 @@ class _Arbiter:
         except NotChargeable as refused:
             return self._deny(str(refused))
         views = [self._view(record, pool_id, cost) for pool_id, cost in charges.items()]
-        unknown = next((v for v in views if v.pool is None), None)
-        if unknown is not None:  # unknown risk: never approved blind
-            return self._deny(
-                self._unknown_pool(record, unknown.pool_id),
-                self._evaluation(views, unknown, []),
+        unknown = [v for v in views if v.pool is None]
+        if unknown:  # unknown risk: never approved blind
+            evaluation = self._evaluation(views, unknown[0], [])
+            refusal = self._unknown_pools(record, [v.pool_id for v in unknown])
+            if refusal is not None:
+                return self._deny(refusal, evaluation)
+            self.probes = [v.pool_id for v in unknown]
+            reason = (
+                f"approved as the first call on {', '.join(self.probes)} (not observed yet): "
+                "report its response's rate-limit headers (POST /v1/usage); until then "
+                "other calls on it are refused"
             )
+            return self._decision("approve", evaluation, reason=reason), [], charges, False
         fired: list[tuple[FiredRule, str]] = []
         winner: tuple[FiredRule, PoolView] | None = None
         for view in views:
@@ -336,29 +348,43 @@ class _Arbiter:
         """Which pools the intent draws from, and how much from each."""
         return resolve_charges(self.engine.config.workloads, self.state, record, self.request)
 
-    def _unknown_pool(self, record: IdentityRecord, pool_id: str) -> str:
-        """Why an intent on a never-observed pool is refused, and what to do instead."""
+    def _unknown_pools(self, record: IdentityRecord, pool_ids: list[str]) -> str | None:
+        """Why an intent on never-observed pools is refused, or None to let it probe.
+
+        A pool ratelord polls and has not seen does not exist (a typo, a resource the
+        principal lacks): refused, with the resources it does have.  A pool only
+        responses can reveal (no poll names it: LLM APIs, header-reported identities)
+        is learned from one first call — a single one at a time, until its headers
+        are reported.
+        """
         blind = (
-            f"pool {pool_id} has never been observed, so its budget is unknown and "
+            f"pool {pool_ids[0]} has never been observed, so its budget is unknown and "
             "ratelord does not approve spending it blind"
         )
-        pools = self.state.pools_of(record.provider_id, record.principal)
-        known = sorted(p.resource for p in pools)
-        resource = pool_id.split(":")[1]
-        if known:
-            close = get_close_matches(resource, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            return (
-                f"{blind}: principal {record.principal} has {', '.join(known)}{hint}; "
-                "ask for one of those, or report this resource's rate-limit headers "
-                "(POST /v1/usage) first"
-            )
         if record.poll_error_kind is not None:
             return f"{blind}: {describe(record)}"
-        return (
-            f"{blind}: report the provider's rate-limit headers from one of your calls "
-            f"(POST /v1/usage), or let ratelord poll {record.identity_id} first"
-        )
+        members = [
+            i
+            for i in self.state.identities.values()
+            if i.provider_id == record.provider_id and i.principal == record.principal
+        ]
+        if any(i.last_polled_at is not None for i in members):
+            pools = self.state.pools_of(record.provider_id, record.principal)
+            known = sorted(p.resource for p in pools)
+            close = get_close_matches(pool_ids[0].split(":")[1], known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return (
+                f"{blind}: polls of principal {record.principal} show only "
+                f"{', '.join(known) or 'no pools'}{hint}; ask for one of those"
+            )
+        for pool_id in pool_ids:
+            since = self.state.probes.get(pool_id)
+            if since is not None and self.now - since < PROBE_SECONDS:
+                return (
+                    f"pool {pool_id} is not observed yet and its first call is under way: "
+                    "ask again once that call's usage is reported (POST /v1/usage)"
+                )
+        return None
 
     def _honest(
         self, record: IdentityRecord, view: PoolView, winner: FiredRule | None

@@ -30,6 +30,7 @@ V = TypeVar("V")
 HISTORY_POINTS = 240
 DEDUPE_MEMORY = 50_000
 CHARGES_MEMORY = 20_000
+PROBES_MEMORY = 1_000
 MINUTE_BUCKETS = 30
 OBSERVATION_GAP_WEIGHT = 0.1
 
@@ -47,6 +48,8 @@ class IdentityRecord(msgspec.Struct, kw_only=True):
     token_fingerprint: str | None = None
     registered_at: float = 0.0
     auth_failures: int = 0
+    #: When a poll of it last succeeded (a polled principal's pools are all known).
+    last_polled_at: float | None = None
     #: Its last poll's failure (kind, message) until a poll succeeds or it is revoked.
     poll_error_kind: str | None = None
     poll_error: str | None = None
@@ -197,6 +200,9 @@ class State(msgspec.Struct, kw_only=True):
     leases_ended: dict[str, str] = {}
     #: Recent approvals told to wait: intent id → when the call was to start.
     waiting: dict[str, float] = {}
+    #: Pools not observed yet whose first call was approved (pool id → when), until the
+    #: pool is observed: one call at a time learns an unpolled pool (see arbitration).
+    probes: dict[str, float] = {}
 
     # ------------------------------------------------------------------ queries
 
@@ -378,6 +384,7 @@ def _pool(state: State, event: Event) -> PoolState:
     assert pool_id is not None, f"{event.event_type} without pool_id"
     pool = state.pools.get(pool_id)
     if pool is None:
+        state.probes.pop(pool_id, None)
         p = event.payload
         pool = PoolState(
             pool_id=pool_id,
@@ -505,6 +512,10 @@ def _intent_decided(state: State, event: Event) -> None:
     _note_demand(state, event)
     if p["decision"] == "deny_with_reason" or p["modifications"].get("defer_until"):
         return
+    for pool_id in p.get("probes", ()):
+        state.probes[pool_id] = event.ts_event
+    if len(state.probes) > 2 * PROBES_MEMORY:
+        state.probes = _newest(state.probes, PROBES_MEMORY)
     dims = {
         "agent_id": event.dimensions.agent_id,
         "identity_id": p["modifications"].get("identity_switch") or event.dimensions.identity_id,
@@ -653,6 +664,7 @@ def _poll_observed(state: State, event: Event) -> None:
     if record is not None:
         record.auth_failures = 0
         record.poll_error_kind = record.poll_error = None
+        record.last_polled_at = event.ts_event
 
 
 @_on(EventType.PROVIDER_ERROR)
