@@ -3,6 +3,7 @@ failures belong to the identity that fails, and what ratelord says is consistent
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from ratelord.daemon.views import explain
@@ -21,6 +22,12 @@ from ratelord.schema import IdentityCreate
 from tests.unit.test_engine import World
 from tests.unit.test_llm_engine import MODEL, OpenAIWorld
 
+
+def with_workloads(w: World, workloads: dict[str, dict[str, float]]) -> World:
+    w.engine.config = msgspec.structs.replace(w.engine.config, workloads=workloads)
+    return w
+
+
 # ------------------------------------------------------------------ item 1
 
 
@@ -36,7 +43,7 @@ def test_a_pool_never_observed_is_not_approved_whatever_the_cost() -> None:
 
 
 def test_a_workload_on_resources_the_principal_lacks_is_not_approved() -> None:
-    w = World(workloads={"hydrate": {"search": 1, "requests": 2}})
+    w = with_workloads(World(), {"hydrate": {"search": 1, "requests": 2}})
     w.register("id-a", "acct-1")
     d = w.ask(resource=None, workload_id="hydrate")
     assert d.decision == "deny_with_reason"
@@ -160,7 +167,7 @@ policies:
 
 
 def test_a_rule_fired_on_two_pools_is_listed_once() -> None:
-    w = World(policy=load_policy_text(SHAPE_ALL), workloads={"both": {"requests": 1, "x": 1}})
+    w = with_workloads(World(policy=load_policy_text(SHAPE_ALL)), {"both": {"requests": 1, "x": 1}})
     pools = {r: MockPoolConfig(limit=1000, window_seconds=3600) for r in ("requests", "x")}
     w.mock = MockProvider(
         MockProviderConfig(principals={"acct-1": MockPrincipalConfig(pools=pools)}),
