@@ -150,7 +150,7 @@ def test_a_new_posture_comes_with_its_forecast() -> None:
         w.clock.advance(1)
     pool = w.pool()
     assert pool.forecast is not None
-    assert posture_of(pool, float(pool.forecast["p_exhaustion"])) == pool.posture
+    assert posture_of(pool, pool.forecast.p_exhaustion) == pool.posture
 
 
 SHAPE_ALL = """
