@@ -26,7 +26,7 @@ CONFIG = {
         ]
     }
 }
-INTENT = {"agent_id": "a", "identity_id": "nobody", "workload_id": "w"}
+INTENT = {"agent_id": "a", "identity_id": "pat:a", "resource": "core"}
 IDENTITY = {"identity_id": "pat:a", "provider_id": "github", "principal": "alice"}
 
 
@@ -44,10 +44,11 @@ def test_each_client_may_do_what_its_scopes_say(daemon_factory: Factory) -> None
         refused = http.post("/v1/intent", json=INTENT, headers=bearer("READER"))
         assert refused.status_code == 403
         assert "'dashboard' lacks the 'ask' scope" in refused.json()["error"]["message"]
-        assert http.post("/v1/intent", json=INTENT, headers=bearer("AGENT")).status_code == 200
         no_admin = http.post("/v1/identities", json=IDENTITY, headers=bearer("AGENT"))
         assert no_admin.status_code == 403
         assert http.post("/v1/identities", json=IDENTITY, headers=bearer("OPS")).status_code == 201
+        # The 'ask' scope reaches a decision (an unobserved pool is refused, but decided).
+        assert http.post("/v1/intent", json=INTENT, headers=bearer("AGENT")).status_code == 200
     d.stop()
     logs = d.logs()
     assert all(token not in logs for token in TOKENS.values())
