@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.daemon import RunningDaemon, free_port
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.e2e
 RATELORD = str(Path(sys.executable).parent / "ratelord")
 SECRET = "e2e-secret-value-never-shown"
 POOL = "mock:requests:acct-1"
-#: One pool of 100 per principal: a single intent of 85 takes it to CRIT.
+#: One pool of 100 per principal: an intent of 85 and 12 unseen take it to CRIT.
 SMALL_MOCK = {
     "providers": {
         "mock": {
@@ -165,9 +166,16 @@ def test_intent_moves_the_pool_to_crit_and_status_shows_it(small: RunningDaemon)
     assert approved.startswith("decision  APPROVED"), approved
     assert POOL in approved
 
-    pool = next(p for p in as_json(url, "pools")["pools"] if p["pool_id"] == POOL)
-    assert pool["remaining"] <= 15
-    assert pool["status"] == "CRIT"
+    # An approved burst alone is not a burn rate that will last (WARN at 15 left); a consumer
+    # ratelord cannot see takes the pool under 5 %, which the next poll shows: CRIT.
+    spent = {"principal": "acct-1", "resource": "requests", "amount": 12}
+    assert httpx.post(f"{url}/v1/admin/mock/external-usage", json=spent).status_code == 200
+
+    def crit() -> bool:
+        pool = next(p for p in as_json(url, "pools")["pools"] if p["pool_id"] == POOL)
+        return pool["remaining"] <= 4 and pool["status"] == "CRIT"
+
+    assert eventually(crit), "the pool never read CRIT"
     status = ok(url, "status")
     assert "posture CRIT" in status
     assert any(line.startswith(POOL) and "CRIT" in line for line in status.splitlines())
