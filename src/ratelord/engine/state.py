@@ -600,6 +600,10 @@ def _usage_reported(state: State, event: Event) -> None:
     }
     reserved = state.charges.get(event.payload.get("intent_id") or "")
     starts_at = state.waiting.get(event.payload.get("intent_id") or "")
+    for pool_id in reserved or ():
+        # A first call that has reported ends its probe, even when its answer named no
+        # pool (a failed call, headers for other resources): the next call may probe.
+        state.probes.pop(pool_id, None)
     for pool_id, delta in event.payload.get("corrections", {}).items():
         pool = state.pools.get(pool_id)
         if pool is not None and delta:
