@@ -8,6 +8,8 @@ export function duration(seconds) {
   if (seconds < 90) return `${Math.round(seconds)} s`;
   if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
   if (seconds < 172800) return `${(seconds / 3600).toFixed(1)} h`;
+  // A pool that burns nothing has a time to exhaustion of ages: no one reads "6e16 d".
+  if (seconds >= 365 * 86400) return "> 1 y";
   return `${(seconds / 86400).toFixed(1)} d`;
 }
 
