@@ -1,4 +1,5 @@
-"""The event store's contract: append-only, ordered, durable batches, trustworthy snapshots."""
+"""What the SQLite adapter adds to the store contract (tests/unit/test_store_contract.py runs
+the contract itself against every adapter): its file, its WAL, its lock and its snapshots."""
 
 from __future__ import annotations
 
@@ -33,21 +34,6 @@ def store(tmp_path: Path):
     s = SQLiteStore(tmp_path / "log.db")
     yield s
     s.close()
-
-
-def test_append_assigns_increasing_seq_and_ingest_time(store: SQLiteStore) -> None:
-    first = store.append(make(3), ts_ingest=10.0)
-    second = store.append(make(2, start=3), ts_ingest=11.0)
-    assert [e.seq for e in first + second] == [1, 2, 3, 4, 5]
-    assert {e.ts_ingest for e in second} == {11.0}
-    assert store.high_water == 5
-
-
-def test_read_returns_events_as_appended(store: SQLiteStore) -> None:
-    appended = store.append(make(7), ts_ingest=1.0)
-    read = [e for batch in store.read(0, batch=3) for e in batch]
-    assert read == appended
-    assert [e.seq for batch in store.read(5) for e in batch] == [6, 7]
 
 
 def test_database_refuses_update_and_delete(store: SQLiteStore) -> None:
