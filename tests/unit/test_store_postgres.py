@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 
@@ -58,8 +60,23 @@ def test_the_leader_lock_passes_on_when_the_holders_session_ends(pg_url: str) ->
         assert first.try_acquire()
         assert first.alive()
         assert not second.try_acquire()
-        first.release()  # as when the daemon dies: the server ends the session
+        with psycopg.connect(pg_url, autocommit=True) as admin:  # as when the daemon dies
+            admin.execute("SELECT pg_terminate_backend(%s)", (first.backend_pid,))
         assert not first.alive()
+        deadline = time.monotonic() + 5.0  # the server frees the lock as it ends the session
+        while not second.try_acquire():
+            assert time.monotonic() < deadline, "the lock outlived its session"
+            time.sleep(0.05)
+    finally:
+        first.release()
+        second.release()
+
+
+def test_a_released_lock_is_free_at_once(pg_url: str) -> None:
+    first, second = Leadership(pg_url), Leadership(pg_url)
+    try:
+        assert first.try_acquire()
+        first.release()
         assert second.try_acquire()
     finally:
         first.release()

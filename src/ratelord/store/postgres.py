@@ -22,6 +22,7 @@ a fraction of a second; ``full`` flushes every commit to disk before the answer.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections.abc import Iterator, Sequence
@@ -543,9 +544,17 @@ class Leadership:
         return True
 
     def release(self) -> None:
+        """Give the lock up now: the server ends a closed session only a moment later."""
         if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):  # a session gone took its lock along
+                self._conn.execute("SELECT pg_advisory_unlock(%s)", (LEADER_LOCK,))
             self._conn.close()
             self._conn = None
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The server process of our lock's session (to end it from outside, in tests)."""
+        return None if self._conn is None else self._conn.info.backend_pid
 
 
 def connect(url: str) -> psycopg.Connection[Any]:
