@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ratelord.client._admission import Admission, admit
+from ratelord.client._breaker import BreakerSettings
 from ratelord.client._client import AsyncClient, Client
 from ratelord.client._exceptions import (
     RatelordDenied,
@@ -34,6 +35,7 @@ __all__ = [
     "AsyncClient",
     "AsyncGuard",
     "AsyncRatelordTransport",
+    "BreakerSettings",
     "Client",
     "Decision",
     "Guard",

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
+from ratelord.client._breaker import Breaker, BreakerSettings
 from ratelord.client._exceptions import (
     RatelordProtocolError,
     RatelordRequestError,
@@ -78,9 +79,12 @@ class BaseClient:
         fail_open: bool,
         retries: int,
         token: str | None,
+        breaker: BreakerSettings,
     ) -> None:
         #: every member of the cluster; requests go to ``url`` and move on when it fails
         self.members = Members(url)
+        #: stops asking after repeated failures to reach any member (see ``_breaker``)
+        self.breaker = Breaker(breaker)
         self.timeout = timeout
         self.fail_open = fail_open
         self.backoff = Backoff(retries=retries)

@@ -13,6 +13,7 @@ import msgspec
 
 from ratelord.client._base import BaseClient
 from ratelord.client._batcher import Batcher
+from ratelord.client._breaker import DEFAULT_BREAKER, BreakerSettings
 from ratelord.client._exceptions import RatelordTransportError
 from ratelord.client._guard import AsyncGuard, Guard, GuardArgs, GuardOptions
 from ratelord.client._lease_io import AsyncLeases, SyncLeases
@@ -42,7 +43,10 @@ class Client(BaseClient):
     ``deny_with_reason`` (or, with ``fail_open=True``, an approval and a
     logged warning).  503 and 429 answers are retried up to ``retries``
     times, waiting as ``Retry-After`` says.  ``sleep`` is how the client,
-    its guards and transports wait (inject a fake one in tests).
+    its guards and transports wait (inject a fake one in tests).  After
+    ``breaker.threshold`` calls in a row that reach no member (down, or no
+    answer within ``timeout``), the client stops asking for ``breaker.cooldown``
+    seconds: calls get the fail mode at once, then one probes the daemon again.
     """
 
     def __init__(
@@ -55,8 +59,11 @@ class Client(BaseClient):
         transport: httpx.BaseTransport | None = None,
         token: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        breaker: BreakerSettings = DEFAULT_BREAKER,
     ) -> None:
-        super().__init__(url, timeout=timeout, fail_open=fail_open, retries=retries, token=token)
+        super().__init__(
+            url, timeout=timeout, fail_open=fail_open, retries=retries, token=token, breaker=breaker
+        )
         self.sleep = sleep
         self._http = httpx.Client(transport=transport, **self._client_options())
         self._leases = SyncLeases(self)
@@ -117,6 +124,7 @@ class Client(BaseClient):
         content = None if body is None else msgspec.json.encode(body)
         attempt, tried = 0, 1
         unavailable: httpx.Response | None = None  # a member's 503 in this round
+        probe = self.breaker.before(self.url)
         while True:
             try:
                 with self._converted_errors():
@@ -126,12 +134,16 @@ class Client(BaseClient):
                     tried += 1
                     continue
                 if unavailable is None:  # no member answered at all
+                    self.breaker.failed(probe)
                     raise
                 response = unavailable  # one did: wait as it said, then go round again
             else:
                 if response.status_code == 503 and self._fail_over(tried):
                     tried, unavailable = tried + 1, response
                     continue
+            if probe or self.breaker.failures:
+                self.breaker.succeeded()
+                probe = False
             tried, unavailable = 1, None
             delay = self._retry_delay(response, attempt)
             if delay is None:
@@ -153,8 +165,11 @@ class AsyncClient(BaseClient):
         transport: httpx.AsyncBaseTransport | None = None,
         token: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        breaker: BreakerSettings = DEFAULT_BREAKER,
     ) -> None:
-        super().__init__(url, timeout=timeout, fail_open=fail_open, retries=retries, token=token)
+        super().__init__(
+            url, timeout=timeout, fail_open=fail_open, retries=retries, token=token, breaker=breaker
+        )
         self.sleep = sleep
         self._http = httpx.AsyncClient(transport=transport, **self._client_options())
         self._leases = AsyncLeases(self)
@@ -214,6 +229,7 @@ class AsyncClient(BaseClient):
         content = None if body is None else msgspec.json.encode(body)
         attempt, tried = 0, 1
         unavailable: httpx.Response | None = None  # a member's 503 in this round
+        probe = self.breaker.before(self.url)
         while True:
             try:
                 with self._converted_errors():
@@ -223,12 +239,16 @@ class AsyncClient(BaseClient):
                     tried += 1
                     continue
                 if unavailable is None:  # no member answered at all
+                    self.breaker.failed(probe)
                     raise
                 response = unavailable  # one did: wait as it said, then go round again
             else:
                 if response.status_code == 503 and self._fail_over(tried):
                     tried, unavailable = tried + 1, response
                     continue
+            if probe or self.breaker.failures:
+                self.breaker.succeeded()
+                probe = False
             tried, unavailable = 1, None
             delay = self._retry_delay(response, attempt)
             if delay is None:
