@@ -39,11 +39,14 @@ __all__ = [
     "LeaseReport",
     "LeaseRequest",
     "Modifications",
+    "MoneyBudget",
+    "MoneyBudgetList",
     "Pool",
     "PoolAllocation",
     "PoolList",
     "PoolRisk",
     "Posture",
+    "Tokens",
     "Urgency",
     "UsageAccepted",
     "UsageReport",
@@ -78,6 +81,21 @@ class _Out(msgspec.Struct, omit_defaults=False):
 
 # --------------------------------------------------------------------------- intents
 
+TokenCount = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
+
+
+class Tokens(_Wire, kw_only=True):
+    """An LLM call's tokens: on an intent, its estimate; on a usage report, what it spent.
+
+    Money budgets price them with the daemon's price table (``input`` counts all
+    prompt tokens, ``cached_input`` the part served from a cache).
+    """
+
+    model: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    input: TokenCount = 0
+    output: TokenCount = 0
+    cached_input: TokenCount = 0
+
 
 class IntentRequest(_Wire, kw_only=True):
     """An agent asks before it spends.
@@ -87,6 +105,7 @@ class IntentRequest(_Wire, kw_only=True):
     "tokens": 130}``, added to a configured workload's); ``resource`` with
     ``cost`` charges one; a configured ``workload_id`` alone charges its
     resources, ``cost`` times (``cost`` counts units of the workload).
+    ``tokens`` (an LLM call's model and estimate) is what money budgets price.
     """
 
     agent_id: Ident
@@ -98,6 +117,7 @@ class IntentRequest(_Wire, kw_only=True):
     cost: Cost | None = None
     costs: Costs = {}
     labels: dict[Label, Label] = {}
+    tokens: Tokens | None = None
 
 
 class Modifications(_Out, kw_only=True):
@@ -190,6 +210,7 @@ class UsageReport(_Wire, kw_only=True):
     cost: Cost | None = None
     costs: Costs = {}
     model: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    tokens: Tokens | None = None
     headers: dict[HeaderName, HeaderValue] | None = None
     path: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
     status_code: Annotated[int, msgspec.Meta(ge=100, le=599)] | None = None
@@ -268,6 +289,35 @@ class Pool(_Out, kw_only=True):
     forecast: Forecast | None
     stale_seconds: float | None
     drift_count: int = 0
+
+
+class MoneyBudget(_Out, kw_only=True):
+    """A money budget in its current period (``GET /v1/budgets``).
+
+    ``spent`` is committed money: reported calls at their real cost, calls not
+    reported yet at their estimate (``unsettled``); ``forecast_end`` is the
+    period's run rate carried to ``period_end``.
+    """
+
+    budget_id: str
+    period: Literal["day", "month"]
+    limit: float
+    spent: float
+    unsettled: float
+    remaining: float
+    forecast_end: float
+    period_end: str
+    seconds_to_end: float
+    calls: int
+    currency: str
+    agent: str | None = None
+    workload: str | None = None
+    identity: str | None = None
+    labels: dict[str, str] = {}
+
+
+class MoneyBudgetList(_Out, kw_only=True):
+    budgets: list[MoneyBudget]
 
 
 class IdentityList(_Out, kw_only=True):

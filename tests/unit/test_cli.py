@@ -481,10 +481,38 @@ def test_status_json_combines_health_and_pools(fake: FakeDaemon):
 
 def test_pools_table(fake: FakeDaemon):
     fake.on("GET", "/v1/pools", {"pools": [pool(forecast=None, remaining=None)]})
+    fake.on("GET", "/v1/budgets", {"budgets": []})
     result = fake.run("pools")
     assert result.exit_code == 0, result.output
     row = next(r for r in result.stdout.splitlines() if r.startswith("github:core"))
     assert row.split()[:3] == ["github:core:user/alice", "WARN", "-/5,000"]
+
+
+def test_pools_lists_money_budgets_with_their_forecast(fake: FakeDaemon):
+    fake.on("GET", "/v1/pools", {"pools": [pool()]})
+    budget = {
+        "budget_id": "writer-daily",
+        "period": "day",
+        "limit": 1.0,
+        "spent": 0.42,
+        "unsettled": 0.02,
+        "remaining": 0.58,
+        "forecast_end": 1.31,
+        "period_end": "2026-01-02T00:00:00Z",
+        "seconds_to_end": 7200.0,
+        "calls": 12,
+        "currency": "USD",
+        "agent": "writer",
+        "labels": {"team": "docs"},
+    }
+    fake.on("GET", "/v1/budgets", {"budgets": [budget]}, {"budgets": [budget]})
+    result = fake.run("pools")
+    assert result.exit_code == 0, result.output
+    row = next(r for r in result.stdout.splitlines() if r.startswith("writer-daily"))
+    assert "agent=writer, team=docs" in row
+    assert "0.42" in row and "1.00 USD" in row and "1.31" in row and "2h" in row
+    data = json.loads(fake.run("pools", "--json").stdout)
+    assert data["budgets"][0]["budget_id"] == "writer-daily"
 
 
 def test_pool_detail_sends_the_id_raw_and_draws_the_cone(fake: FakeDaemon):

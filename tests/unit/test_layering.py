@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "ratelord"
 ALLOWED: dict[str, set[str]] = {
     "schema": set(),
     "llm": set(),
-    "engine": {"schema"},
+    "engine": {"llm", "schema"},
     "headers": {"engine", "llm", "schema"},
     "providers": {"engine", "headers", "schema"},
     "store": {"engine", "schema"},

@@ -310,7 +310,8 @@ def test_unknown_variable() -> None:
     message = error_of(rule_yaml(when="'poll.remaining < 1'"))
     assert "unknown variable 'poll' (did you mean 'pool'?)" in message
     assert (
-        "(use agent, identity, intent, margin, pool, provider, risk, system, time, tte)" in message
+        "(use agent, budget, identity, intent, margin, pool, provider, risk, system, time, tte)"
+        in message
     )
 
 

@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from ratelord.cli import _output as out
 from ratelord.cli._http import api, decode, path_id
-from ratelord.schema import Forecast, Pool
+from ratelord.schema import Forecast, MoneyBudget, Pool
 
 #: z-scores of the burn-rate quantiles (the daemon's forecast model, SPEC §5).
 QUANTILES = (("P50", 0.0), ("P90", 1.2816), ("P99", 2.3263))
@@ -39,18 +39,21 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print the daemon's JSON 
 
 @app.callback()
 def pools(ctx: typer.Context, json_out: JsonFlag = False) -> None:
-    """List pools with posture and forecast (GET /v1/pools)."""
+    """List pools with posture and forecast, and money budgets (GET /v1/pools, /v1/budgets)."""
     if ctx.invoked_subcommand is not None:
         return
     answer = api(ctx).get("/v1/pools")
+    money = api(ctx).get("/v1/budgets")["budgets"]
     if json_out:
-        out.print_json(answer)
+        out.print_json({**answer, "budgets": money} if money else answer)
         return
     listed = decode(answer["pools"], list[Pool])
     if not listed:
         out.console().print("no pools yet (register an identity with 'ratelord identity add')")
-        return
-    out.console().print(pools_table(listed, now=time.time()))
+    else:
+        out.console().print(pools_table(listed, now=time.time()))
+    if money:
+        out.console().print(budgets_table(decode(money, list[MoneyBudget])))
 
 
 @app.command("show", hidden=True)
@@ -101,6 +104,31 @@ def pools_table(listed: list[Pool], *, now: float) -> RenderableType:
             out.fmt_duration(forecast.tte_p99_seconds) if forecast else "-",
             out.fmt_percent(forecast.p_exhaustion if forecast else None),
             _reset_in(pool, now),
+        )
+    return grid
+
+
+def budgets_table(listed: list[MoneyBudget]) -> RenderableType:
+    """Money budgets: committed of the limit this period, and the forecast to its end."""
+    grid = out.table("BUDGET", "APPLIES TO", "SPENT", "LIMIT", "FORECAST", "ENDS IN")
+    for budget in listed:
+        scope = [
+            f"{k}={v}"
+            for k, v in (
+                ("agent", budget.agent),
+                ("workload", budget.workload),
+                ("key", budget.identity),
+            )
+            if v
+        ] + [f"{k}={v}" for k, v in budget.labels.items()]
+        over = budget.forecast_end > budget.limit
+        grid.add_row(
+            f"{budget.budget_id} ({budget.period})",
+            ", ".join(scope) or "everything",
+            f"{budget.spent:,.2f}",
+            f"{budget.limit:,.2f} {budget.currency}",
+            Text(f"{budget.forecast_end:,.2f}", style="yellow" if over else ""),
+            out.fmt_duration(budget.seconds_to_end),
         )
     return grid
 

@@ -7,7 +7,8 @@ as one multi-cost intent (a request and its tokens, per model:
 stream — is read from a copy of its bytes as the agent's SDK consumes them,
 and when the answer is closed the transport reports the rate-limit headers
 with the request's ``model`` and what the call really spent
-(:func:`ratelord.llm.usage_costs`), which corrects the reservation.  A
+(:func:`ratelord.llm.usage_costs`), which corrects the reservation; both
+carry ``tokens`` (model, input, output) for the daemon's money budgets.  A
 refused call (4xx/5xx) spent no tokens and is reported so.
 """
 
@@ -38,7 +39,15 @@ class LLMCall:
         return None if estimate is None else cls(estimate)
 
     def intent_fields(self) -> dict[str, Any]:
-        return {"costs": llm.charges_for(self.estimate)}
+        fields: dict[str, Any] = {"costs": llm.charges_for(self.estimate)}
+        estimate = self.estimate
+        if estimate.model:  # what money budgets price (the daemon's price table)
+            fields["tokens"] = {
+                "model": estimate.model,
+                "input": estimate.input_tokens,
+                "output": estimate.output_tokens,
+            }
+        return fields
 
     def report(self, status_code: int, usage: llm.Usage | None) -> Report:
         """``model`` and, when known, the real ``costs`` of the call."""
@@ -47,6 +56,13 @@ class LLMCall:
             usage = llm.Usage()
         if usage is not None:
             fields["costs"] = llm.usage_costs(self.estimate, usage)
+            if self.estimate.model:
+                fields["tokens"] = {
+                    "model": self.estimate.model,
+                    "input": usage.input_tokens,
+                    "output": usage.output_tokens,
+                    "cached_input": min(usage.cached_input_tokens, usage.input_tokens),
+                }
         return fields
 
     def tap(self, content_type: str, content_encoding: str) -> llm.UsageTap | None:

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 import yaml
 
+from ratelord.engine.budgets import Budget
+from ratelord.llm import PriceError, PriceTable, default_price_table, load_price_table
 from ratelord.providers.mock import MockPoolConfig, MockPrincipalConfig, MockProviderConfig
 from ratelord.service.assembly import EngineSettings
 
@@ -91,6 +93,10 @@ class Settings(_Strict):
     demo: bool = False
     providers: ProvidersSettings = msgspec.field(default_factory=ProvidersSettings)
     workloads: dict[str, dict[str, Cost]] = {}
+    #: money budgets (per agent, workload, identity or labels, per day or month)
+    budgets: list[Budget] = []
+    #: the LLM price table they are priced with (YAML); None: the built-in table
+    prices: str | None = None
     engine: EngineSettings = msgspec.field(default_factory=EngineSettings)
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
@@ -218,6 +224,11 @@ def _check(settings: Settings, config_path: str | None) -> None:
     for name, resources in settings.workloads.items():
         if not resources:
             raise ConfigError(f"{source}: key 'workloads.{name}': a workload needs resources")
+    ids = [b.id for b in settings.budgets]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise ConfigError(f"{source}: key 'budgets': budget id {twice[0]!r} is used twice")
+    price_table(settings)
     from ratelord.providers.secrets import SecretError, validate_ref
 
     refs = [("auth.token_ref", settings.auth.token_ref)] + [
@@ -236,6 +247,17 @@ def _check(settings: Settings, config_path: str | None) -> None:
         )
     if (settings.server.tls_cert is None) != (settings.server.tls_key is None):
         raise ConfigError(f"{source}: key 'server': TLS needs both tls_cert and tls_key")
+
+
+def price_table(settings: Settings) -> PriceTable:
+    """The price table money budgets use: ``prices:`` (a YAML file) or the built-in one."""
+    if settings.prices is None:
+        return default_price_table()
+    try:
+        return load_price_table(settings.prices)
+    except PriceError as exc:
+        source = settings.config_path or "settings"
+        raise ConfigError(f"{source}: key 'prices': {exc}") from None
 
 
 def with_demo(settings: Settings) -> Settings:

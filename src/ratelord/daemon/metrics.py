@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from ratelord.daemon import views
 from ratelord.schema import Decision, Lease
 
 if TYPE_CHECKING:
@@ -125,6 +126,7 @@ class _StateCollector:
                 tte.add_metric(key, forecast.tte_p99_seconds)
             risk.add_metric(key, forecast.p_exhaustion)
         yield from (remaining, limit, tte, risk)
+        yield from _budget_metrics(self.runtime)
         yield from _lease_metrics(self.runtime)
         writer = self.runtime.writer
         lag = GaugeMetricFamily("ratelord_store_commit_lag_seconds", "Duration of the last commit")
@@ -134,6 +136,26 @@ class _StateCollector:
         seq = GaugeMetricFamily("ratelord_store_high_water_seq", "Last appended seq")
         seq.add_metric([], self.runtime.high_water())
         yield from (lag, depth, seq)
+
+
+def _budget_metrics(runtime: Runtime) -> Iterator[Metric]:
+    """Each money budget's spent, limit and forecast to the end of its period."""
+    labels = ["budget_id", "period", "currency"]
+    families = {
+        "spent": GaugeMetricFamily(
+            "ratelord_budget_spent", "Money committed this period", labels=labels
+        ),
+        "limit": GaugeMetricFamily("ratelord_budget_limit", "Money budget limit", labels=labels),
+        "forecast_end": GaugeMetricFamily(
+            "ratelord_budget_forecast_end", "Money forecast by the period's end", labels=labels
+        ),
+    }
+    for view in views.money_budgets(runtime.engine, runtime.now()):
+        key = [view.budget_id, view.period, view.currency]
+        families["spent"].add_metric(key, view.spent)
+        families["limit"].add_metric(key, view.limit)
+        families["forecast_end"].add_metric(key, view.forecast_end)
+    yield from families.values()
 
 
 def _lease_metrics(runtime: Runtime) -> Iterator[Metric]:

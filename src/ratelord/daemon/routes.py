@@ -41,6 +41,7 @@ from ratelord.schema import (
     IdentityList,
     IdentityRotate,
     IntentRequest,
+    MoneyBudgetList,
     Pool,
     PoolList,
     UsageAccepted,
@@ -147,7 +148,10 @@ async def intent(ctx: Context, request: Request) -> Response:
 
 
 async def usage(ctx: Context, request: Request) -> Response:
-    report = decode_scanned(request, UsageReport, unscanned=("headers",))
+    # ``tokens`` holds counts, whose field name alone reads as a credential: its model is scanned
+    report = decode_scanned(request, UsageReport, unscanned=("headers", "tokens"))
+    if report.tokens is not None:
+        refuse_credentials({"model": report.tokens.model})
     if report.headers and any(k.lower() in CREDENTIAL_HEADERS for k in report.headers):
         raise HTTPError(
             400,
@@ -224,6 +228,13 @@ async def list_pools(ctx: Context, request: Request) -> Response:
     now, engine = runtime.now(), runtime.engine
     return json_response(
         PoolList(pools=[views.pool_view(engine, p, now) for p in engine.state.pools.values()])
+    )
+
+
+async def list_budgets(ctx: Context, request: Request) -> Response:
+    runtime = ctx.runtime
+    return json_response(
+        MoneyBudgetList(budgets=views.money_budgets(runtime.engine, runtime.now()))
     )
 
 
@@ -419,6 +430,13 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         response=Pool,
     )
     add("GET", "/v1/forecasts", forecasts, "Latest forecast of every pool")
+    add(
+        "GET",
+        "/v1/budgets",
+        list_budgets,
+        "Money budgets: spent, remaining and forecast to the period's end",
+        response=MoneyBudgetList,
+    )
     add("GET", "/v1/graph", graph, "Principals, identities, pools and workloads")
     add(
         "GET",

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from ratelord import __version__
-from ratelord.daemon.config import Settings
+from ratelord.daemon.config import Settings, price_table
 from ratelord.daemon.providers import configure
 from ratelord.engine.clock import iso
 from ratelord.engine.core import Engine
@@ -102,6 +102,8 @@ class Runtime:
             policy or initial_policy(settings),
             workloads=settings.workloads,
             default_windows={pid: p.default_window_seconds for pid, p in self.providers.items()},
+            budgets=settings.budgets,
+            prices=price_table(settings),
         )
         self.commands = CommandService(
             engine,

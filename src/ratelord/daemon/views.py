@@ -6,13 +6,14 @@ from typing import Any
 
 import msgspec
 
-from ratelord.engine import refill
+from ratelord.engine import budgets, refill
 from ratelord.engine.clock import iso
 from ratelord.engine.core import Engine
 from ratelord.engine.events import Event
 from ratelord.engine.forecast import ForecastSnapshot
 from ratelord.engine.state import PoolState, effective_remaining, principal_key
-from ratelord.schema import Forecast, Pool
+from ratelord.llm import PriceTable
+from ratelord.schema import Forecast, MoneyBudget, Pool
 
 TOP_CONSUMERS = 5
 
@@ -158,3 +159,10 @@ def explain(engine: Engine, a: str, b: str) -> dict[str, Any]:
         "a_principal": left.principal,
         "b_principal": right.principal,
     }
+
+
+def money_budgets(engine: Engine, now: float) -> list[MoneyBudget]:
+    """Every configured money budget in its current period."""
+    config = engine.config
+    currency = (config.prices or PriceTable()).currency
+    return [budgets.budget_view(b, engine.state.budgets, now, currency) for b in config.budgets]

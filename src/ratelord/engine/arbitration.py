@@ -14,7 +14,7 @@ from difflib import get_close_matches
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
-from ratelord.engine import refill
+from ratelord.engine import budgets, refill
 from ratelord.engine.allocation import Allocation, allocate
 from ratelord.engine.charges import ChargeError, NotChargeable, resolve_charges, validate_intent
 from ratelord.engine.clock import iso
@@ -24,6 +24,7 @@ from ratelord.engine.events import Dimensions, Event, EventType, Source
 from ratelord.engine.forecast import ForecastResult
 from ratelord.engine.policy import Action, FiredRule
 from ratelord.engine.state import IdentityRecord, PoolState, effective_remaining
+from ratelord.llm import PriceTable
 from ratelord.schema import (
     Decision,
     Evaluation,
@@ -177,6 +178,7 @@ def decide(engine: Engine, request: IntentRequest, now: float) -> Decided:
                 **({"pacing": arbiter.pacing} if arbiter.pacing else {}),
                 **({"policy_errors": arbiter.policy_errors} if arbiter.policy_errors else {}),
                 **({"probes": arbiter.probes} if arbiter.probes else {}),
+                **({"money": money} if (money := arbiter.money(charges)) else {}),
             },
             dimensions=dims,
             source=source,
@@ -209,6 +211,8 @@ class _Arbiter:
         self.shadowed: list[tuple[FiredRule, str]] = []
         #: unobserved pools this intent is the first call on
         self.probes: list[str] = []
+        #: the money budgets the intent matches, and what they make of it
+        self.budget: budgets.Assessment | None = None
 
     def run(self) -> _Result:
         request = self.request
@@ -225,6 +229,9 @@ class _Arbiter:
             charges = self._charges(record)
         except NotChargeable as refused:
             return self._deny(str(refused))
+        over_budget = self._budgets(record, charges)
+        if over_budget is not None:
+            return self._deny(over_budget)
         views = [self._view(record, pool_id, cost) for pool_id, cost in charges.items()]
         unknown = [v for v in views if v.pool is None]
         if unknown:  # unknown risk: never approved blind
@@ -347,6 +354,36 @@ class _Arbiter:
     def _charges(self, record: IdentityRecord) -> dict[str, float]:
         """Which pools the intent draws from, and how much from each."""
         return resolve_charges(self.engine.config.workloads, self.state, record, self.request)
+
+    def _budgets(self, record: IdentityRecord, charges: dict[str, float]) -> str | None:
+        """Why the call would pass a money budget it matches (engine/budgets.py), or None."""
+        config, request = self.engine.config, self.request
+        if not config.budgets:
+            return None
+        matched = budgets.matching(
+            config.budgets,
+            request.agent_id,
+            request.workload_id,
+            request.identity_id,
+            request.labels,
+            record.labels,
+        )
+        if not matched:
+            return None
+        resources = {pool_id.split(":", 2)[1]: cost for pool_id, cost in charges.items()}
+        self.budget = budgets.assess(
+            config.prices or PriceTable(),
+            self.state.budgets,
+            matched,
+            request.tokens,
+            resources,
+            self.now,
+        )
+        return self.budget.refusal
+
+    def money(self, charges: dict[str, float]) -> dict[str, float]:
+        """The money an approval that charges ``charges`` commits (ledger key → amount)."""
+        return self.budget.money if charges and self.budget is not None else {}
 
     def _unknown_pools(self, record: IdentityRecord, pool_ids: list[str]) -> str | None:
         """Why an intent on never-observed pools is refused, or None to let it probe.
@@ -731,6 +768,36 @@ class PolicyContext(Mapping[str, Any]):
         when = datetime.fromtimestamp(now, UTC)
         return {"hour": when.hour, "minute": when.minute, "weekday": when.weekday(), "unix": now}
 
+    def _budget(self) -> dict[str, Any]:
+        """The money budget nearest its limit among those the intent matches."""
+        assessment = self._arbiter.budget
+        if assessment is None:
+            return dict(_NO_BUDGET)
+        view = assessment.views[0]
+        return {
+            "id": view.budget_id,
+            "period": view.period,
+            "spent": view.spent,
+            "limit": view.limit,
+            "remaining": view.remaining,
+            "forecast_end": view.forecast_end,
+            "cost": assessment.cost,
+            "seconds_to_end": view.seconds_to_end,
+        }
+
+
+#: ``budget`` when the intent matches no money budget: nothing spent, no limit.
+_NO_BUDGET: dict[str, Any] = {
+    "id": "",
+    "period": "",
+    "spent": 0.0,
+    "limit": math.inf,
+    "remaining": math.inf,
+    "forecast_end": 0.0,
+    "cost": 0.0,
+    "seconds_to_end": math.inf,
+}
+
 
 _VARIABLE_BUILDERS: dict[str, Callable[[PolicyContext], dict[str, Any]]] = {
     "intent": PolicyContext._intent,
@@ -743,6 +810,7 @@ _VARIABLE_BUILDERS: dict[str, Callable[[PolicyContext], dict[str, Any]]] = {
     "provider": PolicyContext._provider,
     "system": PolicyContext._system,
     "time": PolicyContext._time,
+    "budget": PolicyContext._budget,
 }
 
 

@@ -55,8 +55,8 @@ def decide_batch(engine: Engine, requests: Sequence[IntentRequest], now: float) 
 
 def _group(engine: Engine, request: IntentRequest, count: int, now: float) -> list[Decided] | None:
     """``count`` identical intents approved as one, or None (decide them one by one)."""
-    if count < MIN_GROUP or request.costs:
-        return None
+    if count < MIN_GROUP or request.costs or engine.config.budgets:
+        return None  # several resources, or money budgets: each intent on its own
     record = engine.state.identities.get(request.identity_id)
     if record is None or record.status != "active":
         return None

@@ -17,6 +17,7 @@ import msgspec
 
 from ratelord.engine import forecast as fc
 from ratelord.engine import refill
+from ratelord.engine.budgets import Budget
 from ratelord.engine.clock import iso
 from ratelord.engine.events import (
     Dimensions,
@@ -33,6 +34,7 @@ from ratelord.engine.state import (
     effective_remaining,
     reset_grace,
 )
+from ratelord.llm import PriceTable
 from ratelord.schema import Identity, IdentityCreate
 
 #: A forecast is re-emitted when P50 TTE moves by this fraction, or p(exhaustion) by this much.
@@ -53,6 +55,9 @@ class EngineConfig(msgspec.Struct, kw_only=True, frozen=True):
     stale_after_seconds: float = 300.0
     #: consecutive auth failures after which an identity is quarantined (0 = never)
     quarantine_after_auth_failures: int = 3
+    #: money budgets (engine/budgets.py), priced with ``prices`` (None: nothing is priced)
+    budgets: tuple[Budget, ...] = ()
+    prices: PriceTable | None = None
 
 
 class EngineError(Exception):

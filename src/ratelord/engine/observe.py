@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ratelord.engine import refill
+from ratelord.engine import budgets, refill
 from ratelord.engine.events import Dimensions, Event, EventType, Source
 from ratelord.engine.observations import PollResult, PoolObservation
 from ratelord.engine.state import IdentityRecord, PoolState, pool_id_for
+from ratelord.llm import PriceTable
 from ratelord.schema import UsageAccepted, UsageReport
 
 if TYPE_CHECKING:
@@ -128,7 +129,8 @@ def observe_usage(
     )
     events: list[Event] = []
     corrections = _corrections(engine, record, report)
-    if corrections or report.cost is not None or report.costs:
+    money = _money(engine, record, report, now)
+    if corrections or report.cost is not None or report.costs or money is not None:
         events.append(
             engine.emit(
                 EventType.USAGE_REPORTED,
@@ -139,6 +141,7 @@ def observe_usage(
                     "resource": report.resource,
                     **({"costs": report.costs} if report.costs else {}),
                     "corrections": corrections,
+                    **({"money": money} if money is not None else {}),
                 },
                 dimensions=dims,
                 source=Source(origin_kind="client", origin_id=report.agent_id),
@@ -193,6 +196,38 @@ def _corrections(engine: Engine, record: IdentityRecord, report: UsageReport) ->
     else:
         return {}
     return {pool_id: report.cost}
+
+
+def _money(
+    engine: Engine, record: IdentityRecord, report: UsageReport, now: float
+) -> dict[str, float] | None:
+    """Ledger key → how much the call's real cost moves each money budget it counts in.
+
+    A reported intent moves the budgets it was charged to by the difference to its
+    estimate (once: the reservation is then settled); a report without one adds its
+    cost to the budgets it matches.  ``None`` when there is nothing to price.
+    """
+    config = engine.config
+    if not config.budgets or (report.tokens is None and not report.costs):
+        return None
+    if report.intent_id is not None:
+        reserved = engine.state.money.get(report.intent_id)
+        if reserved is None:  # not counted in any budget, or reported already
+            return None
+    else:
+        matched = budgets.matching(
+            config.budgets,
+            report.agent_id,
+            report.workload_id,
+            report.identity_id,
+            {},
+            record.labels,
+        )
+        reserved = {budgets.ledger_key(b, now): 0.0 for b in matched}
+    cost, unpriced = budgets.call_money(config.prices or PriceTable(), report.tokens, report.costs)
+    if unpriced or not reserved:  # no price: the estimate stands (unknown is not free)
+        return None
+    return {key: cost - estimate for key, estimate in reserved.items()}
 
 
 def _observe_pools(

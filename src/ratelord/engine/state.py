@@ -13,6 +13,7 @@ from typing import TypeVar
 import msgspec
 
 from ratelord.engine import refill
+from ratelord.engine.budgets import BudgetLedger, apply_money, settle
 from ratelord.engine.clock import parse_iso
 from ratelord.engine.events import Event, EventType
 from ratelord.engine.forecast import (
@@ -203,6 +204,10 @@ class State(msgspec.Struct, kw_only=True):
     #: Pools not observed yet whose first call was approved (pool id → when), until the
     #: pool is observed: one call at a time learns an unpolled pool (see arbitration).
     probes: dict[str, float] = {}
+    #: Money budgets' ledgers (``budget@period`` → money), see engine/budgets.py.
+    budgets: dict[str, BudgetLedger] = {}
+    #: Recent approved intents' money (intent id → ledger key → estimate), until reported.
+    money: dict[str, dict[str, float]] = {}
 
     # ------------------------------------------------------------------ queries
 
@@ -527,6 +532,11 @@ def _intent_decided(state: State, event: Event) -> None:
     state.charges[p["intent_id"]] = dict(p.get("charges", {}))
     if len(state.charges) > 2 * CHARGES_MEMORY:
         state.charges = _newest(state.charges, CHARGES_MEMORY)
+    if p.get("money"):
+        apply_money(state.budgets, p["money"], settles=False)
+        state.money[p["intent_id"]] = dict(p["money"])
+        if len(state.money) > 2 * CHARGES_MEMORY:
+            state.money = _newest(state.money, CHARGES_MEMORY)
     if starts_at > event.ts_event:
         state.waiting[p["intent_id"]] = starts_at
         if len(state.waiting) > 2 * CHARGES_MEMORY:
@@ -600,6 +610,9 @@ def _usage_reported(state: State, event: Event) -> None:
     }
     reserved = state.charges.get(event.payload.get("intent_id") or "")
     starts_at = state.waiting.get(event.payload.get("intent_id") or "")
+    if "money" in event.payload:  # the call's real cost: its estimate is settled
+        apply_money(state.budgets, event.payload["money"], settles=True)
+        settle(state.budgets, state.money.pop(event.payload.get("intent_id") or "", {}))
     for pool_id in reserved or ():
         # A first call that has reported ends its probe, even when its answer named no
         # pool (a failed call, headers for other resources): the next call may probe.

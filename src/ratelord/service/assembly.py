@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated
 
 import msgspec
 
+from ratelord.engine.budgets import Budget, PriceTable
 from ratelord.engine.core import Engine, EngineConfig
 from ratelord.engine.events import IdFactory
 from ratelord.engine.policy import CompiledPolicy
@@ -32,6 +33,8 @@ def build_engine(
     default_windows: Mapping[str, Callable[[str], float | None]] | None = None,
     ids: IdFactory | None = None,
     state: State | None = None,
+    budgets: Sequence[Budget] = (),
+    prices: PriceTable | None = None,
 ) -> Engine:
     """An engine with every setting carried over (none silently dropped)."""
     config = EngineConfig(
@@ -39,5 +42,7 @@ def build_engine(
         drift_threshold=settings.drift_threshold,
         stale_after_seconds=settings.stale_after_seconds,
         quarantine_after_auth_failures=settings.quarantine_after_auth_failures,
+        budgets=tuple(budgets),
+        prices=prices,
     )
     return Engine(config, policy, ids=ids, state=state, default_windows=default_windows)

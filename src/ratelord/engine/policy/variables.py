@@ -56,6 +56,16 @@ VARIABLES: Final[Mapping[str, Mapping[str, FieldType]]] = {
     "provider": {"id": STRING, "status": STATUSES},
     "system": {"status": STATUSES},
     "time": {"hour": DOUBLE, "minute": DOUBLE, "weekday": DOUBLE, "unix": DOUBLE},
+    "budget": {
+        "id": STRING,
+        "period": STRING,
+        "spent": DOUBLE,
+        "limit": DOUBLE,
+        "remaining": DOUBLE,
+        "forecast_end": DOUBLE,
+        "cost": DOUBLE,
+        "seconds_to_end": DOUBLE,
+    },
 }
 
 #: How many sample contexts :func:`sample_contexts` makes: enough to give every
@@ -152,6 +162,16 @@ def example_context(updates: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "provider": {"id": "github", "status": "ok"},
         "system": {"status": "ok"},
         "time": {"hour": 14.0, "minute": 5.0, "weekday": 2.0, "unix": 1_767_276_300.0},
+        "budget": {
+            "id": "",
+            "period": "",
+            "spent": 0.0,
+            "limit": inf,
+            "remaining": inf,
+            "forecast_end": 0.0,
+            "cost": 0.0,
+            "seconds_to_end": inf,
+        },
     }
     for dotted, value in (updates or {}).items():
         var, _, name = dotted.partition(".")
