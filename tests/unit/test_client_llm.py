@@ -179,3 +179,66 @@ async def test_the_async_transport_reconciles_streams_too() -> None:
         response = await api.post("/chat/completions", json=CHAT | {"stream": True})
         assert response.content == STREAM
     assert daemon.reports[0]["costs"] == {"tokens@gpt-4o-mini": 19.0}
+
+
+def anthropic_provider() -> httpx2.MockTransport:
+    calls: list[str] = []
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        calls.append(request.url.path)
+        return httpx2.Response(500)
+
+    transport = httpx2.MockTransport(handle)
+    transport.calls = calls  # type: ignore[attr-defined]
+    return transport
+
+
+@pytest.mark.parametrize("why", ["denied", "daemon down"])
+def test_the_anthropic_sdk_does_not_retry_a_refusal(why: str) -> None:
+    """A refusal is the SDK's RateLimitError, not an APIConnectionError it retries twice."""
+    anthropic = pytest.importorskip("anthropic")
+    daemon = Daemon(decision="deny_with_reason", reason="budget spent")
+    if why == "daemon down":
+
+        def down(request: httpx.Request) -> httpx.Response:
+            daemon.asks.append({})
+            raise httpx.ConnectError("connection refused")
+
+        ratelord = Client(URL, transport=httpx.MockTransport(down), sleep=lambda s: None)
+    else:
+        ratelord = daemon.client()
+    upstream = anthropic_provider()
+    transport = RatelordTransport(
+        upstream, client=ratelord, agent_id="a", identity_id="key:a", llm=True
+    )
+    api = anthropic.Anthropic(
+        api_key="sk-ant-test",
+        base_url="https://api.test",
+        max_retries=2,
+        http_client=httpx2.Client(transport=transport),
+    )
+    with pytest.raises(anthropic.RateLimitError, match="ratelord: "):
+        api.messages.create(
+            model="claude-haiku-4-5",
+            max_tokens=50,
+            messages=[{"role": "user", "content": "hello"}],
+        )
+    assert len(daemon.asks) == 1  # asked once: not retried
+    assert upstream.calls == []  # type: ignore[attr-defined]
+
+
+def test_the_openai_sdk_does_not_retry_a_denial() -> None:
+    openai = pytest.importorskip("openai")
+    daemon = Daemon(decision="deny_with_reason", reason="budget spent")
+    transport = RatelordTransport(
+        provider(httpx2), client=daemon.client(), agent_id="a", identity_id="key:a", llm=True
+    )
+    api = openai.OpenAI(
+        api_key="sk-test",
+        base_url="https://api.test/v1",
+        max_retries=2,
+        http_client=httpx2.Client(transport=transport),
+    )
+    with pytest.raises(openai.RateLimitError):
+        api.chat.completions.create(**CHAT)
+    assert len(daemon.asks) == 1

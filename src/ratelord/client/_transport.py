@@ -12,8 +12,10 @@ waited for as told, refused when denied, sent through ``wrapped``, and its
 response's rate-limit headers are reported to ``POST /v1/usage`` with the
 intent id.  ``llm=True`` prices LLM calls from their body and reports their
 real usage (see :mod:`ratelord.client._llm`).  A refusal raises
-:class:`RatelordDenied`, or with ``refusal="response"`` comes back as a 429
-the API client understands (``Retry-After`` when retrying later can help,
+:class:`RatelordDenied`, or with ``refusal="response"`` (the default with
+``llm=True``: the ``openai`` and ``anthropic`` SDKs would wrap the exception
+as a connection error and retry it) comes back as a 429 the API client
+understands (``Retry-After`` when retrying later can help,
 ``x-should-retry: false`` when it cannot), so it is not retried blindly.
 """
 
@@ -41,7 +43,9 @@ Refusal = Literal["raise", "response"]
 class _Options:
     """What the sync and async transports share: the LLM reading and the refusal shape."""
 
-    def __init__(self, llm: bool, refusal: Refusal) -> None:
+    def __init__(self, llm: bool, refusal: Refusal | None) -> None:
+        if refusal is None:  # LLM SDKs retry a transport's exception as a connection error
+            refusal = "response" if llm else "raise"
         if refusal not in ("raise", "response"):
             raise ValueError(f"refusal must be 'raise' or 'response', not {refusal!r}")
         self._llm = llm
@@ -105,7 +109,7 @@ class RatelordTransport(_Options, httpx2.BaseTransport):
         max_wait: float | None = None,
         lease: bool | None = None,
         llm: bool = False,
-        refusal: Refusal = "raise",
+        refusal: Refusal | None = None,
     ) -> None:
         super().__init__(llm, refusal)
         self._wrapped = wrapped
@@ -176,7 +180,7 @@ class AsyncRatelordTransport(_Options, httpx2.AsyncBaseTransport):
         max_wait: float | None = None,
         lease: bool | None = None,
         llm: bool = False,
-        refusal: Refusal = "raise",
+        refusal: Refusal | None = None,
     ) -> None:
         super().__init__(llm, refusal)
         self._wrapped = wrapped
