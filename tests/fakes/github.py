@@ -124,6 +124,8 @@ class FakeGitHub:
         self._buckets: dict[str, dict[str, Bucket]] = {}
         self._injections: deque[_Injection] = deque()
         self._requests: list[RecordedRequest] = []
+        #: 403 "API rate limit exceeded" answers sent (an empty bucket, not an injected failure)
+        self.rate_limited = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -315,6 +317,8 @@ class FakeGitHub:
                 bucket.used += 1
             headers = _limit_headers(resource, bucket)
         if exhausted:
+            with self._lock:
+                self.rate_limited += 1
             message = f"API rate limit exceeded for user {user}."
             return _Answer.json(403, {"message": message, "documentation_url": DOCS}, headers)
         body = {"login": user, "id": abs(hash(user)) % 10**8, "type": "User"}

@@ -28,6 +28,7 @@ from ratelord.client._transport import AsyncRatelordTransport, RatelordTransport
 from ratelord.schema import Decision, Health, IntentRequest, UsageAccepted, UsageReport
 
 if TYPE_CHECKING:
+    from ratelord.client._pygithub import RatelordGithubAuth
     from ratelord.client._requests_adapter import RatelordAdapter
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "RatelordAdapter",
     "RatelordDenied",
     "RatelordError",
+    "RatelordGithubAuth",
     "RatelordProtocolError",
     "RatelordRequestError",
     "RatelordTransport",
@@ -57,7 +59,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Load the requests adapter lazily: ``requests`` is an optional dependency."""
+    """Load the requests adapter and the PyGithub auth lazily: optional dependencies."""
     if name == "RatelordAdapter":
         try:
             from ratelord.client._requests_adapter import RatelordAdapter
@@ -66,4 +68,10 @@ def __getattr__(name: str) -> Any:
                 "RatelordAdapter needs the 'requests' package: pip install 'ratelord[requests]'"
             ) from exc
         return RatelordAdapter
+    if name == "RatelordGithubAuth":
+        try:
+            from ratelord.client._pygithub import RatelordGithubAuth
+        except ModuleNotFoundError as exc:
+            raise ImportError("RatelordGithubAuth needs PyGithub: pip install PyGithub") from exc
+        return RatelordGithubAuth
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
