@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from ratelord.engine import forecast as fc
 from ratelord.engine.arbitration import decide
 from ratelord.engine.core import Engine, EngineConfig, EngineError
 from ratelord.engine.events import Event, EventType, IdFactory
 from ratelord.engine.observe import observe_usage
 from ratelord.engine.policy import default_policy
-from ratelord.engine.state import State
+from ratelord.engine.state import State, estimate_inflation
 from ratelord.headers import pool_observations
 from ratelord.schema import IdentityCreate, IntentRequest, UsageReport
 from tests.fakes.llm import TokenBucket
@@ -102,6 +103,31 @@ def test_over_estimates_cost_no_throughput_once_reconciled() -> None:
     pool = world.engine.state.pools[TOKENS]
     assert pool.estimate_samples == 59  # the first call's pools were not known yet
     assert pool.estimate_ratio == pytest.approx(130 / 180, rel=0.02)
+
+
+def test_estimates_that_run_low_count_at_their_observed_p90_in_the_forecast() -> None:
+    world = OpenAIWorld(tpm=400_000, rpm=6000)
+    for n in range(30):  # calls really spend 1.2 to 2 times their estimate of 100
+        world.call(estimate=100, actual=120 + 80 * (n % 2))
+        world.now += 1
+    pool = world.engine.state.pools[TOKENS]
+    assert pool.estimate_ratio == pytest.approx(1.6, abs=0.15)
+    inflation = estimate_inflation(pool)
+    assert pool.estimate_ratio < inflation < 2.2
+    _, with_intent = world.engine.forecast_pair(pool, world.now, 1000.0)
+    inflated = fc.compute_pair(
+        pool.burn,
+        world.engine.forecast_input(pool, world.now),
+        world.now,
+        1000 * inflation,
+        pool.unseen_burn,
+    )[1]
+    assert with_intent == inflated
+
+    fresh = OpenAIWorld()
+    for _ in range(10):  # conservative estimates are never deflated
+        fresh.call(estimate=180, actual=130)
+    assert estimate_inflation(fresh.engine.state.pools[TOKENS]) == 1.0
 
 
 def test_the_wait_is_exactly_what_the_bucket_needs() -> None:

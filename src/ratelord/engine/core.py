@@ -32,6 +32,7 @@ from ratelord.engine.state import (
     PoolState,
     State,
     effective_remaining,
+    estimate_inflation,
     reset_grace,
 )
 from ratelord.llm import PriceTable
@@ -263,7 +264,12 @@ class Engine:
     def forecast_pair(
         self, pool: PoolState, now: float, cost: float
     ) -> tuple[fc.ForecastResult, fc.ForecastResult]:
-        """Without and with an intent's cost (one burn estimate for both)."""
+        """Without and with an intent's cost (one burn estimate for both).
+
+        The cost counts as much as calls on this pool were seen to really spend
+        beyond their estimates (:func:`~.state.estimate_inflation`).
+        """
+        cost *= estimate_inflation(pool)
         return fc.compute_pair(
             pool.burn, self.forecast_input(pool, now), now, cost, pool.unseen_burn
         )

@@ -7,6 +7,7 @@ what snapshots and ``ratelord rebuild`` check).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -34,6 +35,10 @@ CHARGES_MEMORY = 20_000
 PROBES_MEMORY = 1_000
 MINUTE_BUCKETS = 30
 OBSERVATION_GAP_WEIGHT = 0.1
+#: Estimate error tracking: smoothing weight, the quantile's z (P90), samples before it counts.
+ESTIMATE_ALPHA = 0.1
+ESTIMATE_Z = 1.2816
+ESTIMATE_MIN_SAMPLES = 5
 
 
 class IdentityRecord(msgspec.Struct, kw_only=True):
@@ -113,8 +118,10 @@ class PoolState(msgspec.Struct, kw_only=True):
     level_ts: float | None = None
     #: What approved calls owe beyond the balance (refilling pools; ``remaining`` stays >= 0).
     shortfall: float = 0.0
-    #: Reconciled intents: actual ÷ reserved, smoothed (how good the estimates are).
+    #: Reconciled intents: actual ÷ reserved, smoothed (how good the estimates are),
+    #: and its variance (how much one call's error can stray from that).
     estimate_ratio: float | None = None
+    estimate_variance: float = 0.0
     estimate_samples: int = 0
 
     def record_history(self, ts: float) -> None:
@@ -630,10 +637,30 @@ def _usage_reported(state: State, event: Event) -> None:
 
 
 def _track_estimate(pool: PoolState, ratio: float) -> None:
-    """Smooth actual ÷ reserved over the pool's recent reconciled calls."""
+    """Smooth actual ÷ reserved (and its variance) over the pool's recent reconciled calls."""
     previous = pool.estimate_ratio
-    pool.estimate_ratio = ratio if previous is None else 0.9 * previous + 0.1 * ratio
+    if previous is None:
+        pool.estimate_ratio = ratio
+    else:
+        diff = ratio - previous
+        pool.estimate_ratio = previous + ESTIMATE_ALPHA * diff
+        pool.estimate_variance = (1 - ESTIMATE_ALPHA) * (
+            pool.estimate_variance + ESTIMATE_ALPHA * diff * diff
+        )
     pool.estimate_samples += 1
+
+
+def estimate_inflation(pool: PoolState) -> float:
+    """How many times its estimate a call on ``pool`` may really spend, at least 1.
+
+    The P90 of the observed actual ÷ reserved (smoothed mean + 1.28 σ), once
+    :data:`ESTIMATE_MIN_SAMPLES` calls were reconciled: the forecast of an
+    intent counts its cost this many times, so estimates that run low (a prompt
+    the heuristic under-counts) are not trusted at face value.
+    """
+    if pool.estimate_ratio is None or pool.estimate_samples < ESTIMATE_MIN_SAMPLES:
+        return 1.0
+    return max(1.0, pool.estimate_ratio + ESTIMATE_Z * math.sqrt(pool.estimate_variance))
 
 
 def _repend(pool: PoolState, starts_at: float, delta: float) -> None:
