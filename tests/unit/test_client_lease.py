@@ -52,6 +52,16 @@ def test_reports_batch_what_was_spent_since_the_last_and_failed_ones_are_resent(
     assert held.batch(2.0).spent == 7
 
 
+def test_a_call_corrected_down_after_a_report_is_never_reported_negative() -> None:
+    held = HeldLease(lease(granted=100), now=0.0, wall=WALL)
+    held.take(10, 0.5)
+    assert held.batch(1.0).spent == 10
+    held.adjust(-4)  # the call cost 6, not the 10 taken, and was reported already
+    assert held.batch(2.0).spent == 0
+    held.take(5, 2.5)
+    assert held.batch(3.0).spent == 1  # 11 spent in all, 10 reported before
+
+
 def test_a_shrunk_or_ended_lease_stops_spending() -> None:
     held = HeldLease(lease(granted=100), now=0.0, wall=WALL)
     held.take(10, 0.0)

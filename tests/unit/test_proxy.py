@@ -223,7 +223,7 @@ def _app(
         upstreams={"openai": UpstreamSettings(url="http://upstream", kind="openai")}, **settings
     )
     app = ProxyApp(proxy_settings, client, sleep=_no_sleep)
-    app.upstreams["openai"].client = httpx2.AsyncClient(transport=upstream)
+    app.upstreams["openai"].transport = upstream
     app.asked = asked  # type: ignore[attr-defined]
     return app
 

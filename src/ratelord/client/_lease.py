@@ -100,8 +100,11 @@ class HeldLease:
     def batch(self, now: float) -> LeaseReport:
         """What to report: spent since the last report and the rate it shows."""
         with self._lock:
-            spent = self.spent - self.reported
-            self.reported = self.spent
+            # A call that cost less than was taken (adjust) after the last report can
+            # leave spent below reported: report nothing now, and let later spending
+            # make up the difference (never a negative report).
+            spent = max(0.0, self.spent - self.reported)
+            self.reported = max(self.reported, self.spent)
             elapsed = max(now - self.reported_at, 1e-3)
             self.reported_at = now
         return LeaseReport(spent=round(spent, 6), rate=round(spent / elapsed, 6))

@@ -103,14 +103,32 @@ class AsyncLeases:
         self.client = client
         self.keeper = Keeper()
         self._task: asyncio.Task[None] | None = None
+        #: Keys whose new lease is being asked for: concurrent calls wait for it instead of
+        #: each retiring the lease just taken and asking for another.
+        self._taking: dict[Key, asyncio.Future[None]] = {}
 
     async def spend(
         self, key: Key, cost: float, requested: bool | None, fields: Fields
     ) -> HeldLease | None:
         keeper = self.keeper
         held = keeper.take(key, cost)
-        if held is not None or not keeper.wants_lease(key, requested):
+        if held is not None:
             return held
+        taking = self._taking.get(key)
+        if taking is not None:
+            await asyncio.shield(taking)
+            return keeper.take(key, cost)  # None: the new lease is short too, ask per call
+        if not keeper.wants_lease(key, requested):
+            return None
+        taking = self._taking[key] = asyncio.get_running_loop().create_future()
+        try:
+            return await self._renew(key, cost, fields)
+        finally:
+            del self._taking[key]
+            taking.set_result(None)
+
+    async def _renew(self, key: Key, cost: float, fields: Fields) -> HeldLease | None:
+        keeper = self.keeper
         old = keeper.retire(key)
         if old is not None:
             await self._send(old, old.batch(keeper.clock()), release=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,10 +25,11 @@ from ratelord.client._base import is_local
 from ratelord.daemon.http import HTTPError as BodyError
 from ratelord.daemon.http import read_body
 from ratelord.llm import UsageTap, tap_for
-from ratelord.proxy import refusals
+from ratelord.proxy import leasing, refusals
 from ratelord.proxy.asking import Admitted, ask, release
 from ratelord.proxy.charges import Charge, charge_for
 from ratelord.proxy.credentials import IdentityBook, credential_of
+from ratelord.proxy.leasing import Leased
 from ratelord.proxy.refusals import Refusal
 from ratelord.proxy.settings import Kind, ProxySettings
 from ratelord.proxy.upstream import Upstream, response_headers
@@ -40,6 +42,9 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _URGENCIES: frozenset[str] = frozenset({"background", "low", "normal", "high"})
+#: Seconds between rate-limit header reports of calls spent from leases (per identity,
+#: upstream and model); a 429 is reported at once.
+LEASED_HEADERS_EVERY = 1.0
 
 
 class ProxyApp:
@@ -58,6 +63,8 @@ class ProxyApp:
         self.upstreams = {name: Upstream(name, up) for name, up in settings.upstreams.items()}
         self.book = IdentityBook(self._identities)
         self._reports: set[asyncio.Task[None]] = set()
+        #: When the headers of a leased call were last reported, by (identity, upstream, model).
+        self._headers_at: dict[tuple[str, str, str | None], float] = {}
 
     async def _identities(self) -> list[Identity]:
         return await self.client.identities()
@@ -160,6 +167,9 @@ class ProxyApp:
         if identity is None:
             return refusals.unknown_credential(upstream.settings.provider)
         fields = self._fields(identity.identity_id, upstream, charge, headers)
+        leased = await leasing.spend(self.client._leases, fields, charge.costs)
+        if leased is not None:
+            return _Ticket(None, identity.identity_id, charge, fields, leased)
         try:
             outcome = await ask(
                 self.client, fields, max_wait=self.settings.max_wait_seconds, sleep=self.sleep
@@ -202,9 +212,11 @@ class ProxyApp:
         self, upstream: Upstream, request: httpx2.Request, ticket: _Ticket, send: Send, path: str
     ) -> None:
         try:
-            response = await upstream.client.send(request, stream=True)
+            response = await upstream.send(request)
         except httpx2.HTTPError as error:
-            if ticket.admitted is not None and ticket.identity_id is not None:
+            if ticket.leased is not None:
+                ticket.leased.give_back()
+            elif ticket.admitted is not None and ticket.identity_id is not None:
                 self._background(release(self.client, ticket.admitted.decision, ticket.identity_id))
             reason = str(error) or type(error).__name__
             await _answer(send, upstream.kind, refusals.bad_gateway(upstream.name, reason))
@@ -234,19 +246,45 @@ class ProxyApp:
             log.warning("stream from %s ended early: %s", upstream.name, error)
         finally:
             await response.aclose()
-        if ticket.admitted is not None:
-            self._background(self._report(ticket, path, response, tap))
+        if ticket.identity_id is None:
+            return
+        costs = _real_costs(ticket.charge, response.status_code, tap)
+        if ticket.leased is not None:
+            # The lease's batched reports carry what was spent; the headers go now and then.
+            if costs is not None:
+                ticket.leased.settle(costs)
+            if self._headers_due(ticket, upstream.name, response.status_code):
+                self._background(self._report(ticket, path, response, None))
+        elif ticket.admitted is not None:
+            self._background(self._report(ticket, path, response, costs))
+
+    def _headers_due(self, ticket: _Ticket, upstream: str, status: int) -> bool:
+        assert ticket.identity_id is not None
+        estimate = ticket.charge.estimate if ticket.charge is not None else None
+        key = (ticket.identity_id, upstream, estimate.model if estimate is not None else None)
+        now = time.monotonic()
+        if status != 429 and now - self._headers_at.get(key, -LEASED_HEADERS_EVERY) < (
+            LEASED_HEADERS_EVERY
+        ):
+            return False
+        self._headers_at[key] = now
+        return True
 
     async def _report(
-        self, ticket: _Ticket, path: str, response: httpx2.Response, tap: UsageTap | None
+        self,
+        ticket: _Ticket,
+        path: str,
+        response: httpx2.Response,
+        costs: dict[str, float] | None,
     ) -> None:
-        assert ticket.admitted is not None and ticket.identity_id is not None
-        decision = ticket.admitted.decision
+        """The answer's rate-limit headers and, for an asked call, what it really cost."""
+        assert ticket.identity_id is not None
+        decision = ticket.admitted.decision if ticket.admitted is not None else None
         report: dict[str, Any] = {
             "agent_id": ticket.fields["agent_id"],
             "identity_id": ticket.identity_id,
             "workload_id": ticket.fields.get("workload_id", "sentinel:unknown"),
-            "intent_id": None if is_local(decision) else decision.intent_id,
+            "intent_id": None if decision is None or is_local(decision) else decision.intent_id,
             "headers": rate_limit_headers(response.headers.multi_items()),
             "path": path[:2000],
             "status_code": response.status_code,
@@ -254,12 +292,8 @@ class ProxyApp:
         estimate = ticket.charge.estimate if ticket.charge is not None else None
         if estimate is not None:
             report["model"] = estimate.model
-            usage = tap.usage() if tap is not None else None
-            if usage is not None:
-                report["costs"] = llm.usage_costs(estimate, usage)
-            elif response.status_code >= 400 and response.status_code != 429:
-                # A call the provider refused is not charged: give the tokens back.
-                report["costs"] = dict.fromkeys(llm.usage_costs(estimate, llm.Usage()), 0.0)
+        if costs is not None:
+            report["costs"] = costs
         try:
             await self.client.report_usage(UsageReport(**report))
         except RatelordError as error:
@@ -274,7 +308,7 @@ class ProxyApp:
 class _Ticket:
     """What was decided for one request, carried to its report."""
 
-    __slots__ = ("admitted", "charge", "fields", "identity_id")
+    __slots__ = ("admitted", "charge", "fields", "identity_id", "leased")
 
     def __init__(
         self,
@@ -282,11 +316,30 @@ class _Ticket:
         identity_id: str | None,
         charge: Charge | None,
         fields: dict[str, Any],
+        leased: Leased | None = None,
     ) -> None:
         self.admitted = admitted
         self.identity_id = identity_id
         self.charge = charge
         self.fields = fields
+        #: Spent from the proxy's leases instead of asked for (then ``admitted`` is None).
+        self.leased = leased
+
+
+def _real_costs(
+    charge: Charge | None, status: int, tap: UsageTap | None
+) -> dict[str, float] | None:
+    """What an LLM call really cost, per resource, when its answer says; None otherwise."""
+    estimate = charge.estimate if charge is not None else None
+    if estimate is None:
+        return None
+    usage = tap.usage() if tap is not None else None
+    if usage is not None:
+        return llm.usage_costs(estimate, usage)
+    if status >= 400 and status != 429:
+        # A call the provider refused is not charged: give the tokens back.
+        return dict.fromkeys(llm.usage_costs(estimate, llm.Usage()), 0.0)
+    return None
 
 
 def _length(headers: list[tuple[bytes, bytes]]) -> int | None:

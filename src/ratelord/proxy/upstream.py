@@ -1,10 +1,12 @@
-"""The proxy's side of an upstream API: a pooled keep-alive ``httpx2`` client and the
-header rules of a reverse proxy.
+"""The proxy's side of an upstream API: a pooled keep-alive ``httpx2`` transport
+(:class:`~ratelord.proxy.transport.H1Transport`) and the header rules of a reverse proxy.
 
 Certificates are always verified (the system's trust store, plus the
 upstream's ``ca_file`` if set).  Requests are forwarded byte for byte; only
 hop-by-hop headers and the proxy's own (``Proxy-Authorization``,
-``x-ratelord-*``) are dropped.  Answers stream back as they arrive.
+``x-ratelord-*``) are dropped, and nothing is added but ``Host`` and
+``Content-Length`` (no client's default ``User-Agent`` or ``Accept-Encoding``,
+no cookie jar shared between callers).  Answers stream back as they arrive.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 import httpx2
 
 from ratelord.proxy.settings import UpstreamSettings
+from ratelord.proxy.transport import H1Transport
 
 #: RFC 9110 §7.6.1 hop-by-hop headers, plus what the proxy itself consumes or recomputes.
 _HOP_BY_HOP = frozenset(
@@ -30,11 +33,11 @@ _HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
-_NOT_FORWARDED = _HOP_BY_HOP | {b"host", b"content-length"}
+#: ``Expect: 100-continue`` is moot: the proxy sends the body it has already read.
+_NOT_FORWARDED = _HOP_BY_HOP | {b"host", b"content-length", b"expect"}
 OWN_HEADER_PREFIX = b"x-ratelord-"
-
-#: Keep-alive connections per upstream (enough for a busy fleet on one machine).
-MAX_CONNECTIONS = 256
+#: Seconds to open a connection to an upstream.
+CONNECT_TIMEOUT = 10.0
 
 
 class Upstream:
@@ -46,15 +49,11 @@ class Upstream:
         self.kind = settings.kind
         self.base = settings.url.rstrip("/")
         self.prefix = f"/{name}"
-        self.client = httpx2.AsyncClient(
-            verify=_tls(settings.ca_file),
-            timeout=httpx2.Timeout(settings.timeout_seconds, connect=10.0),
-            limits=httpx2.Limits(
-                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
-            ),
-            follow_redirects=False,
-            # The proxy is the egress point: it does not chain to HTTP(S)_PROXY.
-            trust_env=False,
+        # The proxy is the egress point: it does not chain to HTTP(S)_PROXY (trust_env).
+        self.transport: httpx2.AsyncBaseTransport = H1Transport(
+            httpx2.create_ssl_context(verify=_tls(settings.ca_file), trust_env=False),
+            connect_timeout=CONNECT_TIMEOUT,
+            read_timeout=settings.timeout_seconds,
         )
 
     def request(
@@ -73,10 +72,14 @@ class Upstream:
             for name, value in headers
             if name not in _NOT_FORWARDED and not name.startswith(OWN_HEADER_PREFIX)
         ]
-        return self.client.build_request(method, url, headers=forwarded, content=body)
+        return httpx2.Request(method, url, headers=forwarded, content=body)
+
+    async def send(self, request: httpx2.Request) -> httpx2.Response:
+        """Forward ``request``; the answer once its headers are in, its body still streaming."""
+        return await self.transport.handle_async_request(request)
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.transport.aclose()
 
 
 def response_headers(raw: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
