@@ -17,6 +17,7 @@ from ratelord.client._breaker import DEFAULT_BREAKER, BreakerSettings
 from ratelord.client._exceptions import RatelordTransportError
 from ratelord.client._guard import AsyncGuard, Guard, GuardArgs, GuardOptions
 from ratelord.client._lease_io import AsyncLeases, SyncLeases
+from ratelord.client._leased_guard import AsyncLeasedGuard, LeasedGuard, held_for
 from ratelord.schema import (
     Decision,
     DecisionList,
@@ -102,6 +103,9 @@ class Client(BaseClient):
 
     def guard(self, **options: Unpack[GuardArgs]) -> Guard:
         """``with client.guard(identity=..., workload=...) as g:`` — see :class:`Guard`."""
+        held = held_for(self._leases.keeper, options)
+        if held is not None:
+            return LeasedGuard(self, options, held)
         return Guard(self, GuardOptions(**options))
 
     def close(self) -> None:
@@ -208,6 +212,9 @@ class AsyncClient(BaseClient):
 
     def guard(self, **options: Unpack[GuardArgs]) -> AsyncGuard:
         """``async with aclient.guard(identity=..., workload=...) as g:``"""
+        held = held_for(self._leases.keeper, options)
+        if held is not None:
+            return AsyncLeasedGuard(self, options, held)
         return AsyncGuard(self, GuardOptions(**options))
 
     async def aclose(self) -> None:

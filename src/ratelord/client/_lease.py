@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,7 @@ class HeldLease:
 
     __slots__ = (
         "_lock",
+        "clock",
         "deadline",
         "decision",
         "ended",
@@ -71,8 +72,11 @@ class HeldLease:
         "started",
     )
 
-    def __init__(self, lease: Lease, *, now: float, wall: float) -> None:
+    def __init__(
+        self, lease: Lease, *, now: float, wall: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.lease_id = lease.lease_id
+        self.clock = clock
         self.granted = lease.granted
         self.spent = 0.0
         self.reported = 0.0
@@ -84,8 +88,10 @@ class HeldLease:
         self.decision = Decision(intent_id=LEASE_INTENT_PREFIX + lease.lease_id, decision="approve")
         self._lock = threading.Lock()
 
-    def take(self, cost: float, now: float) -> bool:
-        """Spend ``cost`` if the lease lives and has it: the hot path, no I/O."""
+    def take(self, cost: float, now: float | None = None) -> bool:
+        """Spend ``cost`` if the lease lives and has it (at ``now``, else its clock's): no I/O."""
+        if now is None:
+            now = self.clock()
         with self._lock:
             if self.ended or now >= self.deadline or self.spent + cost > self.granted:
                 return False
@@ -203,7 +209,7 @@ class Keeper:
     def got(self, key: Key, lease: Lease) -> HeldLease | None:
         """Hold a granted lease for ``key``; after a refusal, back off."""
         if lease.status == "active" and lease.granted > 0:
-            held = HeldLease(lease, now=self.clock(), wall=self.wall())
+            held = HeldLease(lease, now=self.clock(), wall=self.wall(), clock=self.clock)
             with self.lock:
                 self.held[key] = held
             return held
