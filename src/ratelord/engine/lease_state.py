@@ -20,6 +20,7 @@ from ratelord.engine.state import (
     _attribute,
     _debit,
     _newest,
+    note_demand,
 )
 
 #: How many ended leases' ids (and why they ended) the state remembers.
@@ -53,6 +54,9 @@ def _lease_decided(state: State, event: Event) -> None:
     pool.remaining = max(0.0, pool.remaining - granted)
     pool.leased += granted
     pool.reserved_since_observation += granted
+    if _after_reset(pool, event.ts_event):
+        pool.after_reset += granted
+    note_demand(pool, event.ts_event, event.ts_event)
     if p.get("paced_until") is not None:
         pool.paced_until = max(pool.paced_until, float(p["paced_until"]))
     pool.record_history(event.ts_event)
@@ -68,11 +72,14 @@ def _lease_reported(state: State, event: Event) -> None:
         lease.rate = float(p["rate"])
     spent = float(p.get("spent", 0.0))
     pool = state.pools.get(lease.pool_id)
+    if pool is not None:
+        note_demand(pool, event.ts_event, event.ts_event)
     if spent <= 0 or pool is None:
         return
     within = min(spent, lease.unspent)
     lease.spent += spent
     pool.leased = max(0.0, pool.leased - within)
+    pool.immediate_since_observation += within  # it reached the provider
     dims = {
         "agent_id": lease.agent_id,
         "identity_id": lease.identity_id,
@@ -85,12 +92,19 @@ def _lease_reported(state: State, event: Event) -> None:
     pool.version += 1
 
 
-def _give_back(pool: PoolState | None, units: float, ts: float) -> None:
+def _after_reset(pool: PoolState, ts: float) -> bool:
+    """Granted once the pool's known reset had passed: the units are the next window's."""
+    return pool.reset_at is not None and ts >= pool.reset_at
+
+
+def _give_back(pool: PoolState | None, lease: LeaseRecord, units: float, ts: float) -> None:
     if pool is None or units <= 0:
         return
     pool.leased = max(0.0, pool.leased - units)
     pool.remaining += units
     pool.reserved_since_observation = max(0.0, pool.reserved_since_observation - units)
+    if _after_reset(pool, lease.granted_at):
+        pool.after_reset = max(0.0, pool.after_reset - units)
     pool.record_history(ts)
     pool.version += 1
 
@@ -103,7 +117,7 @@ def _lease_revised(state: State, event: Event) -> None:
     granted = max(lease.spent, float(p["granted"]))
     if granted < lease.granted:
         returned = min(lease.granted - granted, lease.unspent)
-        _give_back(state.pools.get(lease.pool_id), returned, event.ts_event)
+        _give_back(state.pools.get(lease.pool_id), lease, returned, event.ts_event)
     lease.granted = granted
 
 
@@ -112,7 +126,7 @@ def _lease_ended(state: State, event: Event) -> None:
     lease = state.leases.pop(p["lease_id"], None)
     if lease is None:
         return
-    _give_back(state.pools.get(lease.pool_id), lease.unspent, event.ts_event)
+    _give_back(state.pools.get(lease.pool_id), lease, lease.unspent, event.ts_event)
     state.leases_ended[lease.lease_id] = p["status"]
     if len(state.leases_ended) > 2 * ENDED_MEMORY:
         state.leases_ended = _newest(state.leases_ended, ENDED_MEMORY)

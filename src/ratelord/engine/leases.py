@@ -29,13 +29,14 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ratelord.engine.allocation import Allocation, allocate
 from ratelord.engine.arbitration import _Arbiter
 from ratelord.engine.charges import NotChargeable
 from ratelord.engine.clock import iso
 from ratelord.engine.core import Engine, Gone, UnknownEntity
 from ratelord.engine.events import Dimensions, Event, EventType, Source
 from ratelord.engine.forecast import drift_weight
-from ratelord.engine.state import LeaseRecord, PoolState
+from ratelord.engine.state import LeaseRecord, PoolState, effective_remaining
 from ratelord.schema import (
     Decision,
     Evaluation,
@@ -230,13 +231,14 @@ class _Sizing:
         demand = demand_of(request.units, request.rate, ttl)
         claims = _claims(_holders(state.leases.values(), pool.pool_id), self.now)
         claims.append(Claim(self.lease_id, demand, weight_of(request.urgency, request.weight)))
+        remaining = effective_remaining(pool, self.now)
         shared = (
             window_budget(self.engine, pool, self.now, ttl)
             if budget.rate
-            else pool.remaining + pool.leased
+            else remaining + pool.leased
         )
         share = fair_shares(shared, claims)[self.lease_id]
-        most = min(request.units, share, budget.units, pool.remaining)
+        most = min(request.units, share, budget.units, remaining)
         granted = math.floor(max(0.0, most) * 1000) / 1000
         if granted < max(request.min_units, 1e-9):
             outcome.reason = (
@@ -257,10 +259,11 @@ class _Sizing:
         return outcome
 
     def _ttl(self, pool: PoolState) -> float:
-        """The requested lifetime, ending at the pool's reset at the latest."""
+        """The requested lifetime, ending at the pool's (next plausible) reset at the latest."""
         ttl = self.request.ttl_seconds
-        if pool.reset_at is not None and pool.reset_at > self.now:
-            ttl = min(ttl, pool.reset_at - self.now)
+        to_reset = self.engine.forecast(pool, self.now).seconds_to_reset
+        if to_reset is not None:
+            ttl = min(ttl, to_reset)
         return max(ttl, 0.001)
 
     def _budget(self, pool: PoolState, decision: Decision, ttl: float) -> _Budget | None:
@@ -271,7 +274,7 @@ class _Sizing:
             return self._paced(pool, ttl)
         # The whole ask did not fit (floor, policy): halve it until one does.
         request = self.request
-        size = min(request.units, pool.remaining)
+        size = min(request.units, effective_remaining(pool, self.now))
         smallest = max(request.min_units, min(1.0, request.units))
         while size >= smallest:
             smaller = self._arbiter(size).run()[0]
@@ -286,17 +289,19 @@ class _Sizing:
     def _paced(self, pool: PoolState, ttl: float) -> _Budget:
         """The paced flow: what fits between the pool's pacing cursor and the lease's end.
 
-        Intents and leases share one cursor (``pool.paced_until``): each paced
-        grant moves it on by the time its units occupy at the pool's sustainable
-        rate, so a holder that spends its lease at once and asks again cannot
-        outrun the pace.
+        The pace is an intent's (:mod:`.allocation`): the budget left after the
+        headroom for unseen use and the urgent reserve, spread over the time
+        demand is trusted to last.  Intents and leases share one cursor
+        (``pool.paced_until``): each paced grant moves it on by the time its
+        units occupy at that pace, so a holder that spends its lease at once and
+        asks again cannot outrun it.
         """
-        to_reset = self.engine.forecast(pool, self.now).seconds_to_reset
-        if not to_reset or to_reset <= ttl or pool.remaining <= 0:
-            return _Budget(pool.remaining)
-        rate = pool.remaining / to_reset
+        allocation = _allocation(self.engine, pool, self.now, urgent=self.request.urgency == "high")
+        if not math.isfinite(allocation.rate):
+            return _Budget(max(0.0, allocation.budget))
         start = max(pool.paced_until, self.now)
-        return _Budget(max(0.0, self.now + ttl - start) * rate, rate, start)
+        units = min(allocation.budget, max(0.0, self.now + ttl - start) * allocation.rate)
+        return _Budget(max(0.0, units), allocation.rate, start)
 
     def _refused(self, outcome: _Outcome, decision: Decision) -> None:
         mods = decision.modifications
@@ -330,13 +335,20 @@ def _paced(decision: Decision) -> bool:
     )
 
 
-def window_budget(engine: Engine, pool: PoolState, now: float, horizon: float) -> float:
-    """The units ``pool`` may spend over ``horizon`` to last until its reset (all holders)."""
+def _allocation(engine: Engine, pool: PoolState, now: float, *, urgent: bool = False) -> Allocation:
+    """The pool's allocation as a paced intent would see it now (nothing booked)."""
     to_reset = engine.forecast(pool, now).seconds_to_reset
-    total = pool.remaining + pool.leased
-    if not to_reset or to_reset <= horizon:
-        return total
-    return total * horizon / to_reset
+    window = engine.window_for(pool)
+    return allocate(pool, now, 0.0, to_reset, window_seconds=window, urgent=urgent, book=False)
+
+
+def window_budget(engine: Engine, pool: PoolState, now: float, horizon: float) -> float:
+    """The units ``pool``'s holders may spend over ``horizon`` at its pace (with their leases)."""
+    allocation = _allocation(engine, pool, now)
+    budget = max(0.0, allocation.budget)
+    if math.isfinite(allocation.rate):
+        budget = min(budget, allocation.rate * horizon)
+    return pool.leased + budget
 
 
 def _holders(leases: Iterable[LeaseRecord], pool_id: str) -> list[LeaseRecord]:

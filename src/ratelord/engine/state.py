@@ -580,11 +580,15 @@ def _note_demand(state: State, event: Event) -> None:
         pool_ids.add(event.pool_id)
     for pool_id in pool_ids:
         pool = state.pools.get(pool_id)
-        if pool is None:
-            continue
-        if pool.demand_last is None or ts - pool.demand_last > DEMAND_GAP_SECONDS:
-            pool.demand_since = ts
-        pool.demand_last = max(until, pool.demand_last or until)
+        if pool is not None:
+            note_demand(pool, ts, until)
+
+
+def note_demand(pool: PoolState, ts: float, until: float) -> None:
+    """Demand on ``pool`` at ``ts``, known to last until ``until``: a new run after a gap."""
+    if pool.demand_last is None or ts - pool.demand_last > DEMAND_GAP_SECONDS:
+        pool.demand_since = ts
+    pool.demand_last = max(until, pool.demand_last or until)
 
 
 @_on(EventType.INTENTS_DECIDED)
