@@ -29,6 +29,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import msgspec
+
 from ratelord.engine.allocation import Allocation, allocate
 from ratelord.engine.arbitration import _Arbiter
 from ratelord.engine.charges import NotChargeable
@@ -261,9 +263,11 @@ class _Sizing:
     def _ttl(self, pool: PoolState) -> float:
         """The requested lifetime, ending at the pool's (next plausible) reset at the latest."""
         ttl = self.request.ttl_seconds
-        to_reset = self.engine.forecast(pool, self.now).seconds_to_reset
-        if to_reset is not None:
-            ttl = min(ttl, to_reset)
+        if pool.reset_at is not None and pool.reset_at > self.now:
+            ttl = min(ttl, pool.reset_at - self.now)
+        elif pool.reset_at is not None:  # passed, not observed yet: the next one, or imminent
+            to_reset = self.engine.forecast(pool, self.now).seconds_to_reset
+            ttl = min(ttl, to_reset if to_reset is not None else ttl)
         return max(ttl, 0.001)
 
     def _budget(self, pool: PoolState, decision: Decision, ttl: float) -> _Budget | None:
@@ -343,12 +347,17 @@ def _allocation(engine: Engine, pool: PoolState, now: float, *, urgent: bool = F
 
 
 def window_budget(engine: Engine, pool: PoolState, now: float, horizon: float) -> float:
-    """The units ``pool``'s holders may spend over ``horizon`` at its pace (with their leases)."""
-    allocation = _allocation(engine, pool, now)
+    """The units ``pool``'s holders may spend over ``horizon`` at its pace, their leases in it.
+
+    The pool is allocated as if its leases came back: the headroom for unseen use
+    and the urgent reserve are kept from leased units too.
+    """
+    returned = msgspec.structs.replace(pool, remaining=pool.remaining + pool.leased)
+    allocation = _allocation(engine, returned, now)
     budget = max(0.0, allocation.budget)
     if math.isfinite(allocation.rate):
         budget = min(budget, allocation.rate * horizon)
-    return pool.leased + budget
+    return budget
 
 
 def _holders(leases: Iterable[LeaseRecord], pool_id: str) -> list[LeaseRecord]:

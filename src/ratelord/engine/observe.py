@@ -304,9 +304,10 @@ def _observe_pools(
             # Calls told to wait have not reached the provider yet: it cannot have seen them.
             waiting = sum(c for t, c in pool.pending if t > now)
             expected = waiting + (refill.balance(pool, now) if pool.refill_rate else pool.remaining)
+            # Leased units not reported spent have not reached the provider (holders report
+            # every second or so): the rest of what it saw consumed went behind ratelord's back.
+            expected += pool.leased
             difference = expected - obs.remaining
-            if difference < 0:  # units leased and not spent yet are still at the provider
-                difference = min(0.0, difference + pool.leased)
             threshold = engine.config.drift_threshold * (obs.limit or pool.limit or 0.0)
             if pool.refill_rate:  # refilled since: only what the model cannot explain
                 unaccounted = max(0.0, difference)
@@ -314,11 +315,8 @@ def _observe_pools(
                 # What ratelord knows reached the provider since it last looked: calls that
                 # went at once, and calls told to wait whose time has come.
                 seen_consumed = pool.observed_remaining - obs.remaining
-                # Leased units may have been spent without being reported yet.
-                landed = (
-                    pool.immediate_since_observation
-                    + sum(c for t, c in pool.pending if t <= now)
-                    + pool.leased
+                landed = pool.immediate_since_observation + sum(
+                    c for t, c in pool.pending if t <= now
                 )
                 unaccounted = max(0.0, seen_consumed - landed)
             if threshold > 0 and abs(difference) > threshold:
