@@ -11,6 +11,7 @@ from typing import Any
 from ratelord.daemon import routes, webapi
 from ratelord.daemon.auth import Authenticator
 from ratelord.daemon.cluster import Forwarder
+from ratelord.daemon.guard import refuse_credentials
 from ratelord.daemon.http import (
     HTTPError,
     Request,
@@ -118,6 +119,8 @@ class DaemonApp:
             body = b""
             if method in ("POST", "PUT", "PATCH"):
                 body = await read_body(receive, self._max_body, declared)
+                if route.writes:
+                    refuse_credentials(body)
             forwarder = self._forwarder
             response: Response | StreamingResponse
             if forwarder is not None and forwarder.applies_to(method) and forwarder.active:

@@ -6,7 +6,6 @@ import msgspec
 
 from ratelord.daemon.http import HTTPError, Request, Response, Router, json_response
 from ratelord.daemon.metrics import Metrics
-from ratelord.providers.secrets import find_raw_credentials
 from ratelord.schema import (
     DecisionList,
     IntentBatch,
@@ -20,16 +19,6 @@ from ratelord.service.leasing import Leasing
 _encode = msgspec.json.Encoder().encode
 
 
-def _refuse_credentials(labels: dict[str, str]) -> None:
-    found = list(find_raw_credentials({"labels": labels}))
-    if found:
-        raise HTTPError(
-            400,
-            "raw_credential",
-            f"refused: {', '.join(found)} looks like a raw credential; never send secrets",
-        )
-
-
 def _report_body(request: Request) -> LeaseReport:
     """An empty body is an empty report (release with nothing more spent)."""
     return request.decode(LeaseReport) if request.body.strip() else LeaseReport()
@@ -38,8 +27,6 @@ def _report_body(request: Request) -> LeaseReport:
 def install(router: Router, leasing: Leasing, metrics: Metrics) -> None:
     async def take(request: Request) -> Response:
         body = request.decode(LeaseRequest)
-        if body.labels:
-            _refuse_credentials(body.labels)
         if body.min_units > body.units:
             raise HTTPError(
                 400,
@@ -66,9 +53,6 @@ def install(router: Router, leasing: Leasing, metrics: Metrics) -> None:
 
     async def intents(request: Request) -> Response:
         batch = request.decode(IntentBatch)
-        for intent in batch.intents:
-            if intent.labels:
-                _refuse_credentials(intent.labels)
         decisions = await leasing.intents(batch)
         for decision in decisions:
             metrics.count_decision(decision)

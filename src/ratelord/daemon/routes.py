@@ -2,8 +2,8 @@
 
 Each handler takes the :class:`Context` (runtime, metrics) and the request, so a
 test can call one alone; :func:`install` binds them all to a router.  Bodies are
-read one way, :meth:`Request.decode`; the bodies that may carry credentials are
-scanned for them first (:func:`decode_scanned`).
+read one way, :meth:`Request.decode`, after the app's credential guard
+(:mod:`ratelord.daemon.guard`) has scanned every write's body.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
@@ -32,7 +32,7 @@ from ratelord.daemon.runtime import Runtime
 from ratelord.engine.clock import iso
 from ratelord.providers.catalog import DISCOVERS_PRINCIPAL
 from ratelord.providers.mock import MockProvider
-from ratelord.providers.secrets import SecretError, find_raw_credentials, validate_ref
+from ratelord.providers.secrets import SecretError, validate_ref
 from ratelord.schema import (
     Decision,
     Health,
@@ -48,10 +48,9 @@ from ratelord.schema import (
     UsageReport,
 )
 
-T = TypeVar("T")
 IDENTITY_ACTIONS = ("revoke", "quarantine", "rotate")
 #: Headers a usage report must never carry (they hold the caller's credentials).
-CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
+CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization", "x-api-key", "api-key")
 _encode = msgspec.json.Encoder().encode
 
 
@@ -83,34 +82,6 @@ class Context:
 # -------------------------------------------------------------------- bodies
 
 
-def refuse_credentials(payload: Any) -> None:
-    found = list(find_raw_credentials(payload))
-    if found:
-        raise HTTPError(
-            400,
-            "raw_credential",
-            f"refused: {', '.join(found)} looks like a raw credential. Never send secrets; "
-            "register a reference instead (secret_ref: env:NAME or file:/path)",
-        )
-
-
-def decode_scanned(request: Request, kind: type[T], *, unscanned: tuple[str, ...] = ()) -> T:
-    """The body as ``kind``, refused first if any field (but ``unscanned``) holds a credential.
-
-    The scan runs on the raw JSON, so a credential in a field ``kind`` does not
-    know is still called a credential, not an unknown field.
-    """
-    data = request.decode(Any)
-    if isinstance(data, dict) and unscanned:
-        refuse_credentials({k: v for k, v in data.items() if k not in unscanned})
-    else:
-        refuse_credentials(data)
-    try:
-        return msgspec.convert(data, kind)
-    except msgspec.ValidationError as exc:
-        raise HTTPError(400, "invalid_request", str(exc)) from None
-
-
 def check_secret_ref(ref: str | None) -> None:
     if ref:
         try:
@@ -140,18 +111,13 @@ async def prometheus(ctx: Context, request: Request) -> Response:
 
 async def intent(ctx: Context, request: Request) -> Response:
     body = request.decode(IntentRequest)
-    if body.labels:
-        refuse_credentials({"labels": body.labels})
     decision = await ctx.runtime.commands.intent(body)
     ctx.metrics.count_decision(decision)
     return Response(_encode(decision))
 
 
 async def usage(ctx: Context, request: Request) -> Response:
-    # ``tokens`` holds counts, whose field name alone reads as a credential: its model is scanned
-    report = decode_scanned(request, UsageReport, unscanned=("headers", "tokens"))
-    if report.tokens is not None:
-        refuse_credentials({"model": report.tokens.model})
+    report = request.decode(UsageReport)
     if report.headers and any(k.lower() in CREDENTIAL_HEADERS for k in report.headers):
         raise HTTPError(
             400,
@@ -173,7 +139,7 @@ async def list_identities(ctx: Context, request: Request) -> Response:
 
 
 async def create_identity(ctx: Context, request: Request) -> Response:
-    body = decode_scanned(request, IdentityCreate)
+    body = request.decode(IdentityCreate)
     check_secret_ref(body.secret_ref)
     if body.provider_id not in ctx.runtime.providers and body.provider_id not in (
         DISCOVERS_PRINCIPAL
@@ -211,7 +177,7 @@ async def identity_action(ctx: Context, request: Request) -> Response:
     payload: dict[str, Any] = {}
     if request.body.strip():
         kind: type[Any] = IdentityRotate if action == "rotate" else StatusChange
-        payload = msgspec.to_builtins(decode_scanned(request, kind))
+        payload = msgspec.to_builtins(request.decode(kind))
         check_secret_ref(payload.get("secret_ref"))
     payload = {k: v for k, v in payload.items() if v is not None}
     identity = await ctx.runtime.commands.change_identity(

@@ -1,7 +1,7 @@
 """Secret references: ``env:NAME`` or ``file:PATH``.  Identities carry the
 reference, never the secret; the secret is read at poll time and dropped.
 
-Also the guard that refuses raw credentials in API payloads.
+Also the shapes of raw credentials, that the daemon's guard (``daemon/guard.py``) refuses.
 """
 
 from __future__ import annotations
@@ -10,20 +10,20 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 _REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/.+)$")
 
-#: Shapes of real provider keys (GitHub classic/fine-grained/app tokens, OpenAI, Anthropic).
-_CREDENTIAL_SHAPES = re.compile(
+#: Shapes of real provider keys: GitHub classic/fine-grained/app tokens, OpenAI, Anthropic,
+#: GitLab, Slack, AWS access key ids, Google API keys.
+CREDENTIAL_SHAPES = re.compile(
     r"(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"
-    r"|sk-ant-[A-Za-z0-9_\-]{16,}|sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,})"
+    r"|sk-ant-[A-Za-z0-9_\-]{16,}|sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"
+    r"|glpat-[A-Za-z0-9_\-]{20,}|xox[abposr]-[A-Za-z0-9\-]{10,}|AKIA[0-9A-Z]{16}"
+    r"|AIza[0-9A-Za-z_\-]{35})"
 )
-_CREDENTIAL_FIELD = re.compile(r"(token|secret|passw(or)?d|api[_-]?key|credential)", re.I)
-#: Fields that are named like credentials but hold references or hashes, not secrets.
-_ALLOWED_FIELDS = frozenset({"secret_ref", "token_fingerprint"})
+CREDENTIAL_FIELD = re.compile(r"(token|secret|passw(or)?d|api[_-]?key|credential)", re.I)
 
 
 class SecretError(Exception):
@@ -70,30 +70,3 @@ def resolve(ref: str, environ: Mapping[str, str] | None = None) -> str:
 def fingerprint(secret: str) -> str:
     """A short, non-reversible fingerprint to tell rotations apart."""
     return "sha256:" + hashlib.sha256(secret.encode("utf-8")).hexdigest()[:16]
-
-
-def find_raw_credentials(payload: Any, path: str = "$") -> Iterator[str]:
-    """Yield the JSON paths of values that look like raw credentials.
-
-    A field named like a token/secret/password with a non-empty value, or any
-    string shaped like a GitHub, OpenAI or Anthropic key, anywhere in the payload.
-    A number is never a credential: ``costs: {"tokens": 130}`` names a resource.
-    """
-    if isinstance(payload, Mapping):
-        for key, value in payload.items():
-            sub = f"{path}.{key}"
-            if (
-                isinstance(key, str)
-                and key not in _ALLOWED_FIELDS
-                and _CREDENTIAL_FIELD.search(key)
-                and value not in (None, "", [], {})
-                and not isinstance(value, int | float)
-            ):
-                yield sub
-                continue
-            yield from find_raw_credentials(value, sub)
-    elif isinstance(payload, list):
-        for index, value in enumerate(payload):
-            yield from find_raw_credentials(value, f"{path}[{index}]")
-    elif isinstance(payload, str) and _CREDENTIAL_SHAPES.search(payload):
-        yield path
