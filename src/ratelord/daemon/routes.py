@@ -32,7 +32,7 @@ from ratelord.daemon.runtime import Runtime
 from ratelord.engine.clock import iso
 from ratelord.providers.catalog import DISCOVERS_PRINCIPAL
 from ratelord.providers.mock import MockProvider
-from ratelord.providers.secrets import SecretError, validate_ref
+from ratelord.providers.secrets import SecretError, check_private, validate_ref
 from ratelord.schema import (
     Decision,
     Health,
@@ -83,11 +83,16 @@ class Context:
 
 
 def check_secret_ref(ref: str | None) -> None:
+    """A well-formed reference, to a file no one else may read (like an ssh key)."""
     if ref:
         try:
             validate_ref(ref)
         except SecretError as exc:
             raise HTTPError(400, "invalid_secret_ref", str(exc)) from None
+        try:
+            check_private(ref)
+        except SecretError as exc:
+            raise HTTPError(400, "insecure_secret_file", str(exc)) from None
 
 
 # -------------------------------------------------------------------- system
@@ -157,6 +162,17 @@ async def create_identity(ctx: Context, request: Request) -> Response:
             "principal_required",
             f"provider {body.provider_id!r} cannot discover principals: "
             "pass principal (the account this identity is charged to)",
+        )
+    if body.principal is None and body.provider_id not in ctx.runtime.providers:
+        # Only a poll discovers the principal, and nothing would poll it: every intent
+        # would wait for a poll that never comes.
+        raise HTTPError(
+            409,
+            "provider_not_configured",
+            f"provider {body.provider_id!r} is not configured on this daemon, so nothing "
+            f"would poll identity {body.identity_id!r} to learn its principal: add "
+            f"providers.{body.provider_id} to the config file and restart ratelord-d, or "
+            "pass principal (its pools are then learned from reported usage headers)",
         )
     return json_response(await ctx.runtime.commands.register(body), status=201)
 

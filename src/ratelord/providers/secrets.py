@@ -56,15 +56,31 @@ def resolve(ref: str, environ: Mapping[str, str] | None = None) -> str:
         mode = path.stat().st_mode
     except OSError as exc:
         raise SecretError(f"cannot read secret file {target}: {exc.strerror}") from None
+    _check_private(target, mode)
+    value = path.read_text(encoding="utf-8").strip()
+    if not value:
+        raise SecretError(f"secret file {target} is empty")
+    return value
+
+
+def check_private(ref: str) -> None:
+    """Refuse a ``file:`` reference to a file others may read; a missing file passes
+    (it may be written later; polling says so until it is)."""
+    kind, _, target = validate_ref(ref).partition(":")
+    if kind == "file":
+        try:
+            mode = Path(target).stat().st_mode
+        except OSError:
+            return
+        _check_private(target, mode)
+
+
+def _check_private(target: str, mode: int) -> None:
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise SecretError(
             f"secret file {target} is readable by group or others (mode {stat.S_IMODE(mode):o}); "
             f"run: chmod 600 {target}"
         )
-    value = path.read_text(encoding="utf-8").strip()
-    if not value:
-        raise SecretError(f"secret file {target} is empty")
-    return value
 
 
 def fingerprint(secret: str) -> str:
