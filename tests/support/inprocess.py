@@ -57,8 +57,13 @@ class InProcessDaemon:
 
 @asynccontextmanager
 async def in_process(
-    workdir: Path, *, config: dict[str, Any] | None = None, policy: str | None = None
+    workdir: Path,
+    *,
+    config: dict[str, Any] | None = None,
+    policy: str | None = None,
+    clock: ManualClock | None = None,
 ) -> AsyncIterator[InProcessDaemon]:
+    """The daemon on ``workdir``'s database; pass the same ``clock`` to restart it later."""
     argv = ["--db", str(workdir / "ratelord.db")]
     if config is not None:
         (workdir / "config.yaml").write_text(yaml.safe_dump(config))
@@ -67,7 +72,7 @@ async def in_process(
         (workdir / "policy.yaml").write_text(policy)
         argv += ["--policy", str(workdir / "policy.yaml")]
     settings, _ = load_settings(argv, environ={})
-    clock = ManualClock()
+    clock = clock or ManualClock()
     runtime = Runtime(
         settings,
         SQLiteStore(settings.db),

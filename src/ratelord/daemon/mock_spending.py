@@ -1,14 +1,13 @@
 """The mock provider stands for the real API: what ratelord approves, the agent spends there.
 
 An adapter started from ``main.py`` (see :class:`~ratelord.daemon.runtime.Adapter`):
-it resumes the mock's pools from what the log says (the mock keeps no state of
-its own), then spends each approved intent's charges at the mock once the
-agent's wait is over.
+it resumes the mock's pools from what the log says the provider has seen (the
+mock keeps no state of its own), then spends each approved intent's charges at
+the mock once the agent's wait is over (calls still waiting at a restart too).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from ratelord.providers.mock import MockProvider
@@ -22,18 +21,19 @@ class MockSpending:
         mock = runtime.providers.get(MockProvider.provider_id)
         if not isinstance(mock, MockProvider):
             return
-        state = runtime.engine.state
-        for pool in state.pools.values():
+        now = runtime.now()
+        for pool in runtime.engine.state.pools.values():
             if pool.provider_id == mock.provider_id and pool.reset_at is not None:
-                mock.restore(pool.principal, pool.resource, pool.remaining, pool.reset_at)
+                # ratelord's remaining already subtracts the calls told to wait and the
+                # units leased out; the provider has seen neither yet.
+                waiting = [(t, c) for t, c in pool.pending if t > now]
+                seen = pool.remaining - pool.shortfall + pool.leased + sum(c for _, c in waiting)
+                mock.restore(pool.principal, pool.resource, seen, pool.reset_at)
+                for at, cost in waiting:
+                    mock.spend_later(pool.principal, pool.resource, cost, at)
 
         def charged(charges: dict[str, float], wait: float) -> None:
-            def spend() -> None:
-                mock.spend_charges(runtime.engine.state.pools, charges, runtime.now())
-
-            if wait > 0:
-                asyncio.get_running_loop().call_later(wait, spend)
-            else:
-                spend()
+            now = runtime.now()
+            mock.spend_charges(runtime.engine.state.pools, charges, now, now + wait)
 
         runtime.commands.charge_listeners.append(charged)

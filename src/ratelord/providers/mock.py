@@ -9,6 +9,7 @@ behaves like a real API the agents actually called.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -42,7 +43,7 @@ class MockProviderConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
 
 
 class _Bucket:
-    __slots__ = ("config", "remaining", "reset_at", "updated_at")
+    __slots__ = ("config", "remaining", "reset_at", "scheduled", "updated_at")
 
     def __init__(self, config: MockPoolConfig, start: float) -> None:
         self.config = config
@@ -51,14 +52,26 @@ class _Bucket:
         )
         self.reset_at = start + config.window_seconds
         self.updated_at = start
+        #: Calls that will be made later (a heap of (at, amount)): an agent told to wait.
+        self.scheduled: list[tuple[float, float]] = []
 
     def advance(self, now: float) -> None:
-        """Roll resets and background burn forward to ``now``."""
+        """Roll resets, scheduled calls and background burn forward to ``now``, in time order.
+
+        A call due exactly at the reset spends the new window (as ratelord counts it).
+        """
         window = self.config.window_seconds
-        while now >= self.reset_at:
-            self._burn(self.reset_at)
-            self.remaining = self.config.limit
-            self.reset_at += window
+        while True:
+            due = self.scheduled[0][0] if self.scheduled else math.inf
+            if min(due, self.reset_at) > now:
+                break
+            if due < self.reset_at:
+                self._burn(due)
+                self.remaining = max(0.0, self.remaining - heapq.heappop(self.scheduled)[1])
+            else:
+                self._burn(self.reset_at)
+                self.remaining = self.config.limit
+                self.reset_at += window
         self._burn(now)
 
     def _burn(self, until: float) -> None:
@@ -136,14 +149,28 @@ class MockProvider:
         bucket.remaining -= amount
         return True
 
+    def spend_later(self, principal: str, resource: str, amount: float, at: float) -> None:
+        """A call that will spend ``amount`` at ``at`` (an agent told to wait until then)."""
+        bucket = self._buckets.get((principal, resource))
+        if bucket is not None:
+            heapq.heappush(bucket.scheduled, (at, amount))
+
     def spend_charges(
-        self, pools: Mapping[str, PoolState], charges: Mapping[str, float], now: float
+        self,
+        pools: Mapping[str, PoolState],
+        charges: Mapping[str, float],
+        now: float,
+        at: float | None = None,
     ) -> None:
-        """Spend an intent's charges (pool id → cost) on those pools that are this mock's."""
+        """Spend an intent's charges (pool id → cost) on those pools that are this mock's,
+        now or, for a call told to wait, at ``at``."""
         for pool_id, cost in charges.items():
             pool = pools.get(pool_id)
             if pool is not None and pool.provider_id == self.provider_id:
-                self.spend(pool.principal, pool.resource, cost, now)
+                if at is not None and at > now:
+                    self.spend_later(pool.principal, pool.resource, cost, at)
+                else:
+                    self.spend(pool.principal, pool.resource, cost, now)
 
     def remaining(self, principal: str, resource: str, now: float) -> float | None:
         bucket = self._buckets.get((principal, resource))
