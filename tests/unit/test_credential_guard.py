@@ -38,7 +38,11 @@ INTENT = {
     "cost": 1,
     "labels": {"ticket": "T-1"},
 }
-LLM_INTENT = {**INTENT, "tokens": {"model": "gpt-4o", "input": 100, "output": 20}}
+LLM_INTENT = {
+    **INTENT,
+    "labels": {"ticket": "T-2"},
+    "tokens": {"model": "gpt-4o", "input": 100, "output": 20},
+}
 #: A valid body of every write endpoint (``{lease}`` and ``{id}`` are filled in at run time).
 WRITES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/intent"): INTENT,
