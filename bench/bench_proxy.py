@@ -9,7 +9,8 @@ the upstream; then, with wrk posting a chat completion:
   machine's speed drifts) and reported as the median over rounds;
 - **throughput** with 16 concurrent connections: upstream alone, through
   ratelord, and through LiteLLM's proxy (``litellm --config``) when the
-  ``litellm`` command is installed (``LITELLM`` names it elsewhere).
+  ``litellm`` command is installed (``LITELLM`` names it elsewhere), with
+  LiteLLM's added latency (one round) and ratelord's throughput over LiteLLM's.
 
 Every request through ratelord is asked for (an intent, durably logged) and
 reported (its headers and usage) like any other.  Prints ``key: value`` lines.
@@ -175,14 +176,22 @@ def main() -> None:
         if litellm is not None:
             targets["litellm"] = f"{litellm[1]}/v1/chat/completions"
             wrk(targets["litellm"], BODY, connections=1, seconds=2, headers=AUTH)
+            alone = wrk(direct, BODY, connections=1, seconds=SECONDS, headers=AUTH)
+            proxied = wrk(targets["litellm"], BODY, connections=1, seconds=SECONDS, headers=AUTH)
+            print(f"litellm_added_latency_p50_ms: {proxied['p50'] - alone['p50']:.3f}")
+            print(f"litellm_added_latency_p99_ms: {proxied['p99'] - alone['p99']:.3f}")
+        rps = {}
         for name, url in targets.items():
             result = wrk(url, BODY, connections=16, seconds=SECONDS, threads=2, headers=AUTH)
+            rps[name] = result["rps"]
             print(f"{name}_16_clients_rps: {result['rps']:.0f}")
             print(f"{name}_16_clients_p50_ms: {result['p50']:.2f}")
             print(f"{name}_16_clients_p99_ms: {result['p99']:.2f}")
             print(f"{name}_16_clients_errors: {result['err']:.0f}")
         if litellm is None:
             print("litellm: not installed (pip install 'litellm[proxy]' to compare)")
+        elif rps["litellm"] > 0:
+            print(f"ratelord_vs_litellm_16_clients: {rps['ratelord'] / rps['litellm']:.1f}")
     finally:
         for proc in (proxy, upstream, *([litellm[0]] if litellm else [])):
             proc.terminate()

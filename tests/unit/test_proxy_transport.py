@@ -141,6 +141,24 @@ async def test_a_connection_closed_while_idle_is_not_reused(serve: Serve) -> Non
     await t.aclose()
 
 
+async def test_a_connection_that_talks_while_idle_is_not_reused(serve: Serve) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.head(reader)
+        writer.write(OK)
+        await asyncio.sleep(0.02)
+        writer.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n")
+        await server.head(reader)
+        writer.write(OK)
+
+    server, url = await serve(script)
+    t = transport()
+    assert await call(t, url) == (200, [b"ok"])
+    await asyncio.sleep(0.1)
+    assert await call(t, url) == (200, [b"ok"])
+    assert server.connections == 2
+    await t.aclose()
+
+
 async def test_informational_answers_are_skipped_and_head_has_no_body(serve: Serve) -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:

@@ -145,6 +145,8 @@ class _Connection(asyncio.Protocol):
         #: The answer says where its body ends (length or chunks), not the connection's end.
         self.framed = False
         self.keep_alive = False
+        #: A request is under way (bytes from the server are expected).
+        self.busy = False
 
     # ------------------------------------------------------------ asyncio.Protocol
 
@@ -152,6 +154,9 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
 
     def data_received(self, data: bytes) -> None:
+        if not self.busy:  # an idle connection that talks (a 408 before closing): drop it
+            self.close()
+            return
         self.received = True
         try:
             self.parser.feed_data(data)
@@ -211,6 +216,7 @@ class _Connection(asyncio.Protocol):
         """Send the request; the answer once its headers are in, its body streaming."""
         assert self.transport is not None
         self.received = self.headers_done = self.complete = self.keep_alive = False
+        self.busy = True
         self.status, self.headers, self.buffered = 0, [], 0
         self.head_only = request.method == "HEAD"
         if len(body) < 65536:
@@ -263,6 +269,7 @@ class _Connection(asyncio.Protocol):
 
     def done(self) -> None:
         """The caller is finished with the answer: keep the connection if it can serve again."""
+        self.busy = False
         if self.keep_alive and not self.head_only and not self.chunks:
             self.pool._release(self)
         else:
