@@ -109,3 +109,32 @@ async def test_the_same_tools_over_streamable_http(
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def test_an_llm_ask_counts_in_the_money_budgets(
+    daemon_factory: Callable[..., RunningDaemon],
+) -> None:
+    """`ask` with a model prices the call; the second one would pass the daily budget."""
+    daemon = daemon_factory(config={"budgets": [{"id": "tiny", "limit": 0.001}]})
+    with daemon.client() as http:
+        answer = http.post(
+            "/v1/identities",
+            json={"identity_id": "key:openai", "provider_id": "openai", "principal": "org"},
+        )
+        assert answer.status_code == 201, answer.text
+    server = StdioServerParameters(command=RATELORD, args=["--url", daemon.url, "mcp"])
+    call = {  # the built-in gpt-4o-mini price: 0.15 + 0.60 per million = 0.00075
+        "identity_id": "key:openai",
+        "model": "gpt-4o-mini",
+        "input_tokens": 1000,
+        "max_output_tokens": 1000,
+    }
+    async with Client(server, read_timeout_seconds=30) as session:
+        first = structured(await session.call_tool("ask", call))
+        assert first["decision"] == "approve", first
+        second = structured(await session.call_tool("ask", call))
+    assert second["decision"] == "deny_with_reason"
+    assert "budget 'tiny' would pass its daily limit" in second["reason"]
+    with daemon.client() as http:
+        (budget,) = http.get("/v1/budgets").json()["budgets"]
+    assert budget["spent"] == pytest.approx(0.00075) and budget["calls"] == 1

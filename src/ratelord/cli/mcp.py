@@ -86,6 +86,11 @@ def build_server(daemon: DaemonApi) -> Any:
                 method="heuristic",
             )
             body["costs"] = llm.charges_for(estimate) | (costs or {})
+            body["tokens"] = {  # what money budgets price
+                "model": model,
+                "input": input_tokens or 0,
+                "output": max_output_tokens or 0,
+            }
         elif costs:
             body["costs"] = costs
         decision = _call(daemon.post, "/v1/intent", body)
@@ -109,13 +114,22 @@ def build_server(daemon: DaemonApi) -> Any:
         costs: dict[str, float] | None = None,
         model: str | None = None,
         headers: dict[str, str] | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
     ) -> dict[str, Any]:
         """Report what a call really spent (`cost`, or `costs` per resource) and/or the
         provider's rate-limit response `headers` (with the request's `model` for LLM
-        providers). With `intent_id`, corrects that intent's reservation."""
+        providers; its real `input_tokens` and `output_tokens` correct money budgets).
+        With `intent_id`, corrects that intent's reservation."""
         body: dict[str, Any] = {"agent_id": agent_id, "identity_id": identity_id}
         optional = {"intent_id": intent_id, "cost": cost, "model": model, "headers": headers}
         body |= {k: v for k, v in optional.items() if v is not None}
+        if model is not None and (input_tokens is not None or output_tokens is not None):
+            body["tokens"] = {
+                "model": model,
+                "input": input_tokens or 0,
+                "output": output_tokens or 0,
+            }
         if costs:
             body["costs"] = costs
         return dict(_call(daemon.post, "/v1/usage", body))
