@@ -23,6 +23,7 @@ from ratelord.tui.screens.dashboard import DashboardScreen
 from ratelord.tui.screens.help import HelpScreen
 from ratelord.tui.screens.pool_detail import PoolDetailScreen
 from ratelord.tui.widgets.activity_stream import ActivityStream
+from ratelord.tui.widgets.budgets_table import BudgetsTable
 from ratelord.tui.widgets.consumers_table import ConsumersTable
 from ratelord.tui.widgets.header import StatusHeader
 from ratelord.tui.widgets.identities_table import IdentitiesTable
@@ -75,6 +76,7 @@ class FakeDaemon:
         self.stream_after: list[int] = []
         self._listeners: list[asyncio.Queue[dict[str, Any] | None]] = []
         self.leases: list[dict[str, Any]] = []
+        self.budgets: list[dict[str, Any]] = []
 
     def decide(self, agent: str, decision: str = "approve", **payload: Any) -> int:
         seq = len(self.events) + 1
@@ -154,6 +156,8 @@ class FakeDaemon:
             )
         if path == "/v1/leases":
             return httpx.Response(200, json={"leases": self.leases})
+        if path == "/v1/budgets":
+            return httpx.Response(200, json={"budgets": self.budgets})
         if path == "/v1/stats":
             return httpx.Response(
                 200,
@@ -267,6 +271,36 @@ async def test_dashboard_lists_leases_with_holder_size_spent_and_expiry(
         holder, pool_id, size, spent, expiry = table.row_text("lse_1")
         assert (holder, pool_id, size, spent) == ("crawler-7", POOL_ID, "400", "120")
         assert expiry.endswith("s") or "m" in expiry
+
+
+async def test_dashboard_shows_money_budgets_only_when_there_are_some(
+    fake: FakeDaemon,
+) -> None:
+    app = make_app(fake)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.screen.query_one(BudgetsTable)
+        await until(pilot, lambda: bool(app.screen.query_one(LeasesTable).display))
+        assert not table.display  # no budget configured: no empty panel
+        fake.budgets = [
+            {
+                "budget_id": "writer-daily",
+                "period": "day",
+                "limit": 1.0,
+                "spent": 0.42,
+                "unsettled": 0.0,
+                "remaining": 0.58,
+                "forecast_end": 1.3,
+                "period_end": "2026-01-02T00:00:00Z",
+                "seconds_to_end": 7200.0,
+                "calls": 12,
+                "currency": "USD",
+            }
+        ]
+        await until(pilot, lambda: bool(table.keys))
+        assert table.display
+        name, spent, forecast, ends = table.row_text("writer-daily")
+        assert (name, spent, forecast) == ("writer-daily (day)", "0.42 / 1.00 USD", "1.30")
+        assert ends.startswith("2h")
 
 
 async def test_live_decisions_and_posture_colours(fake: FakeDaemon) -> None:

@@ -19,7 +19,16 @@ import msgspec
 
 from ratelord.client._base import Members
 from ratelord.client._sse import SseDecoder
-from ratelord.schema import Decision, Health, Identity, Lease, LeaseList, Pool
+from ratelord.schema import (
+    Decision,
+    Health,
+    Identity,
+    Lease,
+    LeaseList,
+    MoneyBudget,
+    MoneyBudgetList,
+    Pool,
+)
 
 __all__ = [
     "Consumer",
@@ -158,6 +167,9 @@ class DaemonApi:
 
     async def leases(self) -> list[Lease]:
         return (await self._get("/v1/leases", LeaseList)).leases
+
+    async def budgets(self) -> list[MoneyBudget]:
+        return (await self._get("/v1/budgets", MoneyBudgetList)).budgets
 
     async def stats(self) -> Stats:
         return await self._get("/v1/stats", Stats)

@@ -19,7 +19,7 @@ from textual import work
 from textual.message import Message
 from textual.widget import Widget
 
-from ratelord.schema import Health, Identity, Lease, Pool
+from ratelord.schema import Health, Identity, Lease, MoneyBudget, Pool
 from ratelord.tui.api import DaemonApi, DaemonError, RequestRejected, Stats
 from ratelord.tui.backoff import Backoff
 
@@ -34,6 +34,7 @@ class Snapshot:
     stats: Stats | None
     fetched_at: float
     leases: list[Lease] = field(default_factory=list)
+    budgets: list[MoneyBudget] = field(default_factory=list)
 
 
 class Feed(Widget):
@@ -132,6 +133,7 @@ class Feed(Widget):
                 identities = group.create_task(self.api.identities())
                 stats = group.create_task(self._stats())
                 leases = group.create_task(self._leases())
+                budgets = group.create_task(self._budgets())
         except* DaemonError as failed:
             raise failed.exceptions[0] from None
         return Snapshot(
@@ -141,6 +143,7 @@ class Feed(Widget):
             stats.result(),
             time.time(),
             leases.result(),
+            budgets.result(),
         )
 
     async def _stats(self) -> Stats | None:
@@ -154,6 +157,13 @@ class Feed(Widget):
         """Leases are optional too (a daemon older than ``/v1/leases``)."""
         try:
             return await self.api.leases()
+        except RequestRejected:
+            return []
+
+    async def _budgets(self) -> list[MoneyBudget]:
+        """Money budgets too (a daemon older than ``/v1/budgets``)."""
+        try:
+            return await self.api.budgets()
         except RequestRejected:
             return []
 

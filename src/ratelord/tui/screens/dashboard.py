@@ -20,6 +20,7 @@ from ratelord.tui.feed import Feed, Snapshot
 from ratelord.tui.posture import max_risk, tightest_pool, worst
 from ratelord.tui.screens.pool_detail import PoolDetailScreen
 from ratelord.tui.widgets.activity_stream import ActivityStream
+from ratelord.tui.widgets.budgets_table import BudgetsTable
 from ratelord.tui.widgets.header import StatusHeader
 from ratelord.tui.widgets.identities_table import IdentitiesTable
 from ratelord.tui.widgets.leases_table import LeasesTable
@@ -60,6 +61,7 @@ class DashboardScreen(Screen[None]):
                 yield PoolsTable(id="pools")
                 yield IdentitiesTable(id="identities")
                 yield LeasesTable(id="leases")
+                yield BudgetsTable(id="budgets")
             with Vertical(id="right"):
                 yield ActivityStream(id="activity")
                 yield Vitals(id="vitals")
@@ -71,6 +73,7 @@ class DashboardScreen(Screen[None]):
         self.query_one("#pools").border_title = "Pools"
         self.query_one("#identities").border_title = "Identities"
         self.query_one("#leases").border_title = "Leases"
+        self.query_one("#budgets").border_title = "Money budgets"
         self.query_one("#activity").border_title = "Activity"
         self.query_one("#vitals").border_title = "Vitals"
         self.query_one(Prompt).display = False
@@ -114,6 +117,7 @@ class DashboardScreen(Screen[None]):
         self.query_one(PoolsTable).show(shown_pools, snap.fetched_at)
         self.query_one(IdentitiesTable).show(shown_identities, pools_by_id, snap.fetched_at)
         self.query_one(LeasesTable).show(snap.leases, snap.fetched_at)
+        self.query_one(BudgetsTable).show(snap.budgets)
         self.query_one(Vitals).show(snap.stats)
 
     # ------------------------------------------------------------------ drill-down
