@@ -160,6 +160,40 @@ def test_revocation_is_pushed_on_the_event_stream(daemon_factory: Factory) -> No
         assert seen["payload"]["granted"] < 600
 
 
+def test_the_sdk_learns_a_shrink_or_revocation_from_the_event_stream(
+    daemon_factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import msgspec
+
+    from ratelord.client import Client, _lease
+
+    asked = _lease.Keeper.request
+
+    def big(keeper: _lease.Keeper, *args: Any) -> Any:  # a lease of 600, whatever the rate
+        return msgspec.structs.replace(asked(keeper, *args), units=600, rate=None)
+
+    monkeypatch.setattr(_lease.Keeper, "request", big)
+    monkeypatch.setattr(_lease, "REPORT_EVERY", 3600.0)  # no report answer can tell it
+    d = ready(daemon_factory(config=config(limit=1000, poll=0.5)))
+    with Client(d.url) as client:
+        with client.guard(identity="id-a", resource="requests", agent="big", lease=True) as g:
+            assert g.decision is not None and g.decision.intent_id.startswith("lease:")
+        (held,) = client._leases.keeper.held.values()
+        assert held.granted == 600
+        with d.client() as http:  # most of the pool goes behind ratelord's back
+            http.post(
+                "/v1/admin/mock/external-usage",
+                json={"principal": "acct-1", "resource": "requests", "amount": 350},
+            )
+        wait_for(lambda: held.ended or held.granted < 600, what="the shrink to reach the SDK")
+        with d.client() as http:
+            (revised, *_) = events(http, type="lease_revised")
+            assert revised["payload"]["lease_id"] == held.lease_id
+            assert held.ended == revised["payload"]["revoked"]
+            assert held.granted == min(600, revised["payload"]["granted"]) or held.ended
+            assert events(http, type="lease_reported") == []  # learnt from the stream alone
+
+
 def _stream_until(
     http: httpx.Client, after: int, types: tuple[str, ...], timeout: float
 ) -> dict[str, Any]:

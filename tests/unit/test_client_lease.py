@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import threading
+import time
+
+import httpx
+
+from ratelord.client import AsyncClient, Client
 from ratelord.client._lease import AUTO_RATE, EXPIRY_MARGIN, HeldLease, Keeper
+from ratelord.client._lease_watch import Follower, follow_async, follow_sync
+from ratelord.client._sse import SseMessage
 from ratelord.schema import Lease
 
 
@@ -97,3 +107,67 @@ def test_after_a_refusal_the_keeper_asks_per_call_for_a_while() -> None:
     assert not keeper.wants_lease(key, True)
     clock.now += 3
     assert keeper.wants_lease(key, True)
+
+
+def test_a_shrink_or_revocation_on_the_event_stream_reaches_the_held_lease() -> None:
+    keeper = Keeper(clock=Clock(), wall=lambda: WALL)
+    held = keeper.got(("a", "i", None, None, "requests", None), lease(granted=100))
+    assert held is not None and held.take(30, 100.0)
+    follower = Follower(keeper)
+
+    def revised(seq: int, granted: float, revoked: bool = False, lease_id: str = "l1") -> None:
+        payload = {"lease_id": lease_id, "granted": granted, "revoked": revoked, "from": 100}
+        data = json.dumps({"seq": seq, "event_type": "lease_revised", "payload": payload})
+        follower.apply(SseMessage("lease_revised", data, str(seq)))
+
+    revised(7, 40, lease_id="someone-else")
+    assert held.granted == 100
+    revised(8, 40)
+    assert held.granted == 40 and not held.ended
+    assert held.take(10, 100.0) and not held.take(1, 100.0)
+    follower.apply(SseMessage("lease_revised", '{"payload": {}}', "9"))  # logged, ignored
+    revised(10, 30, revoked=True)
+    assert held.ended and not held.take(1, 100.0)
+    assert follower.params()["after_seq"] == "10"  # a dropped stream resumes after it
+
+
+def _stream(request: httpx.Request) -> httpx.Response:
+    """A daemon whose event stream carries one revocation of lease l1."""
+    if request.url.path != "/v1/events":  # the ended lease's release, on close
+        return httpx.Response(410, json={"error": "lease_ended", "message": "revoked"})
+    assert request.url.params["type"] == "lease_revised"
+    payload = {"lease_id": "l1", "granted": 0, "revoked": True}
+    body = f"id: 5\nevent: lease_revised\ndata: {json.dumps({'payload': payload})}\n\n"
+    return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+
+
+def test_both_clients_follow_the_stream_of_revisions() -> None:
+    sync = Client("http://ratelord.test", transport=httpx.MockTransport(_stream))
+    held = HeldLease(lease(granted=10), now=0.0, wall=WALL)
+    sync._leases.keeper.held[("k",)] = held
+    stop = threading.Event()
+    follower = Follower(sync._leases.keeper)
+    thread = threading.Thread(target=follow_sync, args=(sync, follower, stop), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not held.ended and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(timeout=5)
+    sync.close()
+    assert held.ended and follower.after == "5"
+
+    async def main() -> bool:
+        transport = httpx.MockTransport(_stream)
+        async with AsyncClient("http://ratelord.test", transport=transport) as aio:
+            held = HeldLease(lease(granted=10), now=0.0, wall=WALL)
+            aio._leases.keeper.held[("k",)] = held
+            task = asyncio.create_task(follow_async(aio, Follower(aio._leases.keeper)))
+            for _ in range(500):
+                if held.ended:
+                    break
+                await asyncio.sleep(0.01)
+            task.cancel()
+            return held.ended
+
+    assert asyncio.run(main())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
+
 from ratelord.client._lease import HeldLease, Keeper
 from ratelord.client._lease_io import AsyncLeases
 from ratelord.proxy import leasing
@@ -33,8 +35,13 @@ def lease(granted: float, lease_id: str = "l1") -> Lease:
 class Daemon:
     """Grants every lease asked for, slowly; counts the asks."""
 
+    url = "http://ratelord.test"
+    timeout = 5.0
+
     def __init__(self) -> None:
         self.asked: list[str] = []
+        # The leases' event stream (shrinks, revocations): none here.
+        self._http = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(404)))
 
     async def _call(self, method: str, path: str, body: Any, model: type) -> Lease:
         self.asked.append(path)

@@ -9,8 +9,8 @@ fields that name who spends on which pool — and:
   second or more (or at once when the caller asked for leases);
 * reports what was spent, and the recent rate, every :data:`REPORT_EVERY`
   seconds in one request per lease; the answer carries the lease as the daemon
-  holds it, so a lease shrunk or revoked (pushed on the event stream) is seen
-  at the next report at the latest;
+  holds it (a lease shrunk or revoked is also learnt at once from the event
+  stream, see :mod:`ratelord.client._lease_watch`);
 * releases an exhausted or expiring lease and takes a new one, sized by the
   rate it measured; after a refusal it asks per call until ``defer_until`` or
   :data:`REFUSED_BACKOFF` seconds.
@@ -127,6 +127,13 @@ class HeldLease:
                 self.ended = True
             self.granted = min(self.granted, lease.granted)
 
+    def revise(self, granted: float, *, revoked: bool) -> None:
+        """A shrink or a revocation the daemon pushed on its event stream."""
+        with self._lock:
+            self.granted = min(self.granted, granted)
+            if revoked:
+                self.ended = True
+
     def spent_up(self, now: float) -> bool:
         return self.ended or now >= self.deadline or self.granted - self.spent < 1e-9
 
@@ -233,6 +240,13 @@ class Keeper:
             meter = self.meters.setdefault(key, _Meter())
             meter.pace = lease.spent / max(self.clock() - lease.started, 1e-3)
         return lease
+
+    def revise(self, lease_id: str, granted: float, *, revoked: bool) -> None:
+        """The daemon shrank or revoked ``lease_id``: if this keeper holds it, so be it."""
+        with self.lock:
+            held = [lease for lease in self.held.values() if lease.lease_id == lease_id]
+        for lease in held:
+            lease.revise(granted, revoked=revoked)
 
     def due(self) -> list[tuple[HeldLease, LeaseReport, bool]]:
         """Reports to send now: (lease, batch, release?) for every lease due one."""

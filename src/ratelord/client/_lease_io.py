@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ratelord.client._base import logger
 from ratelord.client._exceptions import RatelordError, RatelordRequestError
 from ratelord.client._lease import REPORT_EVERY, HeldLease, Keeper, Key
+from ratelord.client._lease_watch import Follower, follow_async, follow_sync
 from ratelord.schema import Lease, LeaseReport
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class SyncLeases:
         self.keeper = Keeper()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._follower = Follower(self.keeper)
 
     def spend(
         self, key: Key, cost: float, requested: bool | None, fields: Fields
@@ -65,8 +67,10 @@ class SyncLeases:
             keeper.back_off(key)
             return None
         held = keeper.got(key, lease)
+        if held is None:
+            return None
         self._start()
-        return held if held is not None and held.take(cost, keeper.clock()) else None
+        return held if held.take(cost, keeper.clock()) else None
 
     def _send(self, lease: HeldLease, report: LeaseReport, *, release: bool) -> None:
         try:
@@ -81,9 +85,16 @@ class SyncLeases:
             self._send(lease, report, release=release)
 
     def _start(self) -> None:
+        """Report in batches and follow the event stream, from the first lease on."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="ratelord-leases", daemon=True)
             self._thread.start()
+            threading.Thread(
+                target=follow_sync,
+                args=(self.client, self._follower, self._stop),
+                name="ratelord-lease-events",
+                daemon=True,
+            ).start()
 
     def _run(self) -> None:
         while not self._stop.wait(REPORT_EVERY / 2):
@@ -103,6 +114,8 @@ class AsyncLeases:
         self.client = client
         self.keeper = Keeper()
         self._task: asyncio.Task[None] | None = None
+        self._follow: asyncio.Task[None] | None = None
+        self._follower = Follower(self.keeper)
         #: Keys whose new lease is being asked for: concurrent calls wait for it instead of
         #: each retiring the lease just taken and asking for another.
         self._taking: dict[Key, asyncio.Future[None]] = {}
@@ -140,9 +153,13 @@ class AsyncLeases:
             keeper.back_off(key)
             return None
         held = keeper.got(key, lease)
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        return held if held is not None and held.take(cost, keeper.clock()) else None
+        if held is None:
+            return None
+        if self._task is None:  # report in batches and follow the event stream
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._run())
+            self._follow = loop.create_task(follow_async(self.client, self._follower))
+        return held if held.take(cost, keeper.clock()) else None
 
     async def _send(self, lease: HeldLease, report: LeaseReport, *, release: bool) -> None:
         try:
@@ -162,9 +179,10 @@ class AsyncLeases:
             await self.flush()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._follow):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for lease, report, _ in self.keeper.drain():
             await self._send(lease, report, release=True)

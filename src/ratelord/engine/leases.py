@@ -494,26 +494,34 @@ def _rebalance(engine: Engine, pool: PoolState, now: float) -> list[Event]:
         share = shares[lease.lease_id]
         if lease.unspent <= share * SHRINK_SLACK + 1.0:
             continue
-        if share < 1.0:
+        revoked = share < 1.0
+        events.append(_revise(engine, lease, lease.spent + math.floor(share), why, revoked, now))
+        if revoked:
             events.append(_end(engine, lease, "revoked", now, why))
-            continue
-        granted = lease.spent + math.floor(share)
-        events.append(
-            engine.emit(
-                EventType.LEASE_REVISED,
-                now,
-                {
-                    "lease_id": lease.lease_id,
-                    "granted": granted,
-                    "from": lease.granted,
-                    "reason": why,
-                },
-                dimensions=_dims(lease),
-                pool_id=lease.pool_id,
-                correlation_id=lease.lease_id,
-            )
-        )
     return events
+
+
+def _revise(
+    engine: Engine, lease: LeaseRecord, granted: float, why: str, revoked: bool, now: float
+) -> Event:
+    """A shrink, pushed on the event stream as ``lease_revised`` (which holders watch).
+
+    A revocation is a shrink to what was spent (``revoked``: true), then the lease's end.
+    """
+    return engine.emit(
+        EventType.LEASE_REVISED,
+        now,
+        {
+            "lease_id": lease.lease_id,
+            "granted": lease.spent if revoked else granted,
+            "from": lease.granted,
+            "revoked": revoked,
+            "reason": why,
+        },
+        dimensions=_dims(lease),
+        pool_id=lease.pool_id,
+        correlation_id=lease.lease_id,
+    )
 
 
 # ---------------------------------------------------------------------- views

@@ -1,0 +1,111 @@
+"""Shrinks and revocations of this process's leases, learnt from the daemon's event stream.
+
+While a client holds a lease it follows ``GET /v1/events?stream=true&type=lease_revised``
+(one connection per client): a lease the daemon shrank, or revoked (a shrink to
+what was spent, ``revoked: true``), stops serving calls beyond its new size at
+once, not at its next batched report.  A dropped stream is resumed from the last
+event seen (``after_seq``), so a revision made meanwhile is not missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import TYPE_CHECKING
+
+import httpx
+import msgspec
+
+from ratelord.client._base import logger
+from ratelord.client._lease import Keeper
+from ratelord.client._sse import SseDecoder, SseMessage, parse_sse
+
+if TYPE_CHECKING:
+    from ratelord.client._client import AsyncClient, Client
+
+#: Seconds before a dropped stream is opened again.
+RECONNECT_AFTER = 1.0
+#: The daemon pings every 15 s: a stream silent for longer than this has died.
+READ_TIMEOUT = 60.0
+PATH = "/v1/events"
+
+
+class _Revision(msgspec.Struct):
+    lease_id: str
+    granted: float
+    revoked: bool = False
+
+
+class _Revised(msgspec.Struct):
+    payload: _Revision
+
+
+_decode = msgspec.json.Decoder(_Revised).decode
+
+
+class Follower:
+    """Where the stream is, and what each of its messages does to the keeper's leases."""
+
+    def __init__(self, keeper: Keeper) -> None:
+        self.keeper = keeper
+        self.after: str | None = None
+
+    def params(self) -> dict[str, str]:
+        params = {"stream": "true", "type": "lease_revised"}
+        if self.after is not None:
+            params["after_seq"] = self.after
+        return params
+
+    def timeout(self, connect: float) -> httpx.Timeout:
+        return httpx.Timeout(connect, read=READ_TIMEOUT)
+
+    def apply(self, message: SseMessage) -> None:
+        if message.id is not None:
+            self.after = message.id
+        if message.event != "lease_revised":
+            return
+        try:
+            revision = _decode(message.data).payload
+        except msgspec.ValidationError as error:
+            logger.warning("ignored a lease_revised event ratelord-d sent: %s", error)
+            return
+        self.keeper.revise(revision.lease_id, revision.granted, revoked=revision.revoked)
+
+
+def follow_sync(client: Client, follower: Follower, stop: threading.Event) -> None:
+    """Follow the stream until ``stop`` (a daemon thread's body)."""
+    while not stop.is_set():
+        try:
+            timeout = follower.timeout(client.timeout)
+            with client._http.stream(
+                "GET", client.url + PATH, params=follower.params(), timeout=timeout
+            ) as response:
+                if response.status_code == 200:
+                    for message in parse_sse(response.iter_lines()):
+                        follower.apply(message)
+                        if stop.is_set():
+                            return
+        except httpx.HTTPError as error:
+            if stop.is_set():
+                return
+            logger.debug("lease event stream dropped: %s", error)
+        stop.wait(RECONNECT_AFTER)
+
+
+async def follow_async(client: AsyncClient, follower: Follower) -> None:
+    """Follow the stream until cancelled (a task on the client's loop)."""
+    while True:
+        try:
+            timeout = follower.timeout(client.timeout)
+            async with client._http.stream(
+                "GET", client.url + PATH, params=follower.params(), timeout=timeout
+            ) as response:
+                if response.status_code == 200:
+                    decoder = SseDecoder()
+                    async for line in response.aiter_lines():
+                        message = decoder.feed(line)
+                        if message is not None:
+                            follower.apply(message)
+        except httpx.HTTPError as error:
+            logger.debug("lease event stream dropped: %s", error)
+        await asyncio.sleep(RECONNECT_AFTER)
