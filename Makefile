@@ -5,16 +5,24 @@ BIN    := $(VENV)/bin
 
 .PHONY: install demo cluster test lint acceptance bench clean
 
-$(BIN)/ratelord-d: pyproject.toml
+# Two stamps: the demo needs ratelord alone, the tests its dev tools too.
+$(VENV)/.runtime: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.dev: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	@touch $@
+	@touch $(VENV)/.runtime $@
 
-install: $(BIN)/ratelord-d
+install: $(VENV)/.dev
 
-## Install and start the daemon with a demo provider on http://127.0.0.1:8090
-demo: install
+## Install ratelord (without the dev tools) and start the daemon with a demo provider
+## on http://127.0.0.1:8090
+demo: $(VENV)/.runtime
 	$(BIN)/ratelord-d --demo
 
 ## A local 3-daemon cluster on a real PostgreSQL (ports 8091-8093); Ctrl-C stops it
@@ -33,7 +41,7 @@ lint: install
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 
-## The acceptance matrix of SPEC §13 as a PASS/FAIL table (part of `make test` too)
+## The acceptance matrix (docs/acceptance.md) as a PASS/FAIL table (part of `make test` too)
 acceptance: install
 	$(BIN)/pytest -m acceptance -q
 

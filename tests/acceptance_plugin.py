@@ -1,4 +1,4 @@
-"""The acceptance matrix of SPEC §13 as a pytest marker and an end-of-run table.
+"""The acceptance matrix (docs/acceptance.md) as a pytest marker and an end-of-run table.
 
 Tag a test with the criteria it proves::
 
@@ -6,7 +6,7 @@ Tag a test with the criteria it proves::
     @pytest.mark.acceptance("C-01", "C-02")
 
 ``pytest -m acceptance`` runs only tagged tests.  Every run ends with a table
-``ID | criterion | PASS/FAIL/NOT RUN`` over all ids of SPEC §13: an id passes
+``ID | criterion | PASS/FAIL/NOT RUN`` over all ids of the matrix: an id passes
 when at least one of its tests passed and none failed, fails when any of its
 tests failed (which fails the run anyway), and is NOT RUN otherwise (no tagged
 test, or all deselected or skipped).  A tag naming an unknown id is a usage
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 
-#: SPEC §13, in its order.
+#: The criteria, in the order docs/acceptance.md lists them.
 CRITERIA: dict[str, str] = {
     "D-01": "clean start creates the DB (WAL files present) and logs system_started",
     "D-02": "after kill -9 and restart, projections and forecasts equal those before the kill; "
@@ -76,7 +76,7 @@ class Matrix:
             self.outcome.setdefault(report.nodeid, PASS)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        terminalreporter.section("acceptance matrix (SPEC §13)")
+        terminalreporter.section("acceptance matrix (docs/acceptance.md)")
         for line in self.table():
             terminalreporter.write_line(line)
 
@@ -104,7 +104,7 @@ def ids_of(item: pytest.Item) -> list[str]:
             if criterion not in CRITERIA:
                 raise pytest.UsageError(
                     f"{item.nodeid}: unknown acceptance id {criterion!r}; "
-                    f"use one of SPEC §13: {', '.join(CRITERIA)}"
+                    f"use one of {', '.join(CRITERIA)}"
                 )
             found.append(criterion)
     return found
@@ -112,6 +112,7 @@ def ids_of(item: pytest.Item) -> list[str]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "acceptance(id): proves a criterion of the acceptance matrix (SPEC §13)"
+        "markers",
+        "acceptance(id): proves a criterion of the acceptance matrix (docs/acceptance.md)",
     )
     config.pluginmanager.register(Matrix(), "acceptance-matrix")

@@ -1,4 +1,4 @@
-"""Policies in the real ``ratelord-d``: Pol-01, Pol-02, Pol-03 of SPEC §13."""
+"""Policies in the real ``ratelord-d``: Pol-01, Pol-02, Pol-03 (docs/acceptance.md)."""
 
 from __future__ import annotations
 

@@ -28,10 +28,18 @@ class ApiError(CliError):
     """The daemon refused a request; ``code`` is its machine-readable error code."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{message} [{code}]")
+        hint = _NEXT_STEP.get(status)
+        super().__init__(f"{message} [{code}]" + (f". {hint}" if hint else ""))
         self.status = status
         self.code = code
         self.detail = message
+
+
+#: What to do next, for the statuses whose fix is on the client's side.
+_NEXT_STEP = {
+    401: "Pass the daemon's token with --token TOKEN or RATELORD_TOKEN=TOKEN "
+    "(the token its auth.token_ref or auth.tokens names)",
+}
 
 
 class DaemonUnreachable(CliError):

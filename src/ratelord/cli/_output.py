@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ratelord.engine.clock import parse_iso
+from ratelord.schema import SENTINEL_GLOBAL, SENTINEL_SYSTEM, SENTINEL_UNKNOWN
 
 POSTURE_STYLE = {"OK": "green", "WARN": "yellow", "CRIT": "bold red"}
 IDENTITY_STYLE = {"active": "green", "quarantined": "yellow", "revoked": "red"}
@@ -57,11 +58,19 @@ def error_line(message: str) -> None:
 # ------------------------------------------------------------------ tables
 
 
-def table(*columns: str, wrap: str | None = None) -> Table:
-    """A borderless table; only the ``wrap`` column wraps, ids and numbers stay on one line."""
+def table(*columns: str, wrap: Collection[str] = ()) -> Table:
+    """A borderless table for an 80-column terminal.
+
+    Numbers, postures and durations stay on one line and are never cut; the ``wrap``
+    columns (ids, free text) give way first when the terminal is narrow, by wrapping
+    onto a second line rather than ending in ``…``, so an id can still be copied.
+    """
     grid = Table(header_style="bold", box=None, pad_edge=False)
     for column in columns:
-        grid.add_column(column, no_wrap=column != wrap)
+        if column in wrap:
+            grid.add_column(column, overflow="fold")
+        else:
+            grid.add_column(column, no_wrap=True, min_width=len(column))
     return grid
 
 
@@ -97,6 +106,45 @@ def fmt_number(value: float | None) -> str:
     if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+def fmt_count(value: float | None) -> str:
+    """A whole count (requests, tokens) in at most 7 characters: ``98,765``, ``988k``,
+    ``1.23M``; never a fraction of a request."""
+    if value is None:
+        return "-"
+    whole = math.floor(value + 1e-9)
+    if abs(whole) < 100_000:
+        return f"{whole:,}"
+    for size, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(whole) >= size:
+            return f"{whole / size:.3g}{suffix}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def fmt_budget(remaining: float | None, limit: float | None) -> str:
+    """``1,388/5,000``: what is left of the limit, in whole units."""
+    return f"{fmt_count(remaining)}/{fmt_count(limit)}"
+
+
+def plural(count: int, word: str) -> str:
+    """``1 pool``, ``3 pools``."""
+    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
+
+
+#: The schema's placeholders for "not given", in the words a person reads.
+_SENTINEL_WORDS = {
+    SENTINEL_GLOBAL: "global",
+    SENTINEL_UNKNOWN: "-",
+    SENTINEL_SYSTEM: "ratelord",
+}
+
+
+def display_id(value: str | None) -> str:
+    """An id as shown to people: the internal ``sentinel:…`` placeholders become words."""
+    if value is None:
+        return "-"
+    return _SENTINEL_WORDS.get(value, value)
 
 
 def fmt_rate(per_second: float | None) -> str:
@@ -153,7 +201,17 @@ def seconds_until(value: str | None, now: float) -> float | None:
     return None if value is None else to_epoch(value) - now
 
 
-def sparkline(values: Sequence[float]) -> str:
+def sparkline(values: Sequence[float], width: int | None = None) -> str:
+    """One block character per value; more values than ``width`` are averaged in runs."""
+    if width is not None and 0 < width < len(values):
+        step = len(values) / width
+        values = [
+            sum(chunk) / len(chunk)
+            for chunk in (
+                values[int(i * step) : max(int((i + 1) * step), int(i * step) + 1)]
+                for i in range(width)
+            )
+        ]
     if not values:
         return ""
     low, high = min(values), max(values)

@@ -82,8 +82,9 @@ def list_(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     if not identities:
         out.console().print("no identities registered (add one with 'ratelord identity add')")
         return
+    # Kind, labels and the secret reference are in 'identity show ID': the rest fits 80 columns.
     grid = out.table(
-        "ID", "STATUS", "PROVIDER", "PRINCIPAL", "KIND", "SCOPE", "POOLS", "LABELS", wrap="LABELS"
+        "ID", "STATUS", "PROVIDER", "PRINCIPAL", "SCOPE", "POOLS", wrap=("ID", "PRINCIPAL", "SCOPE")
     )
     for ident in identities:
         grid.add_row(
@@ -91,10 +92,8 @@ def list_(ctx: typer.Context, json_out: JsonFlag = False) -> None:
             out.styled(ident.status, out.IDENTITY_STYLE),
             ident.provider_id,
             ident.principal or "-",
-            ident.kind,
-            ident.scope_id,
+            out.display_id(ident.scope_id),
             str(len(ident.pools)),
-            _fmt_labels(ident.labels),
         )
     out.console().print(grid)
 
@@ -182,7 +181,7 @@ def _details(ident: Identity) -> Table:
             ("provider", ident.provider_id),
             ("principal", ident.principal or "- (discovered by the provider)"),
             ("kind", ident.kind),
-            ("scope", ident.scope_id),
+            ("scope", out.display_id(ident.scope_id)),
             ("labels", _fmt_labels(ident.labels) or None),
             ("secret ref", ident.secret_ref),
             ("fingerprint", ident.token_fingerprint),

@@ -115,12 +115,14 @@ def _evaluation_rows(ev: Evaluation) -> list[tuple[str, RenderableType | None]]:
 
 
 def _pools(ev: Evaluation) -> RenderableType:
-    grid = out.table("POOL", "COST", "REMAINING", "P(EXH)", "WITH INTENT", "TTE P99", "STATUS")
+    grid = out.table(
+        "POOL", "COST", "LEFT", "P(EXH)", "WITH INTENT", "TTE P99", "STATUS", wrap=("POOL",)
+    )
     for risk in ev.pools:
         grid.add_row(
             risk.pool_id,
             out.fmt_number(risk.cost),
-            f"{out.fmt_number(risk.remaining)}/{out.fmt_number(risk.limit)}",
+            out.fmt_budget(risk.remaining, risk.limit),
             out.fmt_percent(risk.p_exhaustion),
             out.fmt_percent(risk.p_exhaustion_with_intent),
             out.fmt_duration(risk.tte_p99_seconds),

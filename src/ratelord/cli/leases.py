@@ -34,7 +34,9 @@ def leases(
 
 
 def leases_table(listed: list[Lease], *, now: float) -> RenderableType:
-    grid = out.table("HOLDER", "POOL", "GRANTED", "SPENT", "LEFT", "RATE", "EXPIRES IN")
+    grid = out.table(
+        "HOLDER", "POOL", "GRANTED", "SPENT", "LEFT", "RATE", "EXPIRES IN", wrap=("HOLDER", "POOL")
+    )
     for lease in sorted(listed, key=lambda x: (x.pool_id or "", x.holder)):
         grid.add_row(
             lease.holder,

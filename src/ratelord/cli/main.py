@@ -31,7 +31,36 @@ LAZY_COMMANDS = {
 }
 
 
+#: The options of the root command that are also accepted after a subcommand.
+GLOBAL_OPTIONS = ("--url", "--token")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """``ratelord status --url U`` as ``ratelord --url U status``: people put connection
+    options at the end of a command line as often as at its start."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS:
+            takes_next = "=" not in arg and i + 1 < len(args)
+            front += args[i : i + 2] if takes_next else [arg]
+            i += 2 if takes_next else 1
+            continue
+        rest.append(arg)
+        i += 1
+    return [*front, *rest]
+
+
 class _RootGroup(TyperGroup):
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        return super().parse_args(ctx, hoist_global_options(args))
+
     def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
         lazy = [name for name, module in LAZY_COMMANDS.items() if _installed(module)]
         return [*super().list_commands(ctx), *lazy]
@@ -101,17 +130,12 @@ def _load_command(name: str, module: str) -> Any:
 
 
 @app.command()
-def tui(
-    ctx: typer.Context,
-    url: Annotated[
-        str | None, typer.Option("--url", help="Base URL of ratelord-d (overrides the global one).")
-    ] = None,
-) -> None:
+def tui(ctx: typer.Context) -> None:
     """Open the live dashboard (the same as ratelord-tui)."""
     from ratelord.tui.main import run_tui
 
     session = ctx.ensure_object(Session)
-    run_tui(url or session.url, token=session.token)
+    run_tui(session.url, token=session.token)
 
 
 @app.command()

@@ -150,7 +150,7 @@ def build_server(daemon: DaemonApi) -> Any:
         for event in reversed(found.get("events", [])):
             payload = event.get("payload", {})
             if payload.get("intent_id") == intent_id:
-                return {"at": event.get("ts_event"), **payload}
+                return {"at": event.get("occurred_at"), **payload}
         raise _tool_error(f"no decision of intent {intent_id!r} among the last 1,000")
 
     return server

@@ -64,7 +64,7 @@ def render_policy(described: dict[str, Any]) -> RenderableType:
             ("\n" + str(policy.get("id", "?")), "bold"),
             f"  target {policy.get('target', '?')}  kind {policy.get('kind', '?')}",
         )
-        rules = out.table("RULE", "PRIO", "ACTION", "WHEN", wrap="WHEN")
+        rules = out.table("RULE", "PRIO", "ACTION", "WHEN", wrap=("RULE", "WHEN"))
         for rule in policy.get("rules") or []:
             action = str(rule.get("action", ""))
             rules.add_row(

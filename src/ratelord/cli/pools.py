@@ -67,7 +67,8 @@ def show(
     if json_out:
         out.print_json(answer)
         return
-    out.console().print(pool_detail(answer, now=time.time()))
+    console = out.console()
+    console.print(pool_detail(answer, now=time.time(), width=console.width))
 
 
 @app.command("explain")
@@ -89,18 +90,17 @@ def explain(
 
 
 def pools_table(listed: list[Pool], *, now: float) -> RenderableType:
+    """One line per pool that fits 80 columns: the P50 and utilisation are in ``pools ID``."""
     grid = out.table(
-        "POOL", "STATUS", "REMAINING", "USED", "BURN", "TTE P50", "TTE P99", "P(EXH)", "RESET IN"
+        "POOL", "STATUS", "LEFT", "BURN", "TTE P99", "P(EXH)", "RESET IN", wrap=("POOL",)
     )
     for pool in sorted(listed, key=lambda p: p.pool_id):
         forecast = pool.forecast
         grid.add_row(
             pool.pool_id,
             out.styled(pool.status, out.POSTURE_STYLE),
-            f"{out.fmt_number(pool.remaining)}/{out.fmt_number(pool.limit)}",
-            out.fmt_percent(_utilization(pool)),
+            out.fmt_budget(pool.remaining, pool.limit),
             out.fmt_rate(forecast.burn_rate if forecast else None),
-            out.fmt_duration(forecast.tte_p50_seconds) if forecast else "-",
             out.fmt_duration(forecast.tte_p99_seconds) if forecast else "-",
             out.fmt_percent(forecast.p_exhaustion if forecast else None),
             _reset_in(pool, now),
@@ -133,14 +133,14 @@ def budgets_table(listed: list[MoneyBudget]) -> RenderableType:
     return grid
 
 
-def pool_detail(answer: dict[str, Any], *, now: float) -> RenderableType:
+def pool_detail(answer: dict[str, Any], *, now: float, width: int = 80) -> RenderableType:
     pool = decode(answer, Pool)
     title = Text.assemble((pool.pool_id, "bold"), "  ", out.styled(pool.status, out.POSTURE_STYLE))
     window = f"{pool.window}" + (
         f", {out.fmt_duration(pool.window_seconds)}" if pool.window_seconds else ""
     )
     budget = (
-        f"{out.fmt_number(pool.remaining)} of {out.fmt_number(pool.limit)} {pool.unit} left"
+        f"{out.fmt_count(pool.remaining)} of {out.fmt_count(pool.limit)} {pool.unit} left"
         f" ({out.fmt_percent(_utilization(pool))} used)"
     )
     parts: list[RenderableType] = [
@@ -163,9 +163,11 @@ def pool_detail(answer: dict[str, Any], *, now: float) -> RenderableType:
         parts += ["", _forecast(pool, pool.forecast)]
     history = [float(h["remaining"]) for h in answer.get("history") or []]
     if history:
+        span = _span(history)
+        room = width - len("history  ") - 2 - len(span)
         parts += [
             "",
-            Text.assemble(("history  ", "bold"), out.sparkline(history), "  ", _span(history)),
+            Text.assemble(("history  ", "bold"), out.sparkline(history, max(room, 8)), "  ", span),
         ]
     consumers = answer.get("top_consumers") or {}
     if any(consumers.get(kind) for kind in ("agents", "identities")):
@@ -195,7 +197,7 @@ def _left_at(pool: Pool, burn: float, horizon: float | None) -> str:
     """Projected remaining at the reset if the pool burns at ``burn`` until then."""
     if pool.remaining is None or horizon is None:
         return "-"
-    return out.fmt_number(max(0.0, pool.remaining - burn * max(horizon, 0.0)))
+    return out.fmt_count(max(0.0, pool.remaining - burn * max(horizon, 0.0)))
 
 
 def _risk_text(p: float) -> Text:
@@ -204,7 +206,7 @@ def _risk_text(p: float) -> Text:
 
 
 def _consumers(consumers: dict[str, Any]) -> RenderableType:
-    grid = out.table("AGENT", "USED", "IDENTITY", "USED")
+    grid = out.table("AGENT", "USED", "IDENTITY", "USED", wrap=("AGENT", "IDENTITY"))
     agents = _top(consumers.get("agents"))
     identities = _top(consumers.get("identities"))
     for i in range(max(len(agents), len(identities))):
@@ -216,7 +218,7 @@ def _consumers(consumers: dict[str, Any]) -> RenderableType:
 
 def _top(rows: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
     ranked = sorted(rows or [], key=lambda r: -float(r.get("used", 0)))[:TOP_CONSUMERS]
-    return [(str(r.get("id")), out.fmt_number(r.get("used"))) for r in ranked]
+    return [(out.display_id(str(r.get("id"))), out.fmt_number(r.get("used"))) for r in ranked]
 
 
 _VERDICT_STYLE = {"shared": "bold yellow", "isolated": "green", "unknown": "yellow"}
@@ -248,4 +250,4 @@ def _reset_in(pool: Pool, now: float) -> str:
 
 
 def _span(values: list[float]) -> str:
-    return f"{out.fmt_number(values[0])} → {out.fmt_number(values[-1])}"
+    return f"{out.fmt_count(values[0])} → {out.fmt_count(values[-1])}"

@@ -118,7 +118,7 @@ def _print(result: dict[str, Any]) -> None:
     console.print(grid)
     fired = sorted(set(base["triggers"]) | set(scen["triggers"]))
     if fired:
-        rules = out.table("rule fired", "recorded", "scenario")
+        rules = out.table("rule fired", "recorded", "scenario", wrap=("rule fired",))
         for rule in fired:
             rules.add_row(
                 rule,

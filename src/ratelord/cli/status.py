@@ -38,10 +38,13 @@ def status(
             health.version,
             "  ",
             out.styled(health.status, _HEALTH_STYLE),
-            f"  at {daemon.url}  up {out.fmt_duration(health.uptime_seconds)}",
-            f"  seq {health.high_water_seq}",
-            f"  policy {health.policy_version or 'built-in'}",
+            f"  at {daemon.url}",
         )
+    )
+    console.print(
+        f"up {out.fmt_duration(health.uptime_seconds)}  seq {health.high_water_seq:,}"
+        f"  policy {health.policy_version or 'built-in'}",
+        style="dim",
     )
     cluster = health.cluster
     if cluster is not None:
@@ -65,7 +68,7 @@ def _summary(pools: list[Pool]) -> Text:
     counts = {s: sum(1 for p in pools if p.status == s) for s in ("OK", "WARN", "CRIT")}
     worst = out.worst_posture(p.status for p in pools)
     line = Text.assemble(
-        "posture ", out.styled(worst, out.POSTURE_STYLE), f"  {len(pools)} pools: "
+        "posture ", out.styled(worst, out.POSTURE_STYLE), f"  {out.plural(len(pools), 'pool')}: "
     )
     for i, (name, count) in enumerate(counts.items()):
         line.append(", " if i else "")

@@ -8,7 +8,10 @@ the reason.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
+import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -176,6 +179,7 @@ def load_settings(
     if settings.demo:
         settings = with_demo(settings)
     _check(settings, config_path)
+    _check_auth_secrets(settings, origin.get("auth") or "settings", env)
     return settings, args
 
 
@@ -198,18 +202,60 @@ def _read_file(path: str) -> dict[str, Any]:
     return data
 
 
+#: Settings that are not written in a config file.
+_INTERNAL_KEYS = frozenset({"config_path"})
+_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `([^`]*)`$")
+
+
 def _where(exc: msgspec.ValidationError, origin: dict[str, str], config_path: str | None) -> str:
-    message = str(exc)
-    path = ""
-    if " - at `$." in message:
-        message, _, path = message.partition(" - at `$.")
-        path = path.rstrip("`")
-    elif message.startswith("Object contains unknown field"):
-        pass
-    top = path.split(".")[0].split("[")[0] if path else ""
+    """``FILE: key 'engine.drift_treshold': unknown setting; did you mean 'drift_threshold'?``"""
+    message, _, path = str(exc).partition(" - at `$")
+    path = path.rstrip("`").lstrip(".")
+    unknown = _UNKNOWN_FIELD.match(message)
+    if unknown:
+        name = unknown.group(1)
+        known = _field_names(Settings, path)
+        message = "unknown setting"
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        if close:
+            message += f"; did you mean '{close[0]}'?"
+        elif known:
+            message += f" (known here: {', '.join(sorted(known))})"
+        path = f"{path}.{name}" if path else name
+    top = re.split(r"[.\[]", path, maxsplit=1)[0]
     source = origin.get(top) or config_path or "settings"
-    key = f" key '{path}'" if path else ""
-    return f"{source}:{key}: {message}"
+    return f"{source}: key '{path}': {message}" if path else f"{source}: {message}"
+
+
+def _field_names(root: type, path: str) -> list[str]:
+    """The keys a config mapping at ``path`` (``engine``, ``providers.mock``…) may hold."""
+    hint: Any = root
+    for part in re.findall(r"[^.\[\]]+", path):
+        hint = _struct_in(hint)
+        if hint is None:
+            return []
+        if part.strip("'\"").isdigit() or part.startswith(("'", '"')):
+            continue  # a list index or a mapping key: same element type
+        field = next((f for f in msgspec.structs.fields(hint) if f.name == part), None)
+        if field is None:
+            return []
+        hint = field.type
+    struct = _struct_in(hint)
+    if struct is None:
+        return []
+    return [f.name for f in msgspec.structs.fields(struct) if f.name not in _INTERNAL_KEYS]
+
+
+def _struct_in(hint: Any) -> type[msgspec.Struct] | None:
+    """The Struct inside ``X | None``, ``list[X]`` or ``dict[str, X]``, if any."""
+    if isinstance(hint, type) and issubclass(hint, msgspec.Struct):
+        return hint
+    args = typing.get_args(hint)
+    for arg in reversed(args):  # dict[str, X]: the value type
+        found = _struct_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _int(value: str, source: str) -> int:
@@ -229,17 +275,6 @@ def _check(settings: Settings, config_path: str | None) -> None:
     if twice:
         raise ConfigError(f"{source}: key 'budgets': budget id {twice[0]!r} is used twice")
     price_table(settings)
-    from ratelord.providers.secrets import SecretError, validate_ref
-
-    refs = [("auth.token_ref", settings.auth.token_ref)] + [
-        (f"auth.tokens[{i}].token_ref", t.token_ref) for i, t in enumerate(settings.auth.tokens)
-    ]
-    for key, ref in refs:
-        try:
-            if ref is not None:
-                validate_ref(ref)
-        except SecretError as exc:
-            raise ConfigError(f"{source}: key '{key}': {exc}") from None
     url = settings.store.url
     if url is not None and not url.startswith(("sqlite://", "postgresql://", "postgres://")):
         raise ConfigError(
@@ -258,6 +293,26 @@ def price_table(settings: Settings) -> PriceTable:
     except PriceError as exc:
         source = settings.config_path or "settings"
         raise ConfigError(f"{source}: key 'prices': {exc}") from None
+
+
+def _check_auth_secrets(settings: Settings, source: str, env: Mapping[str, str]) -> None:
+    """Every bearer token the daemon will require must be readable before it starts:
+    a missing one names the file, the key and the reference to fix."""
+    from ratelord.providers.secrets import SecretError, resolve
+
+    for key, ref in _auth_refs(settings):
+        try:
+            resolve(ref, env)
+        except SecretError as exc:
+            raise ConfigError(f"{source}: key '{key}': {exc} (the clients' bearer token)") from None
+
+
+def _auth_refs(settings: Settings) -> list[tuple[str, str]]:
+    tokens = settings.auth.tokens
+    refs = [(f"auth.tokens[{i}].token_ref", t.token_ref) for i, t in enumerate(tokens)]
+    if settings.auth.token_ref is not None:
+        refs.insert(0, ("auth.token_ref", settings.auth.token_ref))
+    return refs
 
 
 def with_demo(settings: Settings) -> Settings:

@@ -54,8 +54,6 @@ def install(router: Router, leasing: Leasing, metrics: Metrics) -> None:
     async def intents(request: Request) -> Response:
         batch = request.decode(IntentBatch)
         decisions = await leasing.intents(batch)
-        for decision in decisions:
-            metrics.count_decision(decision)
         return Response(_encode(DecisionList(decisions=decisions)))
 
     add = router.add

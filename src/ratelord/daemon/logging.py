@@ -13,7 +13,12 @@ import time
 
 from ratelord.daemon.http import request_id_var
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+#: Record attributes that are not extra fields; uvicorn's ``color_message`` is its
+#: message again with ANSI colour codes, which have no place in a JSON line.
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "color_message",
+}
 
 
 class _RequestId(logging.Filter):
@@ -53,5 +58,7 @@ def configure(level: str, fmt: str | None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # uvicorn.error is uvicorn's general logger: its info lines ("Started server
+    # process", "Waiting for application startup") repeat what ratelord-d says itself.
+    for noisy in ("uvicorn.access", "uvicorn.error", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -1,8 +1,11 @@
 """Prometheus metrics and the ``/v1/stats`` vitals.
 
-Counters and the latency histogram are updated on the request path; per-pool
-gauges are read from the projections only when scraped (a custom collector),
-so an intent pays for none of them.
+The latency histogram is updated on the request path; the decision and rule
+counters and the per-pool gauges are read from the projections only when scraped
+(a custom collector), so an intent pays for none of them, and
+``ratelord_decisions_total`` counts exactly what ``/v1/stats`` counts: every
+decision in the log, whichever way it was asked (one intent, a batch, an
+in-process demo agent) and across restarts.
 """
 
 from __future__ import annotations
@@ -11,15 +14,16 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ratelord.daemon import views
-from ratelord.schema import Decision, Lease
+from ratelord.schema import Lease
 
 if TYPE_CHECKING:
     from ratelord.daemon.runtime import Runtime
 
+DECISION_KINDS = ("approve", "approve_with_modifications", "deny_with_reason")
 MINUTES_SHOWN = 30
 DENIAL_WINDOW_MINUTES = 5
 
@@ -28,35 +32,16 @@ class Metrics:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.registry = CollectorRegistry()
-        self.decisions = Counter(
-            "ratelord_decisions",
-            "Intent decisions by outcome",
-            ["decision"],
-            registry=self.registry,
-        )
-        self.rules = Counter(
-            "ratelord_rules_fired", "Policy rules fired", ["rule"], registry=self.registry
-        )
         self.intent_latency = Histogram(
             "ratelord_intent_latency_seconds",
             "POST /v1/intent end to end, decision logged",
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
             registry=self.registry,
         )
-        self._decision_children = {
-            kind: self.decisions.labels(kind)
-            for kind in ("approve", "approve_with_modifications", "deny_with_reason")
-        }
         self.leases = Counter(
             "ratelord_leases", "Lease decisions by outcome", ["status"], registry=self.registry
         )
         self.registry.register(_StateCollector(runtime))
-
-    def count_decision(self, decision: Decision) -> None:
-        self._decision_children[decision.decision].inc()
-        if decision.evaluation is not None:
-            for rule in decision.evaluation.rules_fired:
-                self.rules.labels(rule).inc()
 
     def count_lease(self, lease: Lease) -> None:
         partial = lease.status == "active" and lease.granted < lease.requested
@@ -105,6 +90,7 @@ class _StateCollector:
         self.runtime = runtime
 
     def collect(self) -> Iterator[Metric]:
+        yield from _decision_metrics(self.runtime)
         labels = ["pool_id", "provider", "resource"]
         remaining = GaugeMetricFamily("ratelord_pool_remaining", "Remaining budget", labels=labels)
         limit = GaugeMetricFamily("ratelord_pool_limit", "Budget limit", labels=labels)
@@ -156,6 +142,20 @@ def _budget_metrics(runtime: Runtime) -> Iterator[Metric]:
         families["limit"].add_metric(key, view.limit)
         families["forecast_end"].add_metric(key, view.forecast_end)
     yield from families.values()
+
+
+def _decision_metrics(runtime: Runtime) -> Iterator[Metric]:
+    """Decisions by outcome and rules fired, as the projection counted them from the log."""
+    stats = runtime.engine.state.stats
+    decisions = CounterMetricFamily(
+        "ratelord_decisions", "Intent decisions by outcome", labels=["decision"]
+    )
+    for kind in DECISION_KINDS:
+        decisions.add_metric([kind], stats.decisions.get(kind, 0))
+    rules = CounterMetricFamily("ratelord_rules_fired", "Policy rules fired", labels=["rule"])
+    for rule, count in sorted(stats.rules_fired.items()):
+        rules.add_metric([rule], count)
+    yield from (decisions, rules)
 
 
 def _lease_metrics(runtime: Runtime) -> Iterator[Metric]:

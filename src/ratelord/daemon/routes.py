@@ -117,7 +117,6 @@ async def prometheus(ctx: Context, request: Request) -> Response:
 async def intent(ctx: Context, request: Request) -> Response:
     body = request.decode(IntentRequest)
     decision = await ctx.runtime.commands.intent(body)
-    ctx.metrics.count_decision(decision)
     return Response(_encode(decision))
 
 

@@ -91,7 +91,11 @@ _event_encoder = msgspec.json.Encoder()
 
 
 def event_json(event: Event) -> bytes:
-    return _event_encoder.encode(event)
+    """An event as the API shows it: the log's envelope, plus ``occurred_at`` — its
+    ``ts_event`` (epoch seconds, kept for compatibility) as RFC 3339, like every other
+    time the API gives."""
+    body = _event_encoder.encode(event)
+    return b'{"occurred_at":"' + (iso(event.ts_event) or "").encode() + b'",' + body[1:]
 
 
 def graph(engine: Engine) -> dict[str, Any]:

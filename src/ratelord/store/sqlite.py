@@ -200,7 +200,7 @@ class SQLiteStore(_Reads):
             conn.close()
             self._conn = None  # type: ignore[assignment]
         if self._lock_fd is not None:
-            os.close(self._lock_fd)
+            _release_lock(self.path, self._lock_fd)
             self._lock_fd = None
 
 
@@ -392,19 +392,42 @@ def _create_private(path: Path) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
+def _lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
 def _acquire_lock(path: Path) -> int:
-    lock_path = path.with_name(path.name + ".lock")
+    """Lock ``DB.lock`` (it holds the daemon's pid: ``kill -HUP $(cat DB.lock)``).
+
+    The file is removed at a clean stop, so a lock won on a file that was just
+    unlinked is worthless: it is retried on the file now at that path.
+    """
+    lock_path = _lock_path(path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise StoreError(
-            f"another ratelord-d (pid {holder}) is using {path}; stop it first "
-            "or give this one its own --db"
-        ) from None
+    while True:
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StoreError(
+                f"another ratelord-d (pid {holder}) is using {path}; stop it first "
+                "or give this one its own --db"
+            ) from None
+        try:
+            current = lock_path.stat().st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(fd).st_ino:
+            break
+        os.close(fd)  # unlinked by a daemon that stopped meanwhile
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
     return fd
+
+
+def _release_lock(path: Path, fd: int) -> None:
+    """Remove the lock file while still holding the lock, then let go of it."""
+    _lock_path(path).unlink(missing_ok=True)
+    os.close(fd)
