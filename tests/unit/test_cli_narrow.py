@@ -54,6 +54,24 @@ def lease(holder: str, pool_id: str) -> dict[str, Any]:
     }
 
 
+def money_budget() -> dict[str, Any]:
+    return {
+        "budget_id": "technical-writers-daily",
+        "period": "day",
+        "limit": 12_500.0,
+        "spent": 4_321.42,
+        "unsettled": 0.02,
+        "remaining": 8_178.58,
+        "forecast_end": 13_100.31,
+        "period_end": "2026-01-02T00:00:00Z",
+        "seconds_to_end": 7200.0,
+        "calls": 12,
+        "currency": "USD",
+        "agent": "writer-with-a-long-name",
+        "labels": {"team": "documentation"},
+    }
+
+
 @pytest.fixture
 def fake() -> FakeDaemon:
     pools = [big_pool("core", "CRIT"), big_pool("search", "WARN"), big_pool("graphql")]
@@ -86,6 +104,7 @@ def fake() -> FakeDaemon:
         FakeDaemon()
         .on("GET", "/v1/health", health(policy_version="sha256:99d8e59c92fb"))
         .on("GET", "/v1/pools", {"pools": pools})
+        .on("GET", "/v1/budgets", {"budgets": [money_budget()]})
         .on("GET", f"/v1/pools/github:core:{LONG_PRINCIPAL}", detail)
         .on("GET", "/v1/identities", {"identities": ids})
         .on("GET", "/v1/leases", {"leases": held})
@@ -159,10 +178,10 @@ def test_url_is_accepted_after_the_subcommand():
         seen.append(str(request.url))
         return httpx.Response(200, json={"pools": []})
 
-    fake = FakeDaemon().on("GET", "/v1/pools", answer)
-    result = run(fake, "pools", "--url", "http://elsewhere:9000", "--json")
+    fake = FakeDaemon().on("GET", "/v1/health", answer)
+    result = run(fake, "version", "--url", "http://elsewhere:9000", "--json")
     assert result.exit_code == 0, result.output
-    assert seen == ["http://elsewhere:9000/v1/pools"]
+    assert seen == ["http://elsewhere:9000/v1/health"]
 
 
 def test_global_options_are_hoisted_but_not_past_a_double_dash():

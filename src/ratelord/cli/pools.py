@@ -110,7 +110,15 @@ def pools_table(listed: list[Pool], *, now: float) -> RenderableType:
 
 def budgets_table(listed: list[MoneyBudget]) -> RenderableType:
     """Money budgets: committed of the limit this period, and the forecast to its end."""
-    grid = out.table("BUDGET", "APPLIES TO", "SPENT", "LIMIT", "FORECAST", "ENDS IN")
+    grid = out.table(
+        "BUDGET",
+        "APPLIES TO",
+        "SPENT",
+        "LIMIT",
+        "FORECAST",
+        "ENDS IN",
+        wrap=("BUDGET", "APPLIES TO"),
+    )
     for budget in listed:
         scope = [
             f"{k}={v}"
