@@ -11,6 +11,13 @@ everything else 1 from ``core``), waits when ratelord says so, is refused
 when ratelord denies it, and its response's ``x-ratelimit-*`` headers are
 reported back so the daemon's pools track what the API really says.
 Watch it live with ``ratelord tui``.
+
+The agent charges an identity of its own, ``pat:example`` (registered on first
+use, principal ``example-user``): its pools, ``github:core:example-user`` and
+``github:search:example-user``, are known only from the fake API's headers. The
+demo's identities (``pat:alice``…) are charged by the demo's mock provider,
+whose budget is not the fake API's: reporting the fake API's headers for them
+would make the two disagree on every call (drift) and drive their pools to CRIT.
 """
 
 from __future__ import annotations
@@ -24,6 +31,10 @@ import httpx
 
 from ratelord.client import Client, RatelordDenied, RatelordTransport
 
+#: The identity the fake API's budget belongs to (``--identity``) and its account.
+IDENTITY = "pat:example"
+PRINCIPAL = "example-user"
+
 
 def route(request: httpx.Request) -> dict[str, Any]:
     """What a request costs, and from which pool (GitHub's buckets)."""
@@ -36,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
     denied = 0
     with Client(args.ratelord) as ratelord:
         print(f"ratelord-d {ratelord.health().version} at {ratelord.url}")
+        if args.identity not in {i.identity_id for i in ratelord.identities()}:
+            ratelord.register(identity_id=args.identity, provider_id="github", principal=PRINCIPAL)
+            print(f"registered {args.identity} (principal {PRINCIPAL}, pools from the API)")
         transport = RatelordTransport(
             client=ratelord,
             agent_id=args.agent,
@@ -66,7 +80,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="call an API through ratelord's transport")
     parser.add_argument("--ratelord", default=None, help="daemon URL (default: $RATELORD_URL)")
     parser.add_argument("--api", default="http://127.0.0.1:8099", help="the API to call")
-    parser.add_argument("--identity", default="pat:alice", help="a demo identity")
+    parser.add_argument(
+        "--identity", default=IDENTITY, help="whose budget the API spends (registered if new)"
+    )
     parser.add_argument("--agent", default="example-agent")
     parser.add_argument(
         "--urgency", default="normal", choices=["background", "low", "normal", "high"]
