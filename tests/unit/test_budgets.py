@@ -9,10 +9,11 @@ import pytest
 
 from ratelord.engine import budgets
 from ratelord.engine.budgets import Budget
+from ratelord.engine.leases import decide_lease
 from ratelord.engine.policy import load_policy_text
 from ratelord.engine.state import State
 from ratelord.llm import Price, PriceTable
-from ratelord.schema import Tokens
+from ratelord.schema import LeaseRequest, Tokens
 from tests.unit.test_llm_engine import MODEL, OpenAIWorld
 
 #: $1 per 1,000 input tokens and $2 per 1,000 output tokens: round numbers to check.
@@ -160,3 +161,17 @@ policies:
     refused = ask(w)
     assert refused.decision == "deny_with_reason"
     assert "budget daily would reach" in (refused.reason or "")
+
+
+def test_a_lease_on_a_pool_that_costs_money_is_refused_so_calls_ask_each_time() -> None:
+    w = world(Budget(id="daily", limit=100.0))
+    request = LeaseRequest(
+        agent_id="agent", identity_id="key:a", resource=f"tokens@{MODEL}", units=1000
+    )
+    lease, _ = decide_lease(w.engine, request, w.now)
+    assert lease.status == "refused" and lease.granted == 0
+    assert "counts in money budget 'daily', which a lease cannot charge" in (lease.reason or "")
+    free = LeaseRequest(
+        agent_id="agent", identity_id="key:a", resource=f"requests@{MODEL}", units=5
+    )
+    assert decide_lease(w.engine, free, w.now)[0].granted > 0  # requests cost no money

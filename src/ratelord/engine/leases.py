@@ -218,6 +218,12 @@ class _Sizing:
                 "a lease covers one: name a 'resource'"
             )
             return outcome
+        if arbiter.budget is not None and arbiter.budget.money:
+            outcome.reason = (
+                f"{request.resource or 'this resource'} counts in money budget "
+                f"{arbiter.budget.views[0].budget_id!r}, which a lease cannot charge: ask per call"
+            )
+            return outcome
         if len(charges) == 1:
             outcome.pool_id = next(iter(charges))
         pool = state.pools.get(outcome.pool_id or "")
