@@ -9,17 +9,19 @@ import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import anthropic
 import httpx
+import openai
 import pytest
 import trustme
 
 from tests.fakes.llm import FakeLLM
-from tests.support.daemon import RunningDaemon, make_daemon, register
+from tests.support.daemon import RunningDaemon, events, make_daemon, register, wait_for
 from tests.support.proxy import RunningProxy, start_proxy
 
 pytestmark = pytest.mark.e2e
@@ -174,3 +176,41 @@ def test_tls_upstreams_are_verified(
         assert ok.json() == {"path": "/echo?x=1"}
     finally:
         running.stop()
+
+
+def test_a_busy_key_spends_from_the_proxys_leases_not_one_ask_per_call(
+    proxy: RunningProxy, daemon: RunningDaemon, fakes: dict[str, FakeLLM]
+) -> None:
+    fake = fakes["openai"]
+    messages = [{"role": "user", "content": "Say ok."}]
+    with (
+        openai.OpenAI(base_url=f"{proxy.url}/openai/v1", api_key=OPENAI_KEY, max_retries=0) as sdk,
+        daemon.client() as http,
+    ):
+
+        def call(_: int = 0) -> int:
+            answer = sdk.chat.completions.create(
+                model="gpt-4o-mini", max_tokens=5, messages=messages
+            )
+            assert answer.usage is not None
+            return answer.usage.total_tokens
+
+        call()  # the pools are observed (a first call probes them) before the burst
+        wait_for(lambda: events(http, type="usage_reported", identity_id="openai:acme"))
+        mark = events(http)[-1]["seq"]
+        calls, rejected = fake.calls, fake.rejected
+        with ThreadPoolExecutor(4) as pool:
+            assert all(tokens > 0 for tokens in pool.map(call, range(150)))
+        assert (fake.calls - calls, fake.rejected - rejected) == (150, 0)
+        asked = events(http, after_seq=mark, type="intent_decided", identity_id="openai:acme")
+        assert len(asked) < 75, f"{len(asked)} of 150 calls were asked for one by one"
+
+        def reported() -> set[str]:
+            spent = events(http, after_seq=mark, type="lease_reported")
+            return {e["pool_id"] for e in spent if e["payload"]["spent"] > 0}
+
+        pools = wait_for(lambda: len(reported()) == 2 and reported(), what="lease reports")
+        assert pools == {
+            "openai:requests@gpt-4o-mini:org-acme",
+            "openai:tokens@gpt-4o-mini:org-acme",
+        }
