@@ -99,6 +99,12 @@ def test_the_keeper_leases_by_itself_only_at_a_high_rate_and_sizes_by_pace() -> 
     assert request.units >= 100 * 10
 
 
+def test_a_lease_is_asked_for_with_the_calls_labels() -> None:
+    fields = {"agent_id": "a", "identity_id": "i", "resource": "r", "labels": {"via": "proxy"}}
+    request = Keeper().request(("a", "i", None, None, "r", None), fields, 1)
+    assert request.labels == {"via": "proxy"}  # rules and budgets that match labels apply
+
+
 def test_after_a_refusal_the_keeper_asks_per_call_for_a_while() -> None:
     clock = Clock()
     keeper = Keeper(clock=clock, wall=lambda: WALL)

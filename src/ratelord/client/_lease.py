@@ -204,7 +204,17 @@ class Keeper:
         meter = self.meters.get(key) or _Meter()
         rate = max(meter.rate * cost, float(meter.calls) * cost, meter.pace)
         units = max(cost * MIN_CALLS, rate * LEASE_SECONDS * HEADROOM)
-        names = ("agent_id", "identity_id", "workload_id", "scope_id", "urgency", "resource")
+        # The labels too: the daemon decides the lease as it would the call (rules and
+        # budgets that match labels apply).
+        names = (
+            "agent_id",
+            "identity_id",
+            "workload_id",
+            "scope_id",
+            "urgency",
+            "resource",
+            "labels",
+        )
         return LeaseRequest(
             **{name: fields[name] for name in names if fields.get(name) is not None},
             units=units,

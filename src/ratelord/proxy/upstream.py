@@ -36,6 +36,8 @@ _HOP_BY_HOP = frozenset(
 #: ``Expect: 100-continue`` is moot: the proxy sends the body it has already read.
 _NOT_FORWARDED = _HOP_BY_HOP | {b"host", b"content-length", b"expect"}
 OWN_HEADER_PREFIX = b"x-ratelord-"
+#: Parsed URLs kept per upstream (an LLM API has a handful of paths; GitHub's vary more).
+URL_CACHE = 1024
 #: Seconds to open a connection to an upstream.
 CONNECT_TIMEOUT = 10.0
 
@@ -50,6 +52,8 @@ class Upstream:
         self.base = settings.url.rstrip("/")
         self.prefix = f"/{name}"
         # The proxy is the egress point: it does not chain to HTTP(S)_PROXY (trust_env).
+        #: Parsed URLs by path and query: parsing one costs more than the rest of a request.
+        self._urls: dict[bytes, httpx2.URL] = {}
         self.transport: httpx2.AsyncBaseTransport = H1Transport(
             httpx2.create_ssl_context(verify=_tls(settings.ca_file), trust_env=False),
             connect_timeout=CONNECT_TIMEOUT,
@@ -64,9 +68,13 @@ class Upstream:
         headers: Sequence[tuple[bytes, bytes]],
         body: bytes,
     ) -> httpx2.Request:
-        url = (
-            self.base + path.decode("latin-1") + (("?" + query.decode("latin-1")) if query else "")
-        )
+        target = path + b"?" + query if query else path
+        url = self._urls.get(target)
+        if url is None:
+            url = httpx2.URL(self.base + target.decode("latin-1"))
+            if len(self._urls) >= URL_CACHE:
+                self._urls.clear()
+            self._urls[target] = url
         forwarded = [
             (name, value)
             for name, value in headers
