@@ -61,12 +61,18 @@ DecisionKind = Literal["approve", "approve_with_modifications", "deny_with_reaso
 Posture = Literal["OK", "WARN", "CRIT"]
 IdentityStatus = Literal["active", "revoked", "quarantined"]
 
-#: An identifier as accepted from clients: printable, no spaces, bounded.
-Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\s]+$")]
+#: An identifier as accepted from clients: printable ASCII, no spaces, bounded.  The
+#: lookahead keeps Python's ``$`` (which also matches before a final newline) as strict as
+#: JSON Schema's.
+Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[!-~]+$(?!\n)")]
 Label = Annotated[str, msgspec.Meta(max_length=200)]
 Cost = Annotated[float, msgspec.Meta(ge=0, le=1e12)]
 #: resource → amount of one call: a request, its tokens, its money.
 Costs = Annotated[dict[Ident, Cost], msgspec.Meta(max_length=32)]
+#: ``env:NAME`` or ``file:/absolute/path`` without control characters (the lookahead keeps
+#: Python's ``$`` as strict as JSON Schema's).
+SECRET_REF_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/[^\x00-\x1f]+)$(?!\n)"  # noqa: S105 - a pattern, not a secret
+SecretRef = Annotated[str, msgspec.Meta(max_length=1000, pattern=SECRET_REF_PATTERN)]
 HeaderName = Annotated[str, msgspec.Meta(max_length=200)]
 HeaderValue = Annotated[str, msgspec.Meta(max_length=4000)]
 
@@ -232,11 +238,11 @@ class IdentityCreate(_Wire, kw_only=True):
     kind: Ident = "token"
     scope_id: Ident = SENTINEL_GLOBAL
     labels: dict[Label, Label] = {}
-    secret_ref: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+    secret_ref: SecretRef | None = None
 
 
 class IdentityRotate(_Wire, kw_only=True):
-    secret_ref: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+    secret_ref: SecretRef | None = None
     reason: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
 
 

@@ -8,9 +8,10 @@ the buffer, dropping anything at or below the last ``seq`` it sent.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from ratelord.daemon.runtime import Runtime
 
 MAX_LIMIT = 1000
+MAX_SEQ = 10**18 - 1
 PING_EVERY = 15.0
 BACKFILL_BATCH = 500
 _encode = msgspec.json.Encoder().encode
@@ -40,6 +42,12 @@ class EventQuery:
         "provider_id": "provider_id",
     }
     PARAMS: ClassVar[tuple[str, ...]] = ("limit", "after_seq", "stream", *FILTERS)
+    #: What ``/openapi.json`` says of each parameter: exactly what :meth:`from_request` takes.
+    SCHEMAS: ClassVar[dict[str, dict[str, Any]]] = {
+        "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        "after_seq": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
+        "stream": {"type": "boolean"},
+    }
 
     limit: int = 100
     after_seq: int | None = None
@@ -57,25 +65,24 @@ class EventQuery:
                 f"unknown parameter {unknown[0]!r}; use {', '.join(cls.PARAMS)}",
             )
         limit = _int(q, "limit", 100, 1, MAX_LIMIT)
-        after = q.get("after_seq") or request.header(b"last-event-id")
-        after_seq = _int({"after_seq": after}, "after_seq", 0, 0, None) if after else None
-        stream = q.get("stream", "false").lower()
-        if stream not in ("true", "false", "1", "0"):
+        after = q["after_seq"] if "after_seq" in q else request.header(b"last-event-id")
+        after_seq = (
+            None if after is None else _int({"after_seq": after}, "after_seq", 0, 0, MAX_SEQ)
+        )
+        stream = q.get("stream", "false")
+        if stream not in ("true", "false"):
             raise HTTPError(400, "invalid_parameter", "stream must be true or false")
         filters = {cls.FILTERS[k]: v for k, v in q.items() if k in cls.FILTERS}
-        return cls(limit, after_seq, stream in ("true", "1"), filters)
+        return cls(limit, after_seq, stream == "true", filters)
 
 
 def _int(q: dict[str, str], name: str, default: int, low: int, high: int | None) -> int:
     raw = q.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise HTTPError(
-            400, "invalid_parameter", f"{name} must be an integer, not {raw!r}"
-        ) from None
+    if re.fullmatch("-?[0-9]{1,19}", raw) is None:
+        raise HTTPError(400, "invalid_parameter", f"{name} must be an integer, not {raw!r}")
+    value = int(raw)
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise HTTPError(400, "invalid_parameter", f"{name} must be {bound}, not {value}")

@@ -61,7 +61,8 @@ class Request:
     @property
     def query(self) -> dict[str, str]:
         if self._query is None:
-            self._query = dict(parse_qsl(self.query_string.decode("latin-1")))
+            # ``?x=`` is an empty x, not no x: refused where the schema wants one
+            self._query = dict(parse_qsl(self.query_string.decode("latin-1"), True))
         return self._query
 
     def header(self, name: bytes) -> str | None:
@@ -83,6 +84,11 @@ class Request:
         try:
             return decoder.decode(self.body)
         except msgspec.ValidationError as exc:
+            if "got `float`" in str(exc):  # JSON says 3.0 is the integer 3: so does the schema
+                try:
+                    return msgspec.convert(_integral(msgspec.json.decode(self.body)), kind)
+                except msgspec.ValidationError as again:
+                    exc = again
             raise HTTPError(400, "invalid_request", str(exc)) from None
         except msgspec.DecodeError as exc:
             message = (
@@ -91,6 +97,17 @@ class Request:
                 else "the request needs a JSON body"
             )
             raise HTTPError(400, "malformed_json", message) from None
+
+
+def _integral(value: Any) -> Any:
+    """``value`` with every float that has no fractional part made an int."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
 
 
 @dataclass(slots=True)
@@ -131,6 +148,8 @@ class Route:
     status: int = 200
     query: tuple[str, ...] = ()
     required_query: tuple[str, ...] = ()
+    #: JSON schemas of path and query parameters (plain strings when not named here)
+    schemas: dict[str, dict[str, Any]] | None = None
     writes: bool = False
     #: called with the seconds each request took (a latency histogram)
     observe: Callable[[float], None] | None = None

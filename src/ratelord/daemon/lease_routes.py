@@ -30,7 +30,7 @@ def install(router: Router, leasing: Leasing, metrics: Metrics) -> None:
         if body.min_units > body.units:
             raise HTTPError(
                 400,
-                "invalid_request",
+                "conflicting_parameters",
                 f"min_units ({body.min_units:g}) is more than units ({body.units:g})",
             )
         lease = await leasing.take(body)

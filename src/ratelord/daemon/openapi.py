@@ -8,6 +8,7 @@ import msgspec
 
 from ratelord import __version__
 from ratelord.daemon.http import Router
+from ratelord.providers.catalog import DISCOVERS_PRINCIPAL
 from ratelord.schema import ErrorBody
 
 _ERRORS = {
@@ -29,6 +30,9 @@ def openapi_document(router: Router) -> dict[str, Any]:
         types, ref_template="#/components/schemas/{name}"
     )
     refs = dict(zip(map(id, types), schemas, strict=True))
+    if "IdentityCreate" in components:  # the providers an identity may name (routes checks)
+        provider = components["IdentityCreate"]["properties"]["provider_id"]
+        provider["enum"] = list(DISCOVERS_PRINCIPAL)
     error = {"content": {"application/json": {"schema": refs[id(ErrorBody)]}}}
     paths: dict[str, dict[str, Any]] = {}
     for route in router.routes:
@@ -48,12 +52,13 @@ def openapi_document(router: Router) -> dict[str, Any]:
                 "required": route.path != "/v1/identities/{identity_id}/{action}",
                 "content": {"application/json": {"schema": refs[id(route.request)]}},
             }
+        param_schemas = route.schemas or {}
         params = [
             {
                 "name": name.split(":")[0],
                 "in": "path",
                 "required": True,
-                "schema": {"type": "string"},
+                "schema": param_schemas.get(name.split(":")[0], {"type": "string", "minLength": 1}),
             }
             for name in _path_params(route.path)
         ]
@@ -62,9 +67,12 @@ def openapi_document(router: Router) -> dict[str, Any]:
                 "name": name,
                 "in": "query",
                 "required": name in route.required_query,
-                "schema": {"type": "string", "minLength": 1}
-                if name in route.required_query
-                else {"type": "string"},
+                "schema": param_schemas.get(name)
+                or (
+                    {"type": "string", "minLength": 1}
+                    if name in route.required_query
+                    else {"type": "string"}
+                ),
             }
             for name in (*route.query, *route.required_query)
         ]

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -30,12 +30,15 @@ from ratelord.daemon.metrics import Metrics
 from ratelord.daemon.openapi import openapi_document
 from ratelord.daemon.runtime import Runtime
 from ratelord.engine.clock import iso
+from ratelord.providers.base import ErrorKind
 from ratelord.providers.catalog import DISCOVERS_PRINCIPAL
 from ratelord.providers.mock import MockProvider
 from ratelord.providers.secrets import SecretError, check_private, validate_ref
 from ratelord.schema import (
+    Cost,
     Decision,
     Health,
+    Ident,
     Identity,
     IdentityCreate,
     IdentityList,
@@ -54,20 +57,16 @@ CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization", "x-api-k
 _encode = msgspec.json.Encoder().encode
 
 
-class StatusChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    reason: str | None = None
-
-
 class ExternalUsage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    principal: str
-    resource: str
-    amount: float
+    principal: Ident
+    resource: Ident
+    amount: Cost
 
 
 class InjectFailure(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    kind: str = "server"
-    count: int = 1
-    retry_after: float | None = None
+    kind: ErrorKind = "server"
+    count: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
+    retry_after: Annotated[float, msgspec.Meta(ge=0, le=86400)] | None = None
 
 
 @dataclass(slots=True)
@@ -191,8 +190,14 @@ async def identity_action(ctx: Context, request: Request) -> Response:
         )
     payload: dict[str, Any] = {}
     if request.body.strip():
-        kind: type[Any] = IdentityRotate if action == "rotate" else StatusChange
-        payload = msgspec.to_builtins(request.decode(kind))
+        body = request.decode(IdentityRotate)
+        if body.secret_ref is not None and action != "rotate":
+            raise HTTPError(
+                400,
+                "conflicting_parameters",
+                f"secret_ref belongs to rotate, not {action}: send only a reason",
+            )
+        payload = msgspec.to_builtins(body)
         check_secret_ref(payload.get("secret_ref"))
     payload = {k: v for k, v in payload.items() if v is not None}
     identity = await ctx.runtime.commands.change_identity(
@@ -328,7 +333,7 @@ async def mock_external_usage(ctx: Context, request: Request) -> Response:
 
 async def mock_fail(ctx: Context, request: Request) -> Response:
     body = request.decode(InjectFailure)
-    _mock(ctx).fail(body.kind, body.count, body.retry_after)  # type: ignore[arg-type]
+    _mock(ctx).fail(body.kind, body.count, body.retry_after)
     return json_response({"injected": body.count, "kind": body.kind})
 
 
@@ -374,6 +379,7 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         events,
         "Recent events; stream=true for Server-Sent Events",
         query=EventQuery.PARAMS,
+        schemas=EventQuery.SCHEMAS,
     )
     add("GET", "/v1/identities", list_identities, "Registered identities", response=IdentityList)
     add(
@@ -393,6 +399,7 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         identity_action,
         "Revoke, quarantine or rotate an identity",
         request=IdentityRotate,
+        schemas={"action": {"type": "string", "enum": list(IDENTITY_ACTIONS)}},
         response=Identity,
         writes=True,
     )

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 import time
 from importlib import resources
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
@@ -24,11 +25,18 @@ from ratelord.engine.core import Engine
 from ratelord.engine.events import Event
 from ratelord.engine.policy import PolicyError, load_policy_text
 from ratelord.history.archive import Archive, Instant
-from ratelord.history.instants import BadInstant, parse_duration, parse_instant
+from ratelord.history.instants import (
+    BUCKET_SCHEMA,
+    INSTANT_SCHEMA,
+    MIN_BUCKET_SECONDS,
+    BadInstant,
+    parse_bucket,
+    parse_instant,
+)
 from ratelord.history.rollup import HistoryAggregate
 from ratelord.history.sandbox import Modifiers, ReplayResult, replay
 from ratelord.providers.secrets import resolve
-from ratelord.schema import Identity, Pool
+from ratelord.schema import Ident, Identity, Pool
 
 if TYPE_CHECKING:
     from ratelord.daemon.runtime import Runtime
@@ -85,17 +93,25 @@ class EventContext(msgspec.Struct, kw_only=True):
     related: list[Event]
 
 
+#: Text parsed by :func:`parse_instant`; its schema is the parser's grammar.
+InstantText = Annotated[str, msgspec.Meta(max_length=100, extra_json_schema=INSTANT_SCHEMA)]
+#: How much more traffic or limit a replay assumes: (0, 100].
+Factor = Annotated[float, msgspec.Meta(gt=0, le=100)]
+#: The code of a refusal that no single field explains (a range, a combination).
+CONFLICT = "conflicting_parameters"
+
+
 class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A recorded period as the baseline, and what to change about it."""
 
-    since: str = "24h"
-    until: str = "now"
-    traffic: float = 1.0
-    limit: float = 1.0
+    since: InstantText = "24h"
+    until: InstantText = "now"
+    traffic: Factor = 1.0
+    limit: Factor = 1.0
     #: policy YAML to replay under (an edited copy of the active one, another file's text)
-    policy: str | None = None
-    clone_agent: str | None = None
-    clones: int = 0
+    policy: Annotated[str, msgspec.Meta(max_length=40_000)] | None = None
+    clone_agent: Ident | None = None
+    clones: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0
 
 
 class HistoryService:
@@ -157,7 +173,7 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
 
     def instant(request: Request, name: str, default: str) -> float:
         try:
-            return parse_instant(request.query.get(name) or default, runtime.now())
+            return parse_instant(request.query.get(name, default), runtime.now())
         except BadInstant as exc:
             raise HTTPError(400, "invalid_parameter", f"{name}: {exc}") from None
 
@@ -200,9 +216,7 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
         since = instant(request, "since", "7d")
         until = instant(request, "until", "now")
         if until <= since or until - since > MAX_RANGE:
-            raise HTTPError(
-                400, "invalid_parameter", "until must be after since, and at most 400 days later"
-            )
+            raise HTTPError(400, CONFLICT, "until must be after since, and at most 400 days later")
         bucket = _bucket(request.query.get("bucket"), until - since)
         pools = [p for p in (request.query.get("pool_id") or "").split(",") if p] or None
         archive = await service.ready()
@@ -247,8 +261,10 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
 
     async def event(request: Request) -> Response:
         text = request.params["seq"]
-        if not text.isdigit():
-            raise HTTPError(400, "invalid_parameter", f"seq must be a number, not {text!r}")
+        if re.fullmatch("[0-9]{1,18}", text) is None or int(text) < 1:
+            raise HTTPError(
+                400, "invalid_parameter", f"seq must be a positive integer, not {text!r}"
+            )
         seq = int(text)
         reader = runtime.reader()
         found = await asyncio.to_thread(reader.query, after_seq=seq - 1, limit=1)
@@ -275,16 +291,9 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
         except BadInstant as exc:
             raise HTTPError(400, "invalid_parameter", str(exc)) from None
         if until <= since or until - since > 31 * 86400:
-            raise HTTPError(
-                400, "invalid_parameter", "until must be after since, and at most 31 days later"
-            )
-        for name, value in (("traffic", body.traffic), ("limit", body.limit)):
-            if not 0 < value <= 100:
-                raise HTTPError(400, "invalid_parameter", f"{name} must be in (0, 100]")
-        if not 0 <= body.clones <= 1000 or (body.clones and not body.clone_agent):
-            raise HTTPError(
-                400, "invalid_parameter", "clones must be 0..1000 and name a clone_agent"
-            )
+            raise HTTPError(400, CONFLICT, "until must be after since, and at most 31 days later")
+        if body.clones and not body.clone_agent:
+            raise HTTPError(400, CONFLICT, "clones needs clone_agent: the agent to clone")
         policy = runtime.policy
         if body.policy is not None:
             try:
@@ -328,6 +337,12 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
         "Aggregates over time buckets: burn, utilisation, decisions, heatmap, top consumers",
         response=HistoryAggregate,
         query=("since", "until", "bucket", "pool_id"),
+        schemas={
+            "since": INSTANT_SCHEMA,
+            "until": INSTANT_SCHEMA,
+            "bucket": BUCKET_SCHEMA,
+            "pool_id": {"type": "string"},
+        },
     )
     add(
         "GET",
@@ -343,6 +358,7 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
         "Every pool, identity and the constraint graph as they were at an instant",
         response=StateAt,
         query=("at",),
+        schemas={"at": INSTANT_SCHEMA},
     )
     add(
         "GET",
@@ -350,6 +366,7 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
         event,
         "One event with the events of the same intent or poll",
         response=EventContext,
+        schemas={"seq": {"type": "integer", "minimum": 1, "maximum": 10**18 - 1}},
     )
     add(
         "POST",
@@ -364,18 +381,19 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
 
 def _bucket(text: str | None, span: float) -> int:
     """The bucket width: given (seconds or a duration), or about 500 buckets over the span."""
-    if text:
+    if text is not None:
         try:
-            seconds = int(text) if text.isdigit() else int(parse_duration(text))
+            seconds = parse_bucket(text)
         except BadInstant as exc:
             raise HTTPError(400, "invalid_parameter", f"bucket: {exc}") from None
     else:
-        seconds = max(300, int(span / 500))
-    if seconds < 300 or span / seconds > MAX_BUCKETS:
+        seconds = max(MIN_BUCKET_SECONDS, int(span / 500))
+    if span / seconds > MAX_BUCKETS:
         raise HTTPError(
             400,
-            "invalid_parameter",
-            f"bucket must be at least 300 s and give at most {MAX_BUCKETS:,} buckets",
+            CONFLICT,
+            f"a bucket of {seconds} s gives more than {MAX_BUCKETS:,} buckets over the range; "
+            "widen the bucket or narrow since/until",
         )
     return seconds
 

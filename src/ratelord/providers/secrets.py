@@ -13,7 +13,9 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-_REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/.+)$")
+from ratelord.schema import SECRET_REF_PATTERN
+
+_REF = re.compile(SECRET_REF_PATTERN)  # the pattern /openapi.json publishes
 
 #: Shapes of real provider keys: GitHub classic/fine-grained/app tokens, OpenAI, Anthropic,
 #: GitLab, Slack, AWS access key ids, Google API keys.

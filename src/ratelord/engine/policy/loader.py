@@ -60,7 +60,10 @@ def policy_version(text: str) -> str:
 
 def load_policy_text(text: str, source: str = "<string>") -> CompiledPolicy:
     """Parse, validate and compile policy YAML; raises :class:`PolicyError`."""
-    loader = _Loader(text)
+    try:  # the reader refuses unprintable characters as soon as it is made
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"YAML error: {exc}", source=source) from None
     try:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
