@@ -72,7 +72,11 @@ Costs = Annotated[dict[Ident, Cost], msgspec.Meta(max_length=32)]
 #: ``env:NAME`` or ``file:/absolute/path`` without control characters (the lookahead keeps
 #: Python's ``$`` as strict as JSON Schema's).
 SECRET_REF_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/[^\x00-\x1f]+)$(?!\n)"  # noqa: S105 - a pattern, not a secret
-SecretRef = Annotated[str, msgspec.Meta(max_length=1000, pattern=SECRET_REF_PATTERN)]
+#: Published as the schema's pattern; checked by the daemon (``invalid_secret_ref``, which says
+#: what to write) with the same pattern.
+SecretRef = Annotated[
+    str, msgspec.Meta(max_length=1000, extra_json_schema={"pattern": SECRET_REF_PATTERN})
+]
 HeaderName = Annotated[str, msgspec.Meta(max_length=200)]
 HeaderValue = Annotated[str, msgspec.Meta(max_length=4000)]
 

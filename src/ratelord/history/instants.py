@@ -8,8 +8,8 @@ from ratelord.engine.clock import parse_iso
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 #: The grammar, shared with ``/openapi.json`` so the schema is exactly as strict as parsing.
-_DURATION = r"[0-9]{1,9}(?:\.[0-9]{1,6})?[smhdw]"
-_EPOCH = r"[0-9]{1,10}(?:\.[0-9]{1,6})?"
+_DURATION = r"[0-9]{1,9}(?:\.[0-9]+)?[smhdw]"
+_EPOCH = r"[0-9]{1,10}(?:\.[0-9]+)?"
 #: RFC 3339 as JSON Schema's ``date-time`` reads it (a leap second reads as :59).
 _RFC3339 = (
     r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt]"
