@@ -44,7 +44,10 @@ ALLOWED: dict[str, set[str]] = {
 #: Single modules of a layer above that a package may borrow (generic, not daemon state).
 BORROWED: dict[str, set[str]] = {
     "proxy": {"daemon.http"},  # the small ASGI layer
-    "cli": {"daemon.logging"},  # ``ratelord proxy`` logs like the daemon
+    "cli": {
+        "daemon.logging",  # ``ratelord proxy`` logs like the daemon
+        "store.backup",  # ``ratelord backup`` copies the database file itself
+    },
 }
 
 

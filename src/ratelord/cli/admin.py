@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
+import msgspec
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
@@ -11,6 +13,7 @@ from rich.text import Text
 from ratelord.cli import _output as out
 from ratelord.cli._errors import ApiError, CliError
 from ratelord.cli._http import DaemonApi, api
+from ratelord.store.backup import BackupError, backup_sqlite
 
 #: A rebuild streams a progress line at least this often, or something is wrong.
 REBUILD_READ_TIMEOUT = 300.0
@@ -111,3 +114,47 @@ def _print_result(result: dict[str, Any]) -> None:
     )
     for difference in result.get("differences") or []:
         console.print(f"  - {difference}", style="red", soft_wrap=True)
+
+
+#: What to do instead when the log is in PostgreSQL.
+POSTGRES_BACKUP = (
+    "this log is in PostgreSQL, which backs it up itself: pg_dump -Fc -f ratelord.dump DBNAME "
+    "(restore with pg_restore), or a base backup with WAL archiving for point-in-time recovery"
+)
+
+
+def backup(
+    path: Annotated[Path, typer.Argument(help="A new file for the copy.")],
+    db: Annotated[
+        Path, typer.Option("--db", envvar="RATELORD_DB", help="The daemon's database.")
+    ] = Path("./ratelord.db"),
+    store: Annotated[
+        str | None,
+        typer.Option("--store", envvar="RATELORD_STORE", help="The daemon's store URL, if any."),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Copy the log to PATH while the daemon runs (SQLite's online backup API).
+
+    Restore: stop the daemon and start it on the copy, ratelord-d --db PATH.
+    """
+    if store and store.startswith(("postgresql://", "postgres://")):
+        raise CliError(POSTGRES_BACKUP)
+    source = Path(store.removeprefix("sqlite://")) if store else db  # sqlite:///abs/path
+    if not source.is_file():
+        raise CliError(f"no database at {source}; name the daemon's with --db or RATELORD_DB")
+    try:
+        result = backup_sqlite(source.absolute(), path.expanduser().absolute())
+    except BackupError as exc:
+        raise CliError(str(exc)) from None
+    if json_out:
+        out.print_json(msgspec.to_builtins(result))
+        return
+    out.console().print(
+        Text.assemble(
+            ("backed up", "bold green"),
+            f" {source} up to event {result.high_water_seq:,}"
+            f" ({out.fmt_count(result.bytes / 1024)} KiB) to {result.path}",
+        )
+    )
+    out.console().print(f"restore: stop the daemon, then ratelord-d --db {result.path}")

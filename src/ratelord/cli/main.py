@@ -115,6 +115,7 @@ app.command()(intent.intent)
 app.add_typer(policy.app, name="policy")
 app.command()(admin.reload)
 app.command()(admin.rebuild)
+app.command()(admin.backup)
 app.command()(replay.replay)
 
 
