@@ -8,14 +8,16 @@ Sizing, in order:
 
 * **policy and floor**: the arbiter decides an intent of the lease's size.
   Approve: the pool is not at risk.  Shape (pacing): the pool is at risk and
-  the lease gets its fair part of the *paced budget*, the units the pool may
-  spend over the lease's lifetime to land at its reset (``(remaining +
-  leased) · ttl / seconds_to_reset``).  Defer, deny or switch: none.
+  the lease gets its fair part of the *paced budget*, the units the pool's
+  allocation (:mod:`.allocation`: headroom for unseen use, urgent reserve, the
+  horizon demand is trusted to last) lets intents spend over the lease's
+  lifetime, its leases counted in.  Defer, deny or switch: none.
 * **fair share**: the budget is shared among the pool's holders by weighted
   max-min fairness; a holder's demand is its recent rate over the lease's life
   (or what it asked for), its weight its urgency's weight times its own.
 * **the reset**: a lease ends at the pool's reset at the latest, so units of one
-  window are never carried into the next.
+  window are never carried into the next; once a reset has passed (not yet
+  observed) the pool reads as refilled and a lease's units count in the new window.
 
 :func:`maintain` runs on the daemon's clock (and the simulator's): it expires
 leases past their time and, when a pool's forecast turns (WARN/CRIT) or drift
