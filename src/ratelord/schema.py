@@ -11,7 +11,7 @@ durations are float seconds.  An infinite time-to-exhaustion is ``null``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -20,14 +20,21 @@ __all__ = [
     "SENTINEL_SYSTEM",
     "SENTINEL_UNKNOWN",
     "ClusterHealth",
+    "Consumer",
     "Decision",
     "DecisionKind",
     "DecisionList",
     "ErrorBody",
     "ErrorDetail",
     "Evaluation",
+    "EventPage",
+    "Explanation",
     "Forecast",
+    "ForecastList",
+    "Graph",
+    "GraphPrincipal",
     "Health",
+    "HistoryPoint",
     "Identity",
     "IdentityCreate",
     "IdentityList",
@@ -38,15 +45,25 @@ __all__ = [
     "LeaseList",
     "LeaseReport",
     "LeaseRequest",
+    "MockFailureInjected",
+    "MockSpent",
     "Modifications",
     "MoneyBudget",
     "MoneyBudgetList",
+    "PolicyReloaded",
+    "PolicyView",
     "Pool",
     "PoolAllocation",
+    "PoolDetail",
+    "PoolForecast",
     "PoolList",
     "PoolRisk",
     "Posture",
+    "SnapshotWritten",
+    "Stats",
+    "StoreStats",
     "Tokens",
+    "TopConsumers",
     "Urgency",
     "UsageAccepted",
     "UsageReport",
@@ -448,3 +465,125 @@ class Lease(_Out, kw_only=True):
 
 class LeaseList(_Out, kw_only=True):
     leases: list[Lease]
+
+
+# --------------------------------------------------------------------------- read views
+# What the daemon's read endpoints return; the CLI, the TUI and the SDK decode the same shapes.
+
+
+class HistoryPoint(_Out, kw_only=True):
+    ts: str
+    remaining: float
+
+
+class Consumer(_Out, kw_only=True):
+    id: str
+    used: float
+
+
+class TopConsumers(_Out, kw_only=True):
+    """The biggest spenders of a pool's current window (five of each at most)."""
+
+    agents: list[Consumer] = []
+    identities: list[Consumer] = []
+    scopes: list[Consumer] = []
+
+
+class PoolDetail(Pool, kw_only=True):
+    """``GET /v1/pools/{id}``: the pool plus its recent history and top consumers."""
+
+    history: list[HistoryPoint] = []
+    top_consumers: TopConsumers = msgspec.field(default_factory=TopConsumers)
+    #: the scope of the pool's members: one scope id, ``mixed``, or the global sentinel
+    scope: str = SENTINEL_GLOBAL
+
+
+class PoolForecast(Forecast, kw_only=True):
+    pool_id: str
+    status: Posture
+
+
+class ForecastList(_Out, kw_only=True):
+    """``GET /v1/forecasts``: the latest forecast of every pool that has one."""
+
+    forecasts: list[PoolForecast]
+
+
+class GraphPrincipal(_Out, kw_only=True):
+    provider_id: str
+    principal: str | None
+    identities: list[str]
+    pools: list[str]
+
+
+class Graph(_Out, kw_only=True):
+    """``GET /v1/graph``: principal → identities and pools, and the configured workloads."""
+
+    principals: list[GraphPrincipal]
+    workloads: dict[str, dict[str, Any]]
+
+
+class Explanation(_Out, kw_only=True):
+    """``GET /v1/graph/explain``: why two identities share a pool or not."""
+
+    a: str
+    b: str
+    verdict: Literal["shared", "isolated", "unknown"]
+    shared: bool
+    shared_pools: list[str]
+    explanation: str
+    a_principal: str | None
+    b_principal: str | None
+
+
+class StoreStats(_Out, kw_only=True):
+    commit_lag_ms: float = 0.0
+    queue_depth: int = 0
+    high_water_seq: int = 0
+    commits: int = 0
+
+
+class Stats(_Out, kw_only=True):
+    """``GET /v1/stats``: decision counters and store vitals."""
+
+    intents_total: int = 0
+    decisions: dict[str, int] = {}
+    #: intents decided in each of the last minutes, oldest first
+    intents_per_minute: list[int] = []
+    denial_rate: float = 0.0
+    rules_fired: dict[str, int] = {}
+    store: StoreStats = msgspec.field(default_factory=StoreStats)
+
+
+class EventPage(_Out, kw_only=True):
+    """``GET /v1/events``: a page of the log and the seq to continue after."""
+
+    events: list[dict[str, Any]]
+    next_after_seq: int
+
+
+class PolicyView(_Out, kw_only=True):
+    version: str
+    source: str
+    policy: dict[str, Any]
+
+
+class PolicyReloaded(_Out, kw_only=True):
+    version: str
+    source: str
+    reloaded: bool
+
+
+class SnapshotWritten(_Out, kw_only=True):
+    snapshot_seq: int
+
+
+class MockSpent(_Out, kw_only=True):
+    principal: str
+    resource: str
+    remaining: float | None
+
+
+class MockFailureInjected(_Out, kw_only=True):
+    injected: int
+    kind: str

@@ -72,10 +72,10 @@ async def test_an_mcp_client_lists_the_tools_and_gets_a_decision(
 
 @pytest.mark.parametrize("tool", ["ask"])
 def test_the_tools_have_descriptions_an_agent_can_read(tool: str) -> None:
-    from ratelord.cli._http import DaemonApi
     from ratelord.cli.mcp import build_server
+    from ratelord.client import Client
 
-    server = build_server(DaemonApi("http://127.0.0.1:9"))
+    server = build_server(Client("http://127.0.0.1:9"))
     described = {t.name: t.description for t in server._tool_manager.list_tools()}
     assert "Ask before spending" in (described[tool] or "")
 

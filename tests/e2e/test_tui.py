@@ -17,8 +17,9 @@ import httpx
 import pytest
 from textual.pilot import Pilot
 
-from ratelord.tui.api import DaemonApi
+from ratelord.client import AsyncClient
 from ratelord.tui.app import RatelordApp
+from ratelord.tui.main import daemon_client
 from ratelord.tui.screens.dashboard import DashboardScreen
 from ratelord.tui.screens.pool_detail import PoolDetailScreen
 from ratelord.tui.widgets.activity_stream import ActivityStream
@@ -123,8 +124,8 @@ def remaining(pools: PoolsTable, pool_id: str) -> float:
     return float(pools.row_text(pool_id)[2].split("/")[0])
 
 
-def tui(daemon: RunningDaemon) -> tuple[DaemonApi, RatelordApp]:
-    api = DaemonApi(daemon.url)
+def tui(daemon: RunningDaemon) -> tuple[AsyncClient, RatelordApp]:
+    api = daemon_client(daemon.url)
     return api, RatelordApp(api, poll_interval=0.5)
 
 

@@ -249,7 +249,9 @@ def test_timeout_is_reported_as_unreachable(fake: FakeDaemon):
     fake.on("GET", "/v1/identities", httpx.ReadTimeout("timed out"))
     result = fake.run("--url", "http://10.0.0.9:9999/", "identity", "list")
     assert result.exit_code == 3
-    assert "cannot reach ratelord-d at http://10.0.0.9:9999 (no answer within 10s)" in result.stderr
+    assert (
+        "cannot reach ratelord-d at http://10.0.0.9:9999 (no answer within 10 s)" in result.stderr
+    )
 
 
 def test_daemon_error_body_becomes_message_and_code(fake: FakeDaemon):

@@ -143,7 +143,7 @@ def test_retries_run_out_into_a_fail_safe_denial() -> None:
 def test_unreachable_daemon_denies_by_default() -> None:
     decision = make_client(refuse).ask(agent_id="a1", identity_id="id-a")
     assert not decision.allowed
-    assert decision.reason == f"ratelord-d unreachable at {URL}: Connection refused"
+    assert decision.reason == f"ratelord-d unreachable at {URL}: connection refused"
 
 
 def test_timeout_denies_and_says_so() -> None:

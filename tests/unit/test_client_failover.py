@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from ratelord.client import AsyncClient, Client
+from ratelord.client import AsyncClient, Client, RatelordTransportError
 from ratelord.client._base import resolve_urls
 from tests.unit.test_client import APPROVE, error
 
@@ -65,15 +65,17 @@ async def test_the_async_client_fails_over_too() -> None:
     assert asked == MEMBERS[:2]
 
 
-def test_the_cli_fails_over_too() -> None:
-    from ratelord.cli._http import DaemonApi, DaemonUnreachable
-
+def test_raw_json_calls_fail_over_too() -> None:
+    """What the CLI does: plain JSON, no retries, every member tried in turn."""
     transport, asked = cluster(down={"http://a.test"}, unavailable={"http://b.test"})
-    with DaemonApi(",".join(MEMBERS), transport=transport) as api:
+    with Client(",".join(MEMBERS), transport=transport, retries=0) as api:
         assert api.post("/v1/intent", {})["decision"] == "approve"
     assert asked == MEMBERS
     transport, asked = cluster(down=set(MEMBERS), unavailable=set())
-    with DaemonApi(",".join(MEMBERS), transport=transport) as api, pytest.raises(DaemonUnreachable):
+    with (
+        Client(",".join(MEMBERS), transport=transport, retries=0) as api,
+        pytest.raises(RatelordTransportError),
+    ):
         api.get("/v1/health")
     assert asked == MEMBERS
 

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from textual.pilot import Pilot
 
-from ratelord.tui.api import DaemonApi
 from ratelord.tui.app import RatelordApp
 from ratelord.tui.feed import Feed
+from ratelord.tui.main import daemon_client
 from ratelord.tui.screens.dashboard import DashboardScreen
 from ratelord.tui.screens.help import HelpScreen
 from ratelord.tui.screens.pool_detail import PoolDetailScreen
@@ -188,7 +188,10 @@ class FakeDaemon:
             self.stream_after.append(after)
             return httpx.Response(200, content=self._stream(after))
         if path == "/v1/events":
-            return httpx.Response(200, json={"events": self.events[-200:]})
+            page = self.events[-200:]
+            return httpx.Response(
+                200, json={"events": page, "next_after_seq": page[-1]["seq"] if page else 0}
+            )
         return httpx.Response(404, json={"error": {"code": "not_found", "message": path}})
 
     async def _stream(self, after: int) -> AsyncIterator[bytes]:
@@ -219,7 +222,7 @@ def fake() -> FakeDaemon:
 
 
 def make_app(fake: FakeDaemon) -> RatelordApp:
-    api = DaemonApi("http://daemon.test", transport=httpx.MockTransport(fake.handle))
+    api = daemon_client("http://daemon.test", transport=httpx.MockTransport(fake.handle))
     return RatelordApp(api, poll_interval=0.2)
 
 

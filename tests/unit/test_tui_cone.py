@@ -5,8 +5,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ratelord.schema import Forecast, Pool
-from ratelord.tui.api import HistoryPoint
+from ratelord.schema import Forecast, HistoryPoint, Pool
 from ratelord.tui.cone import forecast_cone, history_series, horizon_seconds
 from ratelord.tui.formatting import epoch
 

@@ -1,14 +1,26 @@
 """The failures the CLI reports as one line on stderr and an exit code.
 
-``CliError`` is caught once, by the root command group in :mod:`ratelord.cli.main`,
-which prints ``error: <message>`` and exits with ``exit_code``::
+The daemon's answers fail as the SDK's errors (:mod:`ratelord.client`, one tree for
+every client); the CLI's own failures are :class:`CliError`.  Both are caught once,
+by the root command group in :mod:`ratelord.cli.main`, which prints ``error: <message>``
+and exits with the code :func:`as_cli_error` gives::
 
-    CliError                 exit 1: a command could not do what was asked
-    ├── ApiError             exit 1: the daemon answered 4xx/5xx ("<message> [<code>]")
-    └── DaemonUnreachable    exit 3: no connection to the daemon at all
+    CliError                      exit 1: a command could not do what was asked
+    RatelordRequestError          exit 1: the daemon refused ("<message> [<code>]")
+    RatelordUnavailable           exit 1: the daemon answered 5xx ("<message> [<code>]")
+    RatelordProtocolError         exit 1: an answer off the API's schema
+    RatelordTransportError        exit 3: no connection to the daemon at all
 """
 
 from __future__ import annotations
+
+from ratelord.client import (
+    RatelordError,
+    RatelordProtocolError,
+    RatelordRequestError,
+    RatelordTransportError,
+    RatelordUnavailable,
+)
 
 EXIT_ERROR = 1
 EXIT_DENIED = 2
@@ -24,17 +36,6 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
-class ApiError(CliError):
-    """The daemon refused a request; ``code`` is its machine-readable error code."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        hint = _NEXT_STEP.get(status)
-        super().__init__(f"{message} [{code}]" + (f". {hint}" if hint else ""))
-        self.status = status
-        self.code = code
-        self.detail = message
-
-
 #: What to do next, for the statuses whose fix is on the client's side.
 _NEXT_STEP = {
     401: "Pass the daemon's token with --token TOKEN or RATELORD_TOKEN=TOKEN "
@@ -42,14 +43,19 @@ _NEXT_STEP = {
 }
 
 
-class DaemonUnreachable(CliError):
-    """No answer from the daemon: not running, wrong URL, or the connection dropped."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(
-            f"cannot reach ratelord-d at {url} ({reason}). "
+def as_cli_error(exc: RatelordError) -> CliError:
+    """The one line (and exit code) a person reads for an error of the daemon client."""
+    if isinstance(exc, RatelordRequestError):
+        hint = _NEXT_STEP.get(exc.status_code or 0)
+        return CliError(f"{exc.message} [{exc.code}]" + (f". {hint}" if hint else ""))
+    if isinstance(exc, RatelordUnavailable):
+        return CliError(f"{exc.message} [{exc.code}]")
+    if isinstance(exc, RatelordProtocolError):
+        return CliError(str(exc))
+    if isinstance(exc, RatelordTransportError):
+        return CliError(
+            f"cannot reach ratelord-d at {exc.url} ({exc.reason}). "
             "Start it with 'ratelord-d' or point --url/RATELORD_URL at it.",
             exit_code=EXIT_UNREACHABLE,
         )
-        self.url = url
-        self.reason = reason
+    return CliError(str(exc))

@@ -11,8 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from ratelord.cli import _output as out
-from ratelord.cli._errors import ApiError, CliError
-from ratelord.cli._http import DaemonApi, api
+from ratelord.cli._errors import CliError, as_cli_error
+from ratelord.cli._http import api
+from ratelord.client import Client, RatelordError, RatelordRequestError
 from ratelord.store.backup import BackupError, backup_sqlite
 
 #: A rebuild streams a progress line at least this often, or something is wrong.
@@ -27,12 +28,13 @@ def reload(
     daemon = api(ctx)
     try:
         answer = daemon.post("/v1/policy/reload")
-    except ApiError as exc:
+    except RatelordRequestError as exc:
         if exc.code != "policy_rejected":
             raise
-        if "stays in force" in exc.detail:  # the daemon said it already
+        if "stays in force" in exc.message:  # the daemon said it already
             raise
-        raise CliError(f"{exc.message}; {_kept(daemon)} stays in force") from exc
+        said = as_cli_error(exc).message
+        raise CliError(f"{said}; {_kept(daemon)} stays in force") from exc
     if json_out:
         out.print_json(answer)
         return
@@ -40,11 +42,11 @@ def reload(
     out.console().print(Text.assemble(("policy reloaded", "bold green"), f": version {version}"))
 
 
-def _kept(daemon: DaemonApi) -> str:
+def _kept(daemon: Client) -> str:
     """Name the policy still in force; the rejection matters more than this detail."""
     try:
         version = daemon.get("/v1/policy").get("version")
-    except CliError:
+    except RatelordError:
         version = None
     return f"the previous policy (version {version})" if version else "the previous policy"
 
@@ -65,7 +67,7 @@ def rebuild(
         raise CliError(f"rebuilt state differs from a full replay ({len(differences)} differences)")
 
 
-def _run_rebuild(daemon: DaemonApi, *, show_progress: bool) -> dict[str, Any]:
+def _run_rebuild(daemon: Client, *, show_progress: bool) -> dict[str, Any]:
     progress = Progress(
         TextColumn("{task.description:<10}"),
         BarColumn(),
@@ -81,7 +83,7 @@ def _run_rebuild(daemon: DaemonApi, *, show_progress: bool) -> dict[str, Any]:
         for line in daemon.ndjson("/v1/admin/rebuild", read_timeout=REBUILD_READ_TIMEOUT):
             if "error" in line:
                 detail = line["error"]
-                raise ApiError(200, str(detail.get("code")), str(detail.get("message")))
+                raise CliError(f"{detail.get('message')} [{detail.get('code')}]")
             if "result" in line:
                 result = line["result"]
                 continue

@@ -11,12 +11,15 @@ import typer
 from rich.text import Text
 
 from ratelord.cli import _output as out
-from ratelord.cli._errors import ApiError, CliError, DaemonUnreachable
-from ratelord.cli._http import DaemonApi, Session, api
+from ratelord.cli._errors import CliError
+from ratelord.cli._http import Session, api
+from ratelord.client import Client, RatelordTransportError, RatelordUnavailable
+from ratelord.client._retry import Backoff
 
 #: The daemon sends ``: ping`` every 15 s; three missed pings mean the connection is dead.
 STREAM_READ_TIMEOUT = 45.0
-RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)
+#: Reconnect after 0.5 s, 1 s, 2 s… up to 5 s (one person tailing: no jitter needed).
+RECONNECT = Backoff(base=0.5, max_delay=5.0, jitter=0.0)
 SENTINEL_PREFIX = "sentinel:"
 
 _TYPE_STYLE = {
@@ -92,7 +95,7 @@ def events(
 
 
 def _follow(
-    daemon: DaemonApi, filters: dict[str, str], last_seq: int, json_out: bool, session: Session
+    daemon: Client, filters: dict[str, str], last_seq: int, json_out: bool, session: Session
 ) -> None:
     """Stream forever; on a dropped connection wait, reconnect and resume after ``last_seq``.
 
@@ -116,19 +119,20 @@ def _follow(
                 failures, reported = 0, False
                 if matches(event, filters):
                     _emit(event, json_out)
-        except (DaemonUnreachable, ApiError) as exc:
-            if isinstance(exc, ApiError) and exc.status != HTTPStatus.SERVICE_UNAVAILABLE:
-                raise  # a refusal, not an outage: retrying will not help
+        except RatelordTransportError as exc:
+            if (
+                isinstance(exc, RatelordUnavailable)
+                and exc.status_code != HTTPStatus.SERVICE_UNAVAILABLE
+            ):
+                raise  # a failure, not an outage or a restart: retrying will not help
             if not reported:
-                why = exc.reason if isinstance(exc, DaemonUnreachable) else exc.detail
                 out.err_console().print(
-                    f"connection lost ({why}); reconnecting, resuming after seq {last_seq}…",
+                    f"connection lost ({exc.reason}); reconnecting, resuming after seq {last_seq}…",
                     style="yellow",
                 )
                 reported = True
-        delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
+        session.sleep(RECONNECT.pause(failures))
         failures += 1
-        session.sleep(delay)
 
 
 def _decode(data: str) -> dict[str, Any]:

@@ -18,8 +18,9 @@ from typer.core import TyperGroup
 
 from ratelord.cli import _output as out
 from ratelord.cli import admin, events, identity, intent, leases, policy, pools, replay, status
-from ratelord.cli._errors import CliError
+from ratelord.cli._errors import CliError, as_cli_error
 from ratelord.cli._http import DEFAULT_URL, Session, api, cli_version
+from ratelord.client import RatelordError
 
 #: Commands whose module is imported only when used: ``sim`` loads the whole engine and
 #: ``proxy`` a server, which would slow every other command down; ``sim`` also ships
@@ -74,9 +75,10 @@ class _RootGroup(TyperGroup):
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except CliError as exc:
-            out.error_line(exc.message)
-            raise typer.Exit(exc.exit_code) from None
+        except (CliError, RatelordError) as exc:
+            failure = exc if isinstance(exc, CliError) else as_cli_error(exc)
+            out.error_line(failure.message)
+            raise typer.Exit(failure.exit_code) from None
 
 
 app = typer.Typer(
@@ -148,7 +150,7 @@ def version(
     daemon = api(ctx, timeout=2.0)
     try:
         daemon_version: str | None = daemon.get("/v1/health").get("version")
-    except CliError:
+    except RatelordError:
         daemon_version = None
     if json_out:
         out.print_json({"cli": cli_version(), "daemon": daemon_version, "url": daemon.url})

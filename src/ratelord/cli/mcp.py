@@ -20,8 +20,9 @@ from typing import Annotated, Any, Literal
 import typer
 
 from ratelord import llm
-from ratelord.cli._errors import CliError
-from ratelord.cli._http import DaemonApi, api
+from ratelord.cli._errors import CliError, as_cli_error
+from ratelord.cli._http import api
+from ratelord.client import Client, RatelordError
 
 INSTRUCTIONS = (
     "ratelord governs shared, rate-limited budgets (API requests, LLM tokens, money). "
@@ -46,7 +47,7 @@ def mcp(
         server.run("stdio")
 
 
-def build_server(daemon: DaemonApi) -> Any:
+def build_server(daemon: Client) -> Any:
     """The MCP server with ratelord's tools, each a call to ``daemon``."""
     try:
         from mcp.server.mcpserver import MCPServer
@@ -160,8 +161,9 @@ def _call(method: Any, *args: Any) -> Any:
     """The daemon's answer; its refusal becomes the tool's error, with the daemon's message."""
     try:
         return method(*args)
-    except CliError as exc:
-        raise _tool_error(exc.message) from None
+    except (CliError, RatelordError) as exc:
+        failure = exc if isinstance(exc, CliError) else as_cli_error(exc)
+        raise _tool_error(failure.message) from None
 
 
 def _tool_error(message: str) -> Exception:

@@ -14,8 +14,9 @@ import typer
 from rich.text import Text
 
 from ratelord.cli import _output as out
-from ratelord.cli._errors import ApiError, CliError
+from ratelord.cli._errors import CliError
 from ratelord.cli._http import api
+from ratelord.client import RatelordRequestError, RatelordUnavailable
 
 #: A replay of a long period takes seconds; the first one after start-up waits for the index.
 REPLAY_TIMEOUT = 300.0
@@ -79,11 +80,11 @@ def _post_when_indexed(daemon: Any, body: dict[str, Any], *, quiet: bool) -> Any
     while True:
         try:
             return daemon.post("/v1/replay", body)
-        except ApiError as exc:
+        except (RatelordRequestError, RatelordUnavailable) as exc:
             if exc.code != "indexing" or time.monotonic() > deadline:
                 raise
             if not quiet:
-                out.err_console().print(Text(exc.detail, style="dim"))
+                out.err_console().print(Text(exc.message, style="dim"))
             time.sleep(2.0)
 
 

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -65,6 +66,32 @@ class Members:
         return self.current
 
 
+def path_id(identifier: str) -> str:
+    """An id as a path segment: ``:`` and ``/`` stay raw (pool ids), the rest is escaped."""
+    return quote(identifier, safe=":/@")
+
+
+def query(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Query parameters without the ones left out (``None``)."""
+    if params is None:
+        return None
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def unreachable_reason(exc: Exception, timeout: float) -> str:
+    """Why a request got no answer, in a few words a person can act on."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer within {timeout:g} s"
+    text = str(exc)
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused" if "refused" in text.lower() else text or "connect failed"
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return "the URL must start with http:// or https://"
+    if isinstance(exc, httpx.InvalidURL):
+        return text or "invalid URL"
+    return f"connection lost: {text}" if text else "connection lost"
+
+
 def is_local(decision: Decision) -> bool:
     """True for a decision the SDK made itself because ratelord-d could not be asked."""
     return decision.intent_id.startswith(LOCAL_INTENT_PREFIX)
@@ -80,6 +107,7 @@ class BaseClient:
         retries: int,
         token: str | None,
         breaker: BreakerSettings,
+        user_agent: str = "ratelord-python",
     ) -> None:
         #: every member of the cluster; requests go to ``url`` and move on when it fails
         self.members = Members(url)
@@ -88,7 +116,7 @@ class BaseClient:
         self.timeout = timeout
         self.fail_open = fail_open
         self.backoff = Backoff(retries=retries)
-        self._headers = {"content-type": "application/json", "user-agent": "ratelord-python"}
+        self._headers = {"content-type": "application/json", "user-agent": user_agent}
         if token:
             self._headers["authorization"] = f"Bearer {token}"
 
@@ -134,17 +162,14 @@ class BaseClient:
         }
 
     @contextmanager
-    def _converted_errors(self) -> Iterator[None]:
+    def _converted_errors(self, timeout: float | None = None) -> Iterator[None]:
         """httpx's errors as :class:`RatelordTransportError` (chained, never leaked)."""
         try:
             yield
-        except httpx.TimeoutException as exc:
-            raise RatelordTransportError(
-                f"ratelord-d unreachable at {self.url}: no answer within {self.timeout} s"
-            ) from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            reason = unreachable_reason(exc, self.timeout if timeout is None else timeout)
             raise RatelordTransportError(
-                f"ratelord-d unreachable at {self.url}: {exc or type(exc).__name__}"
+                f"ratelord-d unreachable at {self.url}: {reason}", url=self.url, reason=reason
             ) from exc
 
     @property
@@ -167,15 +192,28 @@ class BaseClient:
         )
 
     def _read(self, response: httpx.Response, model: type[T]) -> T:
-        """The answer as ``model``, or the error it carries as a ratelord exception."""
+        """The answer as ``model``, or the error it carries as a ratelord exception.
+
+        ``model`` may be ``Any``: the JSON as plain data (``None`` for an empty body).
+        """
+        self._raise_for_status(response)
+        if model is Any and not response.content:
+            return None  # type: ignore[return-value]
+        return self._decode(response.content, model)
+
+    def _decode(self, content: bytes | str, model: type[T]) -> T:
+        try:
+            return msgspec.json.decode(content, type=model)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise RatelordProtocolError(
+                f"unexpected answer from ratelord-d at {self.url}: {exc}", url=self.url
+            ) from exc
+
+    def _raise_for_status(self, response: httpx.Response) -> None:
+        """An error answer as :class:`RatelordRequestError` (4xx) or `RatelordUnavailable`."""
         status = response.status_code
         if status < 300:
-            try:
-                return msgspec.json.decode(response.content, type=model)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise RatelordProtocolError(
-                    f"unexpected answer from ratelord-d at {self.url}: {exc}"
-                ) from exc
+            return
         code, message, request_id = self._error_of(response)
         if status < 500 and status != 429:
             raise RatelordRequestError(
@@ -184,6 +222,9 @@ class BaseClient:
         raise RatelordUnavailable(
             f"ratelord-d unavailable at {self.url}: {status} {code}: {message}",
             status_code=status,
+            code=code,
+            detail=message,
+            url=self.url,
         )
 
     @staticmethod
@@ -191,8 +232,31 @@ class BaseClient:
         try:
             error = msgspec.json.decode(response.content, type=ErrorBody).error
         except (msgspec.DecodeError, msgspec.ValidationError):
-            return f"http_{response.status_code}", response.reason_phrase or "no details", None
+            status = response.status_code
+            return f"http_{status}", f"HTTP {status} {response.reason_phrase}".rstrip(), None
         return error.code, error.message, error.request_id
+
+    def _stream_options(
+        self,
+        params: Mapping[str, Any] | None,
+        body: Any,
+        headers: Mapping[str, str] | None,
+        read_timeout: float,
+    ) -> dict[str, Any]:
+        """The arguments of a streamed request: reads may idle up to ``read_timeout``."""
+        return {
+            "params": query(params),
+            "content": None if body is None else msgspec.json.encode(body),
+            "headers": headers,
+            "timeout": httpx.Timeout(self.timeout, read=read_timeout),
+        }
+
+    @staticmethod
+    def _sse_headers(last_event_id: str | None) -> dict[str, str]:
+        headers = {"accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["last-event-id"] = last_event_id
+        return headers
 
     def _unreachable(self, error: RatelordTransportError) -> Decision:
         """The decision ``ask`` returns when ratelord-d could not be asked."""

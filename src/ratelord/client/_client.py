@@ -1,31 +1,49 @@
-"""``Client`` and ``AsyncClient``: thin I/O twins over :class:`BaseClient`."""
+"""``Client`` and ``AsyncClient``: thin I/O twins over :class:`BaseClient`.
+
+Besides asking and reporting, both read the daemon's views (``pools``,
+``pool``, ``stats``, ``events``…, typed by :mod:`ratelord.schema`), any
+endpoint as plain JSON (``get``/``post``, for the CLI's ``--json``) and its
+streams (``sse``; ``ndjson`` on the sync client, ``event_stream`` on the async
+one, for the TUI).  The CLI and the TUI are built on them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
 import httpx
 import msgspec
 
-from ratelord.client._base import BaseClient
+from ratelord.client._base import BaseClient, path_id, query
 from ratelord.client._batcher import Batcher
 from ratelord.client._breaker import DEFAULT_BREAKER, BreakerSettings
 from ratelord.client._exceptions import RatelordTransportError
 from ratelord.client._guard import AsyncGuard, Guard, GuardArgs, GuardOptions
 from ratelord.client._lease_io import AsyncLeases, SyncLeases
 from ratelord.client._leased_guard import AsyncLeasedGuard, LeasedGuard, held_for
+from ratelord.client._sse import SseDecoder, SseMessage, parse_sse
 from ratelord.schema import (
     Decision,
     DecisionList,
+    EventPage,
     Health,
     Identity,
     IdentityCreate,
     IdentityList,
     IntentRequest,
+    Lease,
+    LeaseList,
+    MoneyBudget,
+    MoneyBudgetList,
+    Pool,
+    PoolDetail,
+    PoolList,
+    Stats,
     UsageAccepted,
     UsageReport,
 )
@@ -61,9 +79,16 @@ class Client(BaseClient):
         token: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
         breaker: BreakerSettings = DEFAULT_BREAKER,
+        user_agent: str = "ratelord-python",
     ) -> None:
         super().__init__(
-            url, timeout=timeout, fail_open=fail_open, retries=retries, token=token, breaker=breaker
+            url,
+            timeout=timeout,
+            fail_open=fail_open,
+            retries=retries,
+            token=token,
+            breaker=breaker,
+            user_agent=user_agent,
         )
         self.sleep = sleep
         self._http = httpx.Client(transport=transport, **self._client_options())
@@ -101,6 +126,80 @@ class Client(BaseClient):
         body = self._build(IdentityCreate, identity, fields)
         return self._call("POST", "/v1/identities", body, Identity)
 
+    # ------------------------------------------------------------------ reads
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None, *, into: Any = Any) -> Any:
+        """``GET path`` decoded ``into`` a model (plain JSON data by default)."""
+        return self._call("GET", path, None, into, params)
+
+    def post(self, path: str, body: Any = None, *, into: Any = Any) -> Any:
+        """``POST path`` with a JSON body (a struct or plain data), decoded ``into``."""
+        return self._call("POST", path, body, into)
+
+    def pools(self) -> list[Pool]:
+        return self._call("GET", "/v1/pools", None, PoolList).pools
+
+    def pool(self, pool_id: str) -> PoolDetail:
+        return self._call("GET", f"/v1/pools/{path_id(pool_id)}", None, PoolDetail)
+
+    def leases(self) -> list[Lease]:
+        return self._call("GET", "/v1/leases", None, LeaseList).leases
+
+    def budgets(self) -> list[MoneyBudget]:
+        return self._call("GET", "/v1/budgets", None, MoneyBudgetList).budgets
+
+    def stats(self) -> Stats:
+        return self._call("GET", "/v1/stats", None, Stats)
+
+    def events(self, **params: Any) -> EventPage:
+        """A page of the log (``type``, ``limit``, ``after_seq`` and the dimension filters)."""
+        return self._call("GET", "/v1/events", None, EventPage, params)
+
+    # ------------------------------------------------------------------ streams
+
+    @contextmanager
+    def _stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        read_timeout: float,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterator[httpx.Response]:
+        options = self._stream_options(params, body, headers, read_timeout)
+        with (
+            self._converted_errors(read_timeout),
+            self._http.stream(method, self.url + path, **options) as response,
+        ):
+            if response.is_error:
+                response.read()
+                self._raise_for_status(response)
+            yield response
+
+    def sse(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        last_event_id: str | None = None,
+        read_timeout: float,
+    ) -> Iterator[SseMessage]:
+        """GET an event stream and yield its messages until the server closes it."""
+        headers = self._sse_headers(last_event_id)
+        with self._stream(
+            "GET", path, params=params, headers=headers, read_timeout=read_timeout
+        ) as response:
+            yield from parse_sse(response.iter_lines())
+
+    def ndjson(self, path: str, body: Any = None, *, read_timeout: float) -> Iterator[Any]:
+        """POST and yield each JSON line of a streamed answer (``/v1/admin/rebuild``)."""
+        with self._stream("POST", path, body=body, read_timeout=read_timeout) as response:
+            for line in response.iter_lines():
+                if line.strip():
+                    yield self._decode(line, Any)
+
     def guard(self, **options: Unpack[GuardArgs]) -> Guard:
         """``with client.guard(identity=..., workload=...) as g:`` — see :class:`Guard`."""
         held = held_for(self._leases.keeper, options)
@@ -124,15 +223,25 @@ class Client(BaseClient):
     ) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, body: msgspec.Struct | None, model: type[T]) -> T:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        model: type[T],
+        params: Mapping[str, Any] | None = None,
+    ) -> T:
         content = None if body is None else msgspec.json.encode(body)
+        params = query(params)
         attempt, tried = 0, 1
         unavailable: httpx.Response | None = None  # a member's 503 in this round
         probe = self.breaker.before(self.url)
         while True:
             try:
                 with self._converted_errors():
-                    response = self._http.request(method, self.url + path, content=content)
+                    response = self._http.request(
+                        method, self.url + path, content=content, params=params
+                    )
             except RatelordTransportError:
                 if self._fail_over(tried):
                     tried += 1
@@ -170,9 +279,16 @@ class AsyncClient(BaseClient):
         token: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         breaker: BreakerSettings = DEFAULT_BREAKER,
+        user_agent: str = "ratelord-python",
     ) -> None:
         super().__init__(
-            url, timeout=timeout, fail_open=fail_open, retries=retries, token=token, breaker=breaker
+            url,
+            timeout=timeout,
+            fail_open=fail_open,
+            retries=retries,
+            token=token,
+            breaker=breaker,
+            user_agent=user_agent,
         )
         self.sleep = sleep
         self._http = httpx.AsyncClient(transport=transport, **self._client_options())
@@ -210,6 +326,74 @@ class AsyncClient(BaseClient):
         body = self._build(IdentityCreate, identity, fields)
         return await self._call("POST", "/v1/identities", body, Identity)
 
+    # ------------------------------------------------------------------ reads
+
+    async def get(
+        self, path: str, params: Mapping[str, Any] | None = None, *, into: Any = Any
+    ) -> Any:
+        return await self._call("GET", path, None, into, params)
+
+    async def post(self, path: str, body: Any = None, *, into: Any = Any) -> Any:
+        return await self._call("POST", path, body, into)
+
+    async def pools(self) -> list[Pool]:
+        return (await self._call("GET", "/v1/pools", None, PoolList)).pools
+
+    async def pool(self, pool_id: str) -> PoolDetail:
+        return await self._call("GET", f"/v1/pools/{path_id(pool_id)}", None, PoolDetail)
+
+    async def leases(self) -> list[Lease]:
+        return (await self._call("GET", "/v1/leases", None, LeaseList)).leases
+
+    async def budgets(self) -> list[MoneyBudget]:
+        return (await self._call("GET", "/v1/budgets", None, MoneyBudgetList)).budgets
+
+    async def stats(self) -> Stats:
+        return await self._call("GET", "/v1/stats", None, Stats)
+
+    async def events(self, **params: Any) -> EventPage:
+        return await self._call("GET", "/v1/events", None, EventPage, params)
+
+    # ------------------------------------------------------------------ streams
+
+    @asynccontextmanager
+    async def sse(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        last_event_id: str | None = None,
+        read_timeout: float,
+    ) -> AsyncIterator[AsyncIterator[SseMessage]]:
+        """``async with aclient.sse(path) as messages: async for message in messages: ...``
+
+        Entering means the daemon accepted the stream; a dropped connection raises
+        :class:`RatelordTransportError` from the ``async with``.
+        """
+        options = self._stream_options(params, None, self._sse_headers(last_event_id), read_timeout)
+        with self._converted_errors(read_timeout):
+            async with self._http.stream("GET", self.url + path, **options) as response:
+                if response.is_error:
+                    await response.aread()
+                    self._raise_for_status(response)
+                yield _messages(response)
+
+    @asynccontextmanager
+    async def event_stream(
+        self, *, after_seq: int, read_timeout: float = 35.0, **filters: Any
+    ) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+        """The live tail of every event with ``seq > after_seq``, each as plain data.
+
+        ``read_timeout`` allows for two missed pings (the daemon sends one every 15 s).
+        """
+        params = {**filters, "stream": "true", "after_seq": after_seq}
+        async with self.sse("/v1/events", params, read_timeout=read_timeout) as messages:
+            yield self._events(messages)
+
+    async def _events(self, messages: AsyncIterator[SseMessage]) -> AsyncIterator[dict[str, Any]]:
+        async for message in messages:
+            yield self._decode(message.data, dict[str, Any])
+
     def guard(self, **options: Unpack[GuardArgs]) -> AsyncGuard:
         """``async with aclient.guard(identity=..., workload=...) as g:``"""
         held = held_for(self._leases.keeper, options)
@@ -232,15 +416,25 @@ class AsyncClient(BaseClient):
     ) -> None:
         await self.aclose()
 
-    async def _call(self, method: str, path: str, body: msgspec.Struct | None, model: type[T]) -> T:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        model: type[T],
+        params: Mapping[str, Any] | None = None,
+    ) -> T:
         content = None if body is None else msgspec.json.encode(body)
+        params = query(params)
         attempt, tried = 0, 1
         unavailable: httpx.Response | None = None  # a member's 503 in this round
         probe = self.breaker.before(self.url)
         while True:
             try:
                 with self._converted_errors():
-                    response = await self._http.request(method, self.url + path, content=content)
+                    response = await self._http.request(
+                        method, self.url + path, content=content, params=params
+                    )
             except RatelordTransportError:
                 if self._fail_over(tried):
                     tried += 1
@@ -262,3 +456,11 @@ class AsyncClient(BaseClient):
                 return self._read(response, model)
             await self.sleep(delay)
             attempt += 1
+
+
+async def _messages(response: httpx.Response) -> AsyncIterator[SseMessage]:
+    decoder = SseDecoder()
+    async for line in response.aiter_lines():
+        message = decoder.feed(line.rstrip("\r"))
+        if message is not None:
+            yield message

@@ -23,15 +23,37 @@ class RatelordError(Exception):
 
 
 class RatelordTransportError(RatelordError):
-    """ratelord-d could not be asked (connection refused, timeout, broken answer)."""
+    """ratelord-d could not be asked (connection refused, timeout, broken answer).
+
+    ``url`` is the member last tried and ``reason`` the short why (``connection
+    refused``, ``no answer within 5 s``), for callers that word their own message.
+    """
+
+    def __init__(self, message: str, *, url: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+        self.reason = reason or message
 
 
 class RatelordUnavailable(RatelordTransportError):
-    """ratelord-d answered but cannot serve now (5xx; 503/429 after all retries)."""
+    """ratelord-d answered but cannot serve now (5xx; 503/429 after all retries).
 
-    def __init__(self, message: str, *, status_code: int) -> None:
-        super().__init__(message)
+    ``code`` and ``message`` are the daemon's error code and message (also ``reason``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        code: str = "",
+        detail: str = "",
+        url: str = "",
+    ) -> None:
+        super().__init__(message, url=url, reason=detail)
         self.status_code = status_code
+        self.code = code or f"http_{status_code}"
+        self.message = detail or message
 
 
 class RatelordProtocolError(RatelordTransportError):

@@ -1,4 +1,4 @@
-"""When to ask ratelord-d again: 503 and 429 only, honouring ``Retry-After``."""
+"""When to ask ratelord-d again: 503 and 429 only, honouring ``Retry-After``; when to reconnect."""
 
 from __future__ import annotations
 
@@ -22,6 +22,13 @@ class Backoff:
     retries: int = 3
     base: float = 0.2
     max_delay: float = 10.0
+    #: each pause is drawn from ``[1 - jitter, 1]`` times the exponential step
+    jitter: float = 0.5
+
+    def pause(self, attempt: int) -> float:
+        """The exponential pause before attempt ``attempt + 1`` (also between reconnects)."""
+        step = min(self.max_delay, self.base * 2.0**attempt)
+        return random.uniform(1.0 - self.jitter, 1.0) * step
 
     def delay(
         self, status_code: int, attempt: int, retry_after: str | None, *, now: float
@@ -33,4 +40,4 @@ class Backoff:
             hinted = parse_retry_after(retry_after, now=now, cap=self.max_delay)
             if hinted is not None:
                 return hinted
-        return random.uniform(0.5, 1.0) * min(self.max_delay, self.base * 2.0**attempt)
+        return self.pause(attempt)

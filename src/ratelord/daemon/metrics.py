@@ -11,14 +11,14 @@ in-process demo agent) and across restarts.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ratelord.daemon import views
-from ratelord.schema import Lease
+from ratelord.schema import Lease, Stats, StoreStats
 
 if TYPE_CHECKING:
     from ratelord.daemon.runtime import Runtime
@@ -50,7 +50,7 @@ class Metrics:
     def render(self) -> tuple[bytes, bytes]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST.encode()
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Stats:
         runtime = self.runtime
         stats = runtime.engine.state.stats
         now_minute = int(runtime.now() // 60)
@@ -65,22 +65,22 @@ class Metrics:
         ]
         total = sum(c for c, _ in recent)
         writer = runtime.writer
-        return {
-            "intents_total": stats.intents_total,
-            "decisions": {
+        return Stats(
+            intents_total=stats.intents_total,
+            decisions={
                 k: stats.decisions.get(k, 0)
                 for k in ("approve", "approve_with_modifications", "deny_with_reason")
             },
-            "intents_per_minute": series,
-            "denial_rate": round(sum(d for _, d in recent) / total, 4) if total else 0.0,
-            "rules_fired": dict(sorted(stats.rules_fired.items())),
-            "store": {
-                "commit_lag_ms": round(writer.last_commit_seconds * 1000, 3),
-                "queue_depth": writer.queue_depth,
-                "high_water_seq": runtime.high_water(),
-                "commits": writer.commits,
-            },
-        }
+            intents_per_minute=series,
+            denial_rate=round(sum(d for _, d in recent) / total, 4) if total else 0.0,
+            rules_fired=dict(sorted(stats.rules_fired.items())),
+            store=StoreStats(
+                commit_lag_ms=round(writer.last_commit_seconds * 1000, 3),
+                queue_depth=writer.queue_depth,
+                high_water_seq=runtime.high_water(),
+                commits=writer.commits,
+            ),
+        )
 
 
 class _StateCollector:

@@ -37,6 +37,10 @@ from ratelord.providers.secrets import SecretError, check_private, validate_ref
 from ratelord.schema import (
     Cost,
     Decision,
+    EventPage,
+    Explanation,
+    ForecastList,
+    Graph,
     Health,
     Ident,
     Identity,
@@ -44,9 +48,16 @@ from ratelord.schema import (
     IdentityList,
     IdentityRotate,
     IntentRequest,
+    MockFailureInjected,
+    MockSpent,
     MoneyBudgetList,
-    Pool,
+    PolicyReloaded,
+    PolicyView,
+    PoolDetail,
+    PoolForecast,
     PoolList,
+    SnapshotWritten,
+    Stats,
     UsageAccepted,
     UsageReport,
 )
@@ -240,10 +251,10 @@ async def forecasts(ctx: Context, request: Request) -> Response:
     for pool in ctx.runtime.engine.state.pools.values():
         view = views.forecast_view(pool.forecast)
         if view is not None:
-            items.append(
-                {"pool_id": pool.pool_id, "status": pool.posture, **msgspec.to_builtins(view)}
-            )
-    return json_response({"forecasts": items})
+            fields = msgspec.structs.asdict(view)
+            status: Any = pool.posture  # one of the Posture literals
+            items.append(PoolForecast(pool_id=pool.pool_id, status=status, **fields))
+    return json_response(ForecastList(forecasts=items))
 
 
 async def graph(ctx: Context, request: Request) -> Response:
@@ -281,13 +292,15 @@ async def events(ctx: Context, request: Request) -> Response | StreamingResponse
 async def show_policy(ctx: Context, request: Request) -> Response:
     policy = ctx.runtime.policy
     return json_response(
-        {"version": policy.version, "source": policy.source, "policy": policy.describe()}
+        PolicyView(version=policy.version, source=policy.source, policy=policy.describe())
     )
 
 
 async def reload_policy(ctx: Context, request: Request) -> Response:
     policy = await ctx.runtime.commands.reload_policy("api")
-    return json_response({"version": policy.version, "source": policy.source, "reloaded": True})
+    return json_response(
+        PolicyReloaded(version=policy.version, source=policy.source, reloaded=True)
+    )
 
 
 # -------------------------------------------------------------------- admin
@@ -305,7 +318,7 @@ async def snapshot(ctx: Context, request: Request) -> Response:
         raise HTTPError(
             503, "busy", "the writer did not go idle; try again", [(b"retry-after", b"1")]
         )
-    return json_response({"snapshot_seq": seq})
+    return json_response(SnapshotWritten(snapshot_seq=seq))
 
 
 def _mock(ctx: Context) -> MockProvider:
@@ -327,14 +340,14 @@ async def mock_external_usage(ctx: Context, request: Request) -> Response:
     mock.spend(body.principal, body.resource, body.amount, now)
     left = mock.remaining(body.principal, body.resource, now)
     return json_response(
-        {"principal": body.principal, "resource": body.resource, "remaining": left}
+        MockSpent(principal=body.principal, resource=body.resource, remaining=left)
     )
 
 
 async def mock_fail(ctx: Context, request: Request) -> Response:
     body = request.decode(InjectFailure)
     _mock(ctx).fail(body.kind, body.count, body.retry_after)
-    return json_response({"injected": body.count, "kind": body.kind})
+    return json_response(MockFailureInjected(injected=body.count, kind=body.kind))
 
 
 # -------------------------------------------------------------------- the table
@@ -380,6 +393,7 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         "Recent events; stream=true for Server-Sent Events",
         query=EventQuery.PARAMS,
         schemas=EventQuery.SCHEMAS,
+        response=EventPage,
     )
     add("GET", "/v1/identities", list_identities, "Registered identities", response=IdentityList)
     add(
@@ -415,7 +429,7 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         "/v1/pools/{pool_id:path}",
         show_pool,
         "One pool with history and top consumers",
-        response=Pool,
+        response=PoolDetail,
     )
     add("GET", "/v1/forecasts", forecasts, "Latest forecast of every pool")
     add(
@@ -426,16 +440,26 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         response=MoneyBudgetList,
     )
     add("GET", "/v1/graph", graph, "Principals, identities, pools and workloads")
+    add("GET", "/v1/forecasts", forecasts, "Latest forecast of every pool", response=ForecastList)
+    add("GET", "/v1/graph", graph, "Principals, identities, pools and workloads", response=Graph)
     add(
         "GET",
         "/v1/graph/explain",
         explain,
         "Why two identities share a pool or not",
         required_query=("a", "b"),
+        response=Explanation,
     )
-    add("GET", "/v1/stats", stats, "Intent rates, decisions and store lag")
-    add("GET", "/v1/policy", show_policy, "The active policy and its version")
-    add("POST", "/v1/policy/reload", reload_policy, "Reload the policy file", writes=True)
+    add("GET", "/v1/stats", stats, "Intent rates, decisions and store lag", response=Stats)
+    add("GET", "/v1/policy", show_policy, "The active policy and its version", response=PolicyView)
+    add(
+        "POST",
+        "/v1/policy/reload",
+        reload_policy,
+        "Reload the policy file",
+        writes=True,
+        response=PolicyReloaded,
+    )
     add(
         "POST",
         "/v1/admin/rebuild",
@@ -443,7 +467,14 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         "Drop snapshots, replay the log, verify equality (NDJSON progress)",
         writes=True,
     )
-    add("POST", "/v1/admin/snapshot", snapshot, "Write a snapshot now", writes=True)
+    add(
+        "POST",
+        "/v1/admin/snapshot",
+        snapshot,
+        "Write a snapshot now",
+        writes=True,
+        response=SnapshotWritten,
+    )
     add(
         "POST",
         "/v1/admin/mock/external-usage",
@@ -451,6 +482,7 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         "Mock provider: spend behind ratelord's back",
         request=ExternalUsage,
         writes=True,
+        response=MockSpent,
     )
     add(
         "POST",
@@ -459,6 +491,7 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         "Mock provider: fail the next polls",
         request=InjectFailure,
         writes=True,
+        response=MockFailureInjected,
     )
     lease_routes.install(router, runtime.leasing, metrics)
     add("GET", "/metrics", prometheus, "Prometheus exposition")

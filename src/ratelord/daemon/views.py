@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 import msgspec
 
@@ -13,7 +13,18 @@ from ratelord.engine.events import Event
 from ratelord.engine.forecast import ForecastSnapshot
 from ratelord.engine.state import PoolState, effective_remaining, principal_key
 from ratelord.llm import PriceTable
-from ratelord.schema import Forecast, MoneyBudget, Pool
+from ratelord.schema import (
+    Consumer,
+    Explanation,
+    Forecast,
+    Graph,
+    GraphPrincipal,
+    HistoryPoint,
+    MoneyBudget,
+    Pool,
+    PoolDetail,
+    TopConsumers,
+)
 
 TOP_CONSUMERS = 5
 
@@ -65,21 +76,22 @@ def pool_view(engine: Engine, pool: PoolState, now: float) -> Pool:
     )
 
 
-def pool_detail(engine: Engine, pool: PoolState, now: float) -> dict[str, Any]:
-    detail: dict[str, Any] = msgspec.to_builtins(pool_view(engine, pool, now))
-    detail["history"] = [{"ts": iso(ts), "remaining": remaining} for ts, remaining in pool.history]
-    detail["top_consumers"] = {
-        "agents": _top(pool.window_by_agent),
-        "identities": _top(pool.window_by_identity),
-        "scopes": _top(pool.window_by_scope),
-    }
-    detail["scope"] = _scope_of(engine, pool)
-    return detail
+def pool_detail(engine: Engine, pool: PoolState, now: float) -> PoolDetail:
+    return PoolDetail(
+        **msgspec.structs.asdict(pool_view(engine, pool, now)),
+        history=[HistoryPoint(ts=iso(ts) or "", remaining=left) for ts, left in pool.history],
+        top_consumers=TopConsumers(
+            agents=_top(pool.window_by_agent),
+            identities=_top(pool.window_by_identity),
+            scopes=_top(pool.window_by_scope),
+        ),
+        scope=_scope_of(engine, pool),
+    )
 
 
-def _top(usage: dict[str, float]) -> list[dict[str, Any]]:
+def _top(usage: dict[str, float]) -> list[Consumer]:
     ranked = sorted(usage.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_CONSUMERS]
-    return [{"id": who, "used": round(used, 3)} for who, used in ranked]
+    return [Consumer(id=who, used=round(used, 3)) for who, used in ranked]
 
 
 def _scope_of(engine: Engine, pool: PoolState) -> str:
@@ -98,33 +110,34 @@ def event_json(event: Event) -> bytes:
     return b'{"occurred_at":"' + (iso(event.ts_event) or "").encode() + b'",' + body[1:]
 
 
-def graph(engine: Engine) -> dict[str, Any]:
+def graph(engine: Engine) -> Graph:
     """principal → identities and pools: who shares what."""
-    principals: dict[str, dict[str, Any]] = {}
+    principals: dict[str, GraphPrincipal] = {}
     for record in engine.state.identities.values():
         key = f"{record.provider_id}:{record.principal or '?'}"
         entry = principals.setdefault(
             key,
-            {
-                "provider_id": record.provider_id,
-                "principal": record.principal,
-                "identities": [],
-                "pools": [],
-            },
+            GraphPrincipal(
+                provider_id=record.provider_id,
+                principal=record.principal,
+                identities=[],
+                pools=[],
+            ),
         )
-        entry["identities"].append(record.identity_id)
-        entry["pools"] = [
+        entry.identities.append(record.identity_id)
+        entry.pools = [
             p.pool_id for p in engine.state.pools_of(record.provider_id, record.principal)
         ]
-    return {
-        "principals": list(principals.values()),
-        "workloads": {k: dict(v) for k, v in engine.config.workloads.items()},
-    }
+    return Graph(
+        principals=list(principals.values()),
+        workloads={k: dict(v) for k, v in engine.config.workloads.items()},
+    )
 
 
-def explain(engine: Engine, a: str, b: str) -> dict[str, Any]:
+def explain(engine: Engine, a: str, b: str) -> Explanation:
     """Why two identities do (or do not) draw from the same pools."""
     left, right = engine.identity(a), engine.identity(b)
+    verdict: Literal["shared", "isolated", "unknown"]
     left_pools = {p.pool_id for p in engine.state.pools_of(left.provider_id, left.principal)}
     right_pools = {p.pool_id for p in engine.state.pools_of(right.provider_id, right.principal)}
     shared = sorted(left_pools & right_pools)
@@ -153,16 +166,16 @@ def explain(engine: Engine, a: str, b: str) -> dict[str, Any]:
             f"{a} is charged to {left.principal} and {b} to {right.principal}; "
             "different principals have separate pools"
         )
-    return {
-        "a": a,
-        "b": b,
-        "verdict": verdict,
-        "shared": verdict == "shared",
-        "shared_pools": shared,
-        "explanation": f"{verdict}: {why}",
-        "a_principal": left.principal,
-        "b_principal": right.principal,
-    }
+    return Explanation(
+        a=a,
+        b=b,
+        verdict=verdict,
+        shared=verdict == "shared",
+        shared_pools=shared,
+        explanation=f"{verdict}: {why}",
+        a_principal=left.principal,
+        b_principal=right.principal,
+    )
 
 
 def money_budgets(engine: Engine, now: float) -> list[MoneyBudget]:

@@ -36,7 +36,7 @@ from ratelord.history.instants import (
 from ratelord.history.rollup import HistoryAggregate
 from ratelord.history.sandbox import Modifiers, ReplayResult, replay
 from ratelord.providers.secrets import resolve
-from ratelord.schema import Ident, Identity, Pool
+from ratelord.schema import Graph, Ident, Identity, Pool
 
 if TYPE_CHECKING:
     from ratelord.daemon.runtime import Runtime
@@ -68,7 +68,7 @@ class StateAt(msgspec.Struct, kw_only=True):
     seconds: float
     pools: list[Pool]
     identities: list[Identity]
-    graph: dict[str, Any]
+    graph: Graph
     recent: list[Event]
     #: the latest denials up to the instant (the inspector's shortcut to "why?")
     denials: list[Event]

@@ -7,7 +7,7 @@ from typing import ClassVar
 from textual.app import App
 from textual.binding import Binding, BindingType
 
-from ratelord.tui.api import DaemonApi
+from ratelord.client import AsyncClient
 from ratelord.tui.screens.dashboard import DashboardScreen
 from ratelord.tui.screens.help import HelpScreen
 
@@ -22,7 +22,7 @@ class RatelordApp(App[None]):
         Binding("question_mark", "push_screen('help')", "Help", key_display="?"),
     ]
 
-    def __init__(self, api: DaemonApi, *, poll_interval: float = 1.0) -> None:
+    def __init__(self, api: AsyncClient, *, poll_interval: float = 1.0) -> None:
         super().__init__()
         self.api = api
         self.poll_interval = poll_interval

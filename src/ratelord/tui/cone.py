@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ratelord.schema import Pool
-from ratelord.tui.api import HistoryPoint
+from ratelord.schema import HistoryPoint, Pool
 from ratelord.tui.formatting import epoch
 
 Z_SCORES: dict[str, float] = {"P50": 0.0, "P90": 1.2816, "P99": 2.3263}

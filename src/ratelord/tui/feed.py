@@ -19,9 +19,12 @@ from textual import work
 from textual.message import Message
 from textual.widget import Widget
 
-from ratelord.schema import Health, Identity, Lease, MoneyBudget, Pool
-from ratelord.tui.api import DaemonApi, DaemonError, RequestRejected, Stats
-from ratelord.tui.backoff import Backoff
+from ratelord.client import AsyncClient, RatelordError, RatelordRequestError
+from ratelord.client._retry import Backoff
+from ratelord.schema import Health, Identity, Lease, MoneyBudget, Pool, Stats
+
+#: Pauses between reconnects: 0.25 s doubling up to 5 s, jittered so many dashboards spread out.
+RECONNECT = Backoff(base=0.25, max_delay=5.0, jitter=0.4)
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class Feed(Widget):
 
     def __init__(
         self,
-        api: DaemonApi,
+        api: AsyncClient,
         *,
         poll_interval: float = 1.0,
         backfill: int = 200,
@@ -84,15 +87,16 @@ class Feed(Widget):
 
     @work(exclusive=True, group="feed-poll")
     async def run_polling(self) -> None:
-        backoff = Backoff()
+        failures = 0
         while True:
             try:
                 snapshot = await self._fetch()
-            except DaemonError as exc:
+            except RatelordError as exc:
                 self._set_health(poll_ok=False, detail=str(exc))
-                await asyncio.sleep(backoff.next_delay())
+                await asyncio.sleep(RECONNECT.pause(failures))
+                failures += 1
                 continue
-            backoff.reset()
+            failures = 0
             self._set_health(poll_ok=True)
             if self._log_replaced(snapshot.health):
                 self.last_seq, self._backfilled = 0, False
@@ -109,21 +113,22 @@ class Feed(Widget):
 
     @work(exclusive=True, group="feed-stream")
     async def run_stream(self) -> None:
-        backoff = Backoff()
+        failures = 0
         while True:
             try:
                 if not self._backfilled:
                     await self._load_recent()
                 async with self.api.event_stream(after_seq=self.last_seq) as events:
-                    backoff.reset()
+                    failures = 0
                     self._set_health(stream_ok=True)
                     async for event in events:
                         self._deliver([event])
                 detail = "the daemon closed the event stream"
-            except DaemonError as exc:
+            except RatelordError as exc:
                 detail = str(exc)
             self._set_health(stream_ok=False, detail=detail)
-            await asyncio.sleep(backoff.next_delay())
+            await asyncio.sleep(RECONNECT.pause(failures))
+            failures += 1
 
     async def _fetch(self) -> Snapshot:
         try:
@@ -134,7 +139,7 @@ class Feed(Widget):
                 stats = group.create_task(self._stats())
                 leases = group.create_task(self._leases())
                 budgets = group.create_task(self._budgets())
-        except* DaemonError as failed:
+        except* RatelordError as failed:
             raise failed.exceptions[0] from None
         return Snapshot(
             health.result(),
@@ -150,27 +155,28 @@ class Feed(Widget):
         """Vitals are optional: a daemon without ``/v1/stats`` still gets a dashboard."""
         try:
             return await self.api.stats()
-        except RequestRejected:
+        except RatelordRequestError:
             return None
 
     async def _leases(self) -> list[Lease]:
         """Leases are optional too (a daemon older than ``/v1/leases``)."""
         try:
             return await self.api.leases()
-        except RequestRejected:
+        except RatelordRequestError:
             return []
 
     async def _budgets(self) -> list[MoneyBudget]:
         """Money budgets too (a daemon older than ``/v1/budgets``)."""
         try:
             return await self.api.budgets()
-        except RequestRejected:
+        except RatelordRequestError:
             return []
 
     async def _load_recent(self) -> None:
         """Show the decisions made before we connected; stream from the high-water mark on."""
         high_water = (await self.api.health()).high_water_seq
-        recent = await self.api.recent_events(event_type="intent_decided", limit=self.backfill)
+        page = await self.api.events(type="intent_decided", limit=self.backfill)
+        recent = sorted(page.events, key=lambda e: int(e["seq"]))
         self._deliver([e for e in recent if int(e["seq"]) <= high_water])
         self.last_seq = max(self.last_seq, high_water)
         self._backfilled = True

@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import os
 from collections.abc import Sequence
+from typing import Any
 
+from ratelord.client import AsyncClient
 from ratelord.client._base import DEFAULT_URL
 
 
@@ -20,11 +22,15 @@ def run_tui(url: str, token: str | None = None) -> None:
 
 async def _run(url: str, token: str | None) -> None:
     # Textual is imported here, not at module level, so `ratelord --help` stays fast.
-    from ratelord.tui.api import DaemonApi
     from ratelord.tui.app import RatelordApp
 
-    async with DaemonApi(url, token=token) as api:
+    async with daemon_client(url, token=token) as api:
         await RatelordApp(api).run_async()
+
+
+def daemon_client(url: str, *, token: str | None = None, **options: Any) -> AsyncClient:
+    """The dashboard's client: no retries (the feed reconnects by itself), members in turn."""
+    return AsyncClient(url, token=token, retries=0, user_agent="ratelord-tui", **options)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -12,10 +12,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ratelord.schema import Pool
+from ratelord.client import RatelordError
+from ratelord.schema import Decision, Pool
 from ratelord.tui import commands
 from ratelord.tui.activity import ActivityEntry, ActivityFilter, decision_outcome
-from ratelord.tui.api import DaemonError
 from ratelord.tui.feed import Feed, Snapshot
 from ratelord.tui.posture import max_risk, tightest_pool, worst
 from ratelord.tui.screens.pool_detail import PoolDetailScreen
@@ -178,8 +178,8 @@ class DashboardScreen(Screen[None]):
     @work(exclusive=True, group="test-intent")
     async def submit_test_intent(self, intent: dict[str, object]) -> None:
         try:
-            decision = await self.rl_app.api.submit_intent(intent)
-        except DaemonError as exc:
+            decision = await self.rl_app.api.post("/v1/intent", intent, into=Decision)
+        except RatelordError as exc:
             self.say(f"test intent failed: {exc}", error=True)
             return
         self.say(f"test intent {decision.intent_id} -> {decision_outcome(decision)}")

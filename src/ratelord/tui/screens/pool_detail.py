@@ -15,8 +15,9 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from ratelord.client import RatelordError
+from ratelord.schema import PoolDetail
 from ratelord.tui import formatting as fmt
-from ratelord.tui.api import DaemonError, PoolDetail
 from ratelord.tui.widgets.consumers_table import ConsumersTable
 from ratelord.tui.widgets.pools_table import badge
 from ratelord.tui.widgets.usage_chart import ConeChart, HistoryChart
@@ -76,7 +77,7 @@ class PoolDetailScreen(Screen[None]):
         while True:
             try:
                 detail = await app.api.pool(self.pool_id)
-            except DaemonError as exc:
+            except RatelordError as exc:
                 detail, problem = None, f"{self.pool_id}: {exc}"
             try:
                 if detail is None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ratelord.schema import Consumer
 from ratelord.tui import formatting as fmt
-from ratelord.tui.api import Consumer
 from ratelord.tui.widgets.synced_table import SyncedTable
 
 TOP_N = 5

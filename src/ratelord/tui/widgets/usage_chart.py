@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
-from ratelord.schema import Pool
-from ratelord.tui.api import HistoryPoint
+from ratelord.schema import HistoryPoint, Pool
 from ratelord.tui.cone import Series, forecast_cone, history_series
 
 LINE_COLORS = {"observed": "cyan", "P50": "green", "P90": "orange", "P99": "red"}

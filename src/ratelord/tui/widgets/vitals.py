@@ -6,8 +6,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
+from ratelord.schema import Stats
 from ratelord.tui import formatting as fmt
-from ratelord.tui.api import Stats
 
 
 def vitals_line(stats: Stats) -> str:

@@ -6,7 +6,15 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from ratelord.tui.api import DaemonApi, DaemonUnavailable, RequestRejected
+from ratelord.client import (
+    AsyncClient,
+    Client,
+    RatelordProtocolError,
+    RatelordRequestError,
+    RatelordTransportError,
+)
+from ratelord.schema import Decision
+from ratelord.tui.main import daemon_client
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -30,8 +38,9 @@ POOL = {
 }
 
 
-def api(handler: Handler) -> DaemonApi:
-    return DaemonApi("http://daemon.test/", transport=httpx.MockTransport(handler))
+def api(handler: Handler) -> AsyncClient:
+    """The client as the TUI builds it (no retries: its feed reconnects by itself)."""
+    return daemon_client("http://daemon.test/", transport=httpx.MockTransport(handler))
 
 
 async def test_pool_detail_sends_the_raw_id_and_decodes_history_and_consumers() -> None:
@@ -62,19 +71,16 @@ async def test_stats_tolerate_missing_fields() -> None:
     assert stats.store.commit_lag_ms == 0.0
 
 
-async def test_recent_events_asks_by_type_and_sorts_oldest_first() -> None:
+async def test_events_asks_by_type_and_limit() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.url.params["type"] == "intent_decided"
         assert request.url.params["limit"] == "2"
         return httpx.Response(200, json={"events": [{"seq": 9}, {"seq": 4}], "next_after_seq": 9})
 
     async with api(handler) as client:
-        assert [
-            e["seq"] for e in await client.recent_events(event_type="intent_decided", limit=2)
-        ] == [
-            4,
-            9,
-        ]
+        page = await client.events(type="intent_decided", limit=2)
+    assert [e["seq"] for e in page.events] == [9, 4]
+    assert page.next_after_seq == 9
 
 
 async def test_a_400_is_rejected_with_the_daemons_code_and_message() -> None:
@@ -82,9 +88,9 @@ async def test_a_400_is_rejected_with_the_daemons_code_and_message() -> None:
         "error": {"code": "bad_request", "message": "agent_id is required", "request_id": "r1"}
     }
     async with api(lambda r: httpx.Response(400, json=error)) as client:
-        with pytest.raises(RequestRejected) as caught:
-            await client.submit_intent({})
-    assert (caught.value.status, caught.value.code) == (400, "bad_request")
+        with pytest.raises(RatelordRequestError) as caught:
+            await client.post("/v1/intent", {}, into=Decision)
+    assert (caught.value.status_code, caught.value.code) == (400, "bad_request")
     assert "agent_id is required" in str(caught.value)
 
 
@@ -98,7 +104,7 @@ async def test_a_400_is_rejected_with_the_daemons_code_and_message() -> None:
 )
 async def test_outages_and_garbage_are_unavailable(respond: Handler) -> None:
     async with api(respond) as client:
-        with pytest.raises(DaemonUnavailable):
+        with pytest.raises(RatelordTransportError):
             await client.pools()
 
 
@@ -107,7 +113,7 @@ async def test_connection_errors_do_not_leak_httpx_exceptions() -> None:
         raise httpx.ConnectError("connection refused", request=request)
 
     async with api(refuse) as client:
-        with pytest.raises(DaemonUnavailable) as caught:
+        with pytest.raises(RatelordTransportError) as caught:
             await client.health()
     assert isinstance(caught.value.__cause__, httpx.ConnectError)
 
@@ -135,7 +141,7 @@ async def test_a_broken_stream_raises_unavailable() -> None:
     handler: Handler = lambda r: httpx.Response(200, content=body())  # noqa: E731
     received: list[int] = []
     async with api(handler) as client:
-        with pytest.raises(DaemonUnavailable):
+        with pytest.raises(RatelordTransportError):
             async with client.event_stream(after_seq=0) as events:
                 async for event in events:
                     received.append(event["seq"])
@@ -150,12 +156,34 @@ async def test_the_token_travels_as_a_bearer_header_and_never_in_errors() -> Non
         error = {"error": {"code": "unauthorized", "message": "missing or wrong bearer token"}}
         return httpx.Response(401, json=error)
 
-    client = DaemonApi(
+    client = daemon_client(
         "http://daemon.test", token="s3cr3t-t0ken", transport=httpx.MockTransport(handler)
     )
     async with client:
-        with pytest.raises(RequestRejected) as caught:
+        with pytest.raises(RatelordRequestError) as caught:
             await client.health()
     assert seen == ["Bearer s3cr3t-t0ken"]
-    assert caught.value.status == 401
+    assert caught.value.status_code == 401
     assert "s3cr3t-t0ken" not in str(caught.value)
+
+
+async def test_a_broken_event_on_the_stream_is_a_protocol_error() -> None:
+    handler: Handler = lambda r: httpx.Response(200, content=b"id: 1\ndata: {nope\n\n")  # noqa: E731
+    async with api(handler) as client:
+        with pytest.raises(RatelordProtocolError):
+            async with client.event_stream(after_seq=0) as events:
+                _ = [event async for event in events]
+
+
+def test_the_sync_client_streams_sse_and_ndjson() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(200, content=b'{"phase": "replay"}\n\n{"result": {}}\n')
+        assert request.headers["last-event-id"] == "7"
+        return httpx.Response(200, content=b": ping\n\nid: 8\nevent: x\ndata: {}\n\n")
+
+    with Client("http://daemon.test", transport=httpx.MockTransport(handler)) as client:
+        messages = list(client.sse("/v1/events", last_event_id="7", read_timeout=1.0))
+        lines = list(client.ndjson("/v1/admin/rebuild", read_timeout=1.0))
+    assert [(m.id, m.event, m.data) for m in messages] == [("8", "x", "{}")]
+    assert lines == [{"phase": "replay"}, {"result": {}}]
