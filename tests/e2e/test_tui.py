@@ -279,7 +279,7 @@ async def test_every_command(tui_daemon: RunningDaemon, http: httpx.AsyncClient)
         await until(pilot, lambda: any("[tui-test]" in r for r in rows(app)))
 
         await run_command(pilot, app, 'test {"agent_id": "x"}')
-        await until(pilot, lambda: "test intent failed: 400" in screen.notice)
+        await until(pilot, lambda: "test intent failed: ratelord-d answered 400" in screen.notice)
         assert screen.query_one("#notice").has_class("-error")
 
         await run_command(pilot, app, "q")

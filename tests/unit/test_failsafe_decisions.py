@@ -196,9 +196,9 @@ def test_explain_says_unknown_when_a_principal_is_unknown() -> None:
         IdentityCreate(identity_id="id-x", provider_id="mock"), w.clock.now()
     )
     answer = explain(w.engine, "id-a", "id-x")
-    assert answer["verdict"] == "unknown" and answer["shared"] is False
-    assert answer["explanation"].startswith("unknown: the principal of id-x is not known")
-    assert explain(w.engine, "id-a", "id-a")["verdict"] == "shared"
+    assert answer.verdict == "unknown" and answer.shared is False
+    assert answer.explanation.startswith("unknown: the principal of id-x is not known")
+    assert explain(w.engine, "id-a", "id-a").verdict == "shared"
 
 
 def test_a_pool_only_responses_reveal_is_learned_from_one_first_call_at_a_time() -> None:
