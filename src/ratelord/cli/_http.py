@@ -22,6 +22,7 @@ import typer
 from ratelord.cli._errors import CliError
 from ratelord.client import Client
 from ratelord.client._base import DEFAULT_URL, path_id
+from ratelord.client._breaker import BreakerSettings
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_URL", "Session", "api", "cli_version", "decode", "path_id"]
 
@@ -61,8 +62,8 @@ class Session:
 def api(ctx: typer.Context, *, timeout: float = DEFAULT_TIMEOUT) -> Client:
     """The daemon client of this invocation, closed when the command ends.
 
-    A command is one person's request: it is not retried (``retries=0``); a
-    cluster's members are still tried in turn.
+    A command is one person's request: it is not retried (``retries=0``) and
+    needs no circuit breaker; a cluster's members are still tried in turn.
     """
     session = ctx.find_object(Session) or Session()
     client = Client(
@@ -71,6 +72,7 @@ def api(ctx: typer.Context, *, timeout: float = DEFAULT_TIMEOUT) -> Client:
         transport=session.transport,
         timeout=timeout,
         retries=0,
+        breaker=BreakerSettings(threshold=0),
         sleep=session.sleep,
         user_agent=f"ratelord-cli/{cli_version()}",
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 from ratelord.client import AsyncClient
 from ratelord.client._base import DEFAULT_URL
+from ratelord.client._breaker import BreakerSettings
 
 
 def run_tui(url: str, token: str | None = None) -> None:
@@ -29,8 +30,16 @@ async def _run(url: str, token: str | None) -> None:
 
 
 def daemon_client(url: str, *, token: str | None = None, **options: Any) -> AsyncClient:
-    """The dashboard's client: no retries (the feed reconnects by itself), members in turn."""
-    return AsyncClient(url, token=token, retries=0, user_agent="ratelord-tui", **options)
+    """The dashboard's client: members in turn, but no retries and no circuit breaker (the
+    feed reconnects at its own pace and shows the outage meanwhile)."""
+    return AsyncClient(
+        url,
+        token=token,
+        retries=0,
+        breaker=BreakerSettings(threshold=0),
+        user_agent="ratelord-tui",
+        **options,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
