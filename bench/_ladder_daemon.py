@@ -24,10 +24,10 @@ from typing import Any
 
 import msgspec
 
+from ratelord.asgi.http import Response
 from ratelord.daemon import app as daemon_app
 from ratelord.daemon import main as daemon_main
 from ratelord.daemon import routes
-from ratelord.daemon.http import Response
 from ratelord.engine.arbitration import decide
 from ratelord.schema import Decision, IntentRequest
 from ratelord.service import CommandService

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from ratelord.asgi.http import HTTPError
 from ratelord.daemon.guard import refuse_credentials
-from ratelord.daemon.http import HTTPError
 from tests.support.inprocess import InProcessDaemon, in_process
 
 CONFIG = {

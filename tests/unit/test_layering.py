@@ -17,6 +17,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "ratelord"
 ALLOWED: dict[str, set[str]] = {
     "schema": set(),
     "llm": set(),
+    "asgi": {"schema"},
     "engine": {"llm", "schema"},
     "headers": {"engine", "llm", "schema"},
     "providers": {"engine", "headers", "schema"},
@@ -26,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "history": {"engine", "providers", "schema", "store"},
     "web": set(),
     "daemon": {
+        "asgi",
         "engine",
         "headers",
         "history",
@@ -38,37 +40,47 @@ ALLOWED: dict[str, set[str]] = {
     },
     "client": {"engine", "headers", "llm", "schema"},
     "tui": {"client", "schema"},
-    "proxy": {"client", "engine", "headers", "llm", "providers", "schema"},
-    "cli": {"client", "engine", "llm", "proxy", "schema", "sim", "tui"},
+    "proxy": {"asgi", "client", "engine", "headers", "llm", "providers", "schema"},
+    "cli": {"asgi", "client", "engine", "llm", "proxy", "schema", "sim", "tui"},
 }
 #: Single modules of a layer above that a package may borrow (generic, not daemon state).
 BORROWED: dict[str, set[str]] = {
-    "proxy": {"daemon.http"},  # the small ASGI layer
-    "cli": {
-        "daemon.logging",  # ``ratelord proxy`` logs like the daemon
-        "store.backup",  # ``ratelord backup`` copies the database file itself
-    },
+    "cli": {"store.backup"},  # ``ratelord backup`` copies the database file itself
 }
 
 
-def imported_packages(path: Path) -> set[str]:
-    """What every import in ``path`` names after ``ratelord.``: its first component, and
-    the first two as well (``daemon`` and ``daemon.http``)."""
+#: Libraries that reach the network, a database or an event loop.
+IO_LIBRARIES = {"aiohttp", "asyncio", "http", "httpx", "httpx2", "psycopg", "requests", "socket"}
+IO_LIBRARIES |= {"sqlite3", "urllib3", "uvicorn"}
+#: package → the I/O libraries it must not import, and why.
+NO_IO: dict[str, tuple[set[str], str]] = {
+    "engine": (IO_LIBRARIES, "the engine is deterministic: no network, store or event loop"),
+    "schema": (IO_LIBRARIES, "the wire models are plain data"),
+    "tui": (IO_LIBRARIES - {"asyncio"}, "the dashboard reads the daemon through ratelord.client"),
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The full name of every module ``path`` imports (lazy imports inside functions too)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
             if node.module == "ratelord":
-                names = [f"ratelord.{alias.name}" for alias in node.names]
-        else:
-            continue
-        for name in names:
-            parts = name.split(".")
-            if parts[0] == "ratelord" and len(parts) > 1 and parts[1] != "__version__":
-                found.add(parts[1] if len(parts) == 2 else f"{parts[1]}.{parts[2]}")
+                found.update(f"ratelord.{alias.name}" for alias in node.names)
+            else:
+                found.add(node.module)
     return found
+
+
+def imported_packages(path: Path) -> set[str]:
+    """The ratelord packages ``path`` imports (``daemon`` for ``ratelord.daemon.runtime``)."""
+    return {
+        name.split(".")[1]
+        for name in imported_modules(path)
+        if name.startswith("ratelord.") and name != "ratelord.__version__"
+    }
 
 
 def package_of(path: Path) -> str:
@@ -86,16 +98,40 @@ def test_imports_follow_the_layers(package: str) -> None:
     root = SRC / package
     files = sorted(root.rglob("*.py")) if root.is_dir() else [SRC / f"{package}.py"]
     allowed = ALLOWED[package] | {package}
+    borrowed = BORROWED.get(package, set())
     crossing = {
-        f"{path.relative_to(SRC)} imports ratelord.{imported}"
+        f"{path.relative_to(SRC)} imports {name}"
         for path in files
-        for imported in imported_packages(path)
-        if imported.split(".")[0] not in allowed and imported not in BORROWED.get(package, set())
+        for name in imported_modules(path)
+        if name.startswith("ratelord.")
+        and name != "ratelord.__version__"
+        and name.split(".")[1] not in allowed
+        and ".".join(name.split(".")[1:3]) not in borrowed
     }
     assert not crossing, "\n".join(sorted(crossing))
+
+
+@pytest.mark.parametrize("package", sorted(NO_IO))
+def test_pure_layers_do_no_io(package: str) -> None:
+    forbidden, why = NO_IO[package]
+    root = SRC / package
+    files = sorted(root.rglob("*.py")) if root.is_dir() else [SRC / f"{package}.py"]
+    found = {
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in files
+        for name in imported_modules(path)
+        if name.split(".")[0] in forbidden
+    }
+    assert not found, f"{why}:\n" + "\n".join(sorted(found))
 
 
 def test_the_checker_sees_a_crossing(tmp_path: Path) -> None:
     module = tmp_path / "bad.py"
     module.write_text("def f():\n    from ratelord.daemon.runtime import Runtime\n")
-    assert imported_packages(module) == {"daemon.runtime"}
+    assert imported_packages(module) == {"daemon"}
+
+
+def test_the_checker_sees_io(tmp_path: Path) -> None:
+    module = tmp_path / "io.py"
+    module.write_text("def f():\n    import httpx\n    from socket import socket\n")
+    assert imported_modules(module) == {"httpx", "socket"}

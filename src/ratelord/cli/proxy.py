@@ -44,7 +44,7 @@ def proxy(
 ) -> None:
     """Serve a rate-governed reverse proxy: point a client's base URL at
     http://127.0.0.1:8091/NAME (e.g. /openai/v1, /anthropic, /github)."""
-    from ratelord.daemon.logging import configure
+    from ratelord.asgi.logging import configure
     from ratelord.proxy.server import serve
     from ratelord.proxy.settings import ProxyConfigError, load_proxy_settings
 

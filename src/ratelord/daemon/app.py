@@ -8,11 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ratelord.daemon import routes, webapi
-from ratelord.daemon.auth import Authenticator
-from ratelord.daemon.cluster import Forwarder
-from ratelord.daemon.guard import refuse_credentials
-from ratelord.daemon.http import (
+from ratelord.asgi.http import (
     HTTPError,
     Request,
     Response,
@@ -24,6 +20,10 @@ from ratelord.daemon.http import (
     read_body,
     request_id_var,
 )
+from ratelord.daemon import routes, webapi
+from ratelord.daemon.auth import Authenticator
+from ratelord.daemon.cluster import Forwarder
+from ratelord.daemon.guard import refuse_credentials
 from ratelord.daemon.metrics import Metrics
 from ratelord.daemon.runtime import Runtime
 from ratelord.engine.core import Conflict, EngineError, Gone, UnknownEntity

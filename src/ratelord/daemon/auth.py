@@ -18,7 +18,7 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ratelord.daemon.http import HTTPError
+from ratelord.asgi.http import HTTPError
 from ratelord.providers.secrets import resolve
 
 SCOPES = ("read", "ask", "admin")

@@ -27,8 +27,8 @@ from typing import Any, Literal
 import httpx
 import psycopg
 
+from ratelord.asgi.http import Response
 from ratelord.daemon.config import Settings
-from ratelord.daemon.http import Response
 from ratelord.engine.events import Event
 from ratelord.schema import ClusterHealth
 from ratelord.service import Unavailable

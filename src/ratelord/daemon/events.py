@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
-from ratelord.daemon.http import HTTPError, Request
+from ratelord.asgi.http import HTTPError, Request
 from ratelord.daemon.views import event_json
 from ratelord.engine.events import Event
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from ratelord.daemon.http import HTTPError
+from ratelord.asgi.http import HTTPError
 from ratelord.providers.secrets import CREDENTIAL_FIELD, CREDENTIAL_SHAPES
 
 #: Fields named like credentials that hold references, hashes or counts, not secrets

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from ratelord.daemon.http import HTTPError, Request, Response, Router, json_response
+from ratelord.asgi.http import HTTPError, Request, Response, Router, json_response
 from ratelord.daemon.metrics import Metrics
 from ratelord.schema import (
     DecisionList,

@@ -15,10 +15,10 @@ from types import FrameType
 import uvicorn
 
 from ratelord import __version__
+from ratelord.asgi.logging import configure
 from ratelord.daemon.app import DaemonApp
 from ratelord.daemon.config import ConfigError, Settings, load_settings
 from ratelord.daemon.demo import Demo
-from ratelord.daemon.logging import configure
 from ratelord.daemon.mock_spending import MockSpending
 from ratelord.daemon.runtime import Adapter, Runtime, initial_policy
 from ratelord.engine.policy import PolicyError

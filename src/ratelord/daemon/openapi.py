@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from ratelord import __version__
-from ratelord.daemon.http import Router
+from ratelord.asgi.http import Router
 from ratelord.providers.catalog import DISCOVERS_PRINCIPAL
 from ratelord.schema import ErrorBody
 

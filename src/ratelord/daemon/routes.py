@@ -16,9 +16,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from ratelord.daemon import lease_routes, views
-from ratelord.daemon.events import EventQuery, event_page, event_stream
-from ratelord.daemon.http import (
+from ratelord.asgi.http import (
     HTTPError,
     Request,
     Response,
@@ -26,6 +24,8 @@ from ratelord.daemon.http import (
     StreamingResponse,
     json_response,
 )
+from ratelord.daemon import lease_routes, views
+from ratelord.daemon.events import EventQuery, event_page, event_stream
 from ratelord.daemon.metrics import Metrics
 from ratelord.daemon.openapi import openapi_document
 from ratelord.daemon.runtime import Runtime

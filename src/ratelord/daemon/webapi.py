@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
+from ratelord.asgi.http import HTTPError, Request, Response, Router, json_response
 from ratelord.daemon import views
-from ratelord.daemon.http import HTTPError, Request, Response, Router, json_response
 from ratelord.engine.clock import iso
 from ratelord.engine.core import Engine
 from ratelord.engine.events import Event

@@ -20,10 +20,10 @@ from typing import Any
 import httpx2
 
 from ratelord import llm
+from ratelord.asgi.http import HTTPError as BodyError
+from ratelord.asgi.http import read_body
 from ratelord.client import AsyncClient, RatelordError, RatelordRequestError, rate_limit_headers
 from ratelord.client._base import is_local
-from ratelord.daemon.http import HTTPError as BodyError
-from ratelord.daemon.http import read_body
 from ratelord.llm import UsageTap, tap_for
 from ratelord.proxy import leasing, refusals
 from ratelord.proxy.asking import Admitted, ask, release

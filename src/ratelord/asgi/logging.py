@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 
-from ratelord.daemon.http import request_id_var
+from ratelord.asgi.http import request_id_var
 
 #: Record attributes that are not extra fields; uvicorn's ``color_message`` is its
 #: message again with ANSI colour codes, which have no place in a JSON line.
