@@ -45,7 +45,10 @@ EXPOSURE_GAPS = 2.0
 RESERVE_Z = Z_P99
 RESERVE_TAIL = 0.01
 #: Urgent work nobody has seen yet may still come: this fraction of the limit is kept for
-#: it, released over the last RESERVE_FLOOR_RELEASE of the window so nothing is left at reset.
+#: it from work that can be shed (background, low) and, once urgent work was ever seen on
+#: the pool, from all paced work; released over the last RESERVE_FLOOR_RELEASE of the
+#: window.  Normal work on a pool that never saw urgent work keeps no floor: nothing
+#: is left on the table for urgency that never comes.
 RESERVE_FLOOR_FRACTION = 0.02
 RESERVE_FLOOR_RELEASE = 0.25
 #: Demand is trusted to last at least this long, at most until the reset, and for this
@@ -98,15 +101,15 @@ def allocate(
     window_seconds: float | None = None,
     urgent: bool = False,
     book: bool = True,
-    paced: bool = True,
+    floor: bool = True,
 ) -> Allocation:
     """The allocation of ``cost`` from ``pool`` at ``now``.
 
     ``urgent`` intents may use the reserve; ``book`` False asks where the slot
     would be without booking ahead (background work, which must not queue in
     front of later normal work: it is told to come back at its slot instead).
-    The reserve's floor for urgent work not seen yet is kept only from ``paced``
-    work: when the policy approves outright, demand does not threaten it.
+    ``floor`` keeps the reserve's floor for urgent work not seen yet (see
+    :data:`RESERVE_FLOOR_FRACTION`).
     """
     remaining = effective_remaining(pool, now)
     # Calls that cost more than their estimate: each booked unit takes this many.
@@ -116,10 +119,9 @@ def allocate(
     headroom = min(remaining, chunk_quantile(pool.unseen, now, exposure, HEADROOM_Z, HEADROOM_TAIL))
     reserve = 0.0
     if not urgent and seconds_to_reset is not None:
-        reserve = max(
-            chunk_quantile(pool.urgent, now, horizon_to_reset, RESERVE_Z, RESERVE_TAIL),
-            _reserve_floor(pool, horizon_to_reset, window_seconds) if paced else 0.0,
-        )
+        reserve = chunk_quantile(pool.urgent, now, horizon_to_reset, RESERVE_Z, RESERVE_TAIL)
+        if floor:
+            reserve = max(reserve, _reserve_floor(pool, horizon_to_reset, window_seconds))
     reserve = min(reserve, remaining - headroom)
     budget = remaining - headroom - reserve
     reset_at = now + horizon_to_reset
@@ -158,7 +160,12 @@ def allocate(
             fits=True,
             recheck_at=now,
         )
-    start = max(now, pool.paced_until)
+    booked_until = pool.paced_until
+    if booked_until >= reset_at:
+        # The slots booked reach the reset, yet budget is left (a raised limit, calls that
+        # cost less than booked): spread it from now, beside them.
+        booked_until = now
+    start = max(now, booked_until)
     age = now - pool.demand_since if pool.demand_since is not None else 0.0
     if window_seconds:
         age = min(age, max(0.0, window_seconds - horizon_to_reset))
@@ -166,7 +173,7 @@ def allocate(
     rate = budget / horizon if horizon > 0 else math.inf
     interval = cost / rate if rate > 0 else math.inf
     tolerance = BURST_FRACTION * horizon
-    slot = max(now, pool.paced_until - tolerance)
+    slot = max(now, booked_until - tolerance)
     cursor = start + interval
     fits = slot < reset_at and math.isfinite(interval)
     return Allocation(

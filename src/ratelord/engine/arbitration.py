@@ -489,8 +489,8 @@ class _Arbiter:
 
     def _allocate(self, views: list[PoolView], *, pace: bool) -> list[Allocation]:
         """Each observed pool's allocation for this intent (see :mod:`.allocation`)."""
-        urgent = self.request.urgency == "high"
-        book = pace and self.request.urgency != "background"
+        urgency = self.request.urgency
+        book = pace and urgency != "background"
         out: list[Allocation] = []
         for view in views:
             if view.pool is None or view.base is None:
@@ -502,9 +502,9 @@ class _Arbiter:
                     view.cost,
                     view.base.seconds_to_reset,
                     window_seconds=self.engine.window_for(view.pool),
-                    urgent=urgent,
+                    urgent=urgency == "high",
                     book=book,
-                    paced=pace,
+                    floor=pace and _keeps_floor(urgency, view.pool),
                 )
             )
         return out
@@ -595,7 +595,15 @@ class _Arbiter:
                 horizon = self.engine.forecast(pool, self.now).seconds_to_reset
                 window = self.engine.window_for(pool)
                 allocations.append(
-                    allocate(pool, self.now, cost, horizon, window_seconds=window, urgent=urgent)
+                    allocate(
+                        pool,
+                        self.now,
+                        cost,
+                        horizon,
+                        window_seconds=window,
+                        urgent=urgent,
+                        floor=_keeps_floor(self.request.urgency, pool),
+                    )
                 )
             if len(allocations) != len(charges) or not all(a.fits for a in allocations):
                 continue
@@ -826,6 +834,12 @@ def _holds_back(view: PoolView) -> bool:
     return pool is not None and (
         pool.unseen.count > 0 or pool.urgent.count > 0 or (pool.estimate_ratio or 1.0) > 1.0
     )
+
+
+def _keeps_floor(urgency: str, pool: PoolState) -> bool:
+    """Whether paced work keeps the urgent reserve's floor (see allocation.RESERVE_FLOOR_FRACTION):
+    work that may be shed always does; normal work once urgent work was seen on the pool."""
+    return urgency in ("background", "low") or pool.urgent.count > 0
 
 
 def _allocation_view(a: Allocation) -> PoolAllocation:

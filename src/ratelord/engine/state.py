@@ -39,6 +39,9 @@ OBSERVATION_GAP_WEIGHT = 0.1
 ESTIMATE_ALPHA = 0.1
 ESTIMATE_Z = 1.2816
 ESTIMATE_MIN_SAMPLES = 5
+#: An unconfirmed reset is counted on at most this fraction of the window after it is due
+#: (beyond the lateness the provider has shown).
+RESET_GRACE_FRACTION = 0.05
 
 
 class IdentityRecord(msgspec.Struct, kw_only=True):
@@ -96,6 +99,9 @@ class PoolState(msgspec.Struct, kw_only=True):
     reset_lateness: float = 0.0
     #: Debits whose call lands at or after ``reset_at``: they spend the next window.
     after_reset: float = 0.0
+    #: The reset ``after_reset`` counts from: ``reset_at``, or a later one rolled forward by
+    #: whole windows when no observation came for longer than a window.
+    after_reset_from: float | None = None
     #: When the current run of demand began, and the last instant it is known to last until.
     demand_since: float | None = None
     demand_last: float | None = None
@@ -280,9 +286,14 @@ def reset_grace(pool: PoolState) -> float:
 
     Resets come late; until the provider confirms one (or this long has passed:
     a client that only learns from responses has nothing to confirm it), the
-    reset is imminent, not done.
+    reset is imminent, not done.  Two observation gaps, but never more than a
+    small part of the window beyond the lateness seen: a pool observed once in
+    several windows must not wait a window or more for each reset.
     """
-    return max(pool.reset_lateness, 2.0 * pool.observation_gap)
+    grace = 2.0 * pool.observation_gap
+    if pool.window_seconds:
+        grace = min(grace, RESET_GRACE_FRACTION * pool.window_seconds)
+    return max(pool.reset_lateness, grace)
 
 
 def effective_remaining(pool: PoolState, now: float) -> float:
@@ -297,9 +308,22 @@ def effective_remaining(pool: PoolState, now: float) -> float:
         and now >= pool.reset_at + reset_grace(pool)
         and (pool.last_observed_at is None or pool.last_observed_at < pool.reset_at)
     ):
-        # Refilled to its limit, minus what was spent (or booked) since the reset.
-        return min(pool.limit, max(0.0, pool.limit - pool.after_reset))
+        # Refilled to its limit, minus what was spent (or booked) since the reset; a
+        # window later (no observation since), refilled again.
+        current = window_start(pool, now - reset_grace(pool))
+        spent = pool.after_reset if (pool.after_reset_from or 0.0) >= current else 0.0
+        return min(pool.limit, max(0.0, pool.limit - spent))
     return pool.remaining
+
+
+def window_start(pool: PoolState, at: float) -> float:
+    """The latest reset at or before ``at``: ``reset_at`` rolled forward by whole windows."""
+    reset_at = pool.reset_at
+    assert reset_at is not None
+    window = pool.window_seconds
+    if not window or at < reset_at + window:
+        return reset_at
+    return reset_at + math.floor((at - reset_at) / window) * window
 
 
 def _newest(items: dict[K, V], keep: int) -> dict[K, V]:
@@ -429,6 +453,7 @@ def _recount_after_reset(pool: PoolState) -> None:
     """Calls told to wait past the (new) reset spend the window after it."""
     reset_at = pool.reset_at
     pool.after_reset = 0.0 if reset_at is None else sum(c for t, c in pool.pending if t >= reset_at)
+    pool.after_reset_from = reset_at
 
 
 @_on(EventType.USAGE_OBSERVED)
@@ -693,7 +718,13 @@ def _debit(
     pool.reserved_since_observation += cost
     if lands is None or lands <= ts:
         pool.immediate_since_observation += cost
-    if pool.reset_at is not None and (ts if lands is None else lands) >= pool.reset_at:
+    landing = ts if lands is None else lands
+    if pool.reset_at is not None and landing >= pool.reset_at:
+        if pool.window_seconds and landing >= pool.reset_at + pool.window_seconds:
+            # No observation for over a window: count from the reset this call lands after.
+            start = window_start(pool, landing)
+            if start > (pool.after_reset_from or 0.0):
+                pool.after_reset, pool.after_reset_from = 0.0, start
         pool.after_reset += cost
     if cost > 0:
         observe(pool.burn, cost, ts)
