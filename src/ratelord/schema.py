@@ -214,6 +214,18 @@ class Decision(_Out, kw_only=True):
         return self.decision != "deny_with_reason"
 
 
+class ApprovalCheck(_Out, kw_only=True):
+    """``POST /v1/intents/{intent_id}/check``: may an approval that waited still be spent?
+
+    ``holds`` false: the daemon revoked it (``approval_revoked`` on the event
+    stream) and gave its reservation back; ask again instead of spending.
+    """
+
+    intent_id: str
+    holds: bool
+    reason: str | None = None
+
+
 # --------------------------------------------------------------------------- usage
 
 

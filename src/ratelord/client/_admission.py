@@ -11,6 +11,25 @@ from ratelord.schema import Decision
 MAX_DEFERRALS = 3
 
 
+def waited_approval(decision: Decision) -> bool:
+    """An approval the daemon told to wait: check it again before spending (see ``valid_until``)."""
+    return (
+        decision.allowed
+        and decision.valid_until is not None
+        and decision.modifications.defer_until is None
+    )
+
+
+def expired(decision: Decision, now: float) -> bool:
+    """Past the approval's ``valid_until`` (an unreadable one counts as past: ask again)."""
+    if decision.valid_until is None:
+        return False
+    try:
+        return now > parse_iso(decision.valid_until)
+    except ValueError:
+        return True
+
+
 def is_deferral(decision: Decision) -> bool:
     """An approval for later: nothing is reserved, so ask again once the wait is over."""
     return decision.allowed and decision.modifications.defer_until is not None

@@ -152,6 +152,21 @@ class BaseClient:
     def _usage(self, report: UsageReport | None, fields: Mapping[str, Any]) -> UsageReport:
         return self._build(UsageReport, report, fields)
 
+    @staticmethod
+    def _check_path(decision: Decision) -> str:
+        return f"/v1/intents/{quote(decision.intent_id, safe='')}/check"
+
+    @staticmethod
+    def _given_back(decision: Decision, identity_id: str) -> UsageReport:
+        """An expired approval spent nothing: its reservation goes back."""
+        return UsageReport(identity_id=identity_id, intent_id=decision.intent_id, cost=0.0)
+
+    def _check_failed(self, decision: Decision, error: Exception) -> bool:
+        """Unknown means risky: an approval that cannot be checked is not spent (unless
+        ``fail_open``)."""
+        logger.warning("could not check approval %s with ratelord-d: %s", decision.intent_id, error)
+        return self.fail_open
+
     def _client_options(self) -> dict[str, Any]:
         # trust_env=False: a loopback daemon must not be sent through HTTP(S)_PROXY.
         return {

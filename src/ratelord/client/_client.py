@@ -19,15 +19,17 @@ from typing import Any, Self, TypeVar, Unpack
 import httpx
 import msgspec
 
+from ratelord.client._admission import expired, waited_approval
 from ratelord.client._base import BaseClient, path_id, query
 from ratelord.client._batcher import Batcher
 from ratelord.client._breaker import DEFAULT_BREAKER, BreakerSettings
-from ratelord.client._exceptions import RatelordTransportError
+from ratelord.client._exceptions import RatelordError, RatelordTransportError
 from ratelord.client._guard import AsyncGuard, Guard, GuardArgs, GuardOptions
 from ratelord.client._lease_io import AsyncLeases, SyncLeases
 from ratelord.client._leased_guard import AsyncLeasedGuard, LeasedGuard, held_for
 from ratelord.client._sse import SseDecoder, SseMessage, parse_sse
 from ratelord.schema import (
+    ApprovalCheck,
     Decision,
     DecisionList,
     EventPage,
@@ -113,6 +115,24 @@ class Client(BaseClient):
     def report_usage(self, report: UsageReport | None = None, /, **fields: Any) -> UsageAccepted:
         """Tell the daemon what was actually spent (and/or the provider's rate-limit headers)."""
         return self._call("POST", "/v1/usage", self._usage(report, fields), UsageAccepted)
+
+    def approval_holds(self, decision: Decision, identity_id: str) -> bool:
+        """After the wait ``decision`` asked for: may it still be spent?  False: ask again.
+
+        Only an approval told to wait is checked, with one small request
+        (``POST /v1/intents/{id}/check``; the daemon revokes it there, or earlier
+        on the event stream, when its pool no longer covers it).  One past its
+        ``valid_until`` is given back without asking.
+        """
+        if not waited_approval(decision):
+            return True
+        try:
+            if expired(decision, time.time()):
+                self.report_usage(self._given_back(decision, identity_id))
+                return False
+            return self._call("POST", self._check_path(decision), None, ApprovalCheck).holds
+        except RatelordError as error:
+            return self._check_failed(decision, error)
 
     def health(self) -> Health:
         return self._call("GET", "/v1/health", None, Health)
@@ -315,6 +335,19 @@ class AsyncClient(BaseClient):
         self, report: UsageReport | None = None, /, **fields: Any
     ) -> UsageAccepted:
         return await self._call("POST", "/v1/usage", self._usage(report, fields), UsageAccepted)
+
+    async def approval_holds(self, decision: Decision, identity_id: str) -> bool:
+        """Like :meth:`Client.approval_holds`."""
+        if not waited_approval(decision):
+            return True
+        try:
+            if expired(decision, time.time()):
+                await self.report_usage(self._given_back(decision, identity_id))
+                return False
+            check = await self._call("POST", self._check_path(decision), None, ApprovalCheck)
+        except RatelordError as error:
+            return self._check_failed(decision, error)
+        return check.holds
 
     async def health(self) -> Health:
         return await self._call("GET", "/v1/health", None, Health)

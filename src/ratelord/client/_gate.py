@@ -3,7 +3,8 @@ and the requests adapter.
 
 A gate asks ratelord-d with the agent's fixed dimensions plus whatever the
 ``route`` callback says about this request (``cost``, ``resource``,
-``costs``, ``identity_id`` or any other intent field), sleeps as told, raises
+``costs``, ``identity_id`` or any other intent field), sleeps as told (and asks
+again when an approval that waited no longer holds), raises
 :class:`RatelordDenied` on a denial, and afterwards reports the response's
 rate-limit headers — under the identity the request was really asked for
 (the route's, or the one the daemon switched it to), with the LLM model and
@@ -131,6 +132,12 @@ class _GateBase(Generic[RequestT]):
 
 
 def _too_many_deferrals(decision: Decision) -> RatelordDenied:
+    if not is_deferral(decision):  # the last approval no longer held after its wait
+        return RatelordDenied(
+            f"told to wait {MAX_DEFERRALS + 1} times in a row on an approval that no longer "
+            "held; giving up",
+            decision,
+        )
     return RatelordDenied(
         f"deferred {MAX_DEFERRALS + 1} times in a row by ratelord-d; giving up", decision
     )
@@ -160,11 +167,14 @@ class Gate(_GateBase[RequestT]):
                 return Ticket(local.decision, fields)
         for _ in range(MAX_DEFERRALS + 1):
             decision = self.client.ask(**fields)
+            ticket = Ticket(decision, fields)
             wait = self._admit(decision)
             if wait > 0:
                 self.client.sleep(wait)
+                if not self.client.approval_holds(decision, ticket.identity_id):
+                    continue
             if not is_deferral(decision):
-                return Ticket(decision, fields)
+                return ticket
         raise _too_many_deferrals(decision)
 
     def after(
@@ -198,11 +208,14 @@ class AsyncGate(_GateBase[RequestT]):
                 return Ticket(local.decision, fields)
         for _ in range(MAX_DEFERRALS + 1):
             decision = await self.client.ask(**fields)
+            ticket = Ticket(decision, fields)
             wait = self._admit(decision)
             if wait > 0:
                 await self.client.sleep(wait)
+                if not await self.client.approval_holds(decision, ticket.identity_id):
+                    continue
             if not is_deferral(decision):
-                return Ticket(decision, fields)
+                return ticket
         raise _too_many_deferrals(decision)
 
     async def after(

@@ -8,7 +8,9 @@
 
 The wait happens *before* the body runs.  A deferral (``defer_until``) is not a
 reservation: after sleeping until the reset the guard asks again, so the work is
-charged to the new window (at most :data:`MAX_DEFERRALS` times).  A denied guard
+charged to the new window.  An approval told to wait is checked again after the
+wait (``Client.approval_holds``): expired or revoked, the guard asks again too (at
+most :data:`MAX_DEFERRALS` times in all).  A denied guard
 still runs the body (check ``g.allowed``) unless ``raise_on_deny=True``, which raises
 :class:`RatelordDenied` instead.  Usage is reported only for an allowed body,
 best-effort: a failed report is logged, never raised over the body's outcome.
@@ -123,17 +125,21 @@ class _GuardState:
         self.waited += admission.wait_seconds
         return admission.wait_seconds
 
-    def _must_ask_again(self, attempt: int) -> bool:
-        """After sleeping out a deferral, ask again; give up after MAX_DEFERRALS."""
-        deferred = self.allowed and self.decision is not None and is_deferral(self.decision)
-        if deferred and attempt >= MAX_DEFERRALS:
+    def _must_ask_again(self, attempt: int, holds: bool = True) -> bool:
+        """After sleeping out a deferral, or a wait whose approval no longer ``holds``
+        (revoked or expired), ask again; give up after MAX_DEFERRALS."""
+        again = self.allowed and (
+            not holds or (self.decision is not None and is_deferral(self.decision))
+        )
+        if again and attempt >= MAX_DEFERRALS:
             self.allowed = False
-            self.reason = f"deferred {attempt + 1} times in a row by ratelord-d; giving up"
+            what = "deferred" if holds else "told to wait on an approval that no longer held"
+            self.reason = f"{what} {attempt + 1} times in a row by ratelord-d; giving up"
             if self.options.raise_on_deny:
                 assert self.decision is not None
                 raise RatelordDenied(self.reason, self.decision)
             return False
-        return deferred
+        return again
 
     def _leased(self, held: HeldLease | None) -> bool:
         """Enter on a lease's local decision, if the call was spent from one."""
@@ -186,9 +192,12 @@ class Guard(_GuardState):
             return self
         for attempt in range(MAX_DEFERRALS + 1):
             wait = self._admit(self._client.ask(**self.options.intent_fields()))
+            holds = True
             if wait > 0:
                 self._client.sleep(wait)
-            if not self._must_ask_again(attempt):
+                assert self.decision is not None
+                holds = self._client.approval_holds(self.decision, self.identity)
+            if not self._must_ask_again(attempt, holds):
                 break
         return self
 
@@ -224,9 +233,12 @@ class AsyncGuard(_GuardState):
             return self
         for attempt in range(MAX_DEFERRALS + 1):
             wait = self._admit(await self._client.ask(**self.options.intent_fields()))
+            holds = True
             if wait > 0:
                 await self._client.sleep(wait)
-            if not self._must_ask_again(attempt):
+                assert self.decision is not None
+                holds = await self._client.approval_holds(self.decision, self.identity)
+            if not self._must_ask_again(attempt, holds):
                 break
         return self
 

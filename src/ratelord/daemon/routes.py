@@ -35,6 +35,7 @@ from ratelord.providers.catalog import DISCOVERS_PRINCIPAL
 from ratelord.providers.mock import MockProvider
 from ratelord.providers.secrets import SecretError, check_private, validate_ref
 from ratelord.schema import (
+    ApprovalCheck,
     Cost,
     Decision,
     EventPage,
@@ -62,6 +63,7 @@ from ratelord.schema import (
     UsageReport,
 )
 
+MAX_INTENT_ID = 200
 IDENTITY_ACTIONS = ("revoke", "quarantine", "rotate")
 #: Headers a usage report must never carry (they hold the caller's credentials).
 CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization", "x-api-key", "api-key")
@@ -128,6 +130,13 @@ async def intent(ctx: Context, request: Request) -> Response:
     body = request.decode(IntentRequest)
     decision = await ctx.runtime.commands.intent(body)
     return Response(_encode(decision))
+
+
+async def check_approval(ctx: Context, request: Request) -> Response:
+    intent_id = request.params["intent_id"]
+    if not 0 < len(intent_id) <= MAX_INTENT_ID:
+        raise HTTPError(400, "invalid_request", f"intent_id must be 1-{MAX_INTENT_ID} characters")
+    return Response(_encode(await ctx.runtime.commands.check_approval(intent_id)))
 
 
 async def usage(ctx: Context, request: Request) -> Response:
@@ -376,6 +385,14 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         response=Decision,
         writes=True,
         observe=metrics.intent_latency.observe,
+    )
+    add(
+        "POST",
+        "/v1/intents/{intent_id}/check",
+        check_approval,
+        "Before spending an approval that waited: does it still hold? (revoked if not)",
+        response=ApprovalCheck,
+        writes=True,
     )
     add(
         "POST",

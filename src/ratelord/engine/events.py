@@ -59,6 +59,7 @@ class EventType(StrEnum):
     POSTURE_CHANGED = "posture_changed"
     SNAPSHOT_WRITTEN = "snapshot_written"
     INTENTS_DECIDED = "intents_decided"
+    APPROVAL_REVOKED = "approval_revoked"
     LEASE_DECIDED = "lease_decided"
     LEASE_REPORTED = "lease_reported"
     LEASE_REVISED = "lease_revised"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ratelord.engine import budgets, refill
+from ratelord.engine import approvals, budgets, refill
 from ratelord.engine.events import Dimensions, Event, EventType, Source
 from ratelord.engine.observations import PollResult, PoolObservation
 from ratelord.engine.state import IdentityRecord, PoolState, pool_id_for
@@ -246,6 +246,7 @@ def _observe_pools(
     state = engine.state
     events: list[Event] = []
     touched: list[str] = []
+    drifted: list[str] = []
     dims = Dimensions(identity_id=record.identity_id, scope_id=record.scope_id)
     envelope: dict[str, Any] = {
         "dimensions": dims,
@@ -336,6 +337,7 @@ def _observe_pools(
                         **envelope,
                     )
                 )
+                drifted.append(pool_id)
         events.append(
             engine.emit(
                 EventType.USAGE_OBSERVED,
@@ -355,6 +357,8 @@ def _observe_pools(
             )
         )
         touched.append(pool_id)
+    # Approvals still waiting on a pool that drifted may no longer fit: revoked now.
+    events += approvals.revoke_broken(engine, drifted, now)
     events += engine.refresh_forecasts(touched, now, correlation_id=correlation_id)
     return events
 

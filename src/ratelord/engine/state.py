@@ -214,6 +214,8 @@ class State(msgspec.Struct, kw_only=True):
     leases_ended: dict[str, str] = {}
     #: Recent approvals told to wait: intent id → when the call was to start.
     waiting: dict[str, float] = {}
+    #: Approvals revoked before their slot (intent id → why), newest last (bounded).
+    revoked: dict[str, str] = {}
     #: Pools not observed yet whose first call was approved (pool id → when), until the
     #: pool is observed: one call at a time learns an unpolled pool (see arbitration).
     probes: dict[str, float] = {}
@@ -637,6 +639,28 @@ def _intents_decided(state: State, event: Event) -> None:
             _debit(pool, cost * len(ids), event.ts_event, dims)
 
 
+@_on(EventType.APPROVAL_REVOKED)
+def _approval_revoked(state: State, event: Event) -> None:
+    """An approval that waited no longer holds: its reservation goes back to its pools."""
+    intent_id = event.payload["intent_id"]
+    starts_at = state.waiting.pop(intent_id, None)
+    for pool_id, cost in (state.charges.pop(intent_id, None) or {}).items():
+        pool = state.pools.get(pool_id)
+        if pool is not None and cost:
+            _debit(pool, -cost, event.ts_event, {}, lands=starts_at, waited=True)
+            if starts_at is not None:
+                _repend(pool, starts_at, -cost)
+            if not pool.refill_rate and pool.observed_remaining is not None:
+                # The estimate may have been clamped at zero: never credit beyond what the
+                # provider's last word, less what is still due, leaves.
+                due = sum(c for _, c in pool.pending) + pool.leased
+                level = pool.observed_remaining - due - pool.immediate_since_observation
+                pool.remaining = max(0.0, min(pool.remaining, level))
+    state.revoked[intent_id] = event.payload.get("reason", "")
+    if len(state.revoked) > 2 * CHARGES_MEMORY:
+        state.revoked = _newest(state.revoked, CHARGES_MEMORY)
+
+
 @_on(EventType.USAGE_REPORTED)
 def _usage_reported(state: State, event: Event) -> None:
     dims = {
@@ -704,19 +728,26 @@ def _repend(pool: PoolState, starts_at: float, delta: float) -> None:
 
 
 def _debit(
-    pool: PoolState, cost: float, ts: float, dims: dict[str, str], lands: float | None = None
+    pool: PoolState,
+    cost: float,
+    ts: float,
+    dims: dict[str, str],
+    lands: float | None = None,
+    *,
+    waited: bool = False,
 ) -> None:
     """Local accounting: an approved (or corrected) cost leaves the pool's estimate.
 
     ``lands`` is when the call reaches the provider: a call landing after the
     known reset spends the next window (see :func:`effective_remaining`).
+    ``waited``: the cost of a call told to wait (never one that went at once).
     """
     if pool.refill_rate:
         refill.debit(pool, cost, ts)
     else:
         pool.remaining = max(0.0, pool.remaining - cost)
     pool.reserved_since_observation += cost
-    if lands is None or lands <= ts:
+    if not waited and (lands is None or lands <= ts):
         pool.immediate_since_observation += cost
     landing = ts if lands is None else lands
     if pool.reset_at is not None and landing >= pool.reset_at:
@@ -725,7 +756,7 @@ def _debit(
             start = window_start(pool, landing)
             if start > (pool.after_reset_from or 0.0):
                 pool.after_reset, pool.after_reset_from = 0.0, start
-        pool.after_reset += cost
+        pool.after_reset = max(0.0, pool.after_reset + cost)
     if cost > 0:
         observe(pool.burn, cost, ts)
     _attribute(pool, dims, cost)

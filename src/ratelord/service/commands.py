@@ -32,6 +32,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
+from ratelord.engine import approvals
 from ratelord.engine.arbitration import Decided, decide
 from ratelord.engine.core import Engine, EngineError
 from ratelord.engine.events import Event
@@ -41,6 +42,7 @@ from ratelord.engine.policy import CompiledPolicy, PolicyError, default_policy, 
 from ratelord.headers import pool_observations
 from ratelord.providers.secrets import SecretError, fingerprint, resolve
 from ratelord.schema import (
+    ApprovalCheck,
     Decision,
     Identity,
     IdentityCreate,
@@ -145,6 +147,13 @@ class CommandService:
         accepted, events = observe_usage(self.engine, report, observations, now)
         await self.commit(events)
         return accepted
+
+    async def check_approval(self, intent_id: str) -> ApprovalCheck:
+        """Before spending an approval that waited: does it still hold?  Revoked if not."""
+        self.guard()
+        holds, reason, events = approvals.check(self.engine, intent_id, self.now())
+        await self.commit(events)
+        return ApprovalCheck(intent_id=intent_id, holds=holds, reason=reason)
 
     # ------------------------------------------------------------------ identities
 

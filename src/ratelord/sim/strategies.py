@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from random import Random
 from typing import Literal, Protocol
 
-from ratelord.engine.allocation import approval_holds
 from ratelord.engine.clock import parse_iso
 from ratelord.engine.core import Engine
 from ratelord.engine.events import Event, IdFactory
@@ -256,14 +255,13 @@ class Ratelord:
     def holds(self, ask: Ask, verdict: Verdict, now: float) -> bool:
         """The SDK's check before a call that waited: does the approval still fit?
 
-        When it does not, the reservation is given back and the agent asks again.
+        When it does not, the daemon revokes it (its reservation goes back to the pools)
+        and the agent asks again.
         """
         if not verdict.waits or verdict.ticket is None:
             return True
-        if approval_holds(self.engine.state, verdict.ticket, verdict.at, now):
-            return True
-        self.called(ask, verdict, CallResult.ERROR, now)
-        return False
+        self._now = now
+        return run_sync(self.service.check_approval(verdict.ticket)).holds
 
     def called(self, ask: Ask, verdict: Verdict, result: CallResult, now: float) -> None:
         if verdict.ticket is None or (result is CallResult.OK and ask.actual == ask.charges):

@@ -1,0 +1,67 @@
+"""Approvals that stay true: a waiting approval its pool no longer covers is revoked."""
+
+from __future__ import annotations
+
+from ratelord.engine import approvals
+from ratelord.engine.policy import load_policy_text
+from ratelord.engine.state import State
+from ratelord.service import run_sync
+from tests.unit.test_engine import World
+
+WAIT_A_MINUTE = load_policy_text("""
+policies:
+  - id: pace
+    target: global
+    kind: soft
+    rules:
+      - name: always
+        when: 'true'
+        action: shape
+        params: {wait_seconds: 60}
+""")
+
+
+def waiting_world() -> tuple[World, list[str]]:
+    """Four approvals of 200 told to wait a minute, a second apart, on a pool of 1,000;
+    then 500 spent behind ratelord's back and a poll that shows it (drift)."""
+    w = World(policy=WAIT_A_MINUTE, limit=1000)
+    w.commands.charge_listeners.clear()  # calls told to wait have not reached the provider
+    w.register("id-a", "acct-1")
+    ids = []
+    for _ in range(4):
+        ids.append(w.ask(cost=200).intent_id)
+        w.clock.advance(1)
+    w.mock.spend("acct-1", "requests", 500, w.clock.now())
+    return w, ids
+
+
+def test_drift_revokes_the_waiting_approvals_the_pool_no_longer_covers() -> None:
+    w, ids = waiting_world()
+    events = w.poll("id-a")
+    revoked = [e.payload for e in events if e.event_type == "approval_revoked"]
+    # 500 left covers the first two (400), not the last two
+    assert [p["intent_id"] for p in revoked] == ids[2:]
+    assert all("mock:requests:acct-1 drifted" in p["reason"] for p in revoked)
+    # Their reservations went back, and no more than the provider's word allows.
+    assert w.pool().remaining == 100
+    assert [run_sync(w.commands.check_approval(i)).holds for i in ids] == [True, True, False, False]
+
+
+def test_the_check_before_spending_revokes_what_no_longer_fits() -> None:
+    w, ids = waiting_world()  # no poll: the daemon does not know of the 500 yet
+    assert run_sync(w.commands.check_approval(ids[3])).holds
+    w.clock.advance(5)
+    w.poll("id-a")
+    check = run_sync(w.commands.check_approval(ids[3]))
+    assert not check.holds and check.reason
+    assert run_sync(w.commands.check_approval("int-unknown")).holds  # nothing reserved
+
+
+def test_revocations_replay_to_the_same_state() -> None:
+    w, ids = waiting_world()
+    w.poll("id-a")
+    replayed = State()
+    replayed.apply_all(w.log)
+    assert replayed.encode() == w.engine.state.encode()
+    assert set(replayed.revoked) == set(ids[2:])
+    assert approvals.check(w.engine, ids[2], w.clock.now())[0] is False
