@@ -24,7 +24,7 @@ from ratelord.client import (
     RatelordTransport,
 )
 from tests.e2e.conftest import MOCK_CONFIG
-from tests.support.daemon import RunningDaemon
+from tests.support.daemon import RunningDaemon, events, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -266,3 +266,63 @@ def test_requests_adapter_reports_search_headers(
         )
         assert session.get(f"{github_like.url}/search/issues?q=x").status_code == 200
     assert pool(mock_daemon, "mock:search:acct-1")["remaining"] == 4321
+
+
+# ----------------------------------------------------------- approvals that stay true
+
+WAIT_POLICY = """
+policies:
+  - id: pacing
+    target: global
+    kind: soft
+    rules:
+      - name: wait-a-little
+        when: 'true'
+        action: shape
+        params: {wait_seconds: 2.0}
+"""
+
+
+def test_an_approval_whose_pool_drifted_during_its_wait_is_not_spent(
+    daemon_factory: Callable[..., RunningDaemon],
+) -> None:
+    """A guard told to wait; meanwhile a consumer ratelord cannot see takes most of the pool
+    and the next poll shows it (drift): the daemon revokes the approval on the event stream,
+    the guard's check before spending learns it, and the guard asks again instead."""
+    config = {
+        "providers": {
+            "mock": {
+                "poll_interval_seconds": 0.5,
+                "principals": {"acct-1": {"pools": {"requests": {"limit": 1000}}}},
+            }
+        }
+    }
+    daemon = daemon_factory(config=config, policy=WAIT_POLICY)
+    register(daemon)
+    pool_id = "mock:requests:acct-1"
+    wait_for(lambda: pool(daemon, pool_id).get("remaining") == 1000, what="first poll")
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) > 1:
+            return
+        with daemon.client() as http:
+            spent = {"principal": "acct-1", "resource": "requests", "amount": 900}
+            assert http.post("/v1/admin/mock/external-usage", json=spent).status_code == 200
+            wait_for(lambda: events(http, type="approval_revoked"), timeout=10, what="revocation")
+
+    with (
+        Client(daemon.url, sleep=sleep) as client,
+        client.guard(identity="id-a", agent="a1", cost=400, report_cost=400) as g,
+    ):
+        pass
+    assert slept[0] == 2.0
+    with daemon.client() as http:
+        revoked = events(http, type="approval_revoked")
+        reported = events(http, type="usage_reported")
+    assert len(revoked) == 1
+    # The 100 left do not cover 400: the guard was deferred, never spent the first approval.
+    assert not g.allowed
+    assert g.decision is not None and g.decision.intent_id != revoked[0]["payload"]["intent_id"]
+    assert reported == []

@@ -28,7 +28,14 @@ ASK_PATHS = frozenset({"/v1/intent", "/v1/usage"})
 def required_scope(method: str, path: str) -> str:
     if method in ("GET", "HEAD"):
         return "read"
-    return "ask" if path in ASK_PATHS else "admin"
+    if path in ASK_PATHS or _is_approval_check(path):
+        return "ask"
+    return "admin"
+
+
+def _is_approval_check(path: str) -> bool:
+    """``/v1/intents/{intent_id}/check``: an agent checks its own approval before spending."""
+    return path.startswith("/v1/intents/") and path.endswith("/check") and path.count("/") == 4
 
 
 @dataclass(frozen=True, slots=True)

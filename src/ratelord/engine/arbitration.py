@@ -294,12 +294,9 @@ class _Arbiter:
         if action == Action.SHAPE:
             wait = self._wait(rule)
             mods = Modifications(wait_seconds=round(wait, 3))
-            return (
-                self._decision("approve_with_modifications", evaluation, mods, rule.reason),
-                fired,
-                charges,
-                False,
-            )
+            decision = self._decision("approve_with_modifications", evaluation, mods, rule.reason)
+            decision.valid_until = self._valid_until(wait)
+            return decision, fired, charges, False
         if action == Action.DEFER:
             horizon = view.base.seconds_to_reset if view.base else None
             if horizon is not None and (
@@ -342,12 +339,9 @@ class _Arbiter:
             return self._decision("approve", evaluation), fired, charges, False
         mods = Modifications(wait_seconds=wait)
         reason = f"{rule.reason}; waiting {wait:,.1f} s for the pool to refill"
-        return (
-            self._decision("approve_with_modifications", evaluation, mods, reason),
-            fired,
-            charges,
-            False,
-        )
+        decision = self._decision("approve_with_modifications", evaluation, mods, reason)
+        decision.valid_until = self._valid_until(wait)
+        return decision, fired, charges, False
 
     # ---------------------------------------------------------------- steps
 

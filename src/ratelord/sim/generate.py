@@ -11,7 +11,8 @@ differ from the estimate, call latency, a daemon restart.
 :func:`judge` runs it under ratelord and the baselines and lists every goal
 missed: an honest 429; a window whose demand exceeded what it offered, used
 below 97 %; urgent work served within its deadline below 99 %; units of work
-done below 95 % of the best baseline's.  ``ratelord sim-search`` and
+done (by agents and by consumers behind ratelord's back) below 95 % of the best
+baseline's.  ``ratelord sim-search`` and
 ``tests/unit/test_sim_search.py`` run them; a failure found is shrunk by hand
 into ``scenarios/``.
 """
@@ -320,13 +321,19 @@ class Verdict(msgspec.Struct, kw_only=True):
 def judge(scenario: Scenario) -> Verdict:
     """Run ``scenario`` under ratelord and the baselines; every goal ratelord missed."""
     report = run_scenario(scenario, "ratelord")
-    best = max(run_scenario(scenario, b).overall.work_done for b in BASELINES)
+    best = max(work_done(run_scenario(scenario, b)) for b in BASELINES)
     return Verdict(
         scenario=scenario.name,
         failures=goals_missed(report, best, largest_call(scenario)),
         report=report,
         best_baseline_work=best,
     )
+
+
+def work_done(report: Report) -> float:
+    """Units of work served on the scenario's accounts: by its agents and by the consumers
+    behind ratelord's back (a strategy that starves those with 429s does not do more)."""
+    return report.overall.work_done + report.external_done
 
 
 def largest_call(scenario: Scenario) -> float:
@@ -368,7 +375,7 @@ def goals_missed(report: Report, best_baseline_work: float, largest: float = 0.0
             f"urgent work served within deadline {urgent:.1%} "
             f"({report.high_urgency.served_within_deadline}/{report.high_urgency.work_items})"
         )
-    work = report.overall.work_done
+    work = work_done(report)
     if best_baseline_work > 0 and work < WORK_GOAL * best_baseline_work:
         failures.append(
             f"work done {work:,.0f} < 95% of the best baseline's {best_baseline_work:,.0f}"

@@ -99,6 +99,9 @@ class Report(msgspec.Struct, kw_only=True):
     engine_events: dict[str, int]
     invariants: list[Verdict] = []
     passed: bool = True
+    #: Units consumers behind ratelord's back (``external:``) spent: work too, on the same
+    #: account (a strategy that starves them with 429s does not do more work).
+    external_done: float = 0.0
 
     def to_json(self) -> bytes:
         return msgspec.json.format(msgspec.json.encode(self), indent=2)

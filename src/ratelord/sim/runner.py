@@ -82,6 +82,8 @@ class Simulation:
         self._heap: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
         self._seq = itertools.count()
         self._principals = {i.id: i.principal for i in scenario.identities}
+        #: units the scenario's external consumers spent (see Report.external_done)
+        self.external_done = 0.0
         self._keys = itertools.count()
         self.agents = [
             self._agent(group, index) for group in scenario.agents for index in range(group.count)
@@ -139,7 +141,9 @@ class Simulation:
         self.strategy.restart(now)
 
     def _external(self, now: float, item: External) -> None:
-        self.world.spend_external(item.principal, item.resource, item.amount, now)
+        self.external_done += self.world.spend_external(
+            item.principal, item.resource, item.amount, now
+        )
         following = now + item.every_seconds
         if item.end is None or following < self.start + item.end:
             self._at(following, self._external, item)
@@ -308,6 +312,7 @@ class Simulation:
             agents=[a.counts for a in self.agents],
             pools=self._pools(),
             engine_events=self.strategy.event_counts(),
+            external_done=round(self.external_done, 3),
         )
         report.invariants = evaluate(self.scenario.invariants, report)
         report.passed = all(v.passed for v in report.invariants)

@@ -61,16 +61,19 @@ class World:
             self.provider.spend(principal, resource, cost, now)
         return CallResult.OK
 
-    def spend_external(self, principal: str, resource: str, amount: float, now: float) -> None:
-        """Usage behind ratelord's back (another tool on the same account).
+    def spend_external(self, principal: str, resource: str, amount: float, now: float) -> float:
+        """Usage behind ratelord's back (another tool on the same account); what it spent.
 
         It is many small calls: those that fit go through, the rest are refused.
         """
         self.provider.demand(principal, resource, amount, now)
         bucket = self.provider.buckets.get((principal, resource))
-        if bucket is not None:
-            bucket.advance(now)
-            self.provider.spend(principal, resource, min(amount, bucket.remaining), now)
+        if bucket is None:
+            return 0.0
+        bucket.advance(now)
+        spent = min(amount, bucket.remaining)
+        self.provider.spend(principal, resource, spent, now)
+        return spent
 
     def demand(self, principal: str, charges: dict[str, float], now: float) -> None:
         for resource, cost in charges.items():
