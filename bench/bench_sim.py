@@ -30,6 +30,7 @@ ORDER = [
     "fresh-burst",
     "reset-lockout",
     "many-agents",
+    "rare-polls",
 ]
 HERD_BUDGET_SECONDS = 10.0
 

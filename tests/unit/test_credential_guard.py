@@ -47,6 +47,7 @@ LLM_INTENT = {
 WRITES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/intent"): INTENT,
     ("POST", "/v1/intents"): {"intents": [INTENT, LLM_INTENT]},
+    ("POST", "/v1/intents/{intent_id}/check"): {},
     ("POST", "/v1/usage"): {
         "agent_id": "agent-1",
         "identity_id": "id-a",
@@ -86,6 +87,7 @@ WRITES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/admin/mock/fail"): {"kind": "server", "count": 1},
 }
 PATHS = {
+    "/v1/intents/{intent_id}/check": "/v1/intents/int-1/check",
     "/v1/identities/{identity_id}/{action}": "/v1/identities/id-a/rotate",
     "/v1/leases/{lease_id}/report": "/v1/leases/{lease}/report",
     "/v1/leases/{lease_id}/release": "/v1/leases/{lease}/release",

@@ -44,6 +44,7 @@ SHIPPED = [
     "fresh-burst",
     "reset-lockout",
     "many-agents",
+    "rare-polls",
 ]
 #: A burst on a fresh pool fits it: no strategy gets a 429 there.
 BASELINES_ALSO_PASS = {"fresh-burst"}

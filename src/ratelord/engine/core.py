@@ -255,7 +255,10 @@ class Engine:
             last_observed_at=pool.last_observed_at,
             drift=fc.drift_weight(pool.drift_score, pool.drift_ts, now),
             refill_rate=pool.refill_rate if refilling else 0.0,
-            reset_grace=reset_grace(pool),
+            # Only a reset that has passed needs its grace (the hot path skips it).
+            reset_grace=reset_grace(pool)
+            if pool.reset_at is not None and now >= pool.reset_at
+            else 0.0,
         )
 
     def forecast(self, pool: PoolState, now: float, cost: float = 0.0) -> fc.ForecastResult:

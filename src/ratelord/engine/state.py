@@ -303,19 +303,24 @@ def effective_remaining(pool: PoolState, now: float) -> float:
     a refilling pool has refilled since its last event."""
     if pool.refill_rate:
         return max(0.0, refill.balance(pool, now))
+    reset_at, limit, observed = pool.reset_at, pool.limit, pool.last_observed_at
+    # The cheap tests first: this runs on every decision.
     if (
-        pool.window == "fixed"
-        and pool.limit is not None
-        and pool.reset_at is not None
-        and now >= pool.reset_at + reset_grace(pool)
-        and (pool.last_observed_at is None or pool.last_observed_at < pool.reset_at)
+        reset_at is None
+        or now < reset_at
+        or limit is None
+        or (observed is not None and observed >= reset_at)
+        or pool.window != "fixed"
     ):
-        # Refilled to its limit, minus what was spent (or booked) since the reset; a
-        # window later (no observation since), refilled again.
-        current = window_start(pool, now - reset_grace(pool))
-        spent = pool.after_reset if (pool.after_reset_from or 0.0) >= current else 0.0
-        return min(pool.limit, max(0.0, pool.limit - spent))
-    return pool.remaining
+        return pool.remaining
+    grace = reset_grace(pool)
+    if now < reset_at + grace:
+        return pool.remaining
+    # Refilled to its limit, minus what was spent (or booked) since the reset; a window
+    # later (no observation since), refilled again.
+    current = window_start(pool, now - grace)
+    spent = pool.after_reset if (pool.after_reset_from or 0.0) >= current else 0.0
+    return min(limit, max(0.0, limit - spent))
 
 
 def window_start(pool: PoolState, at: float) -> float:
@@ -549,21 +554,27 @@ def _intent_decided(state: State, event: Event) -> None:
     for rule in p.get("rules_fired", ()):
         state.stats.rules_fired[rule] = state.stats.rules_fired.get(rule, 0) + 1
     _note_demand(state, event)
-    if p["decision"] == "deny_with_reason" or p["modifications"].get("defer_until"):
+    mods = p["modifications"]
+    if p["decision"] == "deny_with_reason" or mods.get("defer_until"):
         return
-    for pool_id in p.get("probes", ()):
-        state.probes[pool_id] = event.ts_event
-    if len(state.probes) > 2 * PROBES_MEMORY:
-        state.probes = _newest(state.probes, PROBES_MEMORY)
+    probes = p.get("probes")
+    if probes:
+        for pool_id in probes:
+            state.probes[pool_id] = event.ts_event
+        if len(state.probes) > 2 * PROBES_MEMORY:
+            state.probes = _newest(state.probes, PROBES_MEMORY)
+    dimensions = event.dimensions
     dims = {
-        "agent_id": event.dimensions.agent_id,
-        "identity_id": p["modifications"].get("identity_switch") or event.dimensions.identity_id,
-        "scope_id": event.dimensions.scope_id,
+        "agent_id": dimensions.agent_id,
+        "identity_id": mods.get("identity_switch") or dimensions.identity_id,
+        "scope_id": dimensions.scope_id,
     }
-    starts_at = event.ts_event + float(p["modifications"].get("wait_seconds") or 0.0)
+    wait = mods.get("wait_seconds")
+    starts_at = event.ts_event + float(wait) if wait else event.ts_event
     urgent = p.get("urgency") == "high"
     pacing: dict[str, float] | None = p.get("pacing")
-    state.charges[p["intent_id"]] = dict(p.get("charges", {}))
+    charges: dict[str, float] = p.get("charges") or {}
+    state.charges[p["intent_id"]] = dict(charges)
     if len(state.charges) > 2 * CHARGES_MEMORY:
         state.charges = _newest(state.charges, CHARGES_MEMORY)
     if p.get("money"):
@@ -575,7 +586,7 @@ def _intent_decided(state: State, event: Event) -> None:
         state.waiting[p["intent_id"]] = starts_at
         if len(state.waiting) > 2 * CHARGES_MEMORY:
             state.waiting = _newest(state.waiting, CHARGES_MEMORY)
-    for pool_id, cost in p.get("charges", {}).items():
+    for pool_id, cost in charges.items():
         pool = state.pools.get(pool_id)
         if pool is None:
             continue
@@ -600,13 +611,17 @@ def _note_demand(state: State, event: Event) -> None:
     p = event.payload
     ts = event.ts_event
     until = ts
-    if p["modifications"].get("defer_until"):
-        until = max(ts, parse_iso(p["modifications"]["defer_until"]))
-    pool_ids = set(p.get("charges", {}))
-    if event.pool_id:
-        pool_ids.add(event.pool_id)
-    for pool_id in pool_ids:
-        pool = state.pools.get(pool_id)
+    defer_until = p["modifications"].get("defer_until")
+    if defer_until:
+        until = max(ts, parse_iso(defer_until))
+    charges = p.get("charges")
+    pools = state.pools
+    if event.pool_id and (not charges or event.pool_id not in charges):
+        pool = pools.get(event.pool_id)
+        if pool is not None:
+            note_demand(pool, ts, until)
+    for pool_id in charges or ():
+        pool = pools.get(pool_id)
         if pool is not None:
             note_demand(pool, ts, until)
 
