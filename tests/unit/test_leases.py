@@ -64,7 +64,9 @@ def test_a_lease_bigger_than_the_pool_is_granted_in_part() -> None:
     w = world(limit=100, window=60)
     lease = take(w, 500, ttl_seconds=30)
     assert lease.status == "active"
-    assert 0 < lease.granted <= 50  # paced: half the window's budget for half the window
+    # Paced, and in part: a fresh pool's pace spends its budget over the first 30 s (the
+    # allocation's shortest horizon), less the floor kept for urgent work (#13).
+    assert 0 < lease.granted < 100
     assert lease.reason
 
 
