@@ -108,6 +108,7 @@ CALLS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("GET", "/v1/health", "/v1/health", {}),
     ("POST", "/v1/intent", "/v1/intent", {"json": INTENT}),
     ("POST", "/v1/intents", "/v1/intents", {"json": {"intents": [INTENT, INTENT]}}),
+    ("POST", "/v1/intents/{intent_id}/check", "/v1/intents/int-1/check", {}),
     ("POST", "/v1/usage", "/v1/usage", {"json": INTENT}),
     ("GET", "/v1/identities", "/v1/identities", {}),
     ("GET", "/v1/identities/{identity_id}", "/v1/identities/id-a", {}),
