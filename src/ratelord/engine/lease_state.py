@@ -20,6 +20,7 @@ from ratelord.engine.state import (
     _attribute,
     _debit,
     _newest,
+    book_after_reset,
     note_demand,
 )
 
@@ -54,8 +55,7 @@ def _lease_decided(state: State, event: Event) -> None:
     pool.remaining = max(0.0, pool.remaining - granted)
     pool.leased += granted
     pool.reserved_since_observation += granted
-    if _after_reset(pool, event.ts_event):
-        pool.after_reset += granted
+    book_after_reset(pool, event.ts_event, granted)
     note_demand(pool, event.ts_event, event.ts_event)
     if p.get("paced_until") is not None:
         pool.paced_until = max(pool.paced_until, float(p["paced_until"]))
@@ -92,19 +92,13 @@ def _lease_reported(state: State, event: Event) -> None:
     pool.version += 1
 
 
-def _after_reset(pool: PoolState, ts: float) -> bool:
-    """Granted once the pool's known reset had passed: the units are the next window's."""
-    return pool.reset_at is not None and ts >= pool.reset_at
-
-
 def _give_back(pool: PoolState | None, lease: LeaseRecord, units: float, ts: float) -> None:
     if pool is None or units <= 0:
         return
     pool.leased = max(0.0, pool.leased - units)
     pool.remaining += units
     pool.reserved_since_observation = max(0.0, pool.reserved_since_observation - units)
-    if _after_reset(pool, lease.granted_at):
-        pool.after_reset = max(0.0, pool.after_reset - units)
+    book_after_reset(pool, lease.granted_at, -units)
     pool.record_history(ts)
     pool.version += 1
 

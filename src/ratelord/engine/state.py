@@ -97,11 +97,13 @@ class PoolState(msgspec.Struct, kw_only=True):
     observation_gap: float = 10.0
     #: How long after its announced time the provider has been seen still before a reset.
     reset_lateness: float = 0.0
-    #: Debits whose call lands at or after ``reset_at``: they spend the next window.
-    after_reset: float = 0.0
-    #: The reset ``after_reset`` counts from: ``reset_at``, or a later one rolled forward by
-    #: whole windows when no observation came for longer than a window.
-    after_reset_from: float | None = None
+    #: Debits whose call lands at or after ``reset_at``, by the start of the window they
+    #: land in (``reset_at`` rolled forward by whole windows): they spend that window,
+    #: not the one the last observation saw.  Kept per window because, with no
+    #: observation for longer than a window, calls told to wait land a window later
+    #: than calls that go now, and neither count may wipe the other.
+    #: ``(window start, units)`` pairs, oldest first; one or two in practice.
+    spent_by_window: list[tuple[float, float]] = []
     #: When the current run of demand began, and the last instant it is known to last until.
     demand_since: float | None = None
     demand_last: float | None = None
@@ -316,10 +318,10 @@ def effective_remaining(pool: PoolState, now: float) -> float:
     grace = reset_grace(pool)
     if now < reset_at + grace:
         return pool.remaining
-    # Refilled to its limit, minus what was spent (or booked) since the reset; a window
-    # later (no observation since), refilled again.
+    # Refilled to its limit, minus what was spent (or booked) in the window we are in; a
+    # window later (no observation since), refilled again.
     current = window_start(pool, now - grace)
-    spent = pool.after_reset if (pool.after_reset_from or 0.0) >= current else 0.0
+    spent = next((units for start, units in pool.spent_by_window if start == current), 0.0)
     return min(limit, max(0.0, limit - spent))
 
 
@@ -331,6 +333,20 @@ def window_start(pool: PoolState, at: float) -> float:
     if not window or at < reset_at + window:
         return reset_at
     return reset_at + math.floor((at - reset_at) / window) * window
+
+
+def book_after_reset(pool: PoolState, lands: float, units: float) -> None:
+    """Count ``units`` (negative: given back) in the window a call landing at ``lands`` spends."""
+    if pool.reset_at is None or lands < pool.reset_at:
+        return
+    start = window_start(pool, lands)
+    windows = pool.spent_by_window
+    for i, (known, spent) in enumerate(windows):
+        if known == start:
+            windows[i] = (start, max(0.0, spent + units))
+            return
+    windows.append((start, max(0.0, units)))
+    windows.sort()
 
 
 def _newest(items: dict[K, V], keep: int) -> dict[K, V]:
@@ -458,9 +474,9 @@ def _constraint_observed(state: State, event: Event) -> None:
 
 def _recount_after_reset(pool: PoolState) -> None:
     """Calls told to wait past the (new) reset spend the window after it."""
-    reset_at = pool.reset_at
-    pool.after_reset = 0.0 if reset_at is None else sum(c for t, c in pool.pending if t >= reset_at)
-    pool.after_reset_from = reset_at
+    pool.spent_by_window = []
+    for lands, cost in pool.pending:
+        book_after_reset(pool, lands, cost)
 
 
 @_on(EventType.USAGE_OBSERVED)
@@ -764,14 +780,7 @@ def _debit(
     pool.reserved_since_observation += cost
     if not waited and (lands is None or lands <= ts):
         pool.immediate_since_observation += cost
-    landing = ts if lands is None else lands
-    if pool.reset_at is not None and landing >= pool.reset_at:
-        if pool.window_seconds and landing >= pool.reset_at + pool.window_seconds:
-            # No observation for over a window: count from the reset this call lands after.
-            start = window_start(pool, landing)
-            if start > (pool.after_reset_from or 0.0):
-                pool.after_reset, pool.after_reset_from = 0.0, start
-        pool.after_reset = max(0.0, pool.after_reset + cost)
+    book_after_reset(pool, ts if lands is None else lands, cost)
     if cost > 0:
         observe(pool.burn, cost, ts)
     _attribute(pool, dims, cost)
