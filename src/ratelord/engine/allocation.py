@@ -30,6 +30,7 @@ import math
 
 import msgspec
 
+from ratelord.engine import refill
 from ratelord.engine.forecast import Z_P99, chunk_quantile
 from ratelord.engine.state import PoolState, State, effective_remaining
 
@@ -211,6 +212,13 @@ def approval_holds(state: State, intent_id: str, starts_at: float, now: float) -
     for pool_id in state.charges.get(intent_id, {}):
         pool = state.pools.get(pool_id)
         if pool is None or pool.observed_remaining is None:
+            continue
+        if refill.refills(pool):
+            # The balance already owes every booked call; those due after this one
+            # have not started yet, and the bucket has refilled since it was read.
+            later = sum(c for t, c in pool.pending if t > starts_at)
+            if refill.balance(pool, max(now, starts_at)) + later < -1e-6:
+                return False
             continue
         if pool.reset_at is not None and now >= pool.reset_at:
             continue  # a reset since the last observation: the pool is full again
