@@ -49,6 +49,17 @@ def test_each_client_may_do_what_its_scopes_say(daemon_factory: Factory) -> None
         assert http.post("/v1/identities", json=IDENTITY, headers=bearer("OPS")).status_code == 201
         # The 'ask' scope reaches a decision (an unobserved pool is refused, but decided).
         assert http.post("/v1/intent", json=INTENT, headers=bearer("AGENT")).status_code == 200
+        # Batches and leases are what an agent does too: 'ask' is enough, 'read' is not.
+        writes = {
+            "/v1/intents": {"intents": [INTENT]},
+            "/v1/leases": {**INTENT, "units": 5, "ttl_seconds": 30},
+        }
+        for path, body in writes.items():
+            assert http.post(path, json=body, headers=bearer("READER")).status_code == 403, path
+            assert http.post(path, json=body, headers=bearer("AGENT")).status_code < 300, path
+        # A what-if replay runs in a sandbox and changes nothing: a reader may run it.
+        replay = http.post("/v1/replay", json={"since": "1h"}, headers=bearer("READER"))
+        assert replay.status_code == 200, replay.text
     d.stop()
     logs = d.logs()
     assert all(token not in logs for token in TOKENS.values())

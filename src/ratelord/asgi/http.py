@@ -151,6 +151,8 @@ class Route:
     #: JSON schemas of path and query parameters (plain strings when not named here)
     schemas: dict[str, dict[str, Any]] | None = None
     writes: bool = False
+    #: the token scope a caller needs; None: ``read`` for GET/HEAD, ``admin`` for other methods
+    scope: str | None = None
     #: called with the seconds each request took (a latency histogram)
     observe: Callable[[float], None] | None = None
     pattern: re.Pattern[str] | None = None
@@ -165,6 +167,9 @@ class Router:
         self._patterns: list[tuple[re.Pattern[str], dict[str, Route]]] = []
 
     def add(self, method: str, path: str, handler: Handler, summary: str, **meta: Any) -> None:
+        """Register ``method path``; a second registration of the same pair is a bug, refused."""
+        if any(r.method == method and r.path == path for r in self.routes):
+            raise ValueError(f"{method} {path} is registered twice")
         if "{" in path:
             regex = re.sub(r"\{(\w+):path\}", r"(?P<\1>.+)", path)
             regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex)

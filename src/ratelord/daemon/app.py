@@ -115,7 +115,7 @@ class DaemonApp:
         try:
             route, params = self.router.match(method, path)
             if self._auth is not None and path not in PUBLIC and not path.startswith(PUBLIC_PREFIX):
-                self._auth.check(headers, method, path)
+                self._auth.check(headers, method, path, route.scope)
             body = b""
             if method in ("POST", "PUT", "PATCH"):
                 body = await read_body(receive, self._max_body, declared)

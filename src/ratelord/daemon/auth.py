@@ -1,7 +1,9 @@
 """Bearer tokens per client, each with scopes: ``read``, ``ask`` and ``admin``.
 
 * ``read``: every ``GET`` (pools, forecasts, events, the SSE stream, metrics).
-* ``ask``: ``POST /v1/intent`` and ``POST /v1/usage`` — what an agent does.
+* ``ask``: what an agent does — intents (one or a batch), checking an approval,
+  reporting usage, taking, reporting and releasing leases.  Each route declares it
+  (``Route.scope``).
 * ``admin``: every other write (identities, policy reload, snapshots, mock controls).
 
 Tokens come from references (``env:NAME`` / ``file:PATH``), never from the
@@ -22,20 +24,13 @@ from ratelord.asgi.http import HTTPError
 from ratelord.providers.secrets import resolve
 
 SCOPES = ("read", "ask", "admin")
-ASK_PATHS = frozenset({"/v1/intent", "/v1/usage"})
 
 
-def required_scope(method: str, path: str) -> str:
-    if method in ("GET", "HEAD"):
-        return "read"
-    if path in ASK_PATHS or _is_approval_check(path):
-        return "ask"
-    return "admin"
-
-
-def _is_approval_check(path: str) -> bool:
-    """``/v1/intents/{intent_id}/check``: an agent checks its own approval before spending."""
-    return path.startswith("/v1/intents/") and path.endswith("/check") and path.count("/") == 4
+def required_scope(method: str, declared: str | None) -> str:
+    """The route's own scope, else ``read`` for reads and ``admin`` for every other write."""
+    if declared is not None:
+        return declared
+    return "read" if method in ("GET", "HEAD") else "admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +57,9 @@ class Authenticator:
             clients.append(("default", resolve(token_ref), SCOPES))
         return cls(clients) if clients else None
 
-    def check(self, headers: list[tuple[bytes, bytes]], method: str, path: str) -> Client:
+    def check(
+        self, headers: list[tuple[bytes, bytes]], method: str, path: str, declared: str | None
+    ) -> Client:
         """The client the request's bearer token names; 401 without one, 403 without the scope."""
         client = self._client(headers)
         if client is None:
@@ -72,7 +69,7 @@ class Authenticator:
                 "missing or wrong bearer token (Authorization: Bearer <token>)",
                 [(b"www-authenticate", b"Bearer")],
             )
-        scope = required_scope(method, path)
+        scope = required_scope(method, declared)
         if scope not in client.scopes:
             raise HTTPError(
                 403,

@@ -65,6 +65,7 @@ def install(router: Router, leasing: Leasing, metrics: Metrics) -> None:
         request=IntentBatch,
         response=DecisionList,
         writes=True,
+        scope="ask",
     )
     add(
         "POST",
@@ -74,6 +75,7 @@ def install(router: Router, leasing: Leasing, metrics: Metrics) -> None:
         request=LeaseRequest,
         response=Lease,
         writes=True,
+        scope="ask",
     )
     add(
         "GET", "/v1/leases", listing, "Live leases: holder, size, spent, expiry", response=LeaseList
@@ -87,6 +89,7 @@ def install(router: Router, leasing: Leasing, metrics: Metrics) -> None:
         request=LeaseReport,
         response=Lease,
         writes=True,
+        scope="ask",
     )
     add(
         "POST",
@@ -96,4 +99,5 @@ def install(router: Router, leasing: Leasing, metrics: Metrics) -> None:
         request=LeaseReport,
         response=Lease,
         writes=True,
+        scope="ask",
     )

@@ -385,6 +385,7 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         response=Decision,
         writes=True,
         observe=metrics.intent_latency.observe,
+        scope="ask",
     )
     add(
         "POST",
@@ -393,6 +394,7 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         "Before spending an approval that waited: does it still hold? (revoked if not)",
         response=ApprovalCheck,
         writes=True,
+        scope="ask",
     )
     add(
         "POST",
@@ -402,6 +404,7 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         request=UsageReport,
         response=UsageAccepted,
         writes=True,
+        scope="ask",
     )
     add(
         "GET",
@@ -448,7 +451,6 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         "One pool with history and top consumers",
         response=PoolDetail,
     )
-    add("GET", "/v1/forecasts", forecasts, "Latest forecast of every pool")
     add(
         "GET",
         "/v1/budgets",
@@ -456,7 +458,6 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         "Money budgets: spent, remaining and forecast to the period's end",
         response=MoneyBudgetList,
     )
-    add("GET", "/v1/graph", graph, "Principals, identities, pools and workloads")
     add("GET", "/v1/forecasts", forecasts, "Latest forecast of every pool", response=ForecastList)
     add("GET", "/v1/graph", graph, "Principals, identities, pools and workloads", response=Graph)
     add(

@@ -375,6 +375,7 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
         "Replay a recorded period in a sandbox under other traffic, limits or policy",
         request=ReplayRequest,
         response=ReplayResult,
+        scope="read",  # a sandbox: it changes nothing
     )
     return service
 
