@@ -27,6 +27,8 @@ CREDENTIALS = [
     "sk-proj-" + "Z9y8" * 8,
     "AKIA" + "ABCDEFGHIJKLMNOP",
     "glpat-" + "q" * 24,
+    "xoxb-" + "1234-abcd" * 2,
+    "AIza" + "Sy0_" * 9,
 ]
 INTENT = {
     "agent_id": "agent-1",
@@ -162,6 +164,15 @@ async def test_every_write_endpoint_is_covered(tmp_path: Path) -> None:
         document = (await d.http.get("/openapi.json")).json()
     posts = {("POST", path) for path, ops in document["paths"].items() if "post" in ops}
     assert posts - {("POST", "/v1/replay")} == set(WRITES)  # a replay writes nothing
+
+
+@pytest.mark.parametrize("credential", CREDENTIALS)
+def test_every_credential_shape_is_refused_in_a_large_body(credential: str) -> None:
+    """The cheap first pass (words every shape starts with) lets none of them through."""
+    batch = {"intents": [INTENT] * 99 + [{**INTENT, "labels": {"note": credential}}]}
+    with pytest.raises(HTTPError) as refused:
+        refuse_credentials(json.dumps(batch).encode())
+    assert "$.intents[99].labels.note" in refused.value.message
 
 
 @pytest.mark.parametrize(
