@@ -6,6 +6,7 @@ import pytest
 
 from ratelord.engine.batch import decide_batch
 from ratelord.engine.core import EngineError
+from ratelord.engine.events import IdFactory
 from ratelord.engine.state import State
 from ratelord.schema import IntentRequest
 from tests.unit.test_engine import World
@@ -25,9 +26,10 @@ def world(limit: float = 1000) -> World:
 def test_identical_intents_are_approved_as_one_group_and_each_is_charged() -> None:
     w = world()
     made = decide_batch(w.engine, [intent()] * 10 + [intent(agent_id="b")], 0.0)
-    decisions, events = [d.decision for d in made], [e for d in made for e in d.events]
+    decisions, events = made.decisions, made.events
     w.log += events
-    assert [d.charges for d in made[:10]] == [{"mock:requests:acct-1": 1.0}] * 10
+    # what reaches the provider: the group's total, then the lone intent's
+    assert [d.charges for d in made.outcomes] == [{"mock:requests:acct-1": c} for c in (10, 1)]
     assert [d.decision for d in decisions[:10]] == ["approve"] * 10
     assert decisions[10].allowed
     assert len({d.intent_id for d in decisions}) == 11
@@ -44,7 +46,7 @@ def test_identical_intents_are_approved_as_one_group_and_each_is_charged() -> No
 def test_a_group_whose_total_is_not_approved_is_decided_one_by_one() -> None:
     w = world(limit=10)
     made = decide_batch(w.engine, [intent(cost=4)] * 4, 0.0)
-    decisions, events = [d.decision for d in made], [e for d in made for e in d.events]
+    decisions, events = made.decisions, made.events
     assert "intents_decided" not in {e.event_type for e in events}
     assert [e.event_type for e in events].count("intent_decided") == 4
     assert decisions[-1].decision != "approve"
@@ -58,3 +60,9 @@ def test_a_malformed_intent_refuses_the_batch_before_anything_is_applied() -> No
         decide_batch(w.engine, [intent(), bad], 0.0)
     assert "intent 1" in refused.value.message
     assert w.engine.state.encode() == before
+
+
+def test_a_groups_ids_are_those_one_call_each_would_make() -> None:
+    one, many = IdFactory("t"), IdFactory("t")
+    assert [one("int") for _ in range(3)] == many.many("int", 3)
+    assert one("ev") == many("ev")  # the counter goes on from there

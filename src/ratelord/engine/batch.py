@@ -17,64 +17,80 @@ refuses the whole batch with nothing applied.  Then, in order:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import msgspec
 
 from ratelord.engine.arbitration import Decided, _Arbiter, decide
 from ratelord.engine.charges import ChargeError, NotChargeable, validate_intent
 from ratelord.engine.core import Engine, EngineError
-from ratelord.engine.events import Dimensions, EventType, Source
-from ratelord.schema import Decision, IntentRequest
+from ratelord.engine.events import Dimensions, Event, EventType, Source
+from ratelord.schema import Decision, IntentRequest, Modifications
 
 #: A run shorter than this is decided intent by intent.
 MIN_GROUP = 2
 
 
-def decide_batch(engine: Engine, requests: Sequence[IntentRequest], now: float) -> list[Decided]:
-    """One :class:`Decided` per intent, in order (a group's events ride on its first)."""
+@dataclass(slots=True)
+class BatchDecided:
+    """What :func:`decide_batch` made of a batch."""
+
+    #: one per intent, in order
+    decisions: list[Decision] = field(default_factory=list)
+    #: every event, in the order made (already applied to the projections), to be committed
+    events: list[Event] = field(default_factory=list)
+    #: one per lone intent and one per group (charged the group's total): what the command
+    #: service passes on once the events are durable
+    outcomes: list[Decided] = field(default_factory=list)
+
+
+def decide_batch(engine: Engine, requests: Sequence[IntentRequest], now: float) -> BatchDecided:
+    """Decide every intent of a batch in order (see the module's docstring)."""
     for index, request in enumerate(requests):
         try:
             validate_intent(engine.config.workloads, request)
         except ChargeError as exc:
             raise EngineError(exc.code, f"intent {index}: {exc.message}") from None
-    made: list[Decided] = []
+    made = BatchDecided()
     start = 0
     while start < len(requests):
         end = start + 1
         while end < len(requests) and requests[end] == requests[start]:
             end += 1
-        grouped = _group(engine, requests[start], end - start, now)
-        if grouped is None:
+        if not _group(engine, requests[start], end - start, now, made):
             end = start + 1
-            made.append(decide(engine, requests[start], now))
-        else:
-            made += grouped
+            decided = decide(engine, requests[start], now)
+            made.decisions.append(decided.decision)
+            made.events += decided.events
+            made.outcomes.append(decided)
         start = end
     return made
 
 
-def _group(engine: Engine, request: IntentRequest, count: int, now: float) -> list[Decided] | None:
-    """``count`` identical intents approved as one, or None (decide them one by one)."""
+def _group(
+    engine: Engine, request: IntentRequest, count: int, now: float, made: BatchDecided
+) -> bool:
+    """Approve ``count`` identical intents as one into ``made``; False: decide them one by one."""
     if count < MIN_GROUP or request.costs or engine.config.budgets:
-        return None  # several resources, or money budgets: each intent on its own
+        return False  # several resources, or money budgets: each intent on its own
     record = engine.state.identities.get(request.identity_id)
     if record is None or record.status != "active":
-        return None
+        return False
     try:
         charges = _Arbiter(engine, request, now, "")._charges(record)
     except NotChargeable:
-        return None
+        return False
     if len(charges) != 1:
-        return None
+        return False
     ((pool_id, cost),) = charges.items()
     pool = engine.state.pools.get(pool_id)
     if pool is None:
-        return None
+        return False
     total = msgspec.structs.replace(request, cost=cost * count, resource=pool.resource)
     decision, fired, _, _ = _Arbiter(engine, total, now, "").run()
     if decision.decision != "approve" or fired:
-        return None
-    ids = [engine.ids("int") for _ in range(count)]
+        return False
+    ids = engine.ids.many("int", count)
     evaluation = decision.evaluation
     event = engine.emit(
         EventType.INTENTS_DECIDED,
@@ -99,12 +115,12 @@ def _group(engine: Engine, request: IntentRequest, count: int, now: float) -> li
         correlation_id=ids[0],
     )
     events = [event, *engine.refresh_forecasts([pool_id], now, lazy=True)]
-    return [
-        Decided(
-            Decision(intent_id=intent_id, decision="approve", evaluation=evaluation),
-            events if index == 0 else [],
-            {pool_id: cost},
-            [],
-        )
-        for index, intent_id in enumerate(ids)
+    none = Modifications()  # read-only: one for the whole group
+    decisions = [
+        Decision(intent_id=intent_id, decision="approve", modifications=none, evaluation=evaluation)
+        for intent_id in ids
     ]
+    made.decisions += decisions
+    made.events += events
+    made.outcomes.append(Decided(decisions[0], events, {pool_id: cost * count}, []))
+    return True

@@ -117,3 +117,8 @@ class IdFactory:
 
     def __call__(self, kind: str = "ev") -> str:
         return f"{kind}_{self._prefix}{next(self._counter):08x}"
+
+    def many(self, kind: str, n: int) -> list[str]:
+        """``n`` ids, as ``n`` calls would make them (a batch's group of intents)."""
+        head = f"{kind}_{self._prefix}"
+        return [f"{head}{i:08x}" for i in itertools.islice(self._counter, n)]

@@ -163,16 +163,17 @@ class Stats(msgspec.Struct, kw_only=True):
     policy_version: str | None = None
     policy_rejections: int = 0
 
-    def count_decision(self, ts: float, decision: str) -> None:
-        self.intents_total += 1
-        self.decisions[decision] = self.decisions.get(decision, 0) + 1
+    def count_decision(self, ts: float, decision: str, n: int = 1) -> None:
+        """Count ``n`` decisions of one kind made at ``ts``."""
+        self.intents_total += n
+        self.decisions[decision] = self.decisions.get(decision, 0) + n
         minute = int(ts // 60)
-        denied = 1 if decision == "deny_with_reason" else 0
+        denied = n if decision == "deny_with_reason" else 0
         if self.minutes and self.minutes[-1][0] == minute:
             _, count, denials = self.minutes[-1]
-            self.minutes[-1] = (minute, count + 1, denials + denied)
+            self.minutes[-1] = (minute, count + n, denials + denied)
         else:
-            self.minutes.append((minute, 1, denied))
+            self.minutes.append((minute, n, denied))
             if len(self.minutes) > MINUTE_BUCKETS:
                 del self.minutes[0]
 
@@ -654,8 +655,8 @@ def _intents_decided(state: State, event: Event) -> None:
     """Identical intents of a batch, approved as one: each counted, their total debited."""
     p = event.payload
     ids = p["intent_ids"]
+    state.stats.count_decision(event.ts_event, p["decision"], len(ids))
     for intent_id in ids:
-        state.stats.count_decision(event.ts_event, p["decision"])
         state.charges[intent_id] = dict(p["charges"])
     if len(state.charges) > 2 * CHARGES_MEMORY:
         state.charges = _newest(state.charges, CHARGES_MEMORY)

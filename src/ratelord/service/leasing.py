@@ -70,10 +70,10 @@ class Leasing:
         commands = self.commands
         commands.guard()
         made = decide_batch(commands.engine, batch.intents, commands.now())
-        await commands.commit([event for decided in made for event in decided.events])
-        for decided in made:
+        await commands.commit(made.events)
+        for decided in made.outcomes:
             commands.decided(decided)
-        return [decided.decision for decided in made]
+        return made.decisions
 
     async def upkeep(self) -> None:
         """Expire leases past their time; shrink or revoke where a forecast turned."""
