@@ -72,6 +72,17 @@ __all__ = [
 SENTINEL_SYSTEM = "sentinel:system"
 SENTINEL_GLOBAL = "sentinel:global"
 SENTINEL_UNKNOWN = "sentinel:unknown"
+#: The placeholders for "not given", in the words a person reads (CLI, TUI; the web UI's
+#: ``format.js`` keeps the same three).
+_SENTINEL_WORDS = {SENTINEL_GLOBAL: "global", SENTINEL_UNKNOWN: "-", SENTINEL_SYSTEM: "ratelord"}
+
+
+def display_id(value: str | None) -> str:
+    """An id as shown to people: the internal ``sentinel:…`` placeholders become words."""
+    if value is None:
+        return "-"
+    return _SENTINEL_WORDS.get(value, value)
+
 
 Urgency = Literal["background", "low", "normal", "high"]
 DecisionKind = Literal["approve", "approve_with_modifications", "deny_with_reason"]

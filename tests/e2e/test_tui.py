@@ -148,7 +148,7 @@ async def test_pools_identities_and_a_decision_within_a_second(
         # T-03: identity with kind, principal, scope, remaining quota and reset time.
         await until(pilot, lambda: "id-a" in identities.keys)
         status, remaining, reset, scope, principal, kind = identities.row_text("id-a")[1:]
-        assert (kind, principal, scope, status) == ("token", "acct-1", "sentinel:global", "active")
+        assert (kind, principal, scope, status) == ("token", "acct-1", "global", "active")
         assert remaining == "100/100"
         assert reset.endswith(("m", "s")) and reset != "—"
 

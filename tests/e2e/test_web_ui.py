@@ -198,6 +198,8 @@ def test_inspecting_a_denial_says_why(tab: Page, recorded: RunningDaemon) -> Non
     inspector = page.locator("#inspector").inner_text()
     assert decided["rules_fired"] and all(rule in inspector for rule in decided["rules_fired"])
     assert "urgency" in inspector and "P(exhaustion before reset)" in inspector
+    facts = page.locator("#inspector dl").inner_text()
+    assert "sentinel:" not in facts  # placeholders read as words
     assert f"event={seq}" in page.url
     tab.shot("inspector")
 

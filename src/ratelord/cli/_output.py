@@ -18,7 +18,6 @@ from rich.table import Table
 from rich.text import Text
 
 from ratelord.engine.clock import parse_iso
-from ratelord.schema import SENTINEL_GLOBAL, SENTINEL_SYSTEM, SENTINEL_UNKNOWN
 
 POSTURE_STYLE = {"OK": "green", "WARN": "yellow", "CRIT": "bold red"}
 IDENTITY_STYLE = {"active": "green", "quarantined": "yellow", "revoked": "red"}
@@ -130,21 +129,6 @@ def fmt_budget(remaining: float | None, limit: float | None) -> str:
 def plural(count: int, word: str) -> str:
     """``1 pool``, ``3 pools``."""
     return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
-
-
-#: The schema's placeholders for "not given", in the words a person reads.
-_SENTINEL_WORDS = {
-    SENTINEL_GLOBAL: "global",
-    SENTINEL_UNKNOWN: "-",
-    SENTINEL_SYSTEM: "ratelord",
-}
-
-
-def display_id(value: str | None) -> str:
-    """An id as shown to people: the internal ``sentinel:…`` placeholders become words."""
-    if value is None:
-        return "-"
-    return _SENTINEL_WORDS.get(value, value)
 
 
 def fmt_rate(per_second: float | None) -> str:

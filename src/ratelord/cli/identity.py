@@ -10,7 +10,7 @@ from rich.text import Text
 
 from ratelord.cli import _output as out
 from ratelord.cli._http import api, decode, path_id
-from ratelord.schema import Identity
+from ratelord.schema import Identity, display_id
 
 app = typer.Typer(help="Register and manage identities (tokens, app installations).")
 
@@ -92,7 +92,7 @@ def list_(ctx: typer.Context, json_out: JsonFlag = False) -> None:
             out.styled(ident.status, out.IDENTITY_STYLE),
             ident.provider_id,
             ident.principal or "-",
-            out.display_id(ident.scope_id),
+            display_id(ident.scope_id),
             str(len(ident.pools)),
         )
     out.console().print(grid)
@@ -181,7 +181,7 @@ def _details(ident: Identity) -> Table:
             ("provider", ident.provider_id),
             ("principal", ident.principal or "- (discovered by the provider)"),
             ("kind", ident.kind),
-            ("scope", out.display_id(ident.scope_id)),
+            ("scope", display_id(ident.scope_id)),
             ("labels", _fmt_labels(ident.labels) or None),
             ("secret ref", ident.secret_ref),
             ("fingerprint", ident.token_fingerprint),

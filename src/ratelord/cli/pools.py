@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from ratelord.cli import _output as out
 from ratelord.cli._http import api, decode, path_id
-from ratelord.schema import Forecast, MoneyBudget, Pool
+from ratelord.schema import Forecast, MoneyBudget, Pool, display_id
 
 #: z-scores of the burn-rate quantiles (the daemon's forecast model, SPEC §5).
 QUANTILES = (("P50", 0.0), ("P90", 1.2816), ("P99", 2.3263))
@@ -226,7 +226,7 @@ def _consumers(consumers: dict[str, Any]) -> RenderableType:
 
 def _top(rows: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
     ranked = sorted(rows or [], key=lambda r: -float(r.get("used", 0)))[:TOP_CONSUMERS]
-    return [(out.display_id(str(r.get("id"))), out.fmt_number(r.get("used"))) for r in ranked]
+    return [(display_id(str(r.get("id"))), out.fmt_number(r.get("used"))) for r in ranked]
 
 
 _VERDICT_STYLE = {"shared": "bold yellow", "isolated": "green", "unknown": "yellow"}

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from rich.text import Text
 
-from ratelord.schema import Identity, Pool
+from ratelord.schema import Identity, Pool, display_id
 from ratelord.tui import formatting as fmt
 from ratelord.tui.posture import POSTURE_COLOR, tightest_pool
 from ratelord.tui.widgets.synced_table import Row, SyncedTable
@@ -33,7 +33,7 @@ def identity_row(identity: Identity, pools_by_id: dict[str, Pool], now: float) -
             Text(identity.status, style=STATUS_STYLE.get(identity.status, "")),
             remaining,
             reset,
-            identity.scope_id,
+            display_id(identity.scope_id),
             identity.principal or "—",
             identity.kind,
         ],

@@ -18,6 +18,10 @@ export function when(ts) {
   return date.toISOString().replace("T", " ").slice(0, 19) + "Z";
 }
 
+// The daemon's placeholders for "not given", in the words a person reads (as schema.display_id).
+const SENTINEL_WORDS = { "sentinel:global": "global", "sentinel:unknown": "–", "sentinel:system": "ratelord" };
+export const idText = (id) => SENTINEL_WORDS[id] ?? id;
+
 export function esc(text) {
   return String(text ?? "").replace(/[&<>"']/g, (c) =>
     ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);

@@ -3,7 +3,7 @@
 // inspector that shows any event with its full context.
 import { api, historyReady } from "../api.js";
 import { lineChart } from "../charts.js";
-import { duration, esc, num, pct, when } from "../format.js";
+import { duration, esc, idText, num, pct, when } from "../format.js";
 import { constraintGraph } from "./graph.js";
 
 const RANGES = { "24h": 300, "7d": 900, "30d": 3600 };
@@ -136,7 +136,7 @@ export async function render(el, ctx) {
       const what = e.event_type === "intent_decided" ? e.payload.decision.replace(/_/g, " ") : (e.pool_id || "");
       return `<tr data-seq="${e.seq}" class="${deny ? "deny" : ""} ${e.seq === selected ? "selected" : ""}">
         <td class="mono">#${e.seq}</td><td class="mono">${when(e.ts_event).slice(11, 19)}</td>
-        <td>${esc(e.event_type)}</td><td class="muted">${esc(e.dimensions.agent_id)}</td><td>${esc(what)}</td></tr>`;
+        <td>${esc(e.event_type)}</td><td class="muted">${esc(idText(e.dimensions.agent_id))}</td><td>${esc(what)}</td></tr>`;
     });
     const box = el.querySelector("#events");
     box.innerHTML = rows.length ? `<table><tbody>${rows.join("")}</tbody></table>` : `<p class="muted">none</p>`;
@@ -165,10 +165,10 @@ function inspector(e, related) {
   let html = `<dl class="kv">
     <dt>event</dt><dd class="mono">#${e.seq} ${esc(e.event_type)}</dd>
     <dt>at</dt><dd class="mono">${when(e.ts_event)}</dd>
-    <dt>agent</dt><dd>${esc(d.agent_id)}</dd>
-    <dt>identity</dt><dd>${esc(d.identity_id)}</dd>
-    <dt>workload</dt><dd>${esc(d.workload_id)}</dd>
-    <dt>scope</dt><dd>${esc(d.scope_id)}</dd>
+    <dt>agent</dt><dd>${esc(idText(d.agent_id))}</dd>
+    <dt>identity</dt><dd>${esc(idText(d.identity_id))}</dd>
+    <dt>workload</dt><dd>${esc(idText(d.workload_id))}</dd>
+    <dt>scope</dt><dd>${esc(idText(d.scope_id))}</dd>
     <dt>pool</dt><dd class="mono">${esc(e.pool_id || decided?.pool_id || "–")}</dd>`;
   if (submitted) html += `<dt>asked</dt><dd>${esc(submitted.payload.urgency)} urgency, ${num(submitted.payload.cost)} × ${esc(submitted.payload.resource || "workload")}</dd>`;
   if (decided) {
