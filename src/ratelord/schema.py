@@ -435,11 +435,14 @@ class DecisionList(_Out, kw_only=True):
 
 
 class LeaseRequest(_Wire, kw_only=True):
-    """Ask for up to ``units`` of one pool for ``ttl_seconds``, to spend without asking.
+    """Ask for up to ``units`` for ``ttl_seconds``, to spend without asking.
 
-    The pool is the one ``resource`` (or a single-resource workload) names for
-    the identity.  ``rate`` is the holder's recent spend in units per second:
-    the daemon sizes leases by it when the pool is shared.
+    With ``resource``: units of that pool of the identity.  With a configured
+    ``workload_id`` and no ``resource``: units of the workload — one unit holds
+    the workload's cost of each of its pools, all of them or none (``search: 1,
+    core: 10`` and 5 units reserve 5 of search and 50 of core).  ``rate`` is the
+    holder's recent spend in units per second: the daemon sizes leases by it
+    when a pool is shared.
     """
 
     agent_id: Ident
@@ -470,7 +473,11 @@ class Lease(_Out, kw_only=True):
     status: LeaseStatus
     holder: str
     identity_id: str
+    workload_id: str = SENTINEL_UNKNOWN
+    #: The lease's pool; None for a lease over a workload's pools (see ``pools``).
     pool_id: str | None
+    #: What one unit of the lease holds of each pool (a workload's costs; one pool: 1).
+    pools: dict[str, float] = {}
     urgency: Urgency
     requested: float
     granted: float
@@ -484,6 +491,16 @@ class Lease(_Out, kw_only=True):
     defer_until: str | None = None
     identity_switch: str | None = None
     evaluation: Evaluation | None = None
+    #: The log position of the lease's decision: a holder follows the event stream from
+    #: here (``after_seq``) to miss no shrink or revocation of it.
+    seq: int | None = None
+
+    @property
+    def holds(self) -> str:
+        """What the lease holds, for display: its pool, or its workload's pools."""
+        if self.pool_id is not None or not self.pools:
+            return self.pool_id or "-"
+        return f"workload {self.workload_id} ({len(self.pools)} pools)"
 
 
 class LeaseList(_Out, kw_only=True):

@@ -97,8 +97,28 @@ def test_report_moves_units_from_leased_to_spent_and_release_returns_the_rest() 
     assert ended.status == "released"
     assert (w.pool().leased, w.pool().remaining) == (0, 960)
     with pytest.raises(Gone) as gone:
-        leases.report(w.engine, lease.lease_id, LeaseReport(spent=1), now)
+        leases.report(w.engine, lease.lease_id, LeaseReport(rate=1), now)
     assert gone.value.code == "lease_ended"
+
+
+def test_spend_reported_after_a_revocation_is_still_booked() -> None:
+    """The holder spent from its lease before it learnt of the revocation: the units
+    reached the provider, so the report is taken (not a 410) and debited."""
+    w = world()
+    lease = take(w, 100, ttl_seconds=600)
+    now = w.clock.now()
+    w.log += [leases._revise(w.engine, w.engine.state.leases[lease.lease_id], 0, "test", True, now)]
+    w.log += [leases._end(w.engine, w.engine.state.leases[lease.lease_id], "revoked", now, "t")]
+    assert (w.pool().leased, w.pool().remaining) == (0, 1000)
+    late, events = leases.release(w.engine, lease.lease_id, LeaseReport(spent=7, rate=2), now)
+    w.log += events
+    assert (late.status, late.spent) == ("revoked", 7)
+    assert w.pool().remaining == 993
+    assert [e.payload["rate"] for e in events if e.event_type == "lease_reported"] == [None]
+    assert not [e for e in events if e.event_type == "lease_ended"]
+    replayed = State()
+    replayed.apply_all(w.log)
+    assert replayed.encode() == w.engine.state.encode()
 
 
 def test_spending_beyond_the_grant_is_debited() -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from ratelord.sim import Report, load_scenario, run_scenario
 from ratelord.sim.generate import goals_missed, largest_call
+from ratelord.sim.scenario import parse_scenario
 from tests.unit.test_sim_shipped import SCENARIOS, SHIPPED
 
 
@@ -22,23 +23,7 @@ def run(name: str) -> tuple[Report, float]:
     return run_scenario(scenario, "leases"), largest_call(scenario)
 
 
-#: Shipped scenarios the lease strategy does not hold yet (seen by #13, left to leases).
-LEASE_GAPS = {
-    "rare-polls": "one poll every two windows: no 429 since spend is booked per window, but "
-    "the first (41.7 s) window ends at 96.7 %: a lease refused near the reset sends the "
-    "holder's calls per call, paced past it",
-}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=LEASE_GAPS[n], strict=False))
-        if n in LEASE_GAPS
-        else n
-        for n in SHIPPED
-    ],
-)
+@pytest.mark.parametrize("name", SHIPPED)
 def test_leases_hold_the_governance_goals(name: str) -> None:
     report, largest = run(name)
     failed = [v.check for v in report.invariants if not v.passed]
@@ -54,3 +39,41 @@ def test_leases_take_most_work_off_the_decision_path_in_priority_inversion() -> 
     events = run("priority-inversion")[0].engine_events
     assert events["lease_takes_local"] > events["lease_takes_per_call"]
     assert events["lease_reported"] < events["lease_takes_local"]
+
+
+WORKLOAD_SCENARIO = """
+name: workload-leases
+description: Work that charges a workload over two pools, spent through leases of the workload.
+seed: 5
+duration_seconds: 300
+poll_interval_seconds: 5
+pools:
+  acct-main:
+    pools:
+      search: {limit: 100, window_seconds: 60}
+      core: {limit: 5000, window_seconds: 60}
+identities:
+  - {id: tok-main, principal: acct-main}
+workloads:
+  hydrate: {search: 1, core: 10}
+agents:
+  - name: hydrators
+    count: 2
+    identities: [tok-main]
+    workload: hydrate
+    behaviour: {kind: poisson, rate_per_second: 1.2}
+    on_deny: retry
+    retry_after_seconds: 5
+"""
+
+
+def test_work_over_a_workloads_pools_runs_on_workload_leases() -> None:
+    scenario = parse_scenario(WORKLOAD_SCENARIO)
+    report = run_scenario(scenario, "leases")
+    assert goals_missed(report, 0.0, largest_call(scenario)) == []
+    # About 500 hydrates fit in the run (search: 100 a minute); over half of them are spent
+    # from leases over both pools, with no decision of their own (the rest, and every retry
+    # of work told to wait for a reset, ask per call).
+    assert report.engine_events["lease_takes_local"] > 250
+    overloaded = [r for pool in report.pools for r in pool.resets if r.overloaded]
+    assert overloaded  # search runs out: the leases are paced by it

@@ -37,10 +37,10 @@ def leases_table(listed: list[Lease], *, now: float) -> RenderableType:
     grid = out.table(
         "HOLDER", "POOL", "GRANTED", "SPENT", "LEFT", "RATE", "EXPIRES IN", wrap=("HOLDER", "POOL")
     )
-    for lease in sorted(listed, key=lambda x: (x.pool_id or "", x.holder)):
+    for lease in sorted(listed, key=lambda x: (x.holds, x.holder)):
         grid.add_row(
             lease.holder,
-            lease.pool_id or "-",
+            lease.holds,
             out.fmt_number(lease.granted),
             out.fmt_number(lease.spent),
             out.fmt_number(lease.available),

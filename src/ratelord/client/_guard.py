@@ -27,7 +27,7 @@ import msgspec
 from ratelord.client._admission import MAX_DEFERRALS, admit, is_deferral
 from ratelord.client._base import is_local, logger
 from ratelord.client._exceptions import RatelordDenied, RatelordError
-from ratelord.client._lease import HeldLease
+from ratelord.client._lease import HeldLease, labels_key
 from ratelord.schema import SENTINEL_UNKNOWN, Decision, Urgency, UsageReport
 
 if TYPE_CHECKING:
@@ -71,7 +71,15 @@ class GuardOptions(msgspec.Struct, frozen=True, kw_only=True):
     lease: bool | None = None
 
     def lease_key(self) -> tuple[object, ...]:
-        return (self.agent, self.identity, self.workload, self.scope, self.resource, self.urgency)
+        return (
+            self.agent,
+            self.identity,
+            self.workload,
+            self.scope,
+            self.resource,
+            self.urgency,
+            labels_key(self.labels),
+        )
 
     def intent_fields(self) -> dict[str, Any]:
         """The intent's fields; unset ones are left to the schema's defaults (sentinels)."""

@@ -3,7 +3,7 @@
 A :class:`HeldLease` is the holder's side of ``POST /v1/leases``: ``take(cost)``
 spends from it with no round trip (a lock, two compares and an add).  A
 :class:`Keeper` (one per client) holds at most one lease per *key* — the intent
-fields that name who spends on which pool — and:
+fields that name who spends on which pool (or workload), and the labels — and:
 
 * takes a lease by itself once a key is called at :data:`AUTO_RATE` calls per
   second or more (or at once when the caller asked for leases);
@@ -48,6 +48,12 @@ REFUSED_BACKOFF = 2.0
 LEASE_INTENT_PREFIX = "lease:"
 
 Key = tuple[Any, ...]
+
+
+def labels_key(labels: Mapping[str, str] | None) -> tuple[tuple[str, str], ...] | None:
+    """Labels as part of a lease key: rules and budgets that match labels decide the lease
+    as they would the call, so calls with other labels must not spend from it."""
+    return tuple(sorted(labels.items())) if labels else None
 
 
 def is_leased(decision: Decision) -> bool:
@@ -179,6 +185,7 @@ class Keeper:
             fields.get("scope_id"),
             fields.get("resource"),
             fields.get("urgency"),
+            labels_key(fields.get("labels")),
         )
 
     def take(self, key: Key, cost: float) -> HeldLease | None:

@@ -69,6 +69,7 @@ class SyncLeases:
         held = keeper.got(key, lease)
         if held is None:
             return None
+        self._follower.start_at(lease.seq)
         self._start()
         return held if held.take(cost, keeper.clock()) else None
 
@@ -155,6 +156,7 @@ class AsyncLeases:
         held = keeper.got(key, lease)
         if held is None:
             return None
+        self._follower.start_at(lease.seq)
         if self._task is None:  # report in batches and follow the event stream
             loop = asyncio.get_running_loop()
             self._task = loop.create_task(self._run())

@@ -3,8 +3,9 @@
 While a client holds a lease it follows ``GET /v1/events?stream=true&type=lease_revised``
 (one connection per client): a lease the daemon shrank, or revoked (a shrink to
 what was spent, ``revoked: true``), stops serving calls beyond its new size at
-once, not at its next batched report.  A dropped stream is resumed from the last
-event seen (``after_seq``), so a revision made meanwhile is not missed.
+once, not at its next batched report.  The stream starts at the first lease's
+decision (its ``seq``) and a dropped one is resumed from the last event seen
+(``after_seq``), so a revision made meanwhile is not missed.
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ class Follower:
     def __init__(self, keeper: Keeper) -> None:
         self.keeper = keeper
         self.after: str | None = None
+
+    def start_at(self, seq: int | None) -> None:
+        """Follow from a granted lease's decision (not from when the stream opens): a
+        revocation made in between is not missed."""
+        if self.after is None and seq:
+            self.after = str(seq)
 
     def params(self) -> dict[str, str]:
         params = {"stream": "true", "type": "lease_revised"}

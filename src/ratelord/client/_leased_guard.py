@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from ratelord.client._guard import AsyncGuard, Guard, GuardOptions, _GuardState
-from ratelord.client._lease import HeldLease, Keeper
+from ratelord.client._lease import HeldLease, Keeper, labels_key
 
 
 def held_for(keeper: Keeper, args: Mapping[str, Any]) -> HeldLease | None:
@@ -40,6 +40,7 @@ def held_for(keeper: Keeper, args: Mapping[str, Any]) -> HeldLease | None:
             get("scope"),
             get("resource"),
             get("urgency"),
+            labels_key(get("labels")),
         )
     )
 

@@ -159,10 +159,17 @@ def _decision_metrics(runtime: Runtime) -> Iterator[Metric]:
 
 
 def _lease_metrics(runtime: Runtime) -> Iterator[Metric]:
-    """Every live lease: holder, pool, size, spent, expiry; and each pool's leased units."""
+    """Every live lease: holder, pool, size, spent, expiry; and each pool's leased units.
+
+    A lease over a workload's pools has one series per pool, in that pool's units.
+    """
     labels = ["lease_id", "holder", "pool_id"]
-    granted = GaugeMetricFamily("ratelord_lease_granted", "Units granted", labels=labels)
-    spent = GaugeMetricFamily("ratelord_lease_spent", "Units reported spent", labels=labels)
+    granted = GaugeMetricFamily(
+        "ratelord_lease_granted", "Units granted (of the pool)", labels=labels
+    )
+    spent = GaugeMetricFamily(
+        "ratelord_lease_spent", "Units reported spent (of the pool)", labels=labels
+    )
     expires = GaugeMetricFamily(
         "ratelord_lease_expires_at_seconds", "When the lease expires (unix time)", labels=labels
     )
@@ -171,10 +178,11 @@ def _lease_metrics(runtime: Runtime) -> Iterator[Metric]:
     )
     state = runtime.engine.state
     for lease in state.leases.values():
-        key = [lease.lease_id, lease.agent_id, lease.pool_id]
-        granted.add_metric(key, lease.granted)
-        spent.add_metric(key, lease.spent)
-        expires.add_metric(key, lease.expires_at)
+        for pool_id, per in lease.pools.items():
+            key = [lease.lease_id, lease.agent_id, pool_id]
+            granted.add_metric(key, lease.granted * per)
+            spent.add_metric(key, lease.spent * per)
+            expires.add_metric(key, lease.expires_at)
     for pool in state.pools.values():
         if pool.leased:
             leased.add_metric([pool.pool_id], pool.leased)

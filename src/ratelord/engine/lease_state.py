@@ -10,12 +10,12 @@ provider (which cannot know of units not yet spent) subtracts them again.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from ratelord.engine.events import Event, EventType
 from ratelord.engine.forecast import observe
 from ratelord.engine.state import (
     LeaseRecord,
-    PoolState,
     State,
     _attribute,
     _debit,
@@ -26,15 +26,29 @@ from ratelord.engine.state import (
 
 #: How many ended leases' ids (and why they ended) the state remembers.
 ENDED_MEMORY = 10_000
+#: How many ended leases the state keeps whole, for late reports of what was spent from them.
+CLOSED_MEMORY = 256
 
 Handler = Callable[[State, Event], None]
+
+
+def lease_pools(payload: dict[str, Any]) -> dict[str, float]:
+    """A ``lease_decided`` payload's pools (units of each per lease unit).
+
+    Leases logged before workload leases name one ``pool_id``: one unit of it.
+    """
+    pools = payload.get("pools")
+    if pools:
+        return {pool_id: float(per) for pool_id, per in pools.items()}
+    pool_id = payload.get("pool_id")
+    return {pool_id: 1.0} if pool_id else {}
 
 
 def _lease_decided(state: State, event: Event) -> None:
     p = event.payload
     granted = float(p["granted"])
-    pool = state.pools.get(p.get("pool_id") or "")
-    if granted <= 0 or pool is None:
+    shares = lease_pools(p)
+    if granted <= 0 or not shares or any(pool_id not in state.pools for pool_id in shares):
         return
     dims = event.dimensions
     state.leases[p["lease_id"]] = LeaseRecord(
@@ -43,7 +57,7 @@ def _lease_decided(state: State, event: Event) -> None:
         identity_id=dims.identity_id,
         workload_id=dims.workload_id,
         scope_id=dims.scope_id,
-        pool_id=pool.pool_id,
+        pools=shares,
         urgency=p["urgency"],
         weight=float(p["weight"]),
         requested=float(p["requested"]),
@@ -52,55 +66,72 @@ def _lease_decided(state: State, event: Event) -> None:
         granted_at=event.ts_event,
         expires_at=float(p["expires_at"]),
     )
-    pool.remaining = max(0.0, pool.remaining - granted)
-    pool.leased += granted
-    pool.reserved_since_observation += granted
-    book_after_reset(pool, event.ts_event, granted)
-    note_demand(pool, event.ts_event, event.ts_event)
-    if p.get("paced_until") is not None:
-        pool.paced_until = max(pool.paced_until, float(p["paced_until"]))
-    pool.record_history(event.ts_event)
-    pool.version += 1
+    paced = p.get("paced") or {}
+    if not paced and p.get("paced_until") is not None:  # logged before workload leases
+        paced = {next(iter(shares)): p["paced_until"]}
+    for pool_id, per in shares.items():
+        pool = state.pools[pool_id]
+        units = granted * per
+        pool.remaining = max(0.0, pool.remaining - units)
+        pool.leased += units
+        pool.reserved_since_observation += units
+        book_after_reset(pool, event.ts_event, units)
+        note_demand(pool, event.ts_event, event.ts_event)
+        if pool_id in paced:
+            pool.paced_until = max(pool.paced_until, float(paced[pool_id]))
+        pool.record_history(event.ts_event)
+        pool.version += 1
 
 
 def _lease_reported(state: State, event: Event) -> None:
     p = event.payload
     lease = state.leases.get(p["lease_id"])
-    if lease is None:
-        return
+    live = lease is not None
+    if lease is None:  # ended before its holder knew: all it spent is beyond the grant
+        lease = state.leases_closed.get(p["lease_id"])
+        if lease is None:
+            return
     if p.get("rate") is not None:
         lease.rate = float(p["rate"])
     spent = float(p.get("spent", 0.0))
-    pool = state.pools.get(lease.pool_id)
-    if pool is not None:
-        note_demand(pool, event.ts_event, event.ts_event)
-    if spent <= 0 or pool is None:
-        return
-    within = min(spent, lease.unspent)
-    lease.spent += spent
-    pool.leased = max(0.0, pool.leased - within)
-    pool.immediate_since_observation += within  # it reached the provider
+    within = min(spent, lease.unspent) if live else 0.0
+    lease.spent += max(0.0, spent)
     dims = {
         "agent_id": lease.agent_id,
         "identity_id": lease.identity_id,
         "scope_id": lease.scope_id,
     }
-    if spent > within:  # spent beyond the grant: real consumption nobody reserved
-        _debit(pool, spent - within, event.ts_event, dims)
-    observe(pool.burn, within, event.ts_event)
-    _attribute(pool, dims, within)
-    pool.version += 1
+    for pool_id, per in lease.pools.items():
+        pool = state.pools.get(pool_id)
+        if pool is None:
+            continue
+        note_demand(pool, event.ts_event, event.ts_event)
+        if spent <= 0:
+            continue
+        pool.leased = max(0.0, pool.leased - within * per)
+        pool.immediate_since_observation += within * per  # it reached the provider
+        if spent > within:  # spent beyond the grant: real consumption nobody reserved
+            _debit(pool, (spent - within) * per, event.ts_event, dims)
+        observe(pool.burn, within * per, event.ts_event)
+        _attribute(pool, dims, within * per)
+        pool.version += 1
 
 
-def _give_back(pool: PoolState | None, lease: LeaseRecord, units: float, ts: float) -> None:
-    if pool is None or units <= 0:
+def _give_back(state: State, lease: LeaseRecord, units: float, ts: float) -> None:
+    """``units`` of the lease come back to each of its pools (its share of each)."""
+    if units <= 0:
         return
-    pool.leased = max(0.0, pool.leased - units)
-    pool.remaining += units
-    pool.reserved_since_observation = max(0.0, pool.reserved_since_observation - units)
-    book_after_reset(pool, lease.granted_at, -units)
-    pool.record_history(ts)
-    pool.version += 1
+    for pool_id, per in lease.pools.items():
+        pool = state.pools.get(pool_id)
+        if pool is None:
+            continue
+        back = units * per
+        pool.leased = max(0.0, pool.leased - back)
+        pool.remaining += back
+        pool.reserved_since_observation = max(0.0, pool.reserved_since_observation - back)
+        book_after_reset(pool, lease.granted_at, -back)
+        pool.record_history(ts)
+        pool.version += 1
 
 
 def _lease_revised(state: State, event: Event) -> None:
@@ -110,8 +141,7 @@ def _lease_revised(state: State, event: Event) -> None:
         return
     granted = max(lease.spent, float(p["granted"]))
     if granted < lease.granted:
-        returned = min(lease.granted - granted, lease.unspent)
-        _give_back(state.pools.get(lease.pool_id), lease, returned, event.ts_event)
+        _give_back(state, lease, min(lease.granted - granted, lease.unspent), event.ts_event)
     lease.granted = granted
 
 
@@ -120,10 +150,13 @@ def _lease_ended(state: State, event: Event) -> None:
     lease = state.leases.pop(p["lease_id"], None)
     if lease is None:
         return
-    _give_back(state.pools.get(lease.pool_id), lease, lease.unspent, event.ts_event)
+    _give_back(state, lease, lease.unspent, event.ts_event)
     state.leases_ended[lease.lease_id] = p["status"]
     if len(state.leases_ended) > 2 * ENDED_MEMORY:
         state.leases_ended = _newest(state.leases_ended, ENDED_MEMORY)
+    state.leases_closed[lease.lease_id] = lease
+    if len(state.leases_closed) > 2 * CLOSED_MEMORY:
+        state.leases_closed = _newest(state.leases_closed, CLOSED_MEMORY)
 
 
 HANDLERS: dict[str, Handler] = {

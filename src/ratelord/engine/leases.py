@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -40,7 +40,7 @@ from ratelord.engine.clock import iso
 from ratelord.engine.core import Engine, Gone, UnknownEntity
 from ratelord.engine.events import Dimensions, Event, EventType, Source
 from ratelord.engine.forecast import drift_weight
-from ratelord.engine.state import LeaseRecord, PoolState, effective_remaining
+from ratelord.engine.state import LeaseRecord, PoolState, State, effective_remaining
 from ratelord.schema import (
     Decision,
     Evaluation,
@@ -113,10 +113,12 @@ def decide_lease(engine: Engine, request: LeaseRequest, now: float) -> tuple[Lea
         scope_id=request.scope_id,
     )
     evaluation = sizing.decision.evaluation if sizing.decision else None
+    pool_id = next(iter(sizing.pools)) if len(sizing.pools) == 1 else None
     payload = {
         "lease_id": lease_id,
         "status": "active" if sizing.granted > 0 else "refused",
-        "pool_id": sizing.pool_id,
+        "pool_id": pool_id,
+        "pools": sizing.pools,
         "requested": request.units,
         "granted": sizing.granted,
         "urgency": request.urgency,
@@ -126,7 +128,7 @@ def decide_lease(engine: Engine, request: LeaseRequest, now: float) -> tuple[Lea
         "reason": sizing.reason,
         "defer_until": sizing.defer_until,
         "identity_switch": sizing.identity_switch,
-        "paced_until": sizing.paced_until,
+        "paced": sizing.paced,
         "rules_fired": evaluation.rules_fired if evaluation else [],
         "p_exhaustion": evaluation.p_exhaustion if evaluation else None,
     }
@@ -136,12 +138,12 @@ def decide_lease(engine: Engine, request: LeaseRequest, now: float) -> tuple[Lea
         payload,
         dimensions=dims,
         source=Source(origin_kind="client", origin_id=request.agent_id),
-        pool_id=sizing.pool_id,
+        pool_id=pool_id or sizing.tightest,
         correlation_id=lease_id,
     )
     events = [event]
-    if sizing.granted > 0 and sizing.pool_id is not None:
-        events += engine.refresh_forecasts([sizing.pool_id], now, correlation_id=lease_id)
+    if sizing.granted > 0:
+        events += engine.refresh_forecasts(list(sizing.pools), now, correlation_id=lease_id)
     record = engine.state.leases.get(lease_id)
     if record is not None:
         return view(record, "active", evaluation=evaluation, reason=sizing.reason), events
@@ -151,7 +153,9 @@ def decide_lease(engine: Engine, request: LeaseRequest, now: float) -> tuple[Lea
             status="refused",
             holder=request.agent_id,
             identity_id=request.identity_id,
-            pool_id=sizing.pool_id,
+            workload_id=request.workload_id,
+            pool_id=pool_id,
+            pools=sizing.pools,
             urgency=request.urgency,
             requested=request.units,
             granted=0.0,
@@ -171,17 +175,27 @@ def decide_lease(engine: Engine, request: LeaseRequest, now: float) -> tuple[Lea
 @dataclass(slots=True)
 class _Outcome:
     granted: float = 0.0
-    pool_id: str | None = None
+    #: Pool id → units of it one lease unit holds (the workload's costs; one pool: 1).
+    pools: dict[str, float] = field(default_factory=dict)
+    #: The pool that limited the grant most.
+    tightest: str | None = None
     expires_at: float = 0.0
     reason: str | None = None
     defer_until: str | None = None
     identity_switch: str | None = None
     decision: Decision | None = None
-    paced_until: float | None = None
+    #: Pool id → its pacing cursor once this lease's units are booked (paced pools only).
+    paced: dict[str, float] = field(default_factory=dict)
 
 
 class _Sizing:
-    """One lease request's sizing; a class only to keep the steps small and named."""
+    """One lease request's sizing; a class only to keep the steps small and named.
+
+    Sizes are in the lease's units; a workload lease's unit holds ``per`` units
+    of each of its pools (the workload's costs), and each pool's limits are
+    divided by its ``per`` to compare them.  All the pools or none: the grant is
+    the smallest any pool allows.
+    """
 
     def __init__(self, engine: Engine, request: LeaseRequest, now: float, lease_id: str):
         self.engine = engine
@@ -203,117 +217,91 @@ class _Sizing:
         )
         return _Arbiter(self.engine, intent, self.now, self.lease_id)
 
+    def _per_unit(self) -> dict[str, float]:
+        """Pool id → units of it one unit of the lease holds (charges of a one-unit intent)."""
+        record = self.engine.state.identities.get(self.request.identity_id)
+        if record is None:
+            return {}
+        try:
+            charges = self._arbiter(1.0)._charges(record)
+        except NotChargeable:
+            return {}
+        return {pool_id: per for pool_id, per in sorted(charges.items()) if per > 0}
+
     def run(self) -> _Outcome:
         request, state = self.request, self.engine.state
         outcome = _Outcome()
         arbiter = self._arbiter(request.units)
         decision = arbiter.run()[0]
         outcome.decision = decision
-        record = state.identities.get(request.identity_id)
-        try:
-            charges = arbiter._charges(record) if record is not None else {}
-        except NotChargeable:
-            charges = {}
-        if len(charges) > 1:
-            outcome.reason = (
-                f"workload {request.workload_id!r} draws from {len(charges)} pools; "
-                "a lease covers one: name a 'resource'"
-            )
-            return outcome
         if arbiter.budget is not None and arbiter.budget.money:
             outcome.reason = (
                 f"{request.resource or 'this resource'} counts in money budget "
                 f"{arbiter.budget.views[0].budget_id!r}, which a lease cannot charge: ask per call"
             )
             return outcome
-        if len(charges) == 1:
-            outcome.pool_id = next(iter(charges))
-        pool = state.pools.get(outcome.pool_id or "")
-        if pool is None:
+        per = self._per_unit()
+        pools = [state.pools.get(pool_id) for pool_id in per]
+        if not per or any(pool is None for pool in pools):
             outcome.reason = decision.reason or "the pool has not been observed yet; retry shortly"
             return outcome
-        ttl = self._ttl(pool)
+        outcome.pools = per
+        limits = [_Limits(self, pool, per[pool.pool_id]) for pool in pools if pool is not None]
+        ttl = min(limit.ttl for limit in limits)
         outcome.expires_at = self.now + ttl
-        budget = self._budget(pool, decision, ttl)
-        if budget is None:
+        ceiling = self._ceiling(decision, limits)
+        if ceiling is None:
             self._refused(outcome, decision)
             return outcome
+        size, paced = ceiling
         demand = demand_of(request.units, request.rate, ttl)
-        claims = _claims(_holders(state.leases.values(), pool.pool_id), self.now)
-        claims.append(Claim(self.lease_id, demand, weight_of(request.urgency, request.weight)))
-        remaining = effective_remaining(pool, self.now)
-        shared = (
-            window_budget(self.engine, pool, self.now, ttl)
-            if budget.rate
-            else remaining + pool.leased
-        )
-        share = fair_shares(shared, claims)[self.lease_id]
-        most = min(request.units, share, budget.units, remaining)
-        granted = math.floor(max(0.0, most) * 1000) / 1000
+        weight = weight_of(request.urgency, request.weight)
+        for limit in limits:
+            limit.size(ttl, demand, weight, paced=paced)
+        tightest = min(limits, key=lambda limit: limit.most)
+        outcome.tightest = tightest.pool.pool_id
+        granted = _in_calls(min(size, tightest.most), request.units, request.min_units)
         if granted < max(request.min_units, 1e-9):
             outcome.reason = (
-                f"only {granted:g} of {pool.pool_id} can be leased now "
+                f"only {granted:g} of {tightest.name} can be leased now "
                 f"(asked {request.units:g}, at least {request.min_units:g}); "
                 "ask per call or retry later"
             )
-            outcome.defer_until = iso(budget.fits(request.min_units, self.now, ttl))
+            fits = max(limit.fits(request.min_units, self.now, ttl) for limit in limits)
+            outcome.defer_until = iso(fits)
             return outcome
         outcome.granted = granted
-        if budget.rate:
-            outcome.paced_until = budget.start + granted / budget.rate
+        outcome.paced = {
+            limit.pool.pool_id: limit.cursor(granted) for limit in limits if limit.budget.rate
+        }
         if granted < request.units:
             outcome.reason = decision.reason or (
                 f"granted {granted:g} of {request.units:g}: "
-                f"the fair share of {pool.pool_id} for {ttl:.0f} s"
+                f"the fair share of {tightest.name} for {ttl:.0f} s"
             )
         return outcome
 
-    def _ttl(self, pool: PoolState) -> float:
-        """The requested lifetime, ending at the pool's (next plausible) reset at the latest."""
-        ttl = self.request.ttl_seconds
-        if pool.reset_at is not None and pool.reset_at > self.now:
-            ttl = min(ttl, pool.reset_at - self.now)
-        elif pool.reset_at is not None:  # passed, not observed yet: the next one, or imminent
-            to_reset = self.engine.forecast(pool, self.now).seconds_to_reset
-            ttl = min(ttl, to_reset if to_reset is not None else ttl)
-        return max(ttl, 0.001)
+    def _ceiling(self, decision: Decision, limits: list[_Limits]) -> tuple[float, bool] | None:
+        """The most the policy and the floor allow (lease units), and whether it is paced.
 
-    def _budget(self, pool: PoolState, decision: Decision, ttl: float) -> _Budget | None:
-        """What this lease may take at most; None: nothing may be leased."""
+        None: nothing may be leased.
+        """
         if decision.decision == "approve":
-            return _Budget(math.inf)
+            return math.inf, False
         if _paced(decision):
-            return self._paced(pool, ttl)
+            return math.inf, True
         # The whole ask did not fit (floor, policy): halve it until one does.
         request = self.request
-        size = min(request.units, effective_remaining(pool, self.now))
+        size = min(request.units, min(limit.remaining / limit.per for limit in limits))
         smallest = max(request.min_units, min(1.0, request.units))
         while size >= smallest:
             smaller = self._arbiter(size).run()[0]
             if smaller.decision == "approve":
-                return _Budget(size)
+                return size, False
             if _paced(smaller):
-                paced = self._paced(pool, ttl)
-                return _Budget(min(size, paced.units), paced.rate, paced.start)
+                return size, True
             size /= 2
         return None
-
-    def _paced(self, pool: PoolState, ttl: float) -> _Budget:
-        """The paced flow: what fits between the pool's pacing cursor and the lease's end.
-
-        The pace is an intent's (:mod:`.allocation`): the budget left after the
-        headroom for unseen use and the urgent reserve, spread over the time
-        demand is trusted to last.  Intents and leases share one cursor
-        (``pool.paced_until``): each paced grant moves it on by the time its
-        units occupy at that pace, so a holder that spends its lease at once and
-        asks again cannot outrun it.
-        """
-        allocation = _allocation(self.engine, pool, self.now, urgent=self.request.urgency == "high")
-        if not math.isfinite(allocation.rate):
-            return _Budget(max(0.0, allocation.budget))
-        start = max(pool.paced_until, self.now)
-        units = min(allocation.budget, max(0.0, self.now + ttl - start) * allocation.rate)
-        return _Budget(max(0.0, units), allocation.rate, start)
 
     def _refused(self, outcome: _Outcome, decision: Decision) -> None:
         mods = decision.modifications
@@ -322,9 +310,113 @@ class _Sizing:
         outcome.identity_switch = mods.identity_switch
 
 
+class _Limits:
+    """What one pool of the lease allows, in lease units (its own units / ``per``)."""
+
+    def __init__(self, sizing: _Sizing, pool: PoolState, per: float) -> None:
+        self.sizing = sizing
+        self.pool = pool
+        self.name = pool.pool_id
+        self.per = per
+        engine, now = sizing.engine, sizing.now
+        self.remaining = effective_remaining(pool, now)
+        self.to_reset = engine.forecast(pool, now).seconds_to_reset
+        self.ttl, self.at_reset = self._ttl(sizing.request.ttl_seconds)
+        self.budget = _Budget(math.inf)
+        self.most = math.inf
+
+    def _ttl(self, asked: float) -> tuple[float, bool]:
+        """The requested lifetime, ending at the pool's (next plausible) reset at the latest;
+        and whether the reset ends it."""
+        pool, ttl = self.pool, asked
+        if pool.reset_at is not None and pool.reset_at > self.sizing.now:
+            ttl = min(ttl, pool.reset_at - self.sizing.now)
+        elif pool.reset_at is not None and self.to_reset is not None:
+            ttl = min(ttl, self.to_reset)  # passed, not observed yet: the next one, or imminent
+        return max(ttl, 0.001), ttl < asked
+
+    def size(self, ttl: float, demand: float, weight: float, *, paced: bool) -> None:
+        """The most this pool lets the lease have: its pace, its fair share, what is left."""
+        engine, pool, now = self.sizing.engine, self.pool, self.sizing.now
+        # A lease that ends at the reset may have every unit paced until the window's end
+        # (its skew included): its holder spends them before the reset, where calls paced
+        # one by one into the skew would land in the next window.
+        horizon = ttl
+        if ttl >= self.ttl and self.at_reset and self.to_reset is not None:
+            horizon = max(ttl, self.to_reset)
+        if paced:
+            self.budget = self._paced(horizon)
+        claims = _claims(_holders(engine.state.leases.values(), pool.pool_id), now, pool.pool_id)
+        claims.append(Claim(self.sizing.lease_id, demand * self.per, weight))
+        shared = (
+            window_budget(engine, pool, now, horizon)
+            if self.budget.rate
+            else self.remaining + pool.leased
+        )
+        share = fair_shares(shared, claims)[self.sizing.lease_id]
+        self.most = max(0.0, min(share, self.budget.units, self.remaining)) / self.per
+
+    def _paced(self, horizon: float) -> _Budget:
+        """The paced flow: what fits between the pool's pacing cursor and ``horizon``.
+
+        The pace is an intent's (:mod:`.allocation`): the budget left after the
+        headroom for unseen use and the urgent reserve, spread over the time
+        demand is trusted to last.  Intents and leases share one cursor
+        (``pool.paced_until``): each paced grant moves it on by the time its
+        units occupy at that pace, so a holder that spends its lease at once and
+        asks again cannot outrun it.
+        """
+        sizing = self.sizing
+        urgent = sizing.request.urgency == "high"
+        allocation = _allocation(sizing.engine, self.pool, sizing.now, urgent=urgent)
+        if not math.isfinite(allocation.rate):
+            return _Budget(max(0.0, allocation.budget))
+        start = max(self.pool.paced_until, sizing.now)
+        if self.to_reset is not None and start >= sizing.now + self.to_reset:
+            start = sizing.now  # booked to the reset, budget left: spread from now, as intents
+        units = min(allocation.budget, max(0.0, sizing.now + horizon - start) * allocation.rate)
+        return _Budget(max(0.0, units), allocation.rate, start)
+
+    def cursor(self, granted: float) -> float:
+        """The pool's pacing cursor once ``granted`` lease units are booked on it.
+
+        A lease that ends at the reset books the pace to the reset: its holder
+        spends its units before it, and budget left in the window (headroom and
+        reserve released, units given back) is then spread from now, as the
+        allocation does once the slots booked reach the reset, not paced into
+        the reset's skew, where calls would land in the next window.
+        """
+        budget = self.budget
+        assert budget.rate
+        cursor = budget.start + granted * self.per / budget.rate
+        if self.at_reset and self.to_reset is not None:
+            cursor = max(cursor, self.sizing.now + self.to_reset)
+        return cursor
+
+    def fits(self, units: float, now: float, ttl: float) -> float:
+        """When a lease of ``units`` (lease units) will fit this pool's pace."""
+        return self.budget.fits(units * self.per, now, ttl)
+
+
+def _in_calls(most: float, units: float, call: float) -> float:
+    """What to grant of ``units`` when at most ``most`` may be: a whole number of ``call``
+    (``min_units``, the least worth having: one call).
+
+    A part of a call left in a lease serves no call: it is stranded until the lease
+    ends, while calls that would fit it were told to wait.  Without a call size:
+    whole units (thousandths below one).
+    """
+    most = max(0.0, min(most, units))
+    if call > 0:
+        return math.floor(most / call + 1e-9) * call
+    if most >= 1.0:
+        return float(math.floor(most + 1e-9))
+    return math.floor(most * 1000) / 1000
+
+
 @dataclass(frozen=True, slots=True)
 class _Budget:
-    """The most one lease may take; paced: at ``rate`` units/s from ``start``."""
+    """The most one lease may take of a pool (its units); paced: ``rate`` units/s from ``start``."""
 
     units: float
     rate: float | None = None
@@ -369,18 +461,24 @@ def window_budget(engine: Engine, pool: PoolState, now: float, horizon: float) -
 
 
 def _holders(leases: Iterable[LeaseRecord], pool_id: str) -> list[LeaseRecord]:
-    return [lease for lease in leases if lease.pool_id == pool_id]
+    return [lease for lease in leases if pool_id in lease.pools]
 
 
-def _claims(leases: list[LeaseRecord], now: float) -> list[Claim]:
+def _claims(leases: list[LeaseRecord], now: float, pool_id: str) -> list[Claim]:
+    """Each holder's claim on ``pool_id``, in its units."""
     return [
-        Claim(lease.lease_id, _demand_of_lease(lease, now), weight_of(lease.urgency, lease.weight))
+        Claim(
+            lease.lease_id,
+            _demand_of_lease(lease, now) * lease.pools[pool_id],
+            weight_of(lease.urgency, lease.weight),
+        )
         for lease in leases
     ]
 
 
 def _demand_of_lease(lease: LeaseRecord, now: float) -> float:
-    """A live lease's claim: its rate over the rest of its life, else what it has left."""
+    """A live lease's claim (lease units): its rate over the rest of its life, else what it
+    has left."""
     left = max(0.0, lease.expires_at - now)
     if lease.rate is None:
         return lease.unspent
@@ -390,46 +488,62 @@ def _demand_of_lease(lease: LeaseRecord, now: float) -> float:
 # ---------------------------------------------------------------------- holders
 
 
-def lease_of(engine: Engine, lease_id: str) -> LeaseRecord:
-    """The live lease, or a 404 (410 when it has ended) that says what to do."""
-    lease = engine.state.leases.get(lease_id)
+def lease_of(engine: Engine, lease_id: str, *, ended: bool = False) -> LeaseRecord:
+    """The live lease (or, with ``ended``, one that ended lately), else a 404 (410 once it
+    has ended) that says what to do."""
+    state = engine.state
+    lease = state.leases.get(lease_id) or (state.leases_closed.get(lease_id) if ended else None)
     if lease is not None:
         return lease
-    ended = engine.state.leases_ended.get(lease_id)
-    if ended is not None:
-        raise Gone("lease_ended", f"lease {lease_id!r} was {ended}; ask for a new one")
+    status = state.leases_ended.get(lease_id)
+    if status is not None:
+        raise Gone("lease_ended", f"lease {lease_id!r} was {status}; ask for a new one")
     raise UnknownEntity("unknown_lease", f"no lease {lease_id!r}; ask for one first")
 
 
 def report(
     engine: Engine, lease_id: str, body: LeaseReport, now: float
 ) -> tuple[Lease, list[Event]]:
-    """Spent units (a batch since the last report) and the holder's recent rate."""
-    lease = lease_of(engine, lease_id)
+    """Spent units (a batch since the last report) and the holder's recent rate.
+
+    A lease that ended (revoked, expired) before its holder learnt of it still
+    takes the report of what was spent from it: the units reached the provider.
+    """
+    lease = lease_of(engine, lease_id, ended=body.spent > 0)
     events = [_reported(engine, lease, body, now)]
-    events += engine.refresh_forecasts([lease.pool_id], now, correlation_id=lease_id, lazy=True)
-    return view(lease, "active"), events
+    events += engine.refresh_forecasts(list(lease.pools), now, correlation_id=lease_id, lazy=True)
+    return view(lease, _status(engine, lease)), events
 
 
 def release(
     engine: Engine, lease_id: str, body: LeaseReport, now: float
 ) -> tuple[Lease, list[Event]]:
     """The holder is done: its last spend is counted and the unspent units return."""
-    lease = lease_of(engine, lease_id)
+    lease = lease_of(engine, lease_id, ended=body.spent > 0)
+    live = lease_id in engine.state.leases
     events = [_reported(engine, lease, body, now)] if body.spent or body.rate is not None else []
-    events.append(_end(engine, lease, "released", now, "released by its holder"))
-    events += engine.refresh_forecasts([lease.pool_id], now, correlation_id=lease_id, lazy=True)
-    return view(lease, "released"), events
+    if live:
+        events.append(_end(engine, lease, "released", now, "released by its holder"))
+    events += engine.refresh_forecasts(list(lease.pools), now, correlation_id=lease_id, lazy=True)
+    return view(lease, "released" if live else _status(engine, lease)), events
+
+
+def _status(engine: Engine, lease: LeaseRecord) -> str:
+    if lease.lease_id in engine.state.leases:
+        return "active"
+    return engine.state.leases_ended.get(lease.lease_id, "expired")
 
 
 def _reported(engine: Engine, lease: LeaseRecord, body: LeaseReport, now: float) -> Event:
+    live = lease.lease_id in engine.state.leases
     return engine.emit(
         EventType.LEASE_REPORTED,
         now,
-        {"lease_id": lease.lease_id, "spent": body.spent, "rate": body.rate},
+        # The rate sizes a live lease only.
+        {"lease_id": lease.lease_id, "spent": body.spent, "rate": body.rate if live else None},
         dimensions=_dims(lease),
         source=Source(origin_kind="client", origin_id=lease.agent_id),
-        pool_id=lease.pool_id,
+        pool_id=_pool_of(lease),
         correlation_id=lease.lease_id,
     )
 
@@ -446,7 +560,7 @@ def _end(engine: Engine, lease: LeaseRecord, status: str, now: float, reason: st
             "reason": reason,
         },
         dimensions=_dims(lease),
-        pool_id=lease.pool_id,
+        pool_id=_pool_of(lease),
         correlation_id=lease.lease_id,
     )
 
@@ -460,6 +574,11 @@ def _dims(lease: LeaseRecord) -> Dimensions:
     )
 
 
+def _pool_of(lease: LeaseRecord) -> str:
+    """The pool a lease's events are filed under: its pool, or a workload lease's first."""
+    return lease.pool_id or next(iter(lease.pools))
+
+
 # ---------------------------------------------------------------------- upkeep
 
 
@@ -469,15 +588,32 @@ def maintain(engine: Engine, now: float) -> list[Event]:
     events: list[Event] = []
     for lease in [lease for lease in state.leases.values() if lease.expires_at <= now]:
         events.append(_end(engine, lease, "expired", now, "its time ran out"))
-    touched = sorted({lease.pool_id for lease in state.leases.values()})
+    touched = sorted({pool_id for lease in state.leases.values() for pool_id in lease.pools})
+    # A lease over several pools keeps the least of what each turned pool leaves it.
+    shrunk: dict[str, tuple[float, str]] = {}
     for pool_id in touched:
         pool = state.pools.get(pool_id)
         if pool is not None:
-            events += _rebalance(engine, pool, now)
-    freed = sorted({e.pool_id for e in events if e.pool_id})
+            for lease_id, (share, why) in _rebalance(engine, pool, now).items():
+                if lease_id not in shrunk or share < shrunk[lease_id][0]:
+                    shrunk[lease_id] = (share, why)
+    for lease_id, (share, why) in shrunk.items():
+        lease = state.leases[lease_id]
+        revoked = share < 1.0
+        events.append(_revise(engine, lease, lease.spent + math.floor(share), why, revoked, now))
+        if revoked:
+            events.append(_end(engine, lease, "revoked", now, why))
+    freed = sorted(
+        {pool_id for e in events for pool_id in _pools_of(state, e.payload.get("lease_id"))}
+    )
     if freed:
         events += engine.refresh_forecasts(freed, now, lazy=True)
     return events
+
+
+def _pools_of(state: State, lease_id: str | None) -> list[str]:
+    lease = state.leases.get(lease_id or "") or state.leases_closed.get(lease_id or "")
+    return list(lease.pools) if lease is not None else []
 
 
 def _turned(pool: PoolState, now: float) -> str | None:
@@ -489,24 +625,22 @@ def _turned(pool: PoolState, now: float) -> str | None:
     return None
 
 
-def _rebalance(engine: Engine, pool: PoolState, now: float) -> list[Event]:
+def _rebalance(engine: Engine, pool: PoolState, now: float) -> dict[str, tuple[float, str]]:
+    """Leases of ``pool`` above their fair share of its paced budget: lease id → (the share,
+    in lease units; why)."""
     why = _turned(pool, now)
     if why is None:
-        return []
+        return {}
     holders = _holders(engine.state.leases.values(), pool.pool_id)
     horizon = max(lease.expires_at - now for lease in holders)
     budget = window_budget(engine, pool, now, horizon)
-    shares = fair_shares(budget, _claims(holders, now))
-    events: list[Event] = []
+    shares = fair_shares(budget, _claims(holders, now, pool.pool_id))
+    shrunk: dict[str, tuple[float, str]] = {}
     for lease in holders:
-        share = shares[lease.lease_id]
-        if lease.unspent <= share * SHRINK_SLACK + 1.0:
-            continue
-        revoked = share < 1.0
-        events.append(_revise(engine, lease, lease.spent + math.floor(share), why, revoked, now))
-        if revoked:
-            events.append(_end(engine, lease, "revoked", now, why))
-    return events
+        share = shares[lease.lease_id] / lease.pools[pool.pool_id]
+        if lease.unspent > share * SHRINK_SLACK + 1.0:
+            shrunk[lease.lease_id] = (share, why)
+    return shrunk
 
 
 def _revise(
@@ -527,7 +661,7 @@ def _revise(
             "reason": why,
         },
         dimensions=_dims(lease),
-        pool_id=lease.pool_id,
+        pool_id=_pool_of(lease),
         correlation_id=lease.lease_id,
     )
 
@@ -547,7 +681,9 @@ def view(
         status=status,  # type: ignore[arg-type]
         holder=lease.agent_id,
         identity_id=lease.identity_id,
+        workload_id=lease.workload_id,
         pool_id=lease.pool_id,
+        pools=lease.pools,
         urgency=lease.urgency,  # type: ignore[arg-type]
         requested=lease.requested,
         granted=lease.granted,

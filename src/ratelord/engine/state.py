@@ -179,14 +179,19 @@ class Stats(msgspec.Struct, kw_only=True):
 
 
 class LeaseRecord(msgspec.Struct, kw_only=True):
-    """A live lease: ``granted`` units of one pool reserved for a holder until ``expires_at``."""
+    """A live lease: ``granted`` units reserved for a holder until ``expires_at``.
+
+    ``pools``: what one unit of the lease holds of each pool — ``{pool: 1}`` for a
+    lease of one resource, the workload's costs for a lease over a workload's
+    pools (all of them or none).  ``granted`` and ``spent`` count lease units.
+    """
 
     lease_id: str
     agent_id: str
     identity_id: str
     workload_id: str
     scope_id: str
-    pool_id: str
+    pools: dict[str, float]
     urgency: str
     weight: float
     requested: float
@@ -199,6 +204,11 @@ class LeaseRecord(msgspec.Struct, kw_only=True):
     @property
     def unspent(self) -> float:
         return max(0.0, self.granted - self.spent)
+
+    @property
+    def pool_id(self) -> str | None:
+        """The lease's pool, when it holds one (None: a lease over several pools)."""
+        return next(iter(self.pools)) if len(self.pools) == 1 else None
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -215,6 +225,9 @@ class State(msgspec.Struct, kw_only=True):
     #: Live leases by id; ended ones leave, their id → why in ``leases_ended`` (bounded).
     leases: dict[str, LeaseRecord] = {}
     leases_ended: dict[str, str] = {}
+    #: The latest ended leases themselves (bounded): a holder that spent from one before it
+    #: learnt of its end still reports what it spent.
+    leases_closed: dict[str, LeaseRecord] = {}
     #: Recent approvals told to wait: intent id → when the call was to start.
     waiting: dict[str, float] = {}
     #: Approvals revoked before their slot (intent id → why), newest last (bounded).

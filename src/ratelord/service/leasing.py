@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import msgspec
+
 from ratelord.engine import leases
 from ratelord.engine.batch import decide_batch
 from ratelord.schema import Decision, IntentBatch, Lease, LeaseList, LeaseReport, LeaseRequest
@@ -33,8 +35,8 @@ class Leasing:
         commands = self.commands
         commands.guard()
         lease, events = leases.decide_lease(commands.engine, request, commands.now())
-        await commands.commit(events)
-        return lease
+        committed = await commands.commit(events)
+        return msgspec.structs.replace(lease, seq=committed[0].seq) if committed else lease
 
     async def report(self, lease_id: str, body: LeaseReport) -> Lease:
         commands = self.commands
@@ -54,8 +56,9 @@ class Leasing:
 
     def _spent(self, lease: Lease, body: LeaseReport) -> None:
         """What a holder spent reached the provider (the mock stands for it)."""
-        if body.spent and lease.pool_id is not None:
-            self.commands.charged({lease.pool_id: body.spent}, 0.0)
+        if body.spent and lease.pools:
+            charges = {pool: body.spent * per for pool, per in lease.pools.items()}
+            self.commands.charged(charges, 0.0)
 
     def show(self, lease_id: str) -> Lease:
         record = leases.lease_of(self.commands.engine, lease_id)

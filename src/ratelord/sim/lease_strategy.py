@@ -1,6 +1,7 @@
 """``leases``: honest agents spend from leases, as the SDK does, and ask per call otherwise.
 
-Each agent holds at most one lease per (identity, resource).  A piece of work
+Each agent holds at most one lease per (identity, resource), or per (identity,
+workload) for work that charges a workload: a lease over the workload's pools.  A piece of work
 that fits what the lease has left is approved locally, with no decision by the
 engine; spent units are reported in batches (every :data:`REPORT_EVERY`
 seconds, and when the lease is released).  When the lease runs out the agent
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from ratelord.engine import leases
 from ratelord.engine.clock import parse_iso
-from ratelord.schema import LeaseReport, LeaseRequest
+from ratelord.schema import SENTINEL_UNKNOWN, LeaseReport, LeaseRequest
 from ratelord.sim.strategies import Ask, Ratelord, Verdict
 from ratelord.sim.world import CallResult
 
@@ -54,6 +55,11 @@ class _Held:
         self.rate_at = now
 
 
+def _key(ask: Ask) -> tuple[str, str, str]:
+    """One lease per agent, identity and resource (or workload: a lease over its pools)."""
+    return (ask.agent_id, ask.identity_id, ask.resource or f"workload:{ask.workload}")
+
+
 class Leases(Ratelord):
     """The real engine; agents spend through leases."""
 
@@ -70,10 +76,7 @@ class Leases(Ratelord):
 
     def ask(self, ask: Ask, now: float) -> Verdict:
         self._upkeep(now)
-        if ask.resource is None:  # a workload over several pools: one lease cannot cover it
-            self._stats["per_call"] += 1
-            return super().ask(ask, now)
-        held = self._held.setdefault((ask.agent_id, ask.identity_id, ask.resource), _Held())
+        held = self._held.setdefault(_key(ask), _Held())
         held.count(ask.cost, now)
         if self._take(held, ask.cost, now):
             return Verdict("approve", now, ask.identity_id, ticket=held.lease_id)
@@ -87,7 +90,7 @@ class Leases(Ratelord):
         return super().ask(ask, now)
 
     def called(self, ask: Ask, verdict: Verdict, result: CallResult, now: float) -> None:
-        held = self._held.get((ask.agent_id, ask.identity_id, ask.resource or ""))
+        held = self._held.get(_key(ask))
         if held is not None and verdict.ticket is not None and verdict.ticket == held.lease_id:
             if result is not CallResult.OK:  # spent nothing: the units stay in the lease
                 held.unreported = max(0.0, held.unreported - ask.cost)
@@ -115,10 +118,14 @@ class Leases(Ratelord):
         held.unreported, held.reported_at = 0.0, now
 
     def _end(self, held: _Held, now: float) -> None:
-        """Release the lease (with its unreported spend) if it still lives."""
-        if held.lease_id is not None and held.lease_id in self.engine.state.leases:
+        """Release the lease with its unreported spend (reported even if the lease ended)."""
+        state = self.engine.state
+        lease_id = held.lease_id
+        if lease_id is not None and (
+            lease_id in state.leases or (held.unreported and lease_id in state.leases_closed)
+        ):
             body = LeaseReport(spent=held.unreported, rate=round(held.rate, 6))
-            _, events = leases.release(self.engine, held.lease_id, body, now)
+            _, events = leases.release(self.engine, lease_id, body, now)
             self._count(events)
         held.lease_id, held.unreported = None, 0.0
 
@@ -128,6 +135,8 @@ class Leases(Ratelord):
             agent_id=ask.agent_id,
             identity_id=ask.identity_id,
             resource=ask.resource,
+            # No resource: units of the workload, over all its pools.
+            workload_id=ask.workload if ask.resource is None and ask.workload else SENTINEL_UNKNOWN,
             urgency=ask.urgency,
             units=units,
             min_units=ask.cost,

@@ -15,7 +15,7 @@ def lease_row(lease: Lease, now: float) -> Row:
         lease.lease_id,
         [
             lease.holder,
-            lease.pool_id or "—",
+            lease.holds,
             fmt.quantity(lease.granted),
             fmt.quantity(lease.spent),
             "—" if seconds is None else fmt.duration(seconds),
@@ -33,5 +33,5 @@ class LeasesTable(SyncedTable):
     )
 
     def show(self, leases: Iterable[Lease], now: float) -> None:
-        ordered = sorted(leases, key=lambda x: (x.pool_id or "", x.holder, x.lease_id))
+        ordered = sorted(leases, key=lambda x: (x.holds, x.holder, x.lease_id))
         self.sync([lease_row(lease, now) for lease in ordered])
