@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ratelord.engine import leases
+from ratelord.engine.core import EngineError
 from ratelord.engine.events import Dimensions, Event, EventType, IdFactory
 from ratelord.engine.policy import default_policy
 from ratelord.engine.state import State
@@ -179,3 +180,11 @@ def test_a_resource_lease_still_holds_one_pool() -> None:
     lease, _ = leases.decide_lease(w.engine, request, w.clock.now())
     assert (lease.pool_id, lease.pools, lease.holds) == (CORE, {CORE: 1.0}, CORE)
     assert (w.of(CORE).leased, w.of(SEARCH).leased) == (30, 0)
+
+
+def test_a_workload_that_is_not_configured_is_refused_like_an_intent() -> None:
+    w = Fleet()
+    with pytest.raises(EngineError) as refused:
+        w.take(1, workload_id="nope")
+    assert refused.value.code == "unknown_workload"
+    assert w.engine.state.leases == {}

@@ -35,9 +35,9 @@ import msgspec
 
 from ratelord.engine.allocation import Allocation, allocate
 from ratelord.engine.arbitration import _Arbiter
-from ratelord.engine.charges import NotChargeable
+from ratelord.engine.charges import ChargeError, NotChargeable, validate_intent
 from ratelord.engine.clock import iso
-from ratelord.engine.core import Engine, Gone, UnknownEntity
+from ratelord.engine.core import Engine, EngineError, Gone, UnknownEntity
 from ratelord.engine.events import Dimensions, Event, EventType, Source
 from ratelord.engine.forecast import drift_weight
 from ratelord.engine.state import LeaseRecord, PoolState, State, effective_remaining
@@ -103,7 +103,16 @@ def demand_of(units: float, rate: float | None, ttl: float) -> float:
 
 
 def decide_lease(engine: Engine, request: LeaseRequest, now: float) -> tuple[Lease, list[Event]]:
-    """Grant all, part or none of ``request``; the lease and its (one) event."""
+    """Grant all, part or none of ``request``; the lease and its (one) event.
+
+    :class:`EngineError` (400, nothing logged) for what an intent is refused for
+    too: a workload that is not configured and no resource (a guess of its pools).
+    """
+    if request.resource is None:
+        try:
+            validate_intent(engine.config.workloads, _as_intent(request, request.units))
+        except ChargeError as exc:
+            raise EngineError(exc.code, exc.message) from None
     lease_id = engine.ids("lse")
     sizing = _Sizing(engine, request, now, lease_id).run()
     dims = Dimensions(
@@ -172,6 +181,20 @@ def decide_lease(engine: Engine, request: LeaseRequest, now: float) -> tuple[Lea
     )
 
 
+def _as_intent(r: LeaseRequest, cost: float) -> IntentRequest:
+    """The intent a lease of ``cost`` units is decided as."""
+    return IntentRequest(
+        agent_id=r.agent_id,
+        identity_id=r.identity_id,
+        workload_id=r.workload_id,
+        scope_id=r.scope_id,
+        urgency=r.urgency,
+        resource=r.resource,
+        cost=cost,
+        labels=r.labels,
+    )
+
+
 @dataclass(slots=True)
 class _Outcome:
     granted: float = 0.0
@@ -204,18 +227,7 @@ class _Sizing:
         self.lease_id = lease_id
 
     def _arbiter(self, cost: float) -> _Arbiter:
-        r = self.request
-        intent = IntentRequest(
-            agent_id=r.agent_id,
-            identity_id=r.identity_id,
-            workload_id=r.workload_id,
-            scope_id=r.scope_id,
-            urgency=r.urgency,
-            resource=r.resource,
-            cost=cost,
-            labels=r.labels,
-        )
-        return _Arbiter(self.engine, intent, self.now, self.lease_id)
+        return _Arbiter(self.engine, _as_intent(self.request, cost), self.now, self.lease_id)
 
     def _per_unit(self) -> dict[str, float]:
         """Pool id → units of it one unit of the lease holds (charges of a one-unit intent)."""
