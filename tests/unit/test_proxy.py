@@ -3,6 +3,7 @@ book, and the ASGI app against in-process fakes of the daemon and an upstream.""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from collections.abc import Awaitable
@@ -306,4 +307,25 @@ async def test_a_daemon_that_answers_without_deciding_is_a_503_not_a_500() -> No
     status, headers, body = await _Asgi().run(app, "POST", "/openai/v1/x", AUTH, CHAT)
     assert status == 503 and b"retry-after" in headers
     assert json.loads(body)["error"]["code"] == "ratelord_unavailable"
+    await app.aclose()
+
+
+async def test_requests_in_flight_per_identity_are_capped_and_the_rest_wait() -> None:
+    in_flight, most = 0, 0
+
+    async def upstream(request: httpx2.Request) -> httpx2.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        return _streamed({})
+
+    app = _app({"decision": "approve"}, httpx2.MockTransport(upstream))
+    app.upstreams["openai"].settings = UpstreamSettings(
+        url="http://upstream", kind="openai", max_concurrent=2
+    )
+    calls = [_Asgi().run(app, "POST", "/openai/v1/chat/completions", AUTH, CHAT) for _ in range(6)]
+    statuses = [status for status, _, _ in await asyncio.gather(*calls)]
+    assert statuses == [200] * 6 and most == 2
     await app.aclose()

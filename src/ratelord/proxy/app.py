@@ -65,6 +65,8 @@ class ProxyApp:
         self._reports: set[asyncio.Task[None]] = set()
         #: When the headers of a leased call were last reported, by (identity, upstream, model).
         self._headers_at: dict[tuple[str, str, str | None], float] = {}
+        #: Slots for requests in flight, by (upstream, identity): ``max_concurrent`` each.
+        self._in_flight: dict[tuple[str, str | None], asyncio.Semaphore] = {}
 
     async def _identities(self) -> list[Identity]:
         return await self.client.identities()
@@ -129,7 +131,15 @@ class ProxyApp:
         if isinstance(outcome, Refusal):
             await _answer(send, upstream.kind, outcome)
             return
-        await self._forward(upstream, request, outcome, send, path.decode("latin-1"))
+        async with self._slot(upstream, outcome.identity_id):
+            await self._forward(upstream, request, outcome, send, path.decode("latin-1"))
+
+    def _slot(self, upstream: Upstream, identity_id: str | None) -> asyncio.Semaphore:
+        key = (upstream.name, identity_id)
+        slots = self._in_flight.get(key)
+        if slots is None:
+            slots = self._in_flight[key] = asyncio.Semaphore(upstream.settings.max_concurrent)
+        return slots
 
     def _authorised(self, headers: list[tuple[bytes, bytes]]) -> bool:
         assert self.token is not None

@@ -42,7 +42,9 @@ class UpstreamSettings(_Strict):
     error shape); ``generic`` charges ``cost`` of ``resource`` per request.
     ``provider_id`` is the ratelord provider its identities are registered
     under (defaults to ``kind``).  ``ca_file`` adds a CA bundle to trust
-    (certificates are always verified).
+    (certificates are always verified).  ``max_concurrent`` caps the requests in
+    flight per identity (GitHub's secondary limit allows 100 per user); the rest
+    wait for a slot instead of drawing a secondary-limit 403.
     """
 
     url: str
@@ -52,6 +54,7 @@ class UpstreamSettings(_Strict):
     cost: NonNegative = 1.0
     ca_file: str | None = None
     timeout_seconds: Positive = 600.0
+    max_concurrent: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
 
     @property
     def provider(self) -> str:
