@@ -1,4 +1,4 @@
-"""The ``ratelord`` commands against a fake daemon behind ``httpx.MockTransport``."""
+"""The ``ratelord`` commands against a fake daemon behind ``httpx2.MockTransport``."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from typer.testing import CliRunner, Result
 
 from ratelord.cli._http import Session
 from ratelord.cli.main import app
 
-Handler = Callable[[httpx.Request], httpx.Response]
+Handler = Callable[[httpx2.Request], httpx2.Response]
 TOKEN = "tok-very-secret-123"
 
 
@@ -25,43 +25,43 @@ class FakeDaemon:
 
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str], list[Handler]] = {}
-        self.requests: list[httpx.Request] = []
+        self.requests: list[httpx2.Request] = []
         self.sleeps: list[float] = []
 
     def on(self, method: str, path: str, *answers: Any, status: int = 200) -> FakeDaemon:
         """Answer with each of ``answers`` in turn (the last one repeats).
 
-        An answer is JSON data, an ``httpx.Response``, a handler, or an exception to raise.
+        An answer is JSON data, an ``httpx2.Response``, a handler, or an exception to raise.
         """
         self.routes[(method, path)] = [_as_handler(a, status) for a in answers]
         return self
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
         handlers = self.routes.get((request.method, request.url.path))
         if not handlers:
-            return httpx.Response(404, json=_error("not_found", "no such route"))
+            return httpx2.Response(404, json=_error("not_found", "no such route"))
         handler = handlers.pop(0) if len(handlers) > 1 else handlers[0]
         return handler(request)
 
     def run(self, *args: str) -> Result:
-        session = Session(transport=httpx.MockTransport(self), sleep=self.sleeps.append)
+        session = Session(transport=httpx2.MockTransport(self), sleep=self.sleeps.append)
         env = {"RATELORD_URL": None, "RATELORD_TOKEN": None, "COLUMNS": "200"}
         return CliRunner().invoke(app, list(args), obj=session, env=env)
 
 
 def _as_handler(answer: Any, status: int) -> Handler:
-    if isinstance(answer, httpx.Response):
+    if isinstance(answer, httpx2.Response):
         return lambda _request: answer
     if isinstance(answer, BaseException):
 
-        def fail(request: httpx.Request) -> httpx.Response:
+        def fail(request: httpx2.Request) -> httpx2.Response:
             raise answer
 
         return fail
     if callable(answer):
         return answer
-    return lambda _request: httpx.Response(status, json=answer)
+    return lambda _request: httpx2.Response(status, json=answer)
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
@@ -223,19 +223,19 @@ def decision(kind: str = "approve", **over: Any) -> dict[str, Any]:
     }
 
 
-def sse(*events: dict[str, Any], extra: str = "") -> httpx.Response:
+def sse(*events: dict[str, Any], extra: str = "") -> httpx2.Response:
     body = extra + "".join(
         f": ping\nid: {e['seq']}\nevent: {e['event_type']}\ndata: {json.dumps(e)}\n\n"
         for e in events
     )
-    return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+    return httpx2.Response(200, text=body, headers={"content-type": "text/event-stream"})
 
 
 # ------------------------------------------------------------------ errors and connection
 
 
 def test_unreachable_daemon_is_one_line_and_exit_3(fake: FakeDaemon):
-    fake.on("GET", "/v1/health", httpx.ConnectError("[Errno 111] Connection refused"))
+    fake.on("GET", "/v1/health", httpx2.ConnectError("[Errno 111] Connection refused"))
     result = fake.run("status")
     assert result.exit_code == 3
     assert result.stdout == ""
@@ -246,7 +246,7 @@ def test_unreachable_daemon_is_one_line_and_exit_3(fake: FakeDaemon):
 
 
 def test_timeout_is_reported_as_unreachable(fake: FakeDaemon):
-    fake.on("GET", "/v1/identities", httpx.ReadTimeout("timed out"))
+    fake.on("GET", "/v1/identities", httpx2.ReadTimeout("timed out"))
     result = fake.run("--url", "http://10.0.0.9:9999/", "identity", "list")
     assert result.exit_code == 3
     assert (
@@ -262,7 +262,7 @@ def test_daemon_error_body_becomes_message_and_code(fake: FakeDaemon):
 
 
 def test_error_without_a_json_body_still_gives_one_line(fake: FakeDaemon):
-    fake.on("GET", "/v1/pools", httpx.Response(502, text="<html>bad gateway</html>"))
+    fake.on("GET", "/v1/pools", httpx2.Response(502, text="<html>bad gateway</html>"))
     result = fake.run("pools")
     assert result.exit_code == 1
     assert result.stderr == "error: HTTP 502 Bad Gateway [http_502]\n"
@@ -292,13 +292,13 @@ def test_url_must_be_http(fake: FakeDaemon):
 
 
 def test_url_comes_from_the_environment():
-    seen: list[httpx.Request] = []
+    seen: list[httpx2.Request] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpx2.Request) -> httpx2.Response:
         seen.append(request)
-        return httpx.Response(200, json={"identities": []})
+        return httpx2.Response(200, json={"identities": []})
 
-    session = Session(transport=httpx.MockTransport(handler))
+    session = Session(transport=httpx2.MockTransport(handler))
     result = CliRunner().invoke(
         app, ["identity", "list"], obj=session, env={"RATELORD_URL": "http://127.0.0.1:18123"}
     )
@@ -403,7 +403,7 @@ def test_events_json_is_the_daemons_answer(fake: FakeDaemon):
 
 
 def test_follow_resumes_after_a_drop_without_duplicates_or_gaps(fake: FakeDaemon):
-    def resumed(request: httpx.Request) -> httpx.Response:
+    def resumed(request: httpx2.Request) -> httpx2.Response:
         assert request.headers["last-event-id"] == "3"
         assert request.url.params["after_seq"] == "3"
         return sse(event(4))
@@ -412,7 +412,7 @@ def test_follow_resumes_after_a_drop_without_duplicates_or_gaps(fake: FakeDaemon
     fake.routes[("GET", "/v1/events")] = [
         *fake.routes[("GET", "/v1/events")],
         lambda _r: sse(event(2), event(3)),  # 2 again: the stream overlaps what was printed
-        _as_handler(httpx.ConnectError("[Errno 111] Connection refused"), 200),
+        _as_handler(httpx2.ConnectError("[Errno 111] Connection refused"), 200),
         resumed,
         _as_handler(KeyboardInterrupt(), 200),  # the user presses Ctrl-C
     ]
@@ -426,8 +426,8 @@ def test_follow_resumes_after_a_drop_without_duplicates_or_gaps(fake: FakeDaemon
 
 
 def test_follow_waits_out_a_starting_daemon_but_not_a_refusal(fake: FakeDaemon):
-    starting = httpx.Response(503, json=_error("unavailable", "ratelord-d is starting"))
-    refused = httpx.Response(400, json=_error("invalid_parameter", "bad after_seq"))
+    starting = httpx2.Response(503, json=_error("unavailable", "ratelord-d is starting"))
+    refused = httpx2.Response(400, json=_error("invalid_parameter", "bad after_seq"))
     fake.on("GET", "/v1/events", {"events": [], "next_after_seq": 5})
     fake.routes[("GET", "/v1/events")] += [_as_handler(starting, 0), _as_handler(refused, 0)]
     result = fake.run("events", "--follow")
@@ -449,7 +449,7 @@ def test_follow_filters_the_stream_client_side_too(fake: FakeDaemon):
 
 
 def test_follow_exits_3_when_the_daemon_is_down_from_the_start(fake: FakeDaemon):
-    fake.on("GET", "/v1/events", httpx.ConnectError("[Errno 111] Connection refused"))
+    fake.on("GET", "/v1/events", httpx2.ConnectError("[Errno 111] Connection refused"))
     result = fake.run("events", "--follow")
     assert result.exit_code == 3
     assert fake.sleeps == []
@@ -693,9 +693,9 @@ def test_rejected_reload_does_not_repeat_what_the_daemon_said(fake: FakeDaemon):
     assert result.stderr == f"error: {message} [policy_rejected]\n"
 
 
-def _ndjson(*lines: dict[str, Any]) -> httpx.Response:
+def _ndjson(*lines: dict[str, Any]) -> httpx2.Response:
     body = "".join(json.dumps(line) + "\n" for line in lines)
-    return httpx.Response(200, text=body, headers={"content-type": "application/x-ndjson"})
+    return httpx2.Response(200, text=body, headers={"content-type": "application/x-ndjson"})
 
 
 def test_rebuild_reports_an_equal_result(fake: FakeDaemon):
@@ -743,7 +743,7 @@ def test_version_with_and_without_a_daemon(fake: FakeDaemon):
     data = json.loads(fake.run("version", "--json").stdout)
     assert data["daemon"] == "9.9.9"
     assert data["cli"]
-    fake.on("GET", "/v1/health", httpx.ConnectError("refused"))
+    fake.on("GET", "/v1/health", httpx2.ConnectError("refused"))
     result = fake.run("version")
     assert result.exit_code == 0
     assert "ratelord-d not reachable at http://127.0.0.1:8090" in result.stdout

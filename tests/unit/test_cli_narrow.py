@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -21,7 +21,7 @@ LONG_PRINCIPAL = "user/a-rather-long-github-login"
 
 
 def run(fake: FakeDaemon, *args: str, columns: int = 80) -> Result:
-    session = Session(transport=httpx.MockTransport(fake), sleep=fake.sleeps.append)
+    session = Session(transport=httpx2.MockTransport(fake), sleep=fake.sleeps.append)
     env = {"RATELORD_URL": None, "RATELORD_TOKEN": None, "COLUMNS": str(columns)}
     return CliRunner().invoke(app, list(args), obj=session, env=env)
 
@@ -174,9 +174,9 @@ def test_one_pool_is_not_1_pools():
 def test_url_is_accepted_after_the_subcommand():
     seen: list[str] = []
 
-    def answer(request: httpx.Request) -> httpx.Response:
+    def answer(request: httpx2.Request) -> httpx2.Response:
         seen.append(str(request.url))
-        return httpx.Response(200, json={"pools": []})
+        return httpx2.Response(200, json={"pools": []})
 
     fake = FakeDaemon().on("GET", "/v1/health", answer)
     result = run(fake, "version", "--url", "http://elsewhere:9000", "--json")

@@ -1,4 +1,4 @@
-"""Client and AsyncClient against an in-process fake daemon (httpx.MockTransport)."""
+"""Client and AsyncClient against an in-process fake daemon (httpx2.MockTransport)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Callable
 
-import httpx
+import httpx2
 import pytest
 
 from ratelord.client import (
@@ -30,20 +30,20 @@ HEALTH = {
     "started_at": "2026-01-01T00:00:00Z",
     "high_water_seq": 3,
 }
-Handler = Callable[[httpx.Request], httpx.Response]
+Handler = Callable[[httpx2.Request], httpx2.Response]
 
 
-def error(status: int, code: str, message: str, **headers: str) -> httpx.Response:
+def error(status: int, code: str, message: str, **headers: str) -> httpx2.Response:
     body = {"error": {"code": code, "message": message, "request_id": "req-9"}}
-    return httpx.Response(status, json=body, headers=headers)
+    return httpx2.Response(status, json=body, headers=headers)
 
 
-def scripted(*responses: httpx.Response) -> tuple[Handler, list[httpx.Request]]:
+def scripted(*responses: httpx2.Response) -> tuple[Handler, list[httpx2.Request]]:
     """A handler answering ``responses`` in order, and the requests it saw."""
-    seen: list[httpx.Request] = []
+    seen: list[httpx2.Request] = []
     queue = list(responses)
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpx2.Request) -> httpx2.Response:
         seen.append(request)
         return queue.pop(0)
 
@@ -52,15 +52,15 @@ def scripted(*responses: httpx.Response) -> tuple[Handler, list[httpx.Request]]:
 
 def make_client(handler: Handler, sleeps: list[float] | None = None, **kwargs: object) -> Client:
     sleeper = (sleeps if sleeps is not None else []).append
-    return Client(URL, transport=httpx.MockTransport(handler), sleep=sleeper, **kwargs)  # type: ignore[arg-type]
+    return Client(URL, transport=httpx2.MockTransport(handler), sleep=sleeper, **kwargs)  # type: ignore[arg-type]
 
 
-def refuse(request: httpx.Request) -> httpx.Response:
-    raise httpx.ConnectError("Connection refused", request=request)
+def refuse(request: httpx2.Request) -> httpx2.Response:
+    raise httpx2.ConnectError("Connection refused", request=request)
 
 
 def test_ask_sends_the_intent_and_decodes_the_decision() -> None:
-    handler, seen = scripted(httpx.Response(200, json=APPROVE))
+    handler, seen = scripted(httpx2.Response(200, json=APPROVE))
     with make_client(handler, token="s3cret") as client:
         decision = client.ask(agent_id="a1", identity_id="id-a", resource="requests", cost=2)
     assert decision == Decision(intent_id="int-1", decision="approve")
@@ -72,7 +72,7 @@ def test_ask_sends_the_intent_and_decodes_the_decision() -> None:
 
 
 def test_ask_accepts_a_model_and_field_overrides() -> None:
-    handler, seen = scripted(httpx.Response(200, json=APPROVE))
+    handler, seen = scripted(httpx2.Response(200, json=APPROVE))
     intent = IntentRequest(agent_id="a1", identity_id="id-a", urgency="low")
     make_client(handler).ask(intent, urgency="high")
     assert json.loads(seen[0].content)["urgency"] == "high"
@@ -101,7 +101,7 @@ def test_503_is_retried_honouring_retry_after() -> None:
     handler, seen = scripted(
         error(503, "initializing", "replaying the log", **{"Retry-After": "2"}),
         error(429, "overloaded", "too many requests", **{"Retry-After": "0.5"}),
-        httpx.Response(200, json=HEALTH),
+        httpx2.Response(200, json=HEALTH),
     )
     sleeps: list[float] = []
     health = make_client(handler, sleeps).health()
@@ -111,7 +111,7 @@ def test_503_is_retried_honouring_retry_after() -> None:
 
 
 def test_retry_without_retry_after_backs_off_exponentially() -> None:
-    handler, _ = scripted(*[error(503, "busy", "x")] * 3, httpx.Response(200, json=HEALTH))
+    handler, _ = scripted(*[error(503, "busy", "x")] * 3, httpx2.Response(200, json=HEALTH))
     sleeps: list[float] = []
     make_client(handler, sleeps).health()
     assert [0.1, 0.2, 0.4] <= sleeps <= [0.2, 0.4, 0.8]
@@ -147,8 +147,8 @@ def test_unreachable_daemon_denies_by_default() -> None:
 
 
 def test_timeout_denies_and_says_so() -> None:
-    def slow(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("timed out", request=request)
+    def slow(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ReadTimeout("timed out", request=request)
 
     decision = make_client(slow, timeout=0.25).ask(agent_id="a1", identity_id="id-a")
     assert decision.reason == f"ratelord-d unreachable at {URL}: no answer within 0.25 s"
@@ -165,17 +165,17 @@ def test_fail_open_approves_with_a_warning(caplog: pytest.LogCaptureFixture) -> 
 def test_other_calls_raise_transport_errors_not_httpx_ones() -> None:
     with pytest.raises(RatelordTransportError) as info:
         make_client(refuse).health()
-    assert isinstance(info.value.__cause__, httpx.ConnectError)
+    assert isinstance(info.value.__cause__, httpx2.ConnectError)
 
 
 def test_a_garbled_answer_is_a_protocol_error() -> None:
-    handler, _ = scripted(httpx.Response(200, content=b"<html>proxy</html>"))
+    handler, _ = scripted(httpx2.Response(200, content=b"<html>proxy</html>"))
     with pytest.raises(RatelordProtocolError):
         make_client(handler).health()
 
 
 def test_500_is_unavailable_without_retry() -> None:
-    handler, seen = scripted(httpx.Response(500, content=b"boom"))
+    handler, seen = scripted(httpx2.Response(500, content=b"boom"))
     with pytest.raises(RatelordUnavailable) as info:
         make_client(handler).health()
     assert info.value.status_code == 500 and len(seen) == 1
@@ -183,7 +183,7 @@ def test_500_is_unavailable_without_retry() -> None:
 
 def test_report_usage_posts_the_report() -> None:
     accepted = {"accepted": True, "events": 2, "pools": ["mock:requests:acct-1"]}
-    handler, seen = scripted(httpx.Response(200, json=accepted))
+    handler, seen = scripted(httpx2.Response(200, json=accepted))
     result = make_client(handler).report_usage(
         UsageReport(identity_id="id-a", intent_id="int-1", cost=3)
     )
@@ -198,18 +198,18 @@ def test_report_usage_posts_the_report() -> None:
 async def test_async_client_retries_and_fails_safe() -> None:
     handler, seen = scripted(
         error(503, "initializing", "starting", **{"Retry-After": "1"}),
-        httpx.Response(200, json=APPROVE),
+        httpx2.Response(200, json=APPROVE),
     )
     sleeps: list[float] = []
 
     async def sleeper(seconds: float) -> None:
         sleeps.append(seconds)
 
-    async with AsyncClient(URL, transport=httpx.MockTransport(handler), sleep=sleeper) as client:
+    async with AsyncClient(URL, transport=httpx2.MockTransport(handler), sleep=sleeper) as client:
         decision = await client.ask(agent_id="a1", identity_id="id-a")
     assert decision.intent_id == "int-1" and sleeps == [1.0] and len(seen) == 2
 
-    async with AsyncClient(URL, transport=httpx.MockTransport(refuse)) as client:
+    async with AsyncClient(URL, transport=httpx2.MockTransport(refuse)) as client:
         denied = await client.ask(agent_id="a1", identity_id="id-a")
         with pytest.raises(RatelordTransportError):
             await client.health()

@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Iterator
 
-import httpx
 import httpx2
 import pytest
 
@@ -94,16 +93,16 @@ def test_a_probe_after_the_cooldown_closes_the_circuit_when_the_daemon_is_back()
     up = {"now": False}
     asked: list[str] = []
 
-    def daemon(request: httpx.Request) -> httpx.Response:
+    def daemon(request: httpx2.Request) -> httpx2.Response:
         asked.append(request.url.path)
         if not up["now"]:
-            raise httpx.ConnectError("connection refused")
-        return httpx.Response(
+            raise httpx2.ConnectError("connection refused")
+        return httpx2.Response(
             200, json={"intent_id": "int_1", "decision": "approve", "modifications": {}}
         )
 
     breaker = BreakerSettings(threshold=2, cooldown=0.2)
-    with Client("http://d.test", transport=httpx.MockTransport(daemon), breaker=breaker) as client:
+    with Client("http://d.test", transport=httpx2.MockTransport(daemon), breaker=breaker) as client:
         for _ in range(5):
             client.ask(agent_id="a", identity_id="i")
         assert len(asked) == 2  # then the circuit opened

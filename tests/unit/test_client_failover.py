@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 import pytest
 
 from ratelord.client import AsyncClient, Client, RatelordTransportError
@@ -12,19 +12,19 @@ from tests.unit.test_client import APPROVE, error
 MEMBERS = ["http://a.test", "http://b.test", "http://c.test"]
 
 
-def cluster(down: set[str], unavailable: set[str]) -> tuple[httpx.MockTransport, list[str]]:
+def cluster(down: set[str], unavailable: set[str]) -> tuple[httpx2.MockTransport, list[str]]:
     asked: list[str] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpx2.Request) -> httpx2.Response:
         host = f"http://{request.url.host}"
         asked.append(host)
         if host in down:
-            raise httpx.ConnectError("connection refused", request=request)
+            raise httpx2.ConnectError("connection refused", request=request)
         if host in unavailable:
             return error(503, "unavailable", "no leader yet", **{"retry-after": "0"})
-        return httpx.Response(200, json=APPROVE)
+        return httpx2.Response(200, json=APPROVE)
 
-    return httpx.MockTransport(handler), asked
+    return httpx2.MockTransport(handler), asked
 
 
 def test_urls_come_as_a_list_or_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
-import httpx
+import httpx2
 import pytest
 
 from ratelord.client import AsyncClient, Client, RatelordDenied, admit
@@ -24,20 +24,20 @@ class FakeDaemon:
         self.log: list[tuple[str, object]] = []
         self.fail_usage = False
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
+    def handle(self, request: httpx2.Request) -> httpx2.Response:
         body = json.loads(request.content)
         self.log.append((request.url.path, body))
         if request.url.path == "/v1/usage":
             if self.fail_usage:
-                return httpx.Response(400, json={"error": {"code": "bad", "message": "no"}})
-            return httpx.Response(200, json={"accepted": True, "events": 1, "pools": []})
-        return httpx.Response(200, json=self.decision)
+                return httpx2.Response(400, json={"error": {"code": "bad", "message": "no"}})
+            return httpx2.Response(200, json={"accepted": True, "events": 1, "pools": []})
+        return httpx2.Response(200, json=self.decision)
 
     def sleep(self, seconds: float) -> None:
         self.log.append(("sleep", seconds))
 
     def client(self) -> Client:
-        return Client(URL, transport=httpx.MockTransport(self.handle), sleep=self.sleep)
+        return Client(URL, transport=httpx2.MockTransport(self.handle), sleep=self.sleep)
 
 
 SHAPE = {"decision": "approve_with_modifications", "modifications": {"wait_seconds": 2.5}}
@@ -119,7 +119,7 @@ async def test_async_guard_waits_before_the_body() -> None:
     async def sleep(seconds: float) -> None:
         daemon.sleep(seconds)
 
-    client = AsyncClient(URL, transport=httpx.MockTransport(daemon.handle), sleep=sleep)
+    client = AsyncClient(URL, transport=httpx2.MockTransport(daemon.handle), sleep=sleep)
     async with client, client.guard(identity="id-a", report_cost=1) as g:
         daemon.log.append(("body", None))
     assert [entry[0] for entry in daemon.log] == ["/v1/intent", "sleep", "body", "/v1/usage"]
@@ -156,11 +156,11 @@ class DeferringDaemon(FakeDaemon):
         super().__init__({"decision": "approve"})
         self.deferrals = deferrals
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
+    def handle(self, request: httpx2.Request) -> httpx2.Response:
         if request.url.path == "/v1/intent" and self.deferrals > 0:
             self.deferrals -= 1
             self.log.append((request.url.path, json.loads(request.content)))
-            return httpx.Response(
+            return httpx2.Response(
                 200,
                 json={
                     "intent_id": f"int-d{self.deferrals}",

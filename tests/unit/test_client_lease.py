@@ -7,7 +7,7 @@ import json
 import threading
 import time
 
-import httpx
+import httpx2
 
 from ratelord.client import AsyncClient, Client
 from ratelord.client._lease import AUTO_RATE, EXPIRY_MARGIN, HeldLease, Keeper
@@ -137,18 +137,18 @@ def test_a_shrink_or_revocation_on_the_event_stream_reaches_the_held_lease() -> 
     assert follower.params()["after_seq"] == "10"  # a dropped stream resumes after it
 
 
-def _stream(request: httpx.Request) -> httpx.Response:
+def _stream(request: httpx2.Request) -> httpx2.Response:
     """A daemon whose event stream carries one revocation of lease l1."""
     if request.url.path != "/v1/events":  # the ended lease's release, on close
-        return httpx.Response(410, json={"error": "lease_ended", "message": "revoked"})
+        return httpx2.Response(410, json={"error": "lease_ended", "message": "revoked"})
     assert request.url.params["type"] == "lease_revised"
     payload = {"lease_id": "l1", "granted": 0, "revoked": True}
     body = f"id: 5\nevent: lease_revised\ndata: {json.dumps({'payload': payload})}\n\n"
-    return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+    return httpx2.Response(200, text=body, headers={"content-type": "text/event-stream"})
 
 
 def test_both_clients_follow_the_stream_of_revisions() -> None:
-    sync = Client("http://ratelord.test", transport=httpx.MockTransport(_stream))
+    sync = Client("http://ratelord.test", transport=httpx2.MockTransport(_stream))
     held = HeldLease(lease(granted=10), now=0.0, wall=WALL)
     sync._leases.keeper.held[("k",)] = held
     stop = threading.Event()
@@ -164,7 +164,7 @@ def test_both_clients_follow_the_stream_of_revisions() -> None:
     assert held.ended and follower.after == "5"
 
     async def main() -> bool:
-        transport = httpx.MockTransport(_stream)
+        transport = httpx2.MockTransport(_stream)
         async with AsyncClient("http://ratelord.test", transport=transport) as aio:
             held = HeldLease(lease(granted=10), now=0.0, wall=WALL)
             aio._leases.keeper.held[("k",)] = held

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-import httpx
+import httpx2
 import pytest
 
 from ratelord.client import AsyncClient, Client
@@ -40,16 +40,16 @@ class Daemon:
     def __init__(self) -> None:
         self.seen: list[tuple[str, dict[str, object]]] = []
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
+    def handle(self, request: httpx2.Request) -> httpx2.Response:
         body = json.loads(request.content or b"{}")
         self.seen.append((request.url.path, body))
         if request.url.path == "/v1/leases":
-            return httpx.Response(200, json=_refused())
+            return httpx2.Response(200, json=_refused())
         if request.url.path.startswith("/v1/leases/"):
-            return httpx.Response(200, json=_ended())
+            return httpx2.Response(200, json=_ended())
         if request.url.path == "/v1/intent":
-            return httpx.Response(200, json={"intent_id": "int-1", "decision": "approve"})
-        return httpx.Response(202, json={"accepted": True})
+            return httpx2.Response(200, json={"intent_id": "int-1", "decision": "approve"})
+        return httpx2.Response(202, json={"accepted": True})
 
     def paths(self) -> list[str]:
         return [path for path, _ in self.seen]
@@ -81,7 +81,7 @@ def hold(keeper: Keeper, granted: float) -> HeldLease:
 
 
 def client(daemon: Daemon) -> Client:
-    made = Client("http://ratelord.test", transport=httpx.MockTransport(daemon.handle))
+    made = Client("http://ratelord.test", transport=httpx2.MockTransport(daemon.handle))
     made._leases.keeper.wall = lambda: WALL
     return made
 
@@ -139,7 +139,7 @@ def test_the_async_client_spends_from_its_lease_too() -> None:
     daemon = Daemon()
 
     async def main() -> float:
-        transport = httpx.MockTransport(daemon.handle)
+        transport = httpx2.MockTransport(daemon.handle)
         async with AsyncClient("http://ratelord.test", transport=transport) as c:
             held = hold(c._leases.keeper, 10)
             guard = c.guard(**ARGS)  # type: ignore[arg-type]

@@ -34,16 +34,16 @@ class Daemon:
         self.asks: list[dict[str, Any]] = []
         self.reports: list[dict[str, Any]] = []
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
+    def handle(self, request: httpx2.Request) -> httpx2.Response:
         body = json.loads(request.content)
         if request.url.path == "/v1/usage":
             self.reports.append(body)
-            return httpx.Response(200, json={"accepted": True})
+            return httpx2.Response(200, json={"accepted": True})
         self.asks.append(body)
-        return httpx.Response(200, json=self.decision)
+        return httpx2.Response(200, json=self.decision)
 
     def client(self) -> Client:
-        return Client(URL, transport=httpx.MockTransport(self.handle), sleep=lambda s: None)
+        return Client(URL, transport=httpx2.MockTransport(self.handle), sleep=lambda s: None)
 
 
 def provider(library: Any, status: int = 200) -> Any:
@@ -161,13 +161,13 @@ def test_refusal_must_be_raise_or_response() -> None:
 async def test_the_async_transport_reconciles_streams_too() -> None:
     daemon = Daemon()
 
-    def ratelord(request: httpx.Request) -> httpx.Response:
+    def ratelord(request: httpx2.Request) -> httpx2.Response:
         return daemon.handle(request)
 
     async def sleep(seconds: float) -> None:
         pass
 
-    client = AsyncClient(URL, transport=httpx.MockTransport(ratelord), sleep=sleep)
+    client = AsyncClient(URL, transport=httpx2.MockTransport(ratelord), sleep=sleep)
 
     async def handle(request: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=STREAM)
@@ -200,11 +200,11 @@ def test_the_anthropic_sdk_does_not_retry_a_refusal(why: str) -> None:
     daemon = Daemon(decision="deny_with_reason", reason="budget spent")
     if why == "daemon down":
 
-        def down(request: httpx.Request) -> httpx.Response:
+        def down(request: httpx2.Request) -> httpx2.Response:
             daemon.asks.append({})
-            raise httpx.ConnectError("connection refused")
+            raise httpx2.ConnectError("connection refused")
 
-        ratelord = Client(URL, transport=httpx.MockTransport(down), sleep=lambda s: None)
+        ratelord = Client(URL, transport=httpx2.MockTransport(down), sleep=lambda s: None)
     else:
         ratelord = daemon.client()
     upstream = anthropic_provider()

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import httpx
+import httpx2
 
 from ratelord.client import AsyncClient, Client, RatelordTransport
 from ratelord.engine.clock import iso
@@ -22,18 +23,18 @@ class Daemon:
         self.log: list[tuple[str, Any]] = []
         self.asked = 0
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
+    def handle(self, request: httpx2.Request) -> httpx2.Response:
         path = request.url.path
         self.log.append((path, json.loads(request.content) if request.content else None))
         if path.endswith("/check"):
             intent_id = path.split("/")[3]
             body = {"intent_id": intent_id, "holds": self.holds, "reason": None}
-            return httpx.Response(self.status, json=body)
+            return httpx2.Response(self.status, json=body)
         if path == "/v1/usage":
-            return httpx.Response(200, json={"accepted": True})
+            return httpx2.Response(200, json={"accepted": True})
         self.asked += 1
         if self.asked == 1:
-            return httpx.Response(
+            return httpx2.Response(
                 200,
                 json={
                     "intent_id": "int-1",
@@ -42,7 +43,7 @@ class Daemon:
                     "valid_until": self.valid_until,
                 },
             )
-        return httpx.Response(200, json={"intent_id": f"int-{self.asked}", "decision": "approve"})
+        return httpx2.Response(200, json={"intent_id": f"int-{self.asked}", "decision": "approve"})
 
     def provider(self, request: httpx.Request) -> httpx.Response:
         self.log.append(("provider", None))
@@ -52,7 +53,7 @@ class Daemon:
         self.log.append(("sleep", seconds))
 
     def client(self) -> Client:
-        return Client(URL, transport=httpx.MockTransport(self.handle), sleep=self.sleep)
+        return Client(URL, transport=httpx2.MockTransport(self.handle), sleep=self.sleep)
 
     def paths(self) -> list[str]:
         return [p for p, _ in self.log]
@@ -123,7 +124,7 @@ async def test_the_async_guard_checks_too() -> None:
     async def sleep(seconds: float) -> None:
         daemon.sleep(seconds)
 
-    client = AsyncClient(URL, transport=httpx.MockTransport(daemon.handle), sleep=sleep)
+    client = AsyncClient(URL, transport=httpx2.MockTransport(daemon.handle), sleep=sleep)
     async with client.guard(identity="id-a") as g:
         pass
     assert "/v1/intents/int-1/check" in daemon.paths()

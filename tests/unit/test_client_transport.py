@@ -1,12 +1,15 @@
-"""The httpx transports and the requests adapter in front of a fake provider API."""
+"""The transports (in front of httpx2 and legacy httpx clients) and the requests adapter
+in front of a fake provider API."""
 
 from __future__ import annotations
 
 import json
 import logging
+from types import ModuleType
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 import requests
 from requests.adapters import HTTPAdapter
@@ -33,51 +36,64 @@ GITHUB_HEADERS = {
 }
 
 
-class Recorder:
-    """A fake daemon and a fake provider, logging every call in order."""
+@pytest.fixture(params=[httpx2, httpx], ids=["httpx2", "httpx"])
+def library(request: pytest.FixtureRequest) -> ModuleType:
+    """The agent's HTTP library: the transports plug into either."""
+    return request.param  # type: ignore[no-any-return]
 
-    def __init__(self, decision: dict[str, Any] | None = None, usage_status: int = 200) -> None:
+
+class Recorder:
+    """A fake daemon and a fake provider (of the agent's ``library``), logging every call."""
+
+    def __init__(
+        self,
+        decision: dict[str, Any] | None = None,
+        usage_status: int = 200,
+        library: ModuleType = httpx2,
+    ) -> None:
         self.decision = {"intent_id": "int-3", "decision": "approve", **(decision or {})}
         self.usage_status = usage_status
+        self.library = library
         self.log: list[tuple[str, Any]] = []
 
-    def daemon(self, request: httpx.Request) -> httpx.Response:
+    def daemon(self, request: httpx2.Request) -> httpx2.Response:
         self.log.append((request.url.path, json.loads(request.content)))
         if request.url.path == "/v1/usage":
-            return httpx.Response(self.usage_status, json={"accepted": True})
-        return httpx.Response(200, json=self.decision)
+            return httpx2.Response(self.usage_status, json={"accepted": True})
+        return httpx2.Response(200, json=self.decision)
 
-    def provider(self, request: httpx.Request) -> httpx.Response:
+    def provider(self, request: Any) -> Any:
         self.log.append(("provider", str(request.url)))
-        return httpx.Response(200, headers=GITHUB_HEADERS, json={"ok": True})
+        return self.library.Response(200, headers=GITHUB_HEADERS, json={"ok": True})
 
     def sleep(self, seconds: float) -> None:
         self.log.append(("sleep", seconds))
 
     def client(self) -> Client:
-        return Client(URL, transport=httpx.MockTransport(self.daemon), sleep=self.sleep)
+        return Client(URL, transport=httpx2.MockTransport(self.daemon), sleep=self.sleep)
 
-    def api(self, **options: Any) -> httpx.Client:
+    def api(self, **options: Any) -> Any:
         transport = RatelordTransport(
-            httpx.MockTransport(self.provider),
+            self.library.MockTransport(self.provider),
             client=self.client(),
             agent_id="crawler-01",
             identity_id="id-a",
             workload_id="repo_scan",
             **options,
         )
-        return httpx.Client(base_url="https://api.github.test", transport=transport)
+        return self.library.Client(base_url="https://api.github.test", transport=transport)
 
 
-def cost_by_path(request: httpx.Request) -> dict[str, Any]:
+def cost_by_path(request: Any) -> dict[str, Any]:
     if request.url.path.startswith("/search/"):
         return {"resource": "search", "cost": 1}
     return {"resource": "core", "cost": 2}
 
 
-def test_transport_asks_forwards_and_reports_rate_limit_headers() -> None:
-    recorder = Recorder()
+def test_transport_asks_forwards_and_reports_rate_limit_headers(library: ModuleType) -> None:
+    recorder = Recorder(library=library)
     response = recorder.api(route=cost_by_path).get("/search/code?q=x")
+    assert isinstance(response, library.Response)
     assert response.json() == {"ok": True}
     (_, intent), (provider, url), (_, usage) = recorder.log
     assert (intent["agent_id"], intent["resource"], intent["cost"]) == ("crawler-01", "search", 1)
@@ -92,66 +108,71 @@ def test_transport_asks_forwards_and_reports_rate_limit_headers() -> None:
     }
 
 
-def test_transport_waits_as_told_before_forwarding() -> None:
+def test_transport_waits_as_told_before_forwarding(library: ModuleType) -> None:
     recorder = Recorder(
-        {"decision": "approve_with_modifications", "modifications": {"wait_seconds": 1.5}}
+        {"decision": "approve_with_modifications", "modifications": {"wait_seconds": 1.5}},
+        library=library,
     )
     recorder.api().get("/user")
     assert [entry[0] for entry in recorder.log] == ["/v1/intent", "sleep", "provider", "/v1/usage"]
     assert recorder.log[1] == ("sleep", 1.5)
 
 
-def test_transport_refuses_a_denied_request_with_the_reason() -> None:
-    recorder = Recorder({"decision": "deny_with_reason", "reason": "pool github:core is CRIT"})
+def test_transport_refuses_a_denied_request_with_the_reason(library: ModuleType) -> None:
+    recorder = Recorder(
+        {"decision": "deny_with_reason", "reason": "pool github:core is CRIT"}, library=library
+    )
     with pytest.raises(RatelordDenied, match="pool github:core is CRIT") as info:
         recorder.api().get("/user")
     assert info.value.decision.intent_id == "int-3"
     assert [entry[0] for entry in recorder.log] == ["/v1/intent"]
 
 
-def test_transport_fails_safe_when_the_daemon_is_down() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("Connection refused", request=request)
+def test_transport_fails_safe_when_the_daemon_is_down(library: ModuleType) -> None:
+    def refuse(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("Connection refused", request=request)
 
-    provider_calls: list[httpx.Request] = []
+    provider_calls: list[Any] = []
     transport = RatelordTransport(
-        httpx.MockTransport(lambda r: provider_calls.append(r) or httpx.Response(200)),
-        client=Client(URL, transport=httpx.MockTransport(refuse)),
+        library.MockTransport(lambda r: provider_calls.append(r) or library.Response(200)),
+        client=Client(URL, transport=httpx2.MockTransport(refuse)),
         agent_id="a",
         identity_id="id-a",
     )
     with pytest.raises(RatelordDenied, match="ratelord-d unreachable"):
-        httpx.Client(transport=transport).get("https://api.github.test/user")
+        library.Client(transport=transport).get("https://api.github.test/user")
     assert provider_calls == []
 
 
 def test_a_failed_report_does_not_break_the_agents_request(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, library: ModuleType
 ) -> None:
-    recorder = Recorder(usage_status=400)
+    recorder = Recorder(usage_status=400, library=library)
     with caplog.at_level(logging.WARNING, logger="ratelord.client"):
         assert recorder.api().get("/user").status_code == 200
     assert "could not report usage" in caplog.text
 
 
-async def test_async_transport_does_the_same() -> None:
+async def test_async_transport_does_the_same(library: ModuleType) -> None:
     recorder = Recorder(
-        {"decision": "approve_with_modifications", "modifications": {"wait_seconds": 0.5}}
+        {"decision": "approve_with_modifications", "modifications": {"wait_seconds": 0.5}},
+        library=library,
     )
 
     async def sleep(seconds: float) -> None:
         recorder.sleep(seconds)
 
-    ratelord = AsyncClient(URL, transport=httpx.MockTransport(recorder.daemon), sleep=sleep)
+    ratelord = AsyncClient(URL, transport=httpx2.MockTransport(recorder.daemon), sleep=sleep)
     transport = AsyncRatelordTransport(
-        httpx.MockTransport(recorder.provider),
+        library.MockTransport(recorder.provider),
         client=ratelord,
         agent_id="crawler-01",
         identity_id="id-a",
         route=cost_by_path,
     )
-    async with httpx.AsyncClient(transport=transport) as api:
+    async with library.AsyncClient(transport=transport) as api:
         response = await api.get("https://api.github.test/graphql")
+    assert isinstance(response, library.Response)
     assert response.status_code == 200
     assert [entry[0] for entry in recorder.log] == ["/v1/intent", "sleep", "provider", "/v1/usage"]
     assert recorder.log[-1][1]["headers"]["x-ratelimit-remaining"] == "4321"

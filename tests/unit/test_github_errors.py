@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
-import httpx
+import httpx2
 import pytest
 
 from ratelord.engine.clock import ManualClock
@@ -144,8 +144,8 @@ async def test_primary_limit_recognised_by_message_alone(
 async def test_retry_after_forms(header: str, expected: float) -> None:
     sent = format_datetime(datetime.fromtimestamp(START, UTC), usegmt=True)
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(429, headers={"retry-after": header, "date": sent}, json={})
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(429, headers={"retry-after": header, "date": sent}, json={})
 
     failure = await failure_from(handler)
     assert (failure.kind, failure.retry_after) == ("rate_limited", expected)
@@ -207,16 +207,16 @@ async def test_refused_connection_is_a_network_failure() -> None:
 @pytest.mark.parametrize(
     ("error", "kind"),
     [
-        (httpx.ConnectTimeout, "timeout"),
-        (httpx.ReadTimeout, "timeout"),
-        (httpx.ConnectError, "network"),
-        (httpx.RemoteProtocolError, "network"),
+        (httpx2.ConnectTimeout, "timeout"),
+        (httpx2.ReadTimeout, "timeout"),
+        (httpx2.ConnectError, "network"),
+        (httpx2.RemoteProtocolError, "network"),
     ],
 )
 async def test_transport_errors_are_classified_without_the_token(
-    error: Callable[..., httpx.TransportError], kind: ErrorKind
+    error: Callable[..., httpx2.TransportError], kind: ErrorKind
 ) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpx2.Request) -> httpx2.Response:
         # A transport whose error text echoes the credential must not leak it.
         raise error(f"failed with {request.headers['authorization']}", request=request)
 
@@ -233,16 +233,16 @@ async def test_undecodable_content_encoding_is_a_parse_failure(
 
 
 async def test_github_message_echoing_the_token_is_redacted() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(401, json={"message": f"bad token {TOKEN}"})
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(401, json={"message": f"bad token {TOKEN}"})
 
     failure = await failure_from(handler)
     assert failure.kind == "auth"
     assert "bad token [redacted]" in failure.message
 
 
-async def failure_from(handler: Callable[[httpx.Request], httpx.Response]) -> ProviderFailure:
-    provider = GitHubProvider(environ=ENVIRON, transport=httpx.MockTransport(handler))
+async def failure_from(handler: Callable[[httpx2.Request], httpx2.Response]) -> ProviderFailure:
+    provider = GitHubProvider(environ=ENVIRON, transport=httpx2.MockTransport(handler))
     try:
         return await poll_failure(provider)
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 
 from ratelord.engine.clock import ManualClock
@@ -26,9 +26,9 @@ def github(clock: ManualClock) -> Iterator[FakeGitHub]:
 
 
 @pytest.fixture
-def http(github: FakeGitHub) -> Iterator[httpx.Client]:
+def http(github: FakeGitHub) -> Iterator[httpx2.Client]:
     auth = {"Authorization": f"token {TOKEN}"}
-    with httpx.Client(base_url=github.url, headers=auth, timeout=5) as client:
+    with httpx2.Client(base_url=github.url, headers=auth, timeout=5) as client:
         yield client
 
 
@@ -42,7 +42,7 @@ def http(github: FakeGitHub) -> Iterator[httpx.Client]:
     ],
 )
 def test_requests_are_charged_to_githubs_bucket(
-    http: httpx.Client, github: FakeGitHub, method: str, path: str, resource: str
+    http: httpx2.Client, github: FakeGitHub, method: str, path: str, resource: str
 ) -> None:
     response = http.request(method, path, json={} if method == "POST" else None)
     assert response.status_code == 200
@@ -51,7 +51,7 @@ def test_requests_are_charged_to_githubs_bucket(
     assert github.bucket("alice", resource).used == 1
 
 
-def test_rate_limit_is_free_and_lists_every_bucket(http: httpx.Client) -> None:
+def test_rate_limit_is_free_and_lists_every_bucket(http: httpx2.Client) -> None:
     body = http.get("/rate_limit").json()
     assert set(body["resources"]) >= {"core", "search", "graphql", "code_search"}
     assert body["resources"]["core"] == {
@@ -64,7 +64,7 @@ def test_rate_limit_is_free_and_lists_every_bucket(http: httpx.Client) -> None:
 
 
 def test_empty_bucket_answers_primary_limit_until_reset(
-    http: httpx.Client, github: FakeGitHub, clock: ManualClock
+    http: httpx2.Client, github: FakeGitHub, clock: ManualClock
 ) -> None:
     github.spend("alice", "search", 30)
     limited = http.get("/search/issues")
@@ -75,12 +75,12 @@ def test_empty_bucket_answers_primary_limit_until_reset(
     assert http.get("/search/issues").status_code == 200
 
 
-def test_unknown_token_and_missing_prefix(http: httpx.Client, github: FakeGitHub) -> None:
+def test_unknown_token_and_missing_prefix(http: httpx2.Client, github: FakeGitHub) -> None:
     assert http.get("/user", headers={"Authorization": "Bearer ghp_nobody"}).status_code == 401
-    assert httpx.get(f"http://127.0.0.1:{github.port}/rate_limit").status_code == 404
+    assert httpx2.get(f"http://127.0.0.1:{github.port}/rate_limit").status_code == 404
 
 
-def test_request_log_names_the_user_not_the_token(http: httpx.Client, github: FakeGitHub) -> None:
+def test_request_log_names_the_user_not_the_token(http: httpx2.Client, github: FakeGitHub) -> None:
     http.get("/user")
     (request,) = github.requests
     assert (request.method, request.path, request.user) == ("GET", "/user", "alice")
@@ -88,7 +88,7 @@ def test_request_log_names_the_user_not_the_token(http: httpx.Client, github: Fa
 
 
 def test_injected_failures_are_used_once_and_in_order(
-    http: httpx.Client, github: FakeGitHub
+    http: httpx2.Client, github: FakeGitHub
 ) -> None:
     github.fail_next(500, path="/rate_limit")
     github.fail_next("403-secondary", retry_after=30)

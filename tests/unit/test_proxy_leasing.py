@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
-
+from ratelord.client._exceptions import RatelordRequestError
 from ratelord.client._lease import HeldLease, Keeper
 from ratelord.client._lease_io import AsyncLeases
 from ratelord.proxy import leasing
@@ -40,8 +41,12 @@ class Daemon:
 
     def __init__(self) -> None:
         self.asked: list[str] = []
-        # The leases' event stream (shrinks, revocations): none here.
-        self._http = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(404)))
+
+    @asynccontextmanager
+    async def sse(self, path: str, params: Any, *, read_timeout: float) -> AsyncIterator[Any]:
+        """The leases' event stream (shrinks, revocations): none here."""
+        raise RatelordRequestError("no event stream here", code="not_found", status_code=404)
+        yield
 
     async def _call(self, method: str, path: str, body: Any, model: type) -> Lease:
         self.asked.append(path)

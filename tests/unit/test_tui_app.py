@@ -1,4 +1,4 @@
-"""The dashboard in-process, against a fake daemon behind ``httpx.MockTransport``.
+"""The dashboard in-process, against a fake daemon behind ``httpx2.MockTransport``.
 
 The real daemon is exercised by tests/e2e/test_tui.py; here the daemon's answers are fully
 controlled, so outages, stream breaks and replays can be staged exactly.
@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from textual.pilot import Pilot
 
@@ -106,12 +106,12 @@ class FakeDaemon:
         for queue in self._listeners:
             queue.put_nowait(None)
 
-    async def handle(self, request: httpx.Request) -> httpx.Response:
+    async def handle(self, request: httpx2.Request) -> httpx2.Response:
         if not self.up:
-            raise httpx.ConnectError("connection refused", request=request)
+            raise httpx2.ConnectError("connection refused", request=request)
         path = request.url.path
         if path == "/v1/health":
-            return httpx.Response(
+            return httpx2.Response(
                 200,
                 json={
                     "status": "ok",
@@ -122,9 +122,9 @@ class FakeDaemon:
                 },
             )
         if path == "/v1/pools":
-            return httpx.Response(200, json={"pools": [self.pool]})
+            return httpx2.Response(200, json={"pools": [self.pool]})
         if path == f"/v1/pools/{POOL_ID}":
-            return httpx.Response(
+            return httpx2.Response(
                 200,
                 json={
                     **self.pool,
@@ -136,7 +136,7 @@ class FakeDaemon:
                 },
             )
         if path == "/v1/identities":
-            return httpx.Response(
+            return httpx2.Response(
                 200,
                 json={
                     "identities": [
@@ -155,11 +155,11 @@ class FakeDaemon:
                 },
             )
         if path == "/v1/leases":
-            return httpx.Response(200, json={"leases": self.leases})
+            return httpx2.Response(200, json={"leases": self.leases})
         if path == "/v1/budgets":
-            return httpx.Response(200, json={"budgets": self.budgets})
+            return httpx2.Response(200, json={"budgets": self.budgets})
         if path == "/v1/stats":
-            return httpx.Response(
+            return httpx2.Response(
                 200,
                 json={
                     "intents_total": len(self.events),
@@ -175,7 +175,7 @@ class FakeDaemon:
                 "approve_with_modifications",
                 modifications={"wait_seconds": 3},
             )
-            return httpx.Response(
+            return httpx2.Response(
                 200,
                 json={
                     "intent_id": f"i{seq}",
@@ -186,13 +186,13 @@ class FakeDaemon:
         if path == "/v1/events" and request.url.params.get("stream") == "true":
             after = int(request.url.params["after_seq"])
             self.stream_after.append(after)
-            return httpx.Response(200, content=self._stream(after))
+            return httpx2.Response(200, content=self._stream(after))
         if path == "/v1/events":
             page = self.events[-200:]
-            return httpx.Response(
+            return httpx2.Response(
                 200, json={"events": page, "next_after_seq": page[-1]["seq"] if page else 0}
             )
-        return httpx.Response(404, json={"error": {"code": "not_found", "message": path}})
+        return httpx2.Response(404, json={"error": {"code": "not_found", "message": path}})
 
     async def _stream(self, after: int) -> AsyncIterator[bytes]:
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
@@ -202,7 +202,7 @@ class FakeDaemon:
         try:
             while (event := await queue.get()) is not None:
                 yield f"id: {event['seq']}\ndata: {json.dumps(event)}\n\n".encode()
-            raise httpx.ReadError("connection reset by peer")
+            raise httpx2.ReadError("connection reset by peer")
         finally:
             self._listeners.remove(queue)
 
@@ -222,7 +222,7 @@ def fake() -> FakeDaemon:
 
 
 def make_app(fake: FakeDaemon) -> RatelordApp:
-    api = daemon_client("http://daemon.test", transport=httpx.MockTransport(fake.handle))
+    api = daemon_client("http://daemon.test", transport=httpx2.MockTransport(fake.handle))
     return RatelordApp(api, poll_interval=0.2)
 
 

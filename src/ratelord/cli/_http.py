@@ -3,7 +3,7 @@
 Commands read answers as plain JSON (``client.get``/``post``, which ``--json``
 prints as the daemon sent them) and check them against :mod:`ratelord.schema`
 with :func:`decode`; failures are the SDK's errors, worded once by
-:func:`ratelord.cli._errors.as_cli_error`.  Tests inject an ``httpx.MockTransport``
+:func:`ratelord.cli._errors.as_cli_error`.  Tests inject an ``httpx2.MockTransport``
 through :class:`Session` (``CliRunner.invoke(app, args, obj=Session(transport=...))``).
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 
-import httpx
+import httpx2
 import msgspec
 import typer
 
@@ -55,7 +55,7 @@ class Session:
 
     url: str = DEFAULT_URL
     token: str | None = None
-    transport: httpx.BaseTransport | None = None
+    transport: httpx2.BaseTransport | None = None
     sleep: Callable[[float], None] = field(default=time.sleep)
 
 

@@ -1,9 +1,9 @@
 """The ratelord Python SDK: ask ratelord-d before spending a rate-limited budget.
 
 ``Client``/``AsyncClient`` ask and report; ``client.guard(...)`` wraps a block
-of work; ``RatelordTransport``/``AsyncRatelordTransport`` (httpx) and
+of work; ``RatelordTransport``/``AsyncRatelordTransport`` (httpx2 or httpx) and
 ``RatelordAdapter`` (requests, optional) wrap an agent's existing API client.
-Importing this package is light: httpx and msgspec only; requests is loaded on
+Importing this package is light: httpx2 and msgspec only; requests is loaded on
 first use of ``RatelordAdapter``.
 """
 

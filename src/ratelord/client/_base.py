@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-import httpx
+import httpx2
 import msgspec
 
 from ratelord.client._breaker import Breaker, BreakerSettings
@@ -80,14 +80,14 @@ def query(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 def unreachable_reason(exc: Exception, timeout: float) -> str:
     """Why a request got no answer, in a few words a person can act on."""
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx2.TimeoutException):
         return f"no answer within {timeout:g} s"
     text = str(exc)
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, httpx2.ConnectError):
         return "connection refused" if "refused" in text.lower() else text or "connect failed"
-    if isinstance(exc, httpx.UnsupportedProtocol):
+    if isinstance(exc, httpx2.UnsupportedProtocol):
         return "the URL must start with http:// or https://"
-    if isinstance(exc, httpx.InvalidURL):
+    if isinstance(exc, httpx2.InvalidURL):
         return text or "invalid URL"
     return f"connection lost: {text}" if text else "connection lost"
 
@@ -178,10 +178,10 @@ class BaseClient:
 
     @contextmanager
     def _converted_errors(self, timeout: float | None = None) -> Iterator[None]:
-        """httpx's errors as :class:`RatelordTransportError` (chained, never leaked)."""
+        """httpx2's errors as :class:`RatelordTransportError` (chained, never leaked)."""
         try:
             yield
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        except (httpx2.HTTPError, httpx2.InvalidURL) as exc:
             reason = unreachable_reason(exc, self.timeout if timeout is None else timeout)
             raise RatelordTransportError(
                 f"ratelord-d unreachable at {self.url}: {reason}", url=self.url, reason=reason
@@ -201,12 +201,12 @@ class BaseClient:
 
     # ------------------------------------------------------------------ answers
 
-    def _retry_delay(self, response: httpx.Response, attempt: int) -> float | None:
+    def _retry_delay(self, response: httpx2.Response, attempt: int) -> float | None:
         return self.backoff.delay(
             response.status_code, attempt, response.headers.get("retry-after"), now=time.time()
         )
 
-    def _read(self, response: httpx.Response, model: type[T]) -> T:
+    def _read(self, response: httpx2.Response, model: type[T]) -> T:
         """The answer as ``model``, or the error it carries as a ratelord exception.
 
         ``model`` may be ``Any``: the JSON as plain data (``None`` for an empty body).
@@ -224,7 +224,7 @@ class BaseClient:
                 f"unexpected answer from ratelord-d at {self.url}: {exc}", url=self.url
             ) from exc
 
-    def _raise_for_status(self, response: httpx.Response) -> None:
+    def _raise_for_status(self, response: httpx2.Response) -> None:
         """An error answer as :class:`RatelordRequestError` (4xx) or `RatelordUnavailable`."""
         status = response.status_code
         if status < 300:
@@ -243,7 +243,7 @@ class BaseClient:
         )
 
     @staticmethod
-    def _error_of(response: httpx.Response) -> tuple[str, str, str | None]:
+    def _error_of(response: httpx2.Response) -> tuple[str, str, str | None]:
         try:
             error = msgspec.json.decode(response.content, type=ErrorBody).error
         except (msgspec.DecodeError, msgspec.ValidationError):
@@ -263,7 +263,7 @@ class BaseClient:
             "params": query(params),
             "content": None if body is None else msgspec.json.encode(body),
             "headers": headers,
-            "timeout": httpx.Timeout(self.timeout, read=read_timeout),
+            "timeout": httpx2.Timeout(self.timeout, read=read_timeout),
         }
 
     @staticmethod

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
-import httpx
+import httpx2
 import msgspec
 
 from ratelord.client._admission import expired, waited_approval
@@ -77,7 +77,7 @@ class Client(BaseClient):
         timeout: float = 5.0,
         fail_open: bool = False,
         retries: int = 3,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx2.BaseTransport | None = None,
         token: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
         breaker: BreakerSettings = DEFAULT_BREAKER,
@@ -93,7 +93,7 @@ class Client(BaseClient):
             user_agent=user_agent,
         )
         self.sleep = sleep
-        self._http = httpx.Client(transport=transport, **self._client_options())
+        self._http = httpx2.Client(transport=transport, **self._client_options())
         self._leases = SyncLeases(self)
 
     def ask(self, intent: IntentRequest | None = None, /, **fields: Any) -> Decision:
@@ -187,7 +187,7 @@ class Client(BaseClient):
         params: Mapping[str, Any] | None = None,
         body: Any = None,
         headers: Mapping[str, str] | None = None,
-    ) -> Iterator[httpx.Response]:
+    ) -> Iterator[httpx2.Response]:
         options = self._stream_options(params, body, headers, read_timeout)
         with (
             self._converted_errors(read_timeout),
@@ -254,7 +254,7 @@ class Client(BaseClient):
         content = None if body is None else msgspec.json.encode(body)
         params = query(params)
         attempt, tried = 0, 1
-        unavailable: httpx.Response | None = None  # a member's 503 in this round
+        unavailable: httpx2.Response | None = None  # a member's 503 in this round
         probe = self.breaker.before(self.url)
         while True:
             try:
@@ -295,7 +295,7 @@ class AsyncClient(BaseClient):
         timeout: float = 5.0,
         fail_open: bool = False,
         retries: int = 3,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         token: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         breaker: BreakerSettings = DEFAULT_BREAKER,
@@ -311,7 +311,7 @@ class AsyncClient(BaseClient):
             user_agent=user_agent,
         )
         self.sleep = sleep
-        self._http = httpx.AsyncClient(transport=transport, **self._client_options())
+        self._http = httpx2.AsyncClient(transport=transport, **self._client_options())
         self._leases = AsyncLeases(self)
         self._batcher = Batcher(self)
 
@@ -460,7 +460,7 @@ class AsyncClient(BaseClient):
         content = None if body is None else msgspec.json.encode(body)
         params = query(params)
         attempt, tried = 0, 1
-        unavailable: httpx.Response | None = None  # a member's 503 in this round
+        unavailable: httpx2.Response | None = None  # a member's 503 in this round
         probe = self.breaker.before(self.url)
         while True:
             try:
@@ -491,7 +491,7 @@ class AsyncClient(BaseClient):
             attempt += 1
 
 
-async def _messages(response: httpx.Response) -> AsyncIterator[SseMessage]:
+async def _messages(response: httpx2.Response) -> AsyncIterator[SseMessage]:
     decoder = SseDecoder()
     async for line in response.aiter_lines():
         message = decoder.feed(line.rstrip("\r"))

@@ -14,12 +14,12 @@ import asyncio
 import threading
 from typing import TYPE_CHECKING
 
-import httpx
 import msgspec
 
 from ratelord.client._base import logger
+from ratelord.client._exceptions import RatelordError
 from ratelord.client._lease import Keeper
-from ratelord.client._sse import SseDecoder, SseMessage, parse_sse
+from ratelord.client._sse import SseMessage
 
 if TYPE_CHECKING:
     from ratelord.client._client import AsyncClient, Client
@@ -63,9 +63,6 @@ class Follower:
             params["after_seq"] = self.after
         return params
 
-    def timeout(self, connect: float) -> httpx.Timeout:
-        return httpx.Timeout(connect, read=READ_TIMEOUT)
-
     def apply(self, message: SseMessage) -> None:
         if message.id is not None:
             self.after = message.id
@@ -83,16 +80,11 @@ def follow_sync(client: Client, follower: Follower, stop: threading.Event) -> No
     """Follow the stream until ``stop`` (a daemon thread's body)."""
     while not stop.is_set():
         try:
-            timeout = follower.timeout(client.timeout)
-            with client._http.stream(
-                "GET", client.url + PATH, params=follower.params(), timeout=timeout
-            ) as response:
-                if response.status_code == 200:
-                    for message in parse_sse(response.iter_lines()):
-                        follower.apply(message)
-                        if stop.is_set():
-                            return
-        except httpx.HTTPError as error:
+            for message in client.sse(PATH, follower.params(), read_timeout=READ_TIMEOUT):
+                follower.apply(message)
+                if stop.is_set():
+                    return
+        except RatelordError as error:
             if stop.is_set():
                 return
             logger.debug("lease event stream dropped: %s", error)
@@ -103,16 +95,9 @@ async def follow_async(client: AsyncClient, follower: Follower) -> None:
     """Follow the stream until cancelled (a task on the client's loop)."""
     while True:
         try:
-            timeout = follower.timeout(client.timeout)
-            async with client._http.stream(
-                "GET", client.url + PATH, params=follower.params(), timeout=timeout
-            ) as response:
-                if response.status_code == 200:
-                    decoder = SseDecoder()
-                    async for line in response.aiter_lines():
-                        message = decoder.feed(line)
-                        if message is not None:
-                            follower.apply(message)
-        except httpx.HTTPError as error:
+            async with client.sse(PATH, follower.params(), read_timeout=READ_TIMEOUT) as messages:
+                async for message in messages:
+                    follower.apply(message)
+        except RatelordError as error:
             logger.debug("lease event stream dropped: %s", error)
         await asyncio.sleep(RECONNECT_AFTER)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-import httpx
+import httpx2
 import psycopg
 
 from ratelord.asgi.http import Response
@@ -174,7 +174,7 @@ class Forwarder:
 
     def __init__(self, member: Member) -> None:
         self._member = member
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=1.0))
+        self._client = httpx2.AsyncClient(timeout=httpx2.Timeout(10.0, connect=1.0))
 
     @property
     def active(self) -> bool:
@@ -198,7 +198,7 @@ class Forwarder:
         ]
         try:
             answer = await self._client.request(method, url, headers=sent, content=body)
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             log.info("leader %s unreachable: %s", leader, type(exc).__name__)
             raise Unavailable(
                 f"the cluster's leader {leader} is unreachable; retry shortly"

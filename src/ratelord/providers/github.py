@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, NoReturn
 
-import httpx
+import httpx2
 import msgspec
 
 from ratelord.headers import parse_retry_after
@@ -81,13 +81,13 @@ class GitHubProvider:
         base_url: str = "https://api.github.com",
         timeout_seconds: float = 10.0,
         environ: Mapping[str, str] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout_seconds
         self._environ = environ
         self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._client: httpx2.AsyncClient | None = None
         #: (identity_id, token fingerprint) -> discovered principal
         self._principals: dict[tuple[str, str], str] = {}
 
@@ -158,9 +158,9 @@ class GitHubProvider:
 
     # ------------------------------------------------------------------ HTTP
 
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> httpx2.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(
+            self._client = httpx2.AsyncClient(
                 base_url=self._base_url,
                 timeout=self._timeout,
                 transport=self._transport,
@@ -179,13 +179,13 @@ class GitHubProvider:
         request = client.build_request("GET", path, headers={"Authorization": f"Bearer {token}"})
         try:
             response = await client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
+        except httpx2.TimeoutException as exc:
             _fail("timeout", f"GitHub {path}: no answer within {self._timeout:g} s", exc, token)
-        except httpx.RequestError as exc:
+        except httpx2.RequestError as exc:
             _fail("network", f"GitHub {path}: request failed", exc, token)
         try:
             content = await response.aread()
-        except httpx.TimeoutException as exc:
+        except httpx2.TimeoutException as exc:
             _fail(
                 "timeout",
                 f"GitHub {path}: body not received in time",
@@ -193,7 +193,7 @@ class GitHubProvider:
                 token,
                 status_code=response.status_code,
             )
-        except httpx.RequestError as exc:
+        except httpx2.RequestError as exc:
             # Headers arrived but the body stopped short of its declared length (or its
             # content-encoding was broken): an answer we cannot read.
             _fail(
@@ -279,7 +279,7 @@ def _fail(
 def _classify(
     path: str,
     status: int,
-    headers: httpx.Headers,
+    headers: httpx2.Headers,
     content: bytes,
     now: float,
     token: str,
@@ -327,14 +327,14 @@ def _message_of(content: bytes) -> str:
     return " ".join(text.split())[:_MAX_MESSAGE] if isinstance(text, str) else ""
 
 
-def _retry_after(headers: httpx.Headers, now: float) -> float | None:
+def _retry_after(headers: httpx2.Headers, now: float) -> float | None:
     raw = headers.get("retry-after")
     if raw is None:
         return None
     return parse_retry_after(raw, now=now, date=headers.get("date"), cap=_MAX_RETRY_AFTER)
 
 
-def _until_reset(headers: httpx.Headers, now: float) -> float | None:
+def _until_reset(headers: httpx2.Headers, now: float) -> float | None:
     try:
         reset = float(headers.get("x-ratelimit-reset", ""))
     except ValueError:
