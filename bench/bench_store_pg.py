@@ -24,7 +24,8 @@ from tests.support.postgres import PostgresServer, find_bin_dir
 
 from ratelord.store.postgres import PostgresStore
 from ratelord.store.replay import load
-from ratelord.store.sqlite import _COLUMNS, SQLiteStore
+from ratelord.store.sql import COLUMNS as _COLUMNS
+from ratelord.store.sqlite import SQLiteStore
 
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3

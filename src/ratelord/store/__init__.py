@@ -1,6 +1,7 @@
 """The event store: a small port (append, read, snapshots) and its SQLite adapter."""
 
-from ratelord.store.sqlite import Checkpointer, EventReader, Snapshot, SQLiteStore, StoreError
+from ratelord.store.sql import Snapshot, StoreError
+from ratelord.store.sqlite import Checkpointer, EventReader, SQLiteStore
 from ratelord.store.writer import GroupCommitWriter
 
 __all__ = [

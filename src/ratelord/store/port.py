@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ratelord.engine.events import Event
-from ratelord.store.sqlite import Snapshot
+from ratelord.store.sql import Snapshot
 
 
 class EventReads(Protocol):

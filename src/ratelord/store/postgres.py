@@ -23,7 +23,6 @@ a fraction of a second; ``full`` flushes every commit to disk before the answer.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from queue import Full, Queue
@@ -32,16 +31,9 @@ from typing import Any, TypeVar
 import msgspec
 import psycopg
 
-from ratelord.engine.events import Dimensions, Event
-from ratelord.store.sqlite import (
-    _COLUMNS,
-    _FILTERS,
-    _REPLAY_COLUMNS,
-    Snapshot,
-    StoreError,
-    _decode_payload,
-    _event,
-)
+from ratelord.engine.events import Event
+from ratelord.store import sql
+from ratelord.store.sql import COLUMNS, POSTGRES, Snapshot, StoreError
 
 #: The channel the append trigger notifies; the payload is the newest seq.
 CHANNEL = "ratelord_events"
@@ -53,33 +45,8 @@ MIGRATE_LOCK = LEADER_LOCK - 1
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the log, its immutability, snapshots, the leader's epoch, the tail notification.
-    """
-    CREATE TABLE events (
-        seq            BIGINT  PRIMARY KEY,
-        event_id       TEXT    NOT NULL UNIQUE,
-        event_type     TEXT    NOT NULL,
-        schema_version INTEGER NOT NULL,
-        ts_event       DOUBLE PRECISION NOT NULL,
-        ts_ingest      DOUBLE PRECISION NOT NULL,
-        origin_kind    TEXT    NOT NULL,
-        origin_id      TEXT    NOT NULL,
-        writer_id      TEXT    NOT NULL,
-        agent_id       TEXT    NOT NULL,
-        identity_id    TEXT    NOT NULL,
-        workload_id    TEXT    NOT NULL,
-        scope_id       TEXT    NOT NULL,
-        provider_id    TEXT,
-        pool_id        TEXT,
-        constraint_id  TEXT,
-        correlation_id TEXT,
-        causation_id   TEXT    NOT NULL,
-        dedupe_key     TEXT,
-        payload        TEXT    NOT NULL
-    );
-    CREATE INDEX events_by_type     ON events (event_type, seq);
-    CREATE INDEX events_by_agent    ON events (agent_id, seq);
-    CREATE INDEX events_by_identity ON events (identity_id, seq);
-    CREATE INDEX events_by_pool     ON events (pool_id, seq) WHERE pool_id IS NOT NULL;
+    sql.events_table(POSTGRES)
+    + """
     CREATE FUNCTION ratelord_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         RAISE EXCEPTION 'events is append-only: % refused', TG_OP;
@@ -95,13 +62,9 @@ MIGRATIONS: tuple[str, ...] = (
     END $$;
     CREATE TRIGGER events_notify AFTER INSERT ON events
         FOR EACH STATEMENT EXECUTE FUNCTION ratelord_notify();
-    CREATE TABLE snapshots (
-        id         BIGSERIAL PRIMARY KEY,
-        seq        BIGINT NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL,
-        checksum   TEXT   NOT NULL,
-        state      BYTEA  NOT NULL
-    );
+    """
+    + sql.snapshots_table(POSTGRES)
+    + """
     CREATE TABLE ratelord_leader (
         id      INTEGER PRIMARY KEY CHECK (id = 1),
         epoch   BIGINT  NOT NULL,
@@ -117,7 +80,7 @@ MIGRATIONS: tuple[str, ...] = (
 #: inserted only while the epoch is ours (the share lock makes a concurrent election
 #: wait for us, or us for it).
 _APPEND = (
-    f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} "
+    f"INSERT INTO events ({COLUMNS}) SELECT {COLUMNS} "
     "FROM json_populate_recordset(NULL::events, %s) WHERE EXISTS "
     "(SELECT 1 FROM ratelord_leader WHERE id = 1 AND epoch = %s FOR SHARE)"
 )
@@ -170,12 +133,11 @@ class _Reads:
         conn = self._connection()
         while True:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s",
-                (after_seq, batch),
+                f"{sql.read_after(POSTGRES)} LIMIT %s", (after_seq, batch)
             ).fetchall()
             if not rows:
                 return
-            events = [_event(row) for row in rows]
+            events = [sql.event(row) for row in rows]
             after_seq = events[-1].seq
             yield events
 
@@ -183,24 +145,8 @@ class _Reads:
         self, after_seq: int, upto_seq: int, types: frozenset[str], batch: int = 5000
     ) -> Iterator[list[Event]]:
         """Pages fetched one ahead by a thread: waiting for the server overlaps the replay."""
-        decode = _decode_payload
         for rows in _prefetched(self._pages(after_seq, upto_seq, sorted(types), batch)):
-            yield [
-                Event(
-                    seq=r[0],
-                    event_id="",
-                    event_type=r[1],
-                    ts_event=r[2],
-                    dimensions=Dimensions(
-                        agent_id=r[3], identity_id=r[4], workload_id=r[5], scope_id=r[6]
-                    ),
-                    provider_id=r[7],
-                    pool_id=r[8],
-                    dedupe_key=r[9],
-                    payload=decode(r[10]),
-                )
-                for r in rows
-            ]
+            yield sql.replayed(rows)
 
     def _pages(
         self, after_seq: int, upto_seq: int, kinds: list[str], batch: int
@@ -211,7 +157,7 @@ class _Reads:
             # keeps (with LIMIT, the planner may pick the type index and sort instead).
             end = min(after_seq + batch, upto_seq)
             rows = conn.execute(
-                f"SELECT {_REPLAY_COLUMNS} FROM events WHERE seq > %s AND seq <= %s "
+                f"SELECT {sql.REPLAY_COLUMNS} FROM events WHERE seq > %s AND seq <= %s "
                 "AND event_type = ANY(%s) ORDER BY seq",
                 (after_seq, end, kinds),
             ).fetchall()
@@ -270,7 +216,7 @@ class PostgresStore(_Reads):
             # nothing) and flushed to disk within ~0.2 s; full: flushed before the answer.
             self._conn.execute(f"SET synchronous_commit = {_SYNCHRONOUS[synchronous]}")
             self._migrate()
-            row = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+            row = self._conn.execute(sql.HIGH_WATER).fetchone()
         except psycopg.Error as exc:
             raise StoreError(f"cannot open the event store {redact(url)}: {exc}") from None
         assert row is not None
@@ -293,11 +239,8 @@ class PostgresStore(_Reads):
                 "SELECT COALESCE(MAX(version), 0) FROM ratelord_schema_version"
             ).fetchone()
             current = int(row[0]) if row else 0
-            if current > len(MIGRATIONS):
-                raise StoreError(
-                    f"the database has schema version {current}, newer than this ratelord "
-                    f"({len(MIGRATIONS)}); upgrade ratelord"
-                )
+            if error := sql.unknown_version(current, len(MIGRATIONS), "the database"):
+                raise error
             for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
                 conn.execute(script.encode())
                 conn.execute(
@@ -323,7 +266,7 @@ class PostgresStore(_Reads):
                 "WHERE id = 1 RETURNING epoch",
                 (address, now),
             ).fetchone()
-            tail = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+            tail = self._conn.execute(sql.HIGH_WATER).fetchone()
         assert row is not None and tail is not None
         self.epoch = int(row[0])
         self.high_water = int(tail[0])
@@ -386,36 +329,22 @@ class PostgresStore(_Reads):
         """Nothing to do: PostgreSQL checkpoints on its own."""
 
     def write_snapshot(self, seq: int, created_at: float, state: bytes) -> None:
-        checksum = hashlib.sha256(state).hexdigest()
         with self._conn.transaction():
             self._conn.execute(
-                "INSERT INTO snapshots (seq, created_at, checksum, state) VALUES (%s, %s, %s, %s)",
-                (seq, created_at, checksum, state),
+                sql.insert_snapshot(POSTGRES), (seq, created_at, sql.checksum(state), state)
             )
-            self._conn.execute(
-                "DELETE FROM snapshots WHERE id NOT IN "
-                "(SELECT id FROM snapshots ORDER BY seq DESC, id DESC LIMIT 3)"
-            )
+            self._conn.execute(sql.PRUNE_SNAPSHOTS)
 
     def drop_snapshots(self) -> int:
         return self._conn.execute("DELETE FROM snapshots").rowcount
 
     def snapshots(self) -> Iterator[Snapshot | str]:
-        rows = self._conn.execute(
-            "SELECT id, seq, created_at, checksum, state FROM snapshots ORDER BY seq DESC, id DESC"
-        ).fetchall()
-        for snapshot_id, seq, created_at, checksum, state in rows:
-            data = bytes(state)
-            if hashlib.sha256(data).hexdigest() != checksum:
-                yield f"snapshot {snapshot_id} (seq {seq}) is corrupt: checksum mismatch; ignored"
-            elif seq > self.high_water:
-                yield f"snapshot {snapshot_id} covers seq {seq} beyond the log's {self.high_water}"
-            else:
-                yield Snapshot(seq=seq, created_at=created_at, state=data)
+        for row in self._conn.execute(sql.SELECT_SNAPSHOTS).fetchall():
+            yield sql.snapshot(row, self.high_water)
 
     def refresh(self) -> int:
         """Re-read the end of the log (a follower's view moves on without appending)."""
-        row = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        row = self._conn.execute(sql.HIGH_WATER).fetchone()
         assert row is not None
         self.high_water = int(row[0])
         return self.high_water
@@ -469,39 +398,19 @@ class EventReader(_Reads):
         filters: dict[str, str] | None = None,
         before_seq: int | None = None,
     ) -> list[Event]:
-        where = ["seq > %s"]
-        args: list[Any] = [after_seq]
-        if before_seq is not None:
-            where.append("seq <= %s")
-            args.append(before_seq)
-        where, args = _filtered(where, args, filters)
-        args.append(limit)
-        rows = (
-            self._connection()
-            .execute(
-                f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq LIMIT %s",
-                args,
-            )
-            .fetchall()
+        statement, args = sql.page(
+            POSTGRES, after_seq=after_seq, limit=limit, filters=filters, before_seq=before_seq
         )
-        return [_event(row) for row in rows]
+        return [sql.event(row) for row in self._connection().execute(statement, args)]
 
     def latest(self, *, limit: int, filters: dict[str, str] | None = None) -> list[Event]:
-        where, args = _filtered(["TRUE"], [], filters)
-        rows = (
-            self._connection()
-            .execute(
-                f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} "
-                "ORDER BY seq DESC LIMIT %s",
-                [*args, limit],
-            )
-            .fetchall()
-        )
-        return [_event(row) for row in reversed(rows)]
+        statement, args = sql.latest(POSTGRES, limit=limit, filters=filters)
+        rows = self._connection().execute(statement, args).fetchall()
+        return [sql.event(row) for row in reversed(rows)]
 
     def high_water(self) -> int:
         """The seq of the newest committed event."""
-        row = self._connection().execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        row = self._connection().execute(sql.HIGH_WATER).fetchone()
         return int(row[0]) if row else 0
 
     def close(self) -> None:
@@ -568,14 +477,3 @@ def redact(url: str) -> str:
     if "password" in info:
         info["password"] = "***"  # noqa: S105 - a placeholder, not a secret
     return psycopg.conninfo.make_conninfo("", **info)
-
-
-def _filtered(
-    where: list[str], args: list[Any], filters: dict[str, str] | None
-) -> tuple[list[str], list[Any]]:
-    for column, value in (filters or {}).items():
-        if column not in _FILTERS:
-            raise ValueError(f"cannot filter events by {column!r}")
-        where.append(f"{column} = %s")
-        args.append(value)
-    return where, args

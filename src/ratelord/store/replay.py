@@ -12,7 +12,7 @@ from typing import Protocol
 from ratelord.engine.events import Event
 from ratelord.engine.state import State
 from ratelord.store.port import EventStore
-from ratelord.store.sqlite import Snapshot
+from ratelord.store.sql import Snapshot
 
 log = logging.getLogger("ratelord.store")
 

@@ -11,60 +11,36 @@ an fsync per commit.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from ratelord.engine.events import Dimensions, Event, Source
+from ratelord.engine.events import Event
+from ratelord.store import sql
 from ratelord.store.migrations import MIGRATIONS
+from ratelord.store.sql import SQLITE, Snapshot, StoreError
 
-_COLUMNS = (
-    "seq, event_id, event_type, schema_version, ts_event, ts_ingest, origin_kind, origin_id, "
-    "writer_id, agent_id, identity_id, workload_id, scope_id, provider_id, pool_id, "
-    "constraint_id, correlation_id, causation_id, dedupe_key, payload"
-)
 #: The optional text columns.  They are bound as ``''`` and stored as NULL: binding
 #: ``None`` makes Python's sqlite3 look for an adapter (an attribute lookup that
 #: fails and raises internally), about 0.5 µs per NULL; an intent writes seven.
 _OPTIONAL = frozenset({"provider_id", "pool_id", "constraint_id", "correlation_id", "dedupe_key"})
 _INSERT = (
-    f"INSERT INTO events ({_COLUMNS}) VALUES ("
-    + ", ".join("NULLIF(?, '')" if column in _OPTIONAL else "?" for column in _COLUMNS.split(", "))
+    f"INSERT INTO events ({sql.COLUMNS}) VALUES ("
+    + ", ".join(
+        "NULLIF(?, '')" if column in _OPTIONAL else "?" for column in sql.COLUMNS.split(", ")
+    )
     + ")"
-)
-_FILTERS = (
-    "event_type",
-    "agent_id",
-    "identity_id",
-    "workload_id",
-    "scope_id",
-    "pool_id",
-    "provider_id",
 )
 
 #: Bytes the WAL file keeps between bursts (it is reused, not regrown, below this).
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 _encode_payload = msgspec.json.Encoder().encode
-_decode_payload = msgspec.json.Decoder(dict[str, Any]).decode
-
-
-class StoreError(Exception):
-    """The store cannot be used (locked by another daemon, unreadable, corrupt)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    seq: int
-    created_at: float
-    state: bytes
 
 
 class _Reads:
@@ -75,13 +51,22 @@ class _Reads:
 
     def read(self, after_seq: int = 0, batch: int = 5000) -> Iterator[list[Event]]:
         """Every event after ``after_seq`` in order, in lists of up to ``batch``."""
-        return _read(self._connection(), after_seq, batch)
+        cursor = self._connection().execute(sql.read_after(SQLITE), (after_seq,))
+        while rows := cursor.fetchmany(batch):
+            yield [sql.event(row) for row in rows]
 
     def read_for_replay(
         self, after_seq: int, upto_seq: int, types: frozenset[str], batch: int = 5000
     ) -> Iterator[list[Event]]:
         """Only the events (and columns) projections need, for fast start-up."""
-        return _read_for_replay(self._connection(), after_seq, upto_seq, types, batch)
+        marks = ", ".join("?" * len(types))
+        cursor = self._connection().execute(
+            f"SELECT {sql.REPLAY_COLUMNS} FROM events WHERE seq > ? AND seq <= ? "
+            f"AND event_type IN ({marks}) ORDER BY seq",
+            (after_seq, upto_seq, *sorted(types)),
+        )
+        while rows := cursor.fetchmany(batch):
+            yield sql.replayed(rows)
 
 
 class SQLiteStore(_Reads):
@@ -97,7 +82,7 @@ class SQLiteStore(_Reads):
             self._conn.execute("PRAGMA wal_autocheckpoint=0")
             self._conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             self._migrate()
-            row = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+            row = self._conn.execute(sql.HIGH_WATER).fetchone()
             # From here on the writer may run on the event loop: a busy database must
             # fail at once (the writer retries on a timer) rather than block the loop.
             self._conn.execute("PRAGMA busy_timeout=0")
@@ -115,11 +100,8 @@ class SQLiteStore(_Reads):
             "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
         )
         current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
-        if current > len(MIGRATIONS):
-            raise StoreError(
-                f"{self.path} has schema version {current}, newer than this ratelord "
-                f"({len(MIGRATIONS)}); upgrade ratelord"
-            )
+        if error := sql.unknown_version(current, len(MIGRATIONS), str(self.path)):
+            raise error
         for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
             with conn:
                 conn.executescript(f"BEGIN; {script}")
@@ -157,17 +139,11 @@ class SQLiteStore(_Reads):
         self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def write_snapshot(self, seq: int, created_at: float, state: bytes) -> None:
-        checksum = hashlib.sha256(state).hexdigest()
         with self._conn:
             self._conn.execute(
-                "INSERT INTO snapshots (seq, created_at, checksum, state) VALUES (?, ?, ?, ?)",
-                (seq, created_at, checksum, state),
+                sql.insert_snapshot(SQLITE), (seq, created_at, sql.checksum(state), state)
             )
-            # Keep the three newest: older ones only cost space.
-            self._conn.execute(
-                "DELETE FROM snapshots WHERE id NOT IN "
-                "(SELECT id FROM snapshots ORDER BY seq DESC, id DESC LIMIT 3)"
-            )
+            self._conn.execute(sql.PRUNE_SNAPSHOTS)
 
     def drop_snapshots(self) -> int:
         with self._conn:
@@ -175,16 +151,8 @@ class SQLiteStore(_Reads):
 
     def snapshots(self) -> Iterator[Snapshot | str]:
         """Snapshots newest first; a corrupt one is yielded as a warning string instead."""
-        rows = self._conn.execute(
-            "SELECT id, seq, created_at, checksum, state FROM snapshots ORDER BY seq DESC, id DESC"
-        ).fetchall()
-        for snapshot_id, seq, created_at, checksum, state in rows:
-            if not isinstance(state, bytes) or hashlib.sha256(state).hexdigest() != checksum:
-                yield f"snapshot {snapshot_id} (seq {seq}) is corrupt: checksum mismatch; ignored"
-            elif seq > self.high_water:
-                yield f"snapshot {snapshot_id} covers seq {seq} beyond the log's {self.high_water}"
-            else:
-                yield Snapshot(seq=seq, created_at=created_at, state=state)
+        for row in self._conn.execute(sql.SELECT_SNAPSHOTS).fetchall():
+            yield sql.snapshot(row, self.high_water)
 
     # ------------------------------------------------------------------ reads
 
@@ -247,32 +215,16 @@ class EventReader(_Reads):
         filters: dict[str, str] | None = None,
         before_seq: int | None = None,
     ) -> list[Event]:
-        where = ["seq > ?"]
-        args: list[Any] = [after_seq]
-        if before_seq is not None:
-            where.append("seq <= ?")
-            args.append(before_seq)
-        for column, value in (filters or {}).items():
-            if column not in _FILTERS:
-                raise ValueError(f"cannot filter events by {column!r}")
-            where.append(f"{column} = ?")
-            args.append(value)
-        args.append(limit)
-        sql = f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
-        rows = self._connection().execute(sql, args).fetchall()
-        return [_event(row) for row in rows]
+        statement, args = sql.page(
+            SQLITE, after_seq=after_seq, limit=limit, filters=filters, before_seq=before_seq
+        )
+        return [sql.event(row) for row in self._connection().execute(statement, args)]
 
     def latest(self, *, limit: int, filters: dict[str, str] | None = None) -> list[Event]:
         """The ``limit`` newest events matching ``filters``, oldest first."""
-        where, args = ["1"], []
-        for column, value in (filters or {}).items():
-            if column not in _FILTERS:
-                raise ValueError(f"cannot filter events by {column!r}")
-            where.append(f"{column} = ?")
-            args.append(value)
-        sql = f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?"
-        rows = self._connection().execute(sql, [*args, limit]).fetchall()
-        return [_event(row) for row in reversed(rows)]
+        statement, args = sql.latest(SQLITE, limit=limit, filters=filters)
+        rows = self._connection().execute(statement, args).fetchall()
+        return [sql.event(row) for row in reversed(rows)]
 
     def close(self) -> None:
         for conn in self._all:
@@ -281,48 +233,6 @@ class EventReader(_Reads):
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-_REPLAY_COLUMNS = (
-    "seq, event_type, ts_event, agent_id, identity_id, workload_id, scope_id, provider_id, "
-    "pool_id, dedupe_key, payload"
-)
-
-
-def _read_for_replay(
-    conn: sqlite3.Connection, after_seq: int, upto_seq: int, types: frozenset[str], batch: int
-) -> Iterator[list[Event]]:
-    """Only the events (and columns) projections need, for fast start-up."""
-    marks = ", ".join("?" * len(types))
-    cursor = conn.execute(
-        f"SELECT {_REPLAY_COLUMNS} FROM events WHERE seq > ? AND seq <= ? "
-        f"AND event_type IN ({marks}) ORDER BY seq",
-        (after_seq, upto_seq, *sorted(types)),
-    )
-    decode = _decode_payload
-    while rows := cursor.fetchmany(batch):
-        yield [
-            Event(
-                seq=r[0],
-                event_id="",
-                event_type=r[1],
-                ts_event=r[2],
-                dimensions=Dimensions(
-                    agent_id=r[3], identity_id=r[4], workload_id=r[5], scope_id=r[6]
-                ),
-                provider_id=r[7],
-                pool_id=r[8],
-                dedupe_key=r[9],
-                payload=decode(r[10]),
-            )
-            for r in rows
-        ]
-
-
-def _read(conn: sqlite3.Connection, after_seq: int, batch: int) -> Iterator[list[Event]]:
-    cursor = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE seq > ? ORDER BY seq", (after_seq,))
-    while rows := cursor.fetchmany(batch):
-        yield [_event(row) for row in rows]
 
 
 def _row(event: Event, seq: int, ts_ingest: float) -> tuple[Any, ...]:
@@ -348,28 +258,6 @@ def _row(event: Event, seq: int, ts_ingest: float) -> tuple[Any, ...]:
         event.causation_id,
         event.dedupe_key or "",
         _encode_payload(event.payload),
-    )
-
-
-def _event(row: tuple[Any, ...]) -> Event:
-    return Event(
-        seq=row[0],
-        event_id=row[1],
-        event_type=row[2],
-        schema_version=row[3],
-        ts_event=row[4],
-        ts_ingest=row[5],
-        source=Source(origin_kind=row[6], origin_id=row[7], writer_id=row[8]),
-        dimensions=Dimensions(
-            agent_id=row[9], identity_id=row[10], workload_id=row[11], scope_id=row[12]
-        ),
-        provider_id=row[13],
-        pool_id=row[14],
-        constraint_id=row[15],
-        correlation_id=row[16],
-        causation_id=row[17],
-        dedupe_key=row[18],
-        payload=_decode_payload(row[19]),
     )
 
 
