@@ -92,6 +92,52 @@ def unreachable_reason(exc: Exception, timeout: float) -> str:
     return f"connection lost: {text}" if text else "connection lost"
 
 
+class Attempts:
+    """One call's way through the cluster's members and the daemon's retries, without I/O.
+
+    ``Client._call`` and ``AsyncClient._call`` send a request, hand what came
+    back (an answer, or the :class:`RatelordTransportError` of no answer) to
+    :meth:`next`, and do what it says: read the answer it returns, or send again
+    to :attr:`BaseClient.url` (which a failed member has moved on from) after the
+    seconds it returns (``None``: at once, to the next member).
+    """
+
+    __slots__ = ("_attempt", "_client", "_probe", "_tried", "_unavailable")
+
+    def __init__(self, client: BaseClient) -> None:
+        self._client = client
+        self._attempt = 0  # retries the daemon asked for (503/429 with Retry-After)
+        self._tried = 1  # members asked in this round
+        self._unavailable: httpx2.Response | None = None  # a member's 503 in this round
+        self._probe = client.breaker.before(client.url)
+
+    def next(
+        self, outcome: httpx2.Response | RatelordTransportError
+    ) -> httpx2.Response | float | None:
+        """The answer to read, or the seconds to wait before sending again."""
+        client = self._client
+        if isinstance(outcome, RatelordTransportError):
+            if client._fail_over(self._tried):  # ask the next member now
+                self._tried += 1
+                return None
+            if self._unavailable is None:  # no member answered at all
+                client.breaker.failed(self._probe)
+                raise outcome
+            outcome = self._unavailable  # one did: wait as it said, then go round again
+        elif outcome.status_code == 503 and client._fail_over(self._tried):
+            self._tried, self._unavailable = self._tried + 1, outcome
+            return None
+        if self._probe or client.breaker.failures:
+            client.breaker.succeeded()
+            self._probe = False
+        self._tried, self._unavailable = 1, None
+        delay = client._retry_delay(outcome, self._attempt)
+        if delay is None:
+            return outcome
+        self._attempt += 1
+        return delay
+
+
 def is_local(decision: Decision) -> bool:
     """True for a decision the SDK made itself because ratelord-d could not be asked."""
     return decision.intent_id.startswith(LOCAL_INTENT_PREFIX)

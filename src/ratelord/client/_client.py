@@ -20,7 +20,7 @@ import httpx2
 import msgspec
 
 from ratelord.client._admission import expired, waited_approval
-from ratelord.client._base import BaseClient, path_id, query
+from ratelord.client._base import Attempts, BaseClient, path_id, query
 from ratelord.client._batcher import Batcher
 from ratelord.client._breaker import DEFAULT_BREAKER, BreakerSettings
 from ratelord.client._exceptions import RatelordError, RatelordTransportError
@@ -253,36 +253,21 @@ class Client(BaseClient):
     ) -> T:
         content = None if body is None else msgspec.json.encode(body)
         params = query(params)
-        attempt, tried = 0, 1
-        unavailable: httpx2.Response | None = None  # a member's 503 in this round
-        probe = self.breaker.before(self.url)
+        attempts = Attempts(self)
         while True:
+            outcome: httpx2.Response | RatelordTransportError
             try:
                 with self._converted_errors():
-                    response = self._http.request(
+                    outcome = self._http.request(
                         method, self.url + path, content=content, params=params
                     )
-            except RatelordTransportError:
-                if self._fail_over(tried):
-                    tried += 1
-                    continue
-                if unavailable is None:  # no member answered at all
-                    self.breaker.failed(probe)
-                    raise
-                response = unavailable  # one did: wait as it said, then go round again
-            else:
-                if response.status_code == 503 and self._fail_over(tried):
-                    tried, unavailable = tried + 1, response
-                    continue
-            if probe or self.breaker.failures:
-                self.breaker.succeeded()
-                probe = False
-            tried, unavailable = 1, None
-            delay = self._retry_delay(response, attempt)
-            if delay is None:
-                return self._read(response, model)
-            self.sleep(delay)
-            attempt += 1
+            except RatelordTransportError as error:
+                outcome = error
+            then = attempts.next(outcome)
+            if isinstance(then, httpx2.Response):
+                return self._read(then, model)
+            if then is not None:
+                self.sleep(then)
 
 
 class AsyncClient(BaseClient):
@@ -459,36 +444,21 @@ class AsyncClient(BaseClient):
     ) -> T:
         content = None if body is None else msgspec.json.encode(body)
         params = query(params)
-        attempt, tried = 0, 1
-        unavailable: httpx2.Response | None = None  # a member's 503 in this round
-        probe = self.breaker.before(self.url)
+        attempts = Attempts(self)
         while True:
+            outcome: httpx2.Response | RatelordTransportError
             try:
                 with self._converted_errors():
-                    response = await self._http.request(
+                    outcome = await self._http.request(
                         method, self.url + path, content=content, params=params
                     )
-            except RatelordTransportError:
-                if self._fail_over(tried):
-                    tried += 1
-                    continue
-                if unavailable is None:  # no member answered at all
-                    self.breaker.failed(probe)
-                    raise
-                response = unavailable  # one did: wait as it said, then go round again
-            else:
-                if response.status_code == 503 and self._fail_over(tried):
-                    tried, unavailable = tried + 1, response
-                    continue
-            if probe or self.breaker.failures:
-                self.breaker.succeeded()
-                probe = False
-            tried, unavailable = 1, None
-            delay = self._retry_delay(response, attempt)
-            if delay is None:
-                return self._read(response, model)
-            await self.sleep(delay)
-            attempt += 1
+            except RatelordTransportError as error:
+                outcome = error
+            then = attempts.next(outcome)
+            if isinstance(then, httpx2.Response):
+                return self._read(then, model)
+            if then is not None:
+                await self.sleep(then)
 
 
 async def _messages(response: httpx2.Response) -> AsyncIterator[SseMessage]:

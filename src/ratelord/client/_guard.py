@@ -157,13 +157,20 @@ class _GuardState:
         return True
 
     def _leased_exit(self) -> bool:
-        """A leased call reports in its lease's batch; correct what it took if told."""
+        """A leased call reports in its lease's batch; correct what it took if told.
+
+        False: the call was not spent from a lease (it reports on its own).
+        """
         held = self._held
         if held is None:
             return False
         if self._cost is not None:
-            held.adjust(self._cost - (self.options.cost or 1.0))
+            held.adjust(self._cost - self._taken())
         return True
+
+    def _taken(self) -> float:
+        """What the call took from its lease: its cost, else one unit."""
+        return self.options.cost or 1.0
 
     def _usage(self) -> UsageReport | None:
         if not self.allowed or self._cost is None or self.decision is None:

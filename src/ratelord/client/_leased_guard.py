@@ -17,7 +17,6 @@ it holds a lease and again at each renewal, refuses them).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any, Self
 
 from ratelord.client._guard import AsyncGuard, Guard, GuardOptions, _GuardState
@@ -69,47 +68,23 @@ class _Leased(_GuardState):
         self._held, self.decision, self.allowed = None, None, False
         return False
 
-    def _settled(self) -> bool:
-        """On exit: correct what the call took if it reported its cost; False: not leased."""
-        held = self._held
-        if held is None:
-            return False
-        if self._cost is not None:
-            held.adjust(self._cost - (self._args.get("cost") or 1.0))
-        return True
+    def _taken(self) -> float:
+        return self._args.get("cost") or 1.0  # type: ignore[no-any-return]
 
 
 class LeasedGuard(_Leased, Guard):
-    """A synchronous guard whose key holds a lease."""
+    """A synchronous guard whose key holds a lease (its exit is :class:`Guard`'s)."""
 
     def __enter__(self) -> Self:
         if self._spent():
             return self
         return super().__enter__()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not self._settled():
-            super().__exit__(exc_type, exc, tb)
-
 
 class AsyncLeasedGuard(_Leased, AsyncGuard):
-    """An asynchronous guard whose key holds a lease."""
+    """An asynchronous guard whose key holds a lease (its exit is :class:`AsyncGuard`'s)."""
 
     async def __aenter__(self) -> Self:
         if self._spent():
             return self
         return await super().__aenter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not self._settled():
-            await super().__aexit__(exc_type, exc, tb)

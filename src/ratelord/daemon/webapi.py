@@ -21,8 +21,7 @@ import msgspec
 from ratelord.asgi.http import HTTPError, Request, Response, Router, json_response
 from ratelord.daemon import views
 from ratelord.engine.clock import iso
-from ratelord.engine.core import Engine
-from ratelord.engine.events import Event
+from ratelord.engine.events import Event, IdFactory
 from ratelord.engine.policy import PolicyError, load_policy_text
 from ratelord.history.archive import Archive, Instant
 from ratelord.history.instants import (
@@ -37,6 +36,7 @@ from ratelord.history.rollup import HistoryAggregate
 from ratelord.history.sandbox import Modifiers, ReplayResult, replay
 from ratelord.providers.secrets import resolve
 from ratelord.schema import Graph, Ident, Identity, Pool
+from ratelord.service import engine_over
 
 if TYPE_CHECKING:
     from ratelord.daemon.runtime import Runtime
@@ -227,8 +227,7 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
         at = instant(request, "at", "now")
         started = time.perf_counter()
         found = await service.state_at(at)
-        engine = Engine(runtime.engine.config, runtime.policy, state=found.state)
-        engine.default_windows = runtime.engine.default_windows
+        engine = engine_over(runtime.engine, found.state)
         reader = runtime.reader()
         recent = await asyncio.to_thread(
             reader.query,
@@ -311,16 +310,8 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
 
         def run() -> ReplayResult:
             recorded = chain.from_iterable(reader.read(start.seq))
-            return replay(
-                start.state,
-                recorded,
-                runtime.engine.config,
-                policy,
-                modifiers,
-                since=since,
-                until=until,
-                default_windows=runtime.engine.default_windows,
-            )
+            sandbox = engine_over(runtime.engine, start.state, policy=policy, ids=IdFactory("sbx"))
+            return replay(sandbox, recorded, modifiers, since=since, until=until)
 
         return json_response(await asyncio.to_thread(run))
 

@@ -24,12 +24,10 @@ import msgspec
 
 from ratelord.engine.arbitration import decide
 from ratelord.engine.clock import iso
-from ratelord.engine.core import Engine, EngineConfig
-from ratelord.engine.events import Event, EventType, IdFactory
+from ratelord.engine.core import Engine
+from ratelord.engine.events import Event, EventType
 from ratelord.engine.observations import PollResult, PoolObservation
 from ratelord.engine.observe import observe_poll
-from ratelord.engine.policy import CompiledPolicy
-from ratelord.engine.state import State
 from ratelord.history.summary import Summary, Tally
 from ratelord.schema import IntentRequest
 
@@ -81,25 +79,15 @@ class _Traffic:
 
 
 class Sandbox:
-    def __init__(
-        self,
-        start: State,
-        config: EngineConfig,
-        policy: CompiledPolicy,
-        modifiers: Modifiers,
-        *,
-        since: float,
-        until: float,
-        default_windows: dict[str, Any] | None = None,
-    ) -> None:
-        self.engine = Engine(config, policy, ids=IdFactory("sbx"), state=start)
-        self.engine.default_windows = dict(default_windows or {})
+    def __init__(self, engine: Engine, modifiers: Modifiers, *, since: float, until: float) -> None:
+        """``engine`` is a private one, over the state as it was at ``since``."""
+        self.engine = engine
         self.modifiers = modifiers
         self.since, self.until = since, until
         self.baseline = Tally(since, until)
         self.scenario = Tally(since, until)
         for tally in (self.baseline, self.scenario):
-            tally.seed(start)
+            tally.seed(engine.state)
         self._traffic = _Traffic(modifiers.traffic)
         #: pool → units the scenario spent beyond the recording since the pool's last reset
         self._extra: dict[str, float] = {}
@@ -202,31 +190,21 @@ class Sandbox:
 
 
 def replay(
-    start: State,
+    engine: Engine,
     recorded: Iterable[Event],
-    config: EngineConfig,
-    policy: CompiledPolicy,
     modifiers: Modifiers,
     *,
     since: float,
     until: float,
-    default_windows: dict[str, Any] | None = None,
 ) -> ReplayResult:
+    """Drive ``recorded`` through ``engine`` (private, over the state at ``since``)."""
     started = time.perf_counter()
-    sandbox = Sandbox(
-        start,
-        config,
-        policy,
-        modifiers,
-        since=since,
-        until=until,
-        default_windows=default_windows,
-    )
+    sandbox = Sandbox(engine, modifiers, since=since, until=until)
     sandbox.run(recorded)
     return ReplayResult(
         since=iso(since) or "",
         until=iso(until) or "",
-        policy_version=policy.version,
+        policy_version=engine.policy.version,
         modifiers=modifiers,
         baseline=sandbox.baseline.result(),
         scenario=sandbox.scenario.result(),

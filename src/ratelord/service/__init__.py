@@ -6,7 +6,7 @@ and :mod:`~ratelord.service.poller` decide when and how providers are polled.
 Nothing here imports the daemon, the store or an HTTP framework.
 """
 
-from ratelord.service.assembly import EngineSettings, build_engine
+from ratelord.service.assembly import EngineSettings, build_engine, engine_over
 from ratelord.service.cadence import PollCadence, backoff, next_interval
 from ratelord.service.commands import CommandService, PolicyRejected, Unavailable, run_sync
 
@@ -18,6 +18,7 @@ __all__ = [
     "Unavailable",
     "backoff",
     "build_engine",
+    "engine_over",
     "next_interval",
     "run_sync",
 ]

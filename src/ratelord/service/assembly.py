@@ -46,3 +46,22 @@ def build_engine(
         prices=prices,
     )
     return Engine(config, policy, ids=ids, state=state, default_windows=default_windows)
+
+
+def engine_over(
+    engine: Engine,
+    state: State,
+    *,
+    policy: CompiledPolicy | None = None,
+    ids: IdFactory | None = None,
+) -> Engine:
+    """A private engine set up as ``engine`` (its settings, providers' windows and, unless
+    another is given, policy) over ``state``: the web UI's state at an instant and its
+    what-if replays read past state through it, never touching the live engine."""
+    return Engine(
+        engine.config,
+        policy or engine.policy,
+        ids=ids,
+        state=state,
+        default_windows=engine.default_windows,
+    )

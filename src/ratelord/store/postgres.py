@@ -373,8 +373,10 @@ class NoMaintenance:
         pass
 
 
-class EventReader(_Reads):
+class EventReader(_Reads, sql.Queries):
     """Read-only queries (``GET /v1/events``, the follower's tail), one connection per thread."""
+
+    dialect = POSTGRES
 
     def __init__(self, url: str) -> None:
         self._url = url
@@ -389,24 +391,6 @@ class EventReader(_Reads):
             with self._lock:
                 self._all.append(conn)
         return conn
-
-    def query(
-        self,
-        *,
-        after_seq: int = 0,
-        limit: int = 100,
-        filters: dict[str, str] | None = None,
-        before_seq: int | None = None,
-    ) -> list[Event]:
-        statement, args = sql.page(
-            POSTGRES, after_seq=after_seq, limit=limit, filters=filters, before_seq=before_seq
-        )
-        return [sql.event(row) for row in self._connection().execute(statement, args)]
-
-    def latest(self, *, limit: int, filters: dict[str, str] | None = None) -> list[Event]:
-        statement, args = sql.latest(POSTGRES, limit=limit, filters=filters)
-        rows = self._connection().execute(statement, args).fetchall()
-        return [sql.event(row) for row in reversed(rows)]
 
     def high_water(self) -> int:
         """The seq of the newest committed event."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -186,6 +186,34 @@ def _filter(d: Dialect, where: list[str], args: list[Any], filters: dict[str, st
             raise ValueError(f"cannot filter events by {column!r}")
         where.append(f"{column} = {d.mark}")
         args.append(value)
+
+
+class Queries:
+    """``GET /v1/events``'s reads, for a reader holding a DB-API connection of ``dialect``."""
+
+    dialect: ClassVar[Dialect]
+
+    def _connection(self) -> Any:
+        raise NotImplementedError
+
+    def query(
+        self,
+        *,
+        after_seq: int = 0,
+        limit: int = 100,
+        filters: dict[str, str] | None = None,
+        before_seq: int | None = None,
+    ) -> list[Event]:
+        statement, args = page(
+            self.dialect, after_seq=after_seq, limit=limit, filters=filters, before_seq=before_seq
+        )
+        return [event(row) for row in self._connection().execute(statement, args)]
+
+    def latest(self, *, limit: int, filters: dict[str, str] | None = None) -> list[Event]:
+        """The ``limit`` newest events matching ``filters``, oldest first."""
+        statement, args = latest(self.dialect, limit=limit, filters=filters)
+        rows = self._connection().execute(statement, args).fetchall()
+        return [event(row) for row in reversed(rows)]
 
 
 # ---------------------------------------------------------------------- rows

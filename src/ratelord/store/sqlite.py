@@ -191,8 +191,10 @@ class Checkpointer:
         self._conn.close()
 
 
-class EventReader(_Reads):
+class EventReader(_Reads, sql.Queries):
     """Read-only queries (the API's ``GET /v1/events``), one connection per thread."""
+
+    dialect = SQLITE
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -206,25 +208,6 @@ class EventReader(_Reads):
             conn = self._local.conn = _connect(self._path, readonly=True)
             self._all.append(conn)
         return conn
-
-    def query(
-        self,
-        *,
-        after_seq: int = 0,
-        limit: int = 100,
-        filters: dict[str, str] | None = None,
-        before_seq: int | None = None,
-    ) -> list[Event]:
-        statement, args = sql.page(
-            SQLITE, after_seq=after_seq, limit=limit, filters=filters, before_seq=before_seq
-        )
-        return [sql.event(row) for row in self._connection().execute(statement, args)]
-
-    def latest(self, *, limit: int, filters: dict[str, str] | None = None) -> list[Event]:
-        """The ``limit`` newest events matching ``filters``, oldest first."""
-        statement, args = sql.latest(SQLITE, limit=limit, filters=filters)
-        rows = self._connection().execute(statement, args).fetchall()
-        return [sql.event(row) for row in reversed(rows)]
 
     def close(self) -> None:
         for conn in self._all:
