@@ -10,7 +10,6 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import httpx2
 import msgspec
 import pytest
@@ -210,16 +209,16 @@ def _app(
 ) -> ProxyApp:
     asked: list[dict[str, Any]] = []
 
-    def daemon(request: httpx.Request) -> httpx.Response:
+    def daemon(request: httpx2.Request) -> httpx2.Response:
         if request.url.path == "/v1/identities":
             identity = msgspec.to_builtins(_identity("openai:acme", KEY))
-            return httpx.Response(200, json={"identities": [identity]})
+            return httpx2.Response(200, json={"identities": [identity]})
         if request.url.path == "/v1/intent":
             asked.append(json.loads(request.content))
-            return httpx.Response(intent_status, json={"intent_id": "int_1", **decision})
-        return httpx.Response(200, json={"accepted": True, "events": 0, "pools": []})
+            return httpx2.Response(intent_status, json={"intent_id": "int_1", **decision})
+        return httpx2.Response(200, json={"accepted": True, "events": 0, "pools": []})
 
-    client = AsyncClient("http://daemon", transport=httpx.MockTransport(daemon), retries=0)
+    client = AsyncClient("http://daemon", transport=httpx2.MockTransport(daemon), retries=0)
     proxy_settings = ProxySettings(
         upstreams={"openai": UpstreamSettings(url="http://upstream", kind="openai")}, **settings
     )
