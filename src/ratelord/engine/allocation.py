@@ -56,12 +56,18 @@ RESERVE_FLOOR_RELEASE = 0.25
 #: fraction of as long as it has lasted in the window so far.
 MIN_HORIZON_SECONDS = 30.0
 AGE_TRUST = 0.5
+#: Budget left once the slots booked reach this fraction of the time to reset is spread
+#: from now.
+CURSOR_REACH = 0.5
 #: A burst up to this fraction of the horizon's pace goes at once (GCRA tolerance).
 BURST_FRACTION = 0.05
-#: A deferred intent whose budget may come back before the reset (released headroom or
-#: reserve) asks again after this fraction of the time to reset, and no sooner than this.
+#: Work that does not fit this window asks again before the reset, in case budget comes
+#: back (a raised limit, calls that cost less than estimated, approvals given back,
+#: headroom or reserve not needed): after this fraction of the time to reset, no sooner
+#: than MIN_RECHECK_SECONDS nor this fraction of the window (a few asks per window).
 RECHECK_FRACTION = 0.25
 MIN_RECHECK_SECONDS = 5.0
+RECHECK_WINDOW_FRACTION = 1 / 60
 
 
 class Allocation(msgspec.Struct, frozen=True, gc=False):
@@ -127,12 +133,9 @@ def allocate(
     budget = remaining - headroom - reserve
     reset_at = now + horizon_to_reset
     if cost > budget:
-        released = headroom + reserve
         recheck = reset_at
-        if released > 0 and cost <= remaining:
-            recheck = min(
-                reset_at, now + max(MIN_RECHECK_SECONDS, RECHECK_FRACTION * horizon_to_reset)
-            )
+        if pool.limit is None or cost <= pool.limit:
+            recheck = recheck_at(now, horizon_to_reset, window_seconds)
         return Allocation(
             pool_id=pool.pool_id,
             remaining=remaining,
@@ -162,9 +165,10 @@ def allocate(
             recheck_at=now,
         )
     booked_until = pool.paced_until
-    if booked_until >= reset_at:
-        # The slots booked reach the reset, yet budget is left (a raised limit, calls that
-        # cost less than booked): spread it from now, beside them.
+    if booked_until - now >= CURSOR_REACH * (reset_at - now):
+        # The slots booked reach (nearly) to the reset, yet budget is left (a raised limit,
+        # calls that cost less than booked, approvals given back): spread it from now,
+        # beside them, not crammed into the window's last moments.
         booked_until = now
     start = max(now, booked_until)
     age = now - pool.demand_since if pool.demand_since is not None else 0.0
@@ -189,8 +193,20 @@ def allocate(
         wait=max(slot - now, interval) if book else slot - now,
         cursor=cursor if book else pool.paced_until,
         fits=fits,
-        recheck_at=slot if fits else reset_at,
+        recheck_at=slot if fits else recheck_at(now, horizon_to_reset, window_seconds),
     )
+
+
+def recheck_at(now: float, to_reset: float, window_seconds: float | None) -> float:
+    """When work that does not fit before the reset asks again (see RECHECK_FRACTION)."""
+    if not math.isfinite(to_reset):
+        return now + MIN_RECHECK_SECONDS
+    gap = max(
+        MIN_RECHECK_SECONDS,
+        RECHECK_FRACTION * to_reset,
+        RECHECK_WINDOW_FRACTION * (window_seconds or 0.0),
+    )
+    return now + min(to_reset, gap)
 
 
 def _reserve_floor(pool: PoolState, to_reset: float, window_seconds: float | None) -> float:

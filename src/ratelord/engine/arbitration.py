@@ -15,14 +15,14 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from ratelord.engine import budgets, refill
-from ratelord.engine.allocation import Allocation, allocate
+from ratelord.engine.allocation import Allocation, allocate, recheck_at
 from ratelord.engine.charges import ChargeError, NotChargeable, resolve_charges, validate_intent
 from ratelord.engine.clock import iso
 from ratelord.engine.core import EngineError, finite
 from ratelord.engine.diagnosis import describe, failing_members
 from ratelord.engine.events import Dimensions, Event, EventType, Source
 from ratelord.engine.forecast import ForecastResult
-from ratelord.engine.policy import Action, FiredRule
+from ratelord.engine.policy import PHYSICAL_FLOOR_RULE, Action, FiredRule
 from ratelord.engine.state import IdentityRecord, PoolState, effective_remaining
 from ratelord.llm import PriceTable
 from ratelord.schema import (
@@ -50,6 +50,8 @@ FAIL_SAFE_RISK = 0.75
 REFILL_MARGIN = 1.001
 #: An approval with a wait stays valid this long past its slot (or a tenth of the wait).
 APPROVAL_GRACE_SECONDS = 5.0
+#: The physical floor's (policy, rule): its deferrals ask again before the reset.
+FLOOR = (PHYSICAL_FLOOR_RULE.policy_id, PHYSICAL_FLOOR_RULE.name)
 #: Seconds a first call on an unobserved pool holds back the next one (its report may be lost).
 PROBE_SECONDS = 60.0
 
@@ -304,6 +306,14 @@ class _Arbiter:
             ):
                 mods = Modifications(defer_until=iso(self.now + horizon))
                 reason = f"{rule.reason}; retry after the reset at {mods.defer_until}"
+                if (rule.policy_id, rule.rule) == FLOOR and view.pool is not None:
+                    # Budget may come back before the reset (see allocation.recheck_at).
+                    window = self.engine.window_for(view.pool)
+                    mods.defer_until = iso(recheck_at(self.now, horizon, window))
+                    reason = (
+                        f"{rule.reason}; ask again at {mods.defer_until}, in case budget comes "
+                        f"back before the reset at {iso(self.now + horizon)}"
+                    )
                 return (
                     self._decision("approve_with_modifications", evaluation, mods, reason),
                     fired,

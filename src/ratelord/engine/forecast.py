@@ -43,6 +43,8 @@ _SQRT2 = math.sqrt(2.0)
 _LN2 = math.log(2.0)
 _TAU_FAST = FAST_HALF_LIFE / _LN2
 _TAU_SLOW = SLOW_HALF_LIFE / _LN2
+#: Chunk rates are read as if watched at least this long (see Arrivals.since).
+MIN_WATCH_SECONDS = 60.0
 
 
 class BurnState(msgspec.Struct, kw_only=True):
@@ -113,6 +115,10 @@ class Arrivals(msgspec.Struct, kw_only=True):
     peak: float = 0.0  # the largest recent chunk, decaying
     last_ts: float | None = None
     count: int = 0
+    #: When watching began (the pool was first seen): the decaying rates have seen only
+    #: this long, and are scaled up to match (a rate watched for a minute is not a
+    #: fifteen-minute average).  None: counted as watched for ever.
+    since: float | None = None
 
 
 def note(arrivals: Arrivals, amount: float, ts: float) -> None:
@@ -149,6 +155,13 @@ def chunk_quantile(arrivals: Arrivals, now: float, horizon: float, z: float, tai
         rate *= decay
         peak *= decay
         fast *= math.exp(-(now - arrivals.last_ts) / _TAU_FAST)
+    if arrivals.since is not None:
+        # A decaying sum started at zero: after watching w seconds it holds only
+        # 1 − e^(−w/τ) of the rate's weight (a minute at least, so one early chunk
+        # is not read as a chunk a second).
+        watched = max(now - arrivals.since, MIN_WATCH_SECONDS)
+        rate /= -math.expm1(-watched / _TAU_SLOW)
+        fast /= -math.expm1(-watched / _TAU_FAST)
     # Chunks that have just started to come count at their recent rate for about as long
     # as that rate is remembered, then at the long-run rate.
     expected = rate * horizon + max(0.0, fast - rate) * min(horizon, _TAU_FAST)

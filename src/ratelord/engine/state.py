@@ -464,6 +464,8 @@ def _pool(state: State, event: Event) -> PoolState:
             provider_id=event.provider_id or p.get("provider_id", "unknown"),
             resource=p["resource"],
             principal=p["principal"],
+            unseen=Arrivals(since=event.ts_event),
+            urgent=Arrivals(since=event.ts_event),
         )
         state.pools[pool_id] = pool
     return pool
@@ -497,7 +499,9 @@ def _recount_after_reset(pool: PoolState) -> None:
 def _usage_observed(state: State, event: Event) -> None:
     pool = _pool(state, event)
     p = event.payload
-    pool.pending = [(t, c) for t, c in pool.pending if t > event.ts_event]
+    # A call due at the very instant of the observation may not have reached the provider
+    # yet: it stays pending until an observation after it (counted as landed by both).
+    pool.pending = [(t, c) for t, c in pool.pending if t >= event.ts_event]
     pool.observed_remaining = float(p["remaining"])
     pending = sum(c for _, c in pool.pending) + pool.leased
     level = pool.observed_remaining - pending
@@ -725,9 +729,14 @@ def _usage_reported(state: State, event: Event) -> None:
     for pool_id, delta in event.payload.get("corrections", {}).items():
         pool = state.pools.get(pool_id)
         if pool is not None and delta:
-            _debit(pool, delta, event.ts_event, dims)
-            if starts_at is not None:
-                _repend(pool, starts_at, delta)
+            if starts_at is None:
+                _debit(pool, delta, event.ts_event, dims)
+            elif _repend(pool, starts_at, delta):
+                # Still pending: it lands (corrected) with the calls told to wait.
+                _debit(pool, delta, event.ts_event, dims, lands=starts_at, waited=True)
+            elif pool.last_observed_at is None or starts_at >= pool.last_observed_at:
+                _debit(pool, delta, event.ts_event, dims)
+            # else: an observation after the call already counted what it really spent.
         if reserved is not None and pool_id in reserved:
             if pool is not None and reserved[pool_id] > 0:
                 _track_estimate(pool, (reserved[pool_id] + delta) / reserved[pool_id])
@@ -761,15 +770,18 @@ def estimate_inflation(pool: PoolState) -> float:
     return max(1.0, pool.estimate_ratio + ESTIMATE_Z * math.sqrt(pool.estimate_variance))
 
 
-def _repend(pool: PoolState, starts_at: float, delta: float) -> None:
-    """A call told to wait until ``starts_at`` will spend ``delta`` more (or less: not at all)."""
+def _repend(pool: PoolState, starts_at: float, delta: float) -> bool:
+    """A call told to wait until ``starts_at`` will spend ``delta`` more (or less: not at all).
+
+    False when no observation is waiting for it any more (none pending at that time)."""
     for index, (t, cost) in enumerate(pool.pending):
         if t == starts_at:
             if cost + delta > 0:
                 pool.pending[index] = (t, cost + delta)
             else:
                 del pool.pending[index]
-            return
+            return True
+    return False
 
 
 def _debit(

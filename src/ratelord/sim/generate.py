@@ -1,20 +1,22 @@
 """A search for failures: random but realistic scenarios, and the goals every one must meet.
 
 :func:`generate` draws one scenario of a workload class (the nine of issue 13:
-a late burst, small costly pools, spilling to a second account, unseen
+a late burst, small costly pools, spilling to other accounts, unseen
 consumers, urgent work at the end of a window, demand that stops, a burst on a
-fresh pool, clients that only learn at the reset, many agents) from a seed,
-sprinkled with what real providers do: windows that do not line up with the
-run's start, resets that come late or wander, limits that change, costs that
-differ from the estimate, call latency, a daemon restart.
+fresh pool, clients that only learn at the reset, many agents; and intents
+that draw on several pools at once) from a seed, sprinkled with what real
+providers do: windows that do not line up with the run's start, resets that
+come late, early or wander, limits that change (up and down, once or twice),
+costs that differ from the estimate, call latency, urgent deadlines, a daemon
+restart.
 
 :func:`judge` runs it under ratelord and the baselines and lists every goal
 missed: an honest 429; a window whose demand exceeded what it offered, used
 below 97 %; urgent work served within its deadline below 99 %; units of work
 done (by agents and by consumers behind ratelord's back) below 95 % of the best
-baseline's.  ``ratelord sim-search`` and
-``tests/unit/test_sim_search.py`` run them; a failure found is shrunk by hand
-into ``scenarios/``.
+baseline's.  ``tests/unit/test_sim_search.py`` runs a few seeds of each in CI
+and ``bench/search_sim.py`` many more offline; a failure found is shrunk by
+hand into ``scenarios/``.
 """
 
 from __future__ import annotations
@@ -42,17 +44,22 @@ def _pool(rng: Random, limit: float, window: float, *, cuts: bool = True) -> Dat
     pool: Data = {"limit": limit, "window_seconds": window}
     if rng.random() < 0.5:  # windows that do not line up with the run's start
         pool["first_reset_seconds"] = round(rng.uniform(0.2, 1.0) * window, 1)
-    if rng.random() < 0.3:  # resets that come late, or wander
+    if rng.random() < 0.3:  # resets that come late or early, or wander
         pool["reset_jitter_seconds"] = round(rng.uniform(0, 0.01) * window, 1)
-        pool["reset_shift_seconds"] = round(rng.uniform(0, 0.005) * window, 1)
-    if rng.random() < 0.2:  # the provider changes the limit mid-run
-        factor = rng.choice([0.8, 1.25]) if cuts else 1.25
-        pool["limits"] = [{"at": round(rng.uniform(0.3, 1.5) * window), "limit": limit * factor}]
+        pool["reset_shift_seconds"] = round(rng.uniform(-0.002, 0.005) * window, 1)
+    if rng.random() < 0.25:  # the provider changes the limit mid-run, once or more, up or down
+        factors = [0.5, 0.8, 1.25, 1.5, 2.0] if cuts else [1.25, 1.5, 2.0]
+        changes = sorted(rng.uniform(0.2, 1.8) * window for _ in range(rng.choice([1, 1, 2])))
+        pool["limits"] = [
+            {"at": round(at), "limit": round(limit * rng.choice(factors))} for at in changes
+        ]
     return pool
 
 
 def _agents(rng: Random, name: str, identity: str, **fields: Any) -> Data:
     group: Data = {"name": name, "identities": [identity], "resource": "requests", **fields}
+    if group["resource"] is None:
+        del group["resource"]
     if rng.random() < 0.3:
         group["actual_cost_factor"] = {"min": 0.8, "max": 1.2}
     if rng.random() < 0.3:
@@ -127,13 +134,15 @@ def small_costly(rng: Random, n: int) -> Data:
 
 
 def spill(rng: Random, n: int) -> Data:
-    """3: workers spill to a second account when the first runs low."""
+    """3: workers spill to other accounts (one to three) when the first runs low."""
     window = 3600.0
     data = _base(rng, f"gen-spill-{n}", window, 1, rng.choice([1000, 2000]))
-    data["pools"]["acct-spare"] = {
-        "pools": {"requests": _pool(rng, rng.choice([1000, 2000, 5000]), window)}
-    }
-    data["identities"].append({"id": "tok-spare", "principal": "acct-spare"})
+    for index in range(rng.choice([1, 1, 2, 3])):
+        spare = "spare" if index == 0 else f"spare{index + 1}"
+        data["pools"][f"acct-{spare}"] = {
+            "pools": {"requests": _pool(rng, rng.choice([500, 1000, 2000, 5000]), window)}
+        }
+        data["identities"].append({"id": f"tok-{spare}", "principal": f"acct-{spare}"})
     data["policy"] = (
         "policies:\n  - id: spill\n    target: global\n    kind: soft\n    rules:\n"
         "      - name: spill-over\n"
@@ -272,6 +281,45 @@ def reset_lockout(rng: Random, n: int) -> Data:
     return data
 
 
+def multi_pool(rng: Random, n: int) -> Data:
+    """Intents that draw on several pools at once (a search that also reads the core API)."""
+    window = rng.choice([60.0, 900.0, 3600.0])
+    limit = rng.choice([100, 1000, 5000]) * window / 3600.0 if window < 3600 else 5000
+    windows = 1 if window == 3600.0 else 2
+    data = _base(rng, f"gen-multi-pool-{n}", window, windows, max(60, round(limit)))
+    search = max(30, round(limit * rng.uniform(0.05, 0.5)))
+    data["pools"]["acct-main"]["pools"]["search"] = _pool(rng, search, window)
+    per_search = rng.choice([1, 2, 5])
+    data["workloads"] = {
+        "query": {"requests": 1, "search": 1},
+        "sync": {"requests": per_search, "search": 1},
+    }
+    groups = [
+        _agents(
+            rng,
+            "searcher",
+            "tok-main",
+            resource=None,
+            workload="query",
+            **_greedy(rng, rng.randint(2, 10)),
+        ),
+        _agents(
+            rng,
+            "syncer",
+            "tok-main",
+            resource=None,
+            workload="sync",
+            **_greedy(rng, rng.randint(1, 5)),
+        ),
+    ]
+    if rng.random() < 0.5:
+        groups.append(_agents(rng, "core", "tok-main", **_greedy(rng, rng.randint(1, 10))))
+    if rng.random() < 0.3:
+        groups.append(_urgent(rng, window, resource=None, workload="query"))
+    data["agents"] = groups
+    return data
+
+
 def many_agents(rng: Random, n: int) -> Data:
     """9: hundreds of agents on one pool."""
     data = _base(rng, f"gen-many-agents-{n}", 3600.0, 1, 5000)
@@ -293,6 +341,7 @@ CLASSES: dict[str, Callable[[Random, int], Data]] = {
     "fresh-burst": fresh_burst,
     "reset-lockout": reset_lockout,
     "many-agents": many_agents,
+    "multi-pool": multi_pool,
 }
 
 
