@@ -10,6 +10,7 @@ from ratelord.engine.clock import ManualClock
 from ratelord.engine.events import Event
 from ratelord.engine.observations import PollResult
 from ratelord.engine.policy import default_policy
+from ratelord.engine.state import PoolState
 from ratelord.providers.base import ProviderFailure, ProviderIdentity
 from ratelord.providers.mock import (
     MockPoolConfig,
@@ -27,6 +28,8 @@ from ratelord.service import (
     run_sync,
 )
 from ratelord.service.poller import Poller
+
+NOW = 1_767_225_600.0
 
 
 def make(guard=None):
@@ -89,7 +92,31 @@ def test_cadence_backs_off_with_jitter_and_resets_after_success() -> None:
     delays = [cadence.failed(None) for _ in range(4)]
     assert 0.8 <= delays[0] <= 1.2 and 6.4 <= delays[3] <= 9.6
     assert cadence.failed(120.0) >= 120.0
-    assert cadence.succeeded(["OK", "CRIT"]) == 2.5 and cadence.failures == 0
+    pools = [pool(posture="OK"), pool(posture="CRIT")]
+    assert cadence.succeeded(pools, NOW) == 2.5 and cadence.failures == 0
+
+
+def test_cadence_confirms_a_reset_just_after_it_and_again_while_it_is_overdue() -> None:
+    cadence = PollCadence(120.0, random.Random(1))
+    fixed = {"window": "fixed", "window_seconds": 60.0}
+    assert cadence.succeeded([pool(reset_at=NOW + 30, **fixed)], NOW) == 31.0
+    late = pool(reset_at=NOW + 30, reset_lateness=4.0, **fixed)
+    assert cadence.succeeded([late], NOW) == 35.0
+    # The provider still announced a reset that is due: look again in a second...
+    assert cadence.succeeded([pool(reset_at=NOW - 0.5, **fixed)], NOW) == 1.0
+    # ... but not for ever: past the reset's grace, the usual cadence.
+    assert cadence.succeeded([pool(reset_at=NOW - 30, **fixed)], NOW) == 120.0
+    assert cadence.succeeded([pool(reset_at=NOW + 30)], NOW) == 120.0  # not a fixed window
+
+
+def pool(**fields: object) -> PoolState:
+    return PoolState(
+        pool_id="mock:requests:acct",
+        provider_id="mock",
+        resource="requests",
+        principal="acct",
+        **fields,  # type: ignore[arg-type]
+    )
 
 
 class Failing:

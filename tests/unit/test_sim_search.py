@@ -23,9 +23,9 @@ SEEDS = range(int(os.environ.get("RATELORD_SEARCH_SEEDS", "1")))
 
 #: (class, seed) → why the goal is missed today (the run still must not 429).
 KNOWN_GAPS: dict[tuple[str, int], str] = {
-    ("reset-lockout", 0): "polls every 120 s on a 60-s window whose limit is raised (60 to 90) "
-    "at 89 s: the windows after the raise end 18 to 82 % used (what the engine counts on for a "
-    "window nobody observed is last window's limit and spend)",
+    ("reset-lockout", 0): "the provider raises the limit (60 to 90) 29 s into a 60-s window "
+    "polled every 120 s (and just after each reset): nobody sees the raise before the window "
+    "ends, 66 % used (a raise nobody can see in time is used only by clients that hammer it)",
 }
 
 

@@ -68,6 +68,8 @@ BURST_FRACTION = 0.05
 RECHECK_FRACTION = 0.25
 MIN_RECHECK_SECONDS = 5.0
 RECHECK_WINDOW_FRACTION = 1 / 60
+#: ... and only while the reset is at least this far.
+RECHECK_WITHIN_SECONDS = 30.0
 
 
 class Allocation(msgspec.Struct, frozen=True, gc=False):
@@ -201,6 +203,8 @@ def recheck_at(now: float, to_reset: float, window_seconds: float | None) -> flo
     """When work that does not fit before the reset asks again (see RECHECK_FRACTION)."""
     if not math.isfinite(to_reset):
         return now + MIN_RECHECK_SECONDS
+    if to_reset < RECHECK_WITHIN_SECONDS:
+        return now + to_reset  # the reset is near: no point asking in between
     gap = max(
         MIN_RECHECK_SECONDS,
         RECHECK_FRACTION * to_reset,

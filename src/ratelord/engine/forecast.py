@@ -241,9 +241,9 @@ def seconds_to_reset(
 ) -> float | None:
     """Time until the next plausible reset, rolling a past fixed reset forward by whole windows.
 
-    ``observed_at`` (the provider's last word): if it came after the announced
-    reset and still reported the old window, or if the reset is less than
-    ``grace`` seconds overdue and unconfirmed, the reset is late, and imminent.
+    If the reset is less than ``grace`` seconds overdue and unconfirmed, or the
+    provider's last word (``observed_at``), less than ``grace`` seconds ago, came
+    after it and still announced it, the reset is late, and imminent.
     """
     if reset_at is None:
         return window_seconds
@@ -251,7 +251,10 @@ def seconds_to_reset(
         reset_at < now
         and window_seconds
         and now - reset_at < window_seconds
-        and ((observed_at is not None and observed_at >= reset_at) or now < reset_at + grace)
+        and (
+            now < reset_at + grace
+            or (observed_at is not None and reset_at <= observed_at and now - observed_at < grace)
+        )
     ):
         return max(LATE_RESET_SECONDS, now - reset_at)  # look again later and later
     if reset_at < now and window_seconds:

@@ -319,18 +319,19 @@ def effective_remaining(pool: PoolState, now: float) -> float:
     a refilling pool has refilled since its last event."""
     if pool.refill_rate:
         return max(0.0, refill.balance(pool, now))
-    reset_at, limit, observed = pool.reset_at, pool.limit, pool.last_observed_at
+    reset_at, limit = pool.reset_at, pool.limit
     # The cheap tests first: this runs on every decision.
-    if (
-        reset_at is None
-        or now < reset_at
-        or limit is None
-        or (observed is not None and observed >= reset_at)
-        or pool.window != "fixed"
-    ):
+    if reset_at is None or now < reset_at or limit is None or pool.window != "fixed":
         return pool.remaining
+    # An observation at or after ``reset_at`` did not see the reset: the provider still
+    # announced this one (it is late), not the next.  Its word holds for the grace after
+    # it (polls come quickly while a reset is overdue, see service.cadence), not until
+    # the next observation: that may be a window away.
     grace = reset_grace(pool)
-    if now < reset_at + grace:
+    observed = pool.last_observed_at
+    if now < reset_at + grace or (
+        observed is not None and reset_at <= observed and now - observed < grace
+    ):
         return pool.remaining
     # Refilled to its limit, minus what was spent (or booked) in the window we are in; a
     # window later (no observation since), refilled again.

@@ -8,15 +8,31 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
+from ratelord.engine.state import PoolState, reset_grace
+
 MIN_INTERVAL = 1.0
 MAX_BACKOFF = 300.0
 #: Poll more often the closer a pool is to trouble.
 CADENCE = {"OK": 1.0, "WARN": 0.5, "CRIT": 0.25}
+#: A reset is confirmed by a poll this long after it (beyond the lateness seen).
+CONFIRM_AFTER_SECONDS = 1.0
 
 
-def next_interval(base: float, postures: Iterable[str]) -> float:
-    factor = min((CADENCE.get(p, 1.0) for p in postures), default=1.0)
-    return max(MIN_INTERVAL, base * factor)
+def next_interval(base: float, pools: Iterable[PoolState], now: float) -> float:
+    """Seconds to the next poll: sooner the closer a pool is to trouble, and just after a
+    pool's announced reset (or again soon while an announced reset is overdue), so that
+    a window is confirmed, and its limit learnt, when it starts rather than a poll later."""
+    interval = base
+    for pool in pools:
+        interval = min(interval, base * CADENCE.get(pool.posture, 1.0))
+        reset_at = pool.reset_at
+        if pool.window != "fixed" or reset_at is None:
+            continue
+        if reset_at >= now:
+            interval = min(interval, reset_at - now + pool.reset_lateness + CONFIRM_AFTER_SECONDS)
+        elif now < reset_at + reset_grace(pool):
+            interval = min(interval, CONFIRM_AFTER_SECONDS)
+    return max(MIN_INTERVAL, interval)
 
 
 def backoff(failures: int, retry_after: float | None, rng: random.Random) -> float:
@@ -35,10 +51,10 @@ class PollCadence:
         self.failures = 0
         self._rng = rng or random.Random()
 
-    def succeeded(self, postures: Iterable[str]) -> float:
-        """Seconds to the next poll after a good one, given the postures of its pools."""
+    def succeeded(self, pools: Iterable[PoolState], now: float) -> float:
+        """Seconds to the next poll after a good one, given its pools (see next_interval)."""
         self.failures = 0
-        return next_interval(self.interval, postures)
+        return next_interval(self.interval, pools, now)
 
     def failed(self, retry_after: float | None) -> float:
         """Seconds to the next poll after a failed one."""

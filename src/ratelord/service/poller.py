@@ -91,7 +91,7 @@ class Poller:
         state = self.commands.engine.state
         record = state.identities[self.identity_id]
         return self.cadence.succeeded(
-            p.posture for p in state.pools_of(record.provider_id, record.principal)
+            state.pools_of(record.provider_id, record.principal), self.commands.now()
         )
 
     async def _fetch(self) -> PollResult:

@@ -298,7 +298,7 @@ class Ratelord:
         self._now = now
         run_sync(self.service.observe_poll(identity_id, result))
         pools = self.engine.state.pools_of("mock", principal)
-        return next_interval(self._scenario.poll_interval_seconds, [p.posture for p in pools])
+        return next_interval(self._scenario.poll_interval_seconds, pools, now)
 
 
 def make_strategy(name: StrategyName, scenario: Scenario, world: World, seed: int) -> Strategy:
