@@ -7,7 +7,7 @@ the returned events and answers only after they are durable.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from difflib import get_close_matches
@@ -88,18 +88,29 @@ class PoolView:
 
     def risk(self) -> PoolRisk:
         pool, base = self.pool, self.base
+        if pool is None or base is None:
+            return PoolRisk(
+                pool_id=self.pool_id,
+                cost=self.cost,
+                remaining=pool.remaining if pool else None,
+                limit=pool.limit if pool else None,
+                p_exhaustion=round(self.p, 4),
+                p_exhaustion_with_intent=round(self.p_with, 4),
+                tte_p99_seconds=None,
+                seconds_to_reset=None,
+                posture=pool.posture if pool else "OK",  # type: ignore[arg-type]
+            )
+        to_reset = base.seconds_to_reset
         return PoolRisk(
             pool_id=self.pool_id,
             cost=self.cost,
-            remaining=pool.remaining if pool else None,
-            limit=pool.limit if pool else None,
+            remaining=pool.remaining,
+            limit=pool.limit,
             p_exhaustion=round(self.p, 4),
             p_exhaustion_with_intent=round(self.p_with, 4),
-            tte_p99_seconds=finite(base.tte_p99) if base else None,
-            seconds_to_reset=finite(base.seconds_to_reset)
-            if base and base.seconds_to_reset is not None
-            else None,
-            posture=pool.posture if pool else "OK",  # type: ignore[arg-type]
+            tte_p99_seconds=finite(base.tte_p99),
+            seconds_to_reset=None if to_reset is None else finite(to_reset),
+            posture=pool.posture,  # type: ignore[arg-type]
         )
 
 
@@ -262,16 +273,20 @@ class _Arbiter:
                 winner is None or _RANK[best.action] > _RANK[winner[0].action]
             ):
                 winner = (best, view)
-        tightest = max(views, key=lambda v: (v.p_with, -_tte(v)), default=None)
+        tightest = (
+            views[0]
+            if len(views) == 1
+            else max(views, key=lambda v: (v.p_with, -_tte(v)), default=None)
+        )
         # A rule that fired on two pools is one rule fired.
-        rules = list(dict.fromkeys(f"{r.policy_id}/{r.rule}" for r, _ in fired))
+        rules = list(dict.fromkeys(f"{r.policy_id}/{r.rule}" for r, _ in fired)) if fired else []
         evaluation = self._evaluation(views, tightest, rules)
         if winner is None or winner[0].action == Action.APPROVE:
             if request.urgency == "high":
                 return self._decision("approve", evaluation), fired, charges, False
             # Policy approves; the allocation still keeps headroom and the urgent reserve
             # (nothing to keep while no unseen use nor urgent work was ever seen).
-            if any(_holds_back(v) for v in views):
+            if any([_holds_back(v) for v in views]):
                 return self._allocated(views, evaluation, fired, charges, None, pace=False)
             return self._decision("approve", evaluation), fired, charges, False
         rule, view = winner
@@ -471,7 +486,12 @@ class _Arbiter:
         view.p, view.p_with = view.base.p_exhaustion, view.with_intent.p_exhaustion
         if self.request.urgency != "high":
             stale_after = self.engine.config.stale_after_seconds
-            failing = failing_members(self.state, pool)
+            status = self.state.providers.get(pool.provider_id)
+            failing = (
+                failing_members(self.state, pool)
+                if status is not None and status.failing_identities
+                else None
+            )
             if failing:
                 view.fail_safe = f"polls of {', '.join(failing)} are failing"
             elif pool.last_observed_at is None or self.now - pool.last_observed_at > stale_after:
@@ -623,9 +643,9 @@ class _Arbiter:
         self, views: list[PoolView], tightest: PoolView | None, rules: list[str]
     ) -> Evaluation:
         summary = _summary(tightest)
-        notes = sorted({v.fail_safe for v in views if v.fail_safe})
+        notes = [v.fail_safe for v in views if v.fail_safe]
         if notes:
-            summary += "; fail-safe: " + ", ".join(notes) + " (risk treated as high)"
+            summary += "; fail-safe: " + ", ".join(sorted(set(notes))) + " (risk treated as high)"
         if self.policy_errors:
             summary += "; policy errors (rules not applied): " + "; ".join(self.policy_errors)
         return Evaluation(
@@ -668,15 +688,17 @@ class _Arbiter:
         return self._decision("deny_with_reason", evaluation, None, reason), fired or [], {}, False
 
 
-class PolicyContext(Mapping[str, Any]):
+class PolicyContext(dict[str, dict[str, Any]]):
     """The policy variables (SPEC §6) of one intent on one pool.
 
     Each variable's fields are computed when a rule, target or reason first
     reads it: the built-in policy reads four of the ten, so most intents
     never pay for the rest.  Its keys are exactly :data:`~ratelord.engine.policy.VARIABLES`.
+    A dict holding the variables built so far (``__missing__`` builds the others), so
+    that the rules' reads of a variable already built cost a plain dict lookup.
     """
 
-    __slots__ = ("_arbiter", "_base", "_built", "_pool_state", "_record", "_view", "_with_intent")
+    __slots__ = ("_arbiter", "_base", "_pool_state", "_record", "_view", "_with_intent")
 
     def __init__(self, arbiter: _Arbiter, record: IdentityRecord, view: PoolView) -> None:
         assert view.pool is not None and view.base is not None and view.with_intent is not None
@@ -686,13 +708,17 @@ class PolicyContext(Mapping[str, Any]):
         self._pool_state: PoolState = view.pool
         self._base: ForecastResult = view.base
         self._with_intent: ForecastResult = view.with_intent
-        self._built: dict[str, dict[str, Any]] = {}
 
-    def __getitem__(self, name: str) -> dict[str, Any]:
-        fields = self._built.get(name)
-        if fields is None:
-            fields = self._built[name] = _VARIABLE_BUILDERS[name](self)
+    def __missing__(self, name: str) -> dict[str, Any]:
+        fields = self[name] = _VARIABLE_BUILDERS[name](self)
         return fields
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return self[name] if name in _VARIABLE_BUILDERS else default
+
+    def built(self) -> list[str]:
+        """The variables read so far."""
+        return list(super().__iter__())
 
     def __iter__(self) -> Iterator[str]:
         return iter(_VARIABLE_BUILDERS)

@@ -387,7 +387,7 @@ def posture_of(pool: PoolState, p_exhaustion: float) -> str:
 
 def finite(value: float) -> float | None:
     """JSON has no infinity: an infinite duration is ``null``."""
-    return None if math.isinf(value) or math.isnan(value) else round(value, 3)
+    return round(value, 3) if math.isfinite(value) else None
 
 
 def forecast_snapshot(

@@ -305,24 +305,38 @@ def compute_pair(
     )
     cold = burn.samples < COLD_START_SAMPLES
     net = mean - pool.refill_rate
-    rate90, rate99 = net + Z_P90 * sigma, net + Z_P99 * sigma
+    base = _result(pool.remaining, 0.0, net, sigma, risk_net, risk_sigma, horizon, mean, cold)
+    if cost == 0:
+        return base, base
+    return base, _result(
+        pool.remaining, cost, net, sigma, risk_net, risk_sigma, horizon, mean, cold
+    )
 
-    def result(spent: float) -> ForecastResult:
-        remaining = max(0.0, pool.remaining - spent)
-        fits = pool.remaining > 0 and spent <= pool.remaining
-        return ForecastResult(
-            tte_p50=_tte(remaining, net),
-            tte_p90=_tte(remaining, rate90),
-            tte_p99=_tte(remaining, rate99),
-            p_exhaustion=_p_exhaustion(remaining, fits, risk_net, risk_sigma, horizon),
-            seconds_to_reset=horizon,
-            burn_mean=mean,
-            burn_sigma=sigma,
-            cold_start=cold,
-        )
 
-    base = result(0.0)
-    return base, (base if cost == 0 else result(cost))
+def _result(
+    before: float,
+    spent: float,
+    net: float,
+    sigma: float,
+    risk_net: float,
+    risk_sigma: float,
+    horizon: float | None,
+    mean: float,
+    cold: bool,
+) -> ForecastResult:
+    """The forecast once ``spent`` of ``before`` remaining is gone (see :func:`compute_pair`)."""
+    remaining = max(0.0, before - spent)
+    fits = before > 0 and spent <= before
+    return ForecastResult(
+        tte_p50=_tte(remaining, net),
+        tte_p90=_tte(remaining, net + Z_P90 * sigma),
+        tte_p99=_tte(remaining, net + Z_P99 * sigma),
+        p_exhaustion=_p_exhaustion(remaining, fits, risk_net, risk_sigma, horizon),
+        seconds_to_reset=horizon,
+        burn_mean=mean,
+        burn_sigma=sigma,
+        cold_start=cold,
+    )
 
 
 def _tte(remaining: float, rate: float) -> float:
