@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from difflib import get_close_matches
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from ratelord.engine import budgets, refill
 from ratelord.engine.allocation import Allocation, allocate, recheck_at
@@ -60,9 +62,8 @@ PROBE_SECONDS = 60.0
 _Result = tuple[Decision, list[tuple[FiredRule, str]], dict[str, float], bool]
 
 
-@dataclass(frozen=True, slots=True)
-class Decided:
-    """What :func:`decide` made of one intent."""
+class Decided(msgspec.Struct, frozen=True):
+    """What :func:`decide` made of one intent (a frozen Struct: cheaper than a dataclass)."""
 
     decision: Decision
     #: every event it emitted (already applied to the projections), to be committed
@@ -73,8 +74,7 @@ class Decided:
     policy_errors: list[str]
 
 
-@dataclass(slots=True)
-class PoolView:
+class PoolView(msgspec.Struct):
     """One pool as one intent sees it."""
 
     pool_id: str
