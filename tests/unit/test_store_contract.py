@@ -114,7 +114,7 @@ def test_reopening_continues_the_sequence(adapter: Adapter) -> None:
     first.close()
     again = adapter.open()
     assert again.append(make(1, start=2), ts_ingest=2.0)[0].seq == 3
-    assert again.schema_version == 1
+    assert again.schema_version == 2
 
 
 def test_the_database_itself_refuses_update_and_delete(adapter: Adapter, store: EventStore) -> None:

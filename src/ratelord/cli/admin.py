@@ -1,4 +1,4 @@
-"""``ratelord reload`` and ``ratelord rebuild``: operator actions on a running daemon."""
+"""Operator actions on a running daemon: reload, rebuild, backup, archive."""
 
 from __future__ import annotations
 
@@ -160,3 +160,51 @@ def backup(
         )
     )
     out.console().print(f"restore: stop the daemon, then ratelord-d --db {result.path}")
+
+
+#: Archiving a day of a busy fleet's log (~2M events) takes a few minutes.
+ARCHIVE_TIMEOUT = 1800.0
+
+
+def archive(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            help="Archive events logged longer ago than this (12h, 7d); "
+            "default: the config's retention.archive_after.",
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Move old events from the live log into compressed segment files (retention)."""
+    body = {} if older_than is None else {"older_than": older_than}
+    report = api(ctx, timeout=ARCHIVE_TIMEOUT).post("/v1/admin/archive", body)
+    if json_out:
+        out.print_json(report)
+        return
+    console = out.console()
+    count = int(report.get("archived_events") or 0)
+    if not count:
+        console.print(
+            f"nothing to archive: no event in the table was logged before {report['cutoff']}"
+        )
+    else:
+        raw, packed = report.get("raw_bytes") or 0, report.get("bytes") or 1
+        console.print(
+            Text.assemble(("archived ", "bold green"), f"{count:,} events to {report['directory']}")
+        )
+        console.print(
+            out.details(
+                [
+                    ("up to seq", out.fmt_number(report.get("archived_upto_seq"))),
+                    ("segments", str(len(report.get("segments") or []))),
+                    ("size", f"{packed / 1024:,.0f} KiB ({raw / packed:.1f}x smaller)"),
+                    ("took", out.fmt_duration(report.get("seconds"))),
+                ]
+            )
+        )
+    console.print(
+        f"{int(report.get('deleted_events') or 0):,} archived events removed from the table"
+    )

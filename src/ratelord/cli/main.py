@@ -118,6 +118,7 @@ app.add_typer(policy.app, name="policy")
 app.command()(admin.reload)
 app.command()(admin.rebuild)
 app.command()(admin.backup)
+app.command()(admin.archive)
 app.command()(replay.replay)
 
 

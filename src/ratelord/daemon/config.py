@@ -20,6 +20,7 @@ import msgspec
 import yaml
 
 from ratelord.engine.budgets import Budget
+from ratelord.history.instants import BadInstant, parse_duration
 from ratelord.llm import PriceError, PriceTable, default_price_table, load_price_table
 from ratelord.providers.mock import MockPoolConfig, MockPrincipalConfig, MockProviderConfig
 from ratelord.service.assembly import EngineSettings
@@ -54,6 +55,27 @@ class StoreSettings(_Strict):
     url: str | None = None
     synchronous: Literal["normal", "full"] = "normal"
     snapshot_every_events: Annotated[int, msgspec.Meta(ge=100)] = 100_000
+
+
+class RetentionSettings(_Strict):
+    """Old events move from the live log into compressed segment files (``ratelord archive``)."""
+
+    #: archive events logged longer ago than this (``12h``, ``7d``, ``2w``)
+    archive_after: str
+    #: where segments go (default: ``DB.archive`` beside a SQLite log; required for PostgreSQL)
+    dir: str | None = None
+    #: how often the daemon archives by itself (None: only on ``ratelord archive``)
+    every: str | None = "1h"
+    #: events per segment file
+    segment_events: Annotated[int, msgspec.Meta(ge=100, le=1_000_000)] = 50_000
+
+    @property
+    def archive_after_seconds(self) -> float:
+        return parse_duration(self.archive_after)
+
+    @property
+    def every_seconds(self) -> float | None:
+        return None if self.every is None else parse_duration(self.every)
 
 
 class ServerSettings(_Strict):
@@ -102,6 +124,8 @@ class Settings(_Strict):
     prices: str | None = None
     engine: EngineSettings = msgspec.field(default_factory=EngineSettings)
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
+    #: archive old events (None: the log keeps everything in its table)
+    retention: RetentionSettings | None = None
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     cluster: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
@@ -280,8 +304,33 @@ def _check(settings: Settings, config_path: str | None) -> None:
         raise ConfigError(
             f"{source}: key 'store.url': use sqlite:///path or postgresql://user@host/db"
         )
+    if settings.retention is not None:
+        _check_retention(settings, settings.retention, source)
     if (settings.server.tls_cert is None) != (settings.server.tls_key is None):
         raise ConfigError(f"{source}: key 'server': TLS needs both tls_cert and tls_key")
+
+
+def _check_retention(settings: Settings, retention: RetentionSettings, source: str) -> None:
+    for key, text, least in (
+        ("archive_after", retention.archive_after, 1.0),
+        ("every", retention.every, 60.0),
+    ):
+        if text is None:
+            continue
+        try:
+            seconds = parse_duration(text)
+        except BadInstant as exc:
+            raise ConfigError(f"{source}: key 'retention.{key}': {exc}") from None
+        if seconds < least:
+            raise ConfigError(
+                f"{source}: key 'retention.{key}': {text!r} is too short; at least {least:g}s"
+            )
+    url = settings.store.url or ""
+    if retention.dir is None and url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f"{source}: key 'retention.dir': a PostgreSQL log needs an archive directory "
+            "(shared storage the cluster's daemons all read)"
+        )
 
 
 def price_table(settings: Settings) -> PriceTable:

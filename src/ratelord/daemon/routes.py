@@ -24,7 +24,7 @@ from ratelord.asgi.http import (
     StreamingResponse,
     json_response,
 )
-from ratelord.daemon import lease_routes, views
+from ratelord.daemon import archive_routes, lease_routes, views
 from ratelord.daemon.events import EventQuery, event_page, event_stream
 from ratelord.daemon.metrics import Metrics
 from ratelord.daemon.openapi import openapi_document
@@ -512,6 +512,7 @@ def install(router: Router, runtime: Runtime, metrics: Metrics) -> None:
         response=MockFailureInjected,
     )
     lease_routes.install(router, runtime.leasing, metrics)
+    archive_routes.install(router, runtime.archiver)
     add("GET", "/metrics", prometheus, "Prometheus exposition")
     add("GET", "/openapi.json", openapi, "This API as OpenAPI 3.1")
     ctx.openapi = _encode(openapi_document(router))

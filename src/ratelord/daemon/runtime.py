@@ -25,6 +25,7 @@ import msgspec
 from ratelord import __version__
 from ratelord.daemon.config import Settings, price_table
 from ratelord.daemon.providers import configure
+from ratelord.daemon.retention import Archiver, archive_directory, read_archive
 from ratelord.engine.clock import iso
 from ratelord.engine.core import Engine
 from ratelord.engine.diagnosis import describe, failing
@@ -37,6 +38,7 @@ from ratelord.service import CommandService, Unavailable, build_engine
 from ratelord.service.leasing import Leasing
 from ratelord.service.poller import Poller
 from ratelord.store import GroupCommitWriter, SQLiteStore
+from ratelord.store.archived import Archive, ArchivedLog, ArchivedStore
 from ratelord.store.port import EventQueries, EventStore, Maintenance
 from ratelord.store.replay import load, replay_into
 from ratelord.store.writer import StoreClosed
@@ -127,6 +129,9 @@ class Runtime:
         self._boot_started = time.perf_counter()
         #: this daemon's place in a cluster (a PostgreSQL store), else None
         self.member = self._cluster_member()
+        #: events moved out of the table into segment files (retention)
+        self.archive = Archive(archive_directory(settings))
+        self.archiver = Archiver(self)
 
     def _cluster_member(self) -> Member | None:
         if isinstance(self.store, SQLiteStore):
@@ -164,7 +169,8 @@ class Runtime:
 
     async def _boot(self) -> None:
         self._boot_started = time.perf_counter()
-        loaded = await asyncio.to_thread(load, self.store)
+        await asyncio.to_thread(read_archive, self)
+        loaded = await asyncio.to_thread(load, ArchivedStore(self.store, self.archive))
         for warning in loaded.warnings:
             log.warning(warning)
         self.replayed = loaded.replayed
@@ -216,6 +222,9 @@ class Runtime:
             self.spawn(self._checkpoint_loop(), "checkpoint")
             self.spawn(self._housekeeping_loop(), "housekeeping")
             self.spawn(self.leasing.loop(), "lease-upkeep")
+            every = self.settings.retention and self.settings.retention.every_seconds
+            if every:
+                self.spawn(self.archiver.loop(every), "retention")
         if self.member is None:
             self.boot_seconds = time.perf_counter() - self._boot_started
         if self.background:
@@ -378,13 +387,14 @@ class Runtime:
         await self._drained()
         upto, live = store.high_water, self.engine.state.encode()
         started = time.perf_counter()
+        await asyncio.to_thread(self.archive.check)  # before dropping anything
         dropped = await writer.run(store.drop_snapshots)
 
         def replay_all() -> State:
             reader = store.reader()
             try:
                 state = State()
-                replay_into(state, reader, 0, upto, progress)
+                replay_into(state, ArchivedLog(reader, self.archive), 0, upto, progress)
                 return state
             finally:
                 reader.close()

@@ -37,6 +37,7 @@ from ratelord.history.sandbox import Modifiers, ReplayResult, replay
 from ratelord.providers.secrets import resolve
 from ratelord.schema import Graph, Ident, Identity, Pool
 from ratelord.service import engine_over
+from ratelord.store.archived import ArchivedLog
 
 if TYPE_CHECKING:
     from ratelord.daemon.runtime import Runtime
@@ -129,10 +130,12 @@ class HistoryService:
             self.runtime.require_ready()
         assert store is not None
         high = store.high_water
+        boundary = self.runtime.archive.boundary
+        if boundary is not None and self.archive.seq < boundary.upto_seq:
+            self.archive.resume(boundary)  # the long view of what segments hold
         if self.archive.seq < high and (self._task is None or self._task.done()):
-            reader = self.runtime.reader()
             self._task = asyncio.get_running_loop().create_task(
-                asyncio.to_thread(self.archive.catch_up, reader, high)
+                asyncio.to_thread(self.archive.catch_up, self.source(), high)
             )
         return IndexStatus(
             ready=high - self.archive.seq <= MAX_LAG,
@@ -140,6 +143,9 @@ class HistoryService:
             high_water_seq=high,
             checkpoints=self.archive.checkpoints,
         )
+
+    def source(self) -> ArchivedLog:
+        return ArchivedLog(self.runtime.reader(), self.runtime.archive)
 
     async def ready(self) -> Archive:
         status = self.status()
@@ -161,7 +167,7 @@ class HistoryService:
 
     async def state_at(self, at: float) -> Instant:
         archive = await self.ready()
-        return await asyncio.to_thread(archive.state_at, self.runtime.reader(), at)
+        return await asyncio.to_thread(archive.state_at, self.source(), at)
 
 
 def install(router: Router, runtime: Runtime) -> HistoryService:
@@ -306,10 +312,10 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
             clones=body.clones,
         )
         start = await service.state_at(since)
-        reader = runtime.reader()
+        source = service.source()
 
         def run() -> ReplayResult:
-            recorded = chain.from_iterable(reader.read(start.seq))
+            recorded = chain.from_iterable(source.read(start.seq))
             sandbox = engine_over(runtime.engine, start.state, policy=policy, ids=IdFactory("sbx"))
             return replay(sandbox, recorded, modifiers, since=since, until=until)
 

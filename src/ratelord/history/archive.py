@@ -27,6 +27,7 @@ from ratelord.engine.events import Event, EventType
 from ratelord.engine.state import State
 from ratelord.history.rollup import HistoryAggregate, Rollups, aggregate
 from ratelord.store.replay import EventSource
+from ratelord.store.retention import Boundary
 
 #: Events between two saved states: bounds the replay of a time-travel query.
 CHECKPOINT_EVERY = 25_000
@@ -75,6 +76,21 @@ class Archive:
     @property
     def checkpoints(self) -> int:
         return len(self._checkpoints)
+
+    def resume(self, boundary: Boundary) -> None:
+        """Start after the archive boundary from the rollups and state saved with it,
+        instead of reading the archived segments again."""
+        with self._lock:
+            if self.seq >= boundary.upto_seq:
+                return
+            state = State.decode(boundary.state)
+            self.rollups = Rollups.load(boundary.rollups)
+            self._state = state
+            self._checkpoints = [
+                *(c for c in self._checkpoints if c.seq < boundary.upto_seq),
+                Checkpoint(boundary.upto_seq, boundary.upto_ts, _pack(state)),
+            ]
+            self.seq = boundary.upto_seq
 
     def catch_up(
         self, source: EventSource, upto: int, progress: Callable[[int], None] | None = None

@@ -9,6 +9,8 @@ from ratelord.engine.clock import parse_iso
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 #: The grammar, shared with ``/openapi.json`` so the schema is exactly as strict as parsing.
 _DURATION = r"[0-9]{1,9}(?:\.[0-9]+)?[smhdw]"
+#: ``^…$`` of a duration alone, for JSON schemas.
+DURATION_PATTERN = f"^{_DURATION}$"
 _EPOCH = r"[0-9]{1,10}(?:\.[0-9]+)?"
 #: RFC 3339 as JSON Schema's ``date-time`` reads it (a leap second reads as :59).
 _RFC3339 = (
@@ -39,6 +41,15 @@ def _seconds(text: str) -> float:
     found = _RELATIVE.fullmatch(text)
     assert found is not None
     return float(found.group(1)) * _UNITS[found.group(2) or "s"]
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``15m``, ``12h``, ``7d``, ``2w`` → seconds (a number and one unit)."""
+    if re.fullmatch(_DURATION, text) is None:
+        raise BadInstant(
+            f"{text!r} is not a duration; write a number and a unit, e.g. 12h, 7d or 2w"
+        )
+    return _seconds(text)
 
 
 def parse_bucket(text: str) -> int:

@@ -3,13 +3,15 @@
 The long view (30 days, a million events) must answer in milliseconds, so it
 never reads raw events: :class:`Rollups` folds each event once, as the log
 grows, into 5-minute and 1-hour buckets, and :func:`aggregate` sums buckets.
-This is the one place that knows how history is stored; a persistent rollup
-table in the store would replace :class:`Rollups` behind the same query.
+This is the one place that knows how history is stored.  Rollups are saved
+(:meth:`Rollups.dump`) with the archive boundary when old events are archived,
+so the long view outlives the events it sums.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Iterable
 
 import msgspec
@@ -58,6 +60,22 @@ class _Pool(msgspec.Struct):
     remaining: float | None = None
 
 
+class _Saved(msgspec.Struct, array_like=True):
+    """:class:`Rollups` as stored with the archive boundary."""
+
+    fine: list[Bucket]
+    coarse: list[Bucket]
+    pools: dict[str, _Pool]
+    current: float | None
+    agent_identities: dict[str, list[str]]
+    first_ts: float | None
+    last_ts: float | None
+
+
+_encode_saved = msgspec.msgpack.Encoder().encode
+_decode_saved = msgspec.msgpack.Decoder(_Saved).decode
+
+
 class Rollups:
     """5-minute buckets folded event by event; each closed one is merged into its hour."""
 
@@ -69,6 +87,32 @@ class Rollups:
         self.agent_identities: dict[str, set[str]] = {}
         self.first_ts: float | None = None
         self.last_ts: float | None = None
+
+    def dump(self) -> bytes:
+        """Everything folded so far, compressed: :meth:`load` continues from here."""
+        saved = _Saved(
+            fine=list(self.buckets[FINE].values()),
+            coarse=list(self.buckets[COARSE].values()),
+            pools=self._pools,
+            current=None if self._current is None else self._current.start,
+            agent_identities={a: sorted(ids) for a, ids in self.agent_identities.items()},
+            first_ts=self.first_ts,
+            last_ts=self.last_ts,
+        )
+        return zlib.compress(_encode_saved(saved), 6)
+
+    @classmethod
+    def load(cls, data: bytes) -> Rollups:
+        saved = _decode_saved(zlib.decompress(data))
+        rollups = cls()
+        rollups.buckets[FINE] = {b.start: b for b in saved.fine}
+        rollups.buckets[COARSE] = {b.start: b for b in saved.coarse}
+        rollups._pools = saved.pools
+        if saved.current is not None:
+            rollups._current = rollups.buckets[FINE][saved.current]
+        rollups.agent_identities = {a: set(ids) for a, ids in saved.agent_identities.items()}
+        rollups.first_ts, rollups.last_ts = saved.first_ts, saved.last_ts
+        return rollups
 
     def fold(self, event: Event) -> None:
         ts = event.ts_event

@@ -4,6 +4,7 @@
 Never edit a released migration: append a new one.
 """
 
+from ratelord.store.retention import SQLITE_MIGRATION
 from ratelord.store.sql import SQLITE, events_table, snapshots_table
 
 MIGRATIONS: tuple[str, ...] = (
@@ -16,4 +17,6 @@ MIGRATIONS: tuple[str, ...] = (
     BEGIN SELECT RAISE(ABORT, 'events is append-only: DELETE refused'); END;
     """
     + snapshots_table(SQLITE),
+    # 2: retention: archive segments, the archive boundary; only archived events may go.
+    SQLITE_MIGRATION,
 )

@@ -33,6 +33,7 @@ import psycopg
 
 from ratelord.engine.events import Event
 from ratelord.store import sql
+from ratelord.store.retention import POSTGRES_MIGRATION, ArchiveTables
 from ratelord.store.sql import COLUMNS, POSTGRES, Snapshot, StoreError
 
 #: The channel the append trigger notifies; the payload is the newest seq.
@@ -73,6 +74,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO ratelord_leader VALUES (1, 0, '', 0);
     """,
+    # 2: retention: archive segments, the archive boundary; only archived events may go.
+    POSTGRES_MIGRATION,
 )
 
 #: One statement, one round trip: the rows as one JSON array (cheaper to build and to
@@ -356,6 +359,11 @@ class PostgresStore(_Reads):
 
     def checkpointer(self) -> NoMaintenance:
         return NoMaintenance()
+
+    def archive_tables(self, *, own_connection: bool = False) -> ArchiveTables:
+        """The archive tables on the writer's connection, or on a new one."""
+        conn = connect(self.url) if own_connection else self._conn
+        return ArchiveTables(conn, transaction=conn.transaction, postgres=True, columns=sql.COLUMNS)
 
     def close(self) -> None:
         conn = getattr(self, "_conn", None)

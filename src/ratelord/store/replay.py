@@ -11,7 +11,6 @@ from typing import Protocol
 
 from ratelord.engine.events import Event
 from ratelord.engine.state import State
-from ratelord.store.port import EventStore
 from ratelord.store.sql import Snapshot
 
 log = logging.getLogger("ratelord.store")
@@ -21,6 +20,15 @@ class EventSource(Protocol):
     def read_for_replay(
         self, after_seq: int, upto_seq: int, types: frozenset[str], batch: int = 5000
     ) -> Iterator[list[Event]]: ...
+
+
+class Replayable(EventSource, Protocol):
+    """What start-up loads from: a store (or the store seen through its archive)."""
+
+    @property
+    def high_water(self) -> int: ...
+
+    def snapshots(self) -> Iterator[Snapshot | str]: ...
 
 
 #: progress(done, total)
@@ -35,7 +43,7 @@ class Loaded:
     warnings: tuple[str, ...]
 
 
-def load(store: EventStore, progress: Progress | None = None) -> Loaded:
+def load(store: Replayable, progress: Progress | None = None) -> Loaded:
     """Start-up: the newest snapshot that decodes, then the events after it."""
     with _collector_paused():
         return _load(store, progress)
@@ -55,7 +63,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _load(store: EventStore, progress: Progress | None) -> Loaded:
+def _load(store: Replayable, progress: Progress | None) -> Loaded:
     warnings: list[str] = []
     for snapshot in store.snapshots():
         if isinstance(snapshot, str):

@@ -129,7 +129,11 @@ def unknown_version(current: int, known: int, where: str) -> StoreError | None:
 
 # ---------------------------------------------------------------------- statements
 
-HIGH_WATER = "SELECT COALESCE(MAX(seq), 0) FROM events"
+#: The end of the log: its newest event, in the table or (once archived) in a segment.
+HIGH_WATER = (
+    "SELECT COALESCE(MAX(seq), 0) FROM (SELECT MAX(seq) AS seq FROM events "
+    "UNION ALL SELECT MAX(last_seq) FROM archive_segments) AS ends"
+)
 SELECT_SNAPSHOTS = (
     "SELECT id, seq, created_at, checksum, state FROM snapshots ORDER BY seq DESC, id DESC"
 )

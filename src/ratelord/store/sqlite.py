@@ -23,6 +23,7 @@ import msgspec
 from ratelord.engine.events import Event
 from ratelord.store import sql
 from ratelord.store.migrations import MIGRATIONS
+from ratelord.store.retention import ArchiveTables
 from ratelord.store.sql import SQLITE, Snapshot, StoreError
 
 #: The optional text columns.  They are bound as ``''`` and stored as NULL: binding
@@ -161,6 +162,11 @@ class SQLiteStore(_Reads):
 
     def checkpointer(self) -> Checkpointer:
         return Checkpointer(self.path)
+
+    def archive_tables(self, *, own_connection: bool = False) -> ArchiveTables:
+        """The archive tables on the writer's connection, or on a new read-only one."""
+        conn = _connect(self.path, readonly=True) if own_connection else self._conn
+        return ArchiveTables(conn, transaction=lambda: conn, postgres=False, columns=sql.COLUMNS)
 
     def close(self) -> None:
         conn = getattr(self, "_conn", None)
