@@ -81,6 +81,7 @@ WRITES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/policy/reload"): {},
     ("POST", "/v1/admin/rebuild"): {},
     ("POST", "/v1/admin/snapshot"): {},
+    ("POST", "/v1/admin/archive"): {},
     ("POST", "/v1/admin/mock/external-usage"): {
         "principal": "acct-1",
         "resource": "requests",

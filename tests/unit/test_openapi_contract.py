@@ -137,6 +137,7 @@ CALLS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("POST", "/v1/leases", "/v1/leases", {"json": LEASE}),
     ("GET", "/v1/leases", "/v1/leases", {}),
     ("POST", "/v1/admin/snapshot", "/v1/admin/snapshot", {}),
+    ("POST", "/v1/admin/archive", "/v1/admin/archive", {"json": {"older_than": "0s"}}),
     (
         "POST",
         "/v1/admin/mock/external-usage",
