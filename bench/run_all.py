@@ -13,6 +13,7 @@ SCRIPTS = [
     "bench_intent.py",
     "bench_ladder.py",
     "bench_store.py",
+    "bench_retention.py",
     "bench_sim.py",
     "bench_proxy.py",
 ]

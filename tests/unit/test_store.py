@@ -72,7 +72,7 @@ def test_reopen_continues_the_sequence(tmp_path: Path) -> None:
     s.close()
     s = SQLiteStore(tmp_path / "log.db")
     assert s.append(make(1, start=2), ts_ingest=2.0)[0].seq == 3
-    assert s.schema_version == 1
+    assert s.schema_version == 2  # 1: the log; 2: retention
     s.close()
 
 

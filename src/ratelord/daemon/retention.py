@@ -33,6 +33,7 @@ from ratelord.engine.events import Event
 from ratelord.engine.state import State
 from ratelord.history.archive import INDEXED_TYPES
 from ratelord.history.rollup import Rollups
+from ratelord.service import Unavailable
 from ratelord.store.retention import Boundary
 from ratelord.store.segments import SegmentManifest, write_segment
 from ratelord.store.sql import event as row_event
@@ -214,6 +215,8 @@ class Archiver:
                         report.archived_upto_seq,
                         report.seconds,
                     )
+            except Unavailable as exc:  # a follower, stopping, a store fault: next time
+                log.debug("archiving skipped: %s", exc)
             except Exception:
                 log.exception("archiving failed; retrying at the next run")
             await asyncio.sleep(every)

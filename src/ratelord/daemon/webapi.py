@@ -130,10 +130,11 @@ class HistoryService:
             self.runtime.require_ready()
         assert store is not None
         high = store.high_water
+        idle = self._task is None or self._task.done()
         boundary = self.runtime.archive.boundary
-        if boundary is not None and self.archive.seq < boundary.upto_seq:
+        if idle and boundary is not None and self.archive.seq < boundary.upto_seq:
             self.archive.resume(boundary)  # the long view of what segments hold
-        if self.archive.seq < high and (self._task is None or self._task.done()):
+        if self.archive.seq < high and idle:
             self._task = asyncio.get_running_loop().create_task(
                 asyncio.to_thread(self.archive.catch_up, self.source(), high)
             )
