@@ -96,6 +96,13 @@ def test_archiving_moves_old_events_to_segments_and_changes_nothing_seen(
     daemon.restart()
     assert _pools(daemon) == pools
     assert _history(daemon) == history  # from the rollups saved at the archive boundary
+    # Time travel to before the boundary replays the segments from the start of the log.
+    middle = json.loads(gzip.decompress(segment.read_bytes()).splitlines()[upto // 2])
+    with daemon.client() as http:
+        past = http.get("/v1/history/state", params={"at": str(middle[4])})
+        assert past.status_code == 200, past.text
+    assert past.json()["checkpoint_seq"] == 0 and past.json()["seq"] <= upto
+    assert {i["identity_id"] for i in past.json()["identities"]} == {"pat:a", "pat:b"}
     with daemon.client() as http:
         status = http.get("/v1/history/status").json()
         assert status["indexed_seq"] >= upto
