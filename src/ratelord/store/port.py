@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ratelord.engine.events import Event
+from ratelord.store.retention import ArchiveTables
 from ratelord.store.sql import Snapshot
 
 
