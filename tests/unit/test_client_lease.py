@@ -105,6 +105,32 @@ def test_a_lease_is_asked_for_with_the_calls_labels() -> None:
     assert request.labels == {"via": "proxy"}  # rules and budgets that match labels apply
 
 
+def test_calls_with_other_labels_do_not_spend_a_lease_taken_with_these() -> None:
+    from ratelord.client._guard import GuardOptions
+    from ratelord.client._leased_guard import held_for
+
+    base = {"agent_id": "a", "identity_id": "i", "resource": "r"}
+    proxy = Keeper.key_of(base | {"labels": {"via": "proxy", "model": "m"}})
+    assert proxy == Keeper.key_of(base | {"labels": {"model": "m", "via": "proxy"}})
+    assert proxy != Keeper.key_of(base | {"labels": {"via": "sdk", "model": "m"}})
+    assert Keeper.key_of(base) != proxy
+    # The guard's two key builders (options, and the fast path's raw arguments) agree.
+    options = GuardOptions(identity="i", agent="a", resource="r", labels={"via": "proxy"})
+    keeper = Keeper(clock=Clock(), wall=lambda: WALL)
+    held = keeper.got(options.lease_key(), lease(granted=10))
+    args = {"identity": "i", "agent": "a", "resource": "r", "labels": {"via": "proxy"}}
+    assert held is not None and held_for(keeper, args) is held
+    assert held_for(keeper, args | {"labels": {"via": "other"}}) is None
+
+
+def test_the_event_stream_is_followed_from_the_first_leases_decision() -> None:
+    follower = Follower(Keeper())
+    follower.start_at(41)  # a revocation logged before the stream opens is still seen
+    assert follower.params()["after_seq"] == "41"
+    follower.start_at(90)  # already following: a later lease is on the same stream
+    assert follower.params()["after_seq"] == "41"
+
+
 def test_after_a_refusal_the_keeper_asks_per_call_for_a_while() -> None:
     clock = Clock()
     keeper = Keeper(clock=clock, wall=lambda: WALL)
