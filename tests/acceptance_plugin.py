@@ -56,7 +56,12 @@ TEXT_WIDTH = 76
 
 
 class Matrix:
-    """Which tests prove which ids and how each went; registered as a plugin object."""
+    """Which tests prove which ids and how each went; registered as a plugin object.
+
+    Under pytest-xdist the workers collect and run the tests while the controller
+    prints the summary and never sees an item: each item carries its ids in
+    ``user_properties``, which travel with every report to the controller.
+    """
 
     def __init__(self) -> None:
         self.tests_of: dict[str, list[str]] = {}  # id -> node ids
@@ -66,10 +71,18 @@ class Matrix:
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """Runs after ``-m``/``-k`` deselection: only the tests that will run count."""
         for item in items:
-            for criterion in ids_of(item):
-                self.tests_of.setdefault(criterion, []).append(item.nodeid)
+            criteria = ids_of(item)
+            if criteria:
+                item.user_properties.append((MARKER, tuple(criteria)))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, criteria in report.user_properties:
+            if name != MARKER:
+                continue
+            for criterion in criteria:
+                nodes = self.tests_of.setdefault(criterion, [])
+                if report.nodeid not in nodes:
+                    nodes.append(report.nodeid)
         if report.failed:
             self.outcome[report.nodeid] = FAIL
         elif report.when == "call" and report.passed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +100,17 @@ def test_an_unknown_id_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_inprocess("-p", "tests.acceptance_plugin")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "unknown acceptance id 'D-99'" in result.stderr.str()
+
+
+def test_the_table_is_the_same_when_pytest_xdist_runs_the_tests(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The suite runs under ``-n``: the controller prints the table from the workers' reports."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    pytester.makepyfile(TESTS)
+    result = pytester.runpytest_subprocess("-p", "tests.acceptance_plugin", "-n", "2")
+    result.assert_outcomes(passed=3, failed=1, skipped=1, errors=1)
+    found = statuses(result.stdout.str())
+    assert list(found) == list(CRITERIA)
+    assert (found["D-01"], found["D-04"], found["A-01"]) == ("PASS", "FAIL", "FAIL")
+    assert (found["P-01"], found["C-01"], found["T-01"]) == ("NOT RUN", "FAIL", "NOT RUN")

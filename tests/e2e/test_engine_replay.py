@@ -14,8 +14,8 @@ import pytest
 from ratelord.engine.state import State
 from ratelord.store import SQLiteStore
 from ratelord.store.replay import replay_into
-from tests.e2e.test_engine_forecasting import PERMISSIVE, mock_config, polled, spend
-from tests.support.daemon import RunningDaemon, register
+from tests.support.daemon import RunningDaemon, pool, register, wait_for
+from tests.unit.test_engine_forecasting import PERMISSIVE, mock_config
 
 pytestmark = pytest.mark.e2e
 
@@ -27,9 +27,12 @@ def test_replaying_the_log_twice_gives_the_live_projections_byte_for_byte(
     with d.client() as http:
         register(http, "id-a", "acct-1")
         register(http, "id-b", "acct-2")
-        polled(http)
+        wait_for(lambda: pool(http, "mock:requests:acct-1"), timeout=5, what="the first poll")
         for n in range(12):
-            spend(http, 5 + n, identity="id-a" if n % 3 else "id-b", agent=f"agent-{n % 2}")
+            identity = "id-a" if n % 3 else "id-b"
+            body = {"agent_id": f"agent-{n % 2}", "identity_id": identity, "cost": 5 + n}
+            decision = http.post("/v1/intent", json={**body, "resource": "requests"}).json()
+            assert decision["decision"] != "deny_with_reason", decision
         http.post(
             "/v1/admin/mock/external-usage",
             json={"principal": "acct-1", "resource": "requests", "amount": 300},

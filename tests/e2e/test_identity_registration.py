@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import FakeGitHub
-from tests.support.daemon import RunningDaemon, events, wait_for
+from tests.support.daemon import RunningDaemon, events, pool, register, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -105,3 +105,18 @@ def test_a_secret_file_gone_world_readable_says_chmod_not_retry(
                 "/v1/intent", json={"agent_id": "a", "identity_id": "pat:a", "resource": "core"}
             ).json()
             assert "retry" not in (decision.get("reason") or ""), decision
+
+
+@pytest.mark.acceptance("D-07")
+def test_a_registered_identity_is_polled_within_5_s_and_observations_are_logged(
+    mock_daemon: RunningDaemon,
+) -> None:
+    with mock_daemon.client() as http:
+        register(http, "id-a", "acct-1")
+        wait_for(lambda: pool(http, "mock:requests:acct-1"), timeout=5, what="the first poll")
+        registered = events(http, type="identity_registered")[0]
+        poll = events(http, type="provider_poll_observed", identity_id="id-a")[0]
+        kinds = {e["event_type"] for e in events(http, identity_id="id-a")}
+    assert poll["ts_event"] - registered["ts_event"] < 5.0
+    assert {"constraint_observed", "usage_observed"} <= kinds
+    assert poll["source"]["origin_kind"] == "provider"

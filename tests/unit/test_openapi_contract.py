@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.support.inprocess import InProcessDaemon, in_process
-from tests.unit.test_forecasting_inprocess import PERMISSIVE, mock_config, register
+from tests.unit.test_engine_forecasting import PERMISSIVE, mock_config, register
 
 IDENTITY = {"identity_id": "id-a", "provider_id": "mock", "principal": "acct-1"}
 INTENT = {"agent_id": "a", "identity_id": "id-a", "resource": "requests", "cost": 1}
