@@ -107,8 +107,12 @@ def test_the_table_is_the_same_when_pytest_xdist_runs_the_tests(
 ) -> None:
     """The suite runs under ``-n``: the controller prints the table from the workers' reports."""
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    # Only the two plugins at play: the others' imports (schemathesis, playwright...)
+    # would cost each of the three processes seconds.
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     pytester.makepyfile(TESTS)
-    result = pytester.runpytest_subprocess("-p", "tests.acceptance_plugin", "-n", "2")
+    plugins = ("-p", "xdist.plugin", "-p", "tests.acceptance_plugin")
+    result = pytester.runpytest_subprocess(*plugins, "-n", "2")
     result.assert_outcomes(passed=3, failed=1, skipped=1, errors=1)
     found = statuses(result.stdout.str())
     assert list(found) == list(CRITERIA)

@@ -42,7 +42,8 @@ def cluster(tmp_path: Path, pg_url: str) -> Iterator[Cluster]:
     def start(n: int) -> list[RunningDaemon]:
         for _ in range(n):
             daemon = make_daemon(tmp_path / f"m{len(made)}", args=["--store", pg_url])
-            made.append(daemon.start())
+            made.append(daemon)  # before start: one that never gets ready is killed too
+            daemon.start()
             if len(made) == 1:
                 wait_for(lambda d=daemon: role(d) == "leader", timeout=10, what="a first leader")
         return made
