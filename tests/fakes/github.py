@@ -24,18 +24,18 @@ the token itself.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
 from ratelord.headers import bucket_for_path
+from tests.fakes.server import LocalServer
 
 __all__ = ["DEFAULT_BUCKETS", "Bucket", "FakeGitHub", "RecordedRequest"]
 
@@ -106,7 +106,7 @@ class _Injection:
     path: str | None = None  # only for this path; None: the next request, whatever it is
 
 
-class FakeGitHub:
+class FakeGitHub(LocalServer):
     """A GitHub rate-limit API on a free loopback port, served from a background thread."""
 
     def __init__(
@@ -117,6 +117,7 @@ class FakeGitHub:
         clock: Callable[[], float] = time.time,
         buckets: Mapping[str, tuple[int, int]] = DEFAULT_BUCKETS,
     ) -> None:
+        super().__init__()
         self.prefix = prefix.rstrip("/")
         self.clock = clock
         self._tokens = dict(tokens or {})
@@ -127,40 +128,9 @@ class FakeGitHub:
         #: 403 "API rate limit exceeded" answers sent (an empty bucket, not an injected failure)
         self.rate_limited = 0
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> FakeGitHub:
-        server = _Server(("127.0.0.1", 0), _handler_for(self))
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="fake-github"
-        )
-        self._thread.daemon = True
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # wakes handlers that are sitting out an injected delay
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeGitHub:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "start() the fake first"
-        return int(self._server.server_address[1])
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     @property
     def url(self) -> str:
@@ -395,15 +365,6 @@ def _failure_shape(code: int, flavour: str) -> tuple[str, dict[str, str]]:
         return HTTPStatus(code).phrase, {}
     except ValueError:
         return "Error", {}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client hanging up mid-request is normal here (timeouts, truncation)."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
 
 
 def _handler_for(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:

@@ -35,8 +35,10 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
+
+from tests.fakes.server import LocalServer
 
 __all__ = ["FakeLLM", "TokenBucket"]
 
@@ -80,7 +82,7 @@ def _texts(items: Iterable[Any]) -> Iterator[str]:
             yield from _texts(item)
 
 
-class FakeLLM:
+class FakeLLM(LocalServer):
     """The server on a free loopback port, from a background thread."""
 
     def __init__(
@@ -95,6 +97,7 @@ class FakeLLM:
         minute: float = 60.0,
         otpm: float | None = None,
     ) -> None:
+        super().__init__()
         self.kind = kind
         self.rpm, self.tpm = rpm, tpm
         self.keys = set(keys)
@@ -107,32 +110,9 @@ class FakeLLM:
         self.calls = 0
         self.rejected = 0  # 429s sent
         self.charged = 0  # tokens charged at admission
-        self._server: ThreadingHTTPServer | None = None
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self, port: int = 0) -> FakeLLM:
-        server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def __enter__(self) -> FakeLLM:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "start() the fake first"
-        return int(self._server.server_address[1])
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     @property
     def url(self) -> str:
