@@ -1,5 +1,8 @@
 """Leases and batches through the daemon's real app on a manual clock (issue 19).
 
+Leases of one pool, and of a workload's pools (``hydrate``: 1 of search and 10
+of core per unit).
+
 Expiry, and expiry across a restart, take the time a lease has to run out: here
 the clock is moved instead of waited on (:mod:`tests.support.inprocess`).  What
 needs the real process (the CLI, the event stream, the SDK) is in
@@ -12,11 +15,27 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from ratelord.engine.clock import ManualClock
+from ratelord.engine.clock import ManualClock, parse_iso
 from tests.e2e.conftest import MOCK_CONFIG
 from tests.support.inprocess import InProcessDaemon, in_process
 
 POOL = "mock:requests:acct-1"
+SEARCH, CORE = "mock:search:acct-1", "mock:core:acct-1"
+WORKLOAD: dict[str, Any] = {
+    "providers": {
+        "mock": {
+            "principals": {
+                "acct-1": {
+                    "pools": {
+                        "search": {"limit": 1000, "window_seconds": 3600},
+                        "core": {"limit": 10_000, "window_seconds": 3600},
+                    }
+                }
+            }
+        }
+    },
+    "workloads": {"hydrate": {"search": 1, "core": 10}},
+}
 
 
 def config(limit: float = 5000) -> dict[str, Any]:
@@ -38,12 +57,14 @@ async def take(d: InProcessDaemon, units: float, **fields: Any) -> dict[str, Any
     return dict(response.json())
 
 
-async def leased(d: InProcessDaemon) -> float:
-    text = (await d.http.get("/metrics")).text
-    for line in text.splitlines():
-        if line.startswith(f'ratelord_pool_leased{{pool_id="{POOL}"}}'):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+async def leased(d: InProcessDaemon) -> dict[str, float]:
+    """Units leased per pool, as ``/metrics`` shows them (pools with none left out)."""
+    found = {}
+    for line in (await d.http.get("/metrics")).text.splitlines():
+        if line.startswith("ratelord_pool_leased{"):
+            pool = line.split('pool_id="', 1)[1].split('"', 1)[0]
+            found[pool] = float(line.rsplit(" ", 1)[1])
+    return {pool: units for pool, units in found.items() if units}
 
 
 async def test_report_and_release_return_the_unspent_units(tmp_path: Path) -> None:
@@ -57,7 +78,7 @@ async def test_report_and_release_return_the_unspent_units(tmp_path: Path) -> No
         released = await d.http.post(f"/v1/leases/{lease_id}/release", json={"spent": 10})
         assert released.json()["status"] == "released"
         assert (await d.pool(POOL))["remaining"] == before - 40
-        assert await leased(d) == 0
+        assert await leased(d) == {}
         gone = await d.http.get(f"/v1/leases/{lease_id}")
         assert gone.status_code == 410
         assert gone.json()["error"]["code"] == "lease_ended"
@@ -77,7 +98,7 @@ async def test_a_dead_holders_lease_expires_and_its_units_come_back(tmp_path: Pa
         assert [e["payload"]["status"] for e in ended] == ["expired"]
         assert ended[0]["payload"]["lease_id"] == lease["lease_id"]
         assert (await d.http.get(f"/v1/leases/{lease['lease_id']}")).status_code == 410
-        assert await leased(d) == 0
+        assert await leased(d) == {}
 
 
 async def test_leases_survive_a_restart_and_expire_across_it(tmp_path: Path) -> None:
@@ -96,7 +117,64 @@ async def test_leases_survive_a_restart_and_expire_across_it(tmp_path: Path) -> 
         expired = await d.events(type="lease_ended")
         assert [e["payload"]["lease_id"] for e in expired] == [short["lease_id"]]
         assert expired[0]["payload"]["status"] == "expired"
-        assert await leased(d) == 55
+        assert await leased(d) == {POOL: 55}
+
+
+async def remaining(d: InProcessDaemon) -> tuple[float, float]:
+    return (await d.pool(SEARCH))["remaining"], (await d.pool(CORE))["remaining"]
+
+
+async def test_workload_leases_survive_a_restart_and_expire_across_it(tmp_path: Path) -> None:
+    clock = ManualClock()
+    async with in_process(tmp_path, config=WORKLOAD, clock=clock) as d:
+        await ready(d)
+        hydrate = {"workload_id": "hydrate", "resource": None}
+        down = await take(d, 10, ttl_seconds=2, **hydrate)  # runs out while the daemon is down
+        after = await take(d, 30, ttl_seconds=30, **hydrate)  # runs out after the restart
+        kept = await take(d, 50, ttl_seconds=600, **hydrate)
+        await d.http.post(f"/v1/leases/{kept['lease_id']}/report", json={"spent": 5})
+    clock.advance(2.5)
+    async with in_process(tmp_path, config=WORKLOAD, clock=clock) as d:
+        again = (await d.http.get(f"/v1/leases/{kept['lease_id']}")).json()
+        assert (again["granted"], again["spent"], again["pools"]) == (50, 5, {CORE: 10, SEARCH: 1})
+        assert (await d.http.get(f"/v1/leases/{down['lease_id']}")).status_code == 410
+        assert (await d.http.get(f"/v1/leases/{after['lease_id']}")).status_code == 200
+        assert await leased(d) == {SEARCH: 45 + 30, CORE: 450 + 300}
+        # The one live at the restart expires by the restarted daemon's upkeep, on time.
+        expires = parse_iso(after["expires_at"])
+        clock.set(expires - 0.5)
+        await d.runtime.leasing.upkeep()
+        assert (await d.http.get(f"/v1/leases/{after['lease_id']}")).status_code == 200
+        clock.set(expires + 0.5)
+        await d.runtime.leasing.upkeep()
+        assert (await d.http.get(f"/v1/leases/{after['lease_id']}")).status_code == 410
+        ended = {e["payload"]["lease_id"]: e for e in await d.events(type="lease_ended")}
+        assert set(ended) == {down["lease_id"], after["lease_id"]}
+        assert all(e["payload"]["status"] == "expired" for e in ended.values())
+        assert ended[after["lease_id"]]["ts_event"] >= expires
+        assert await leased(d) == {SEARCH: 45, CORE: 450}
+        assert await remaining(d) == (1000 - 50, 10_000 - 500)
+
+
+async def test_spend_reported_after_a_lease_ended_is_booked_not_refused(tmp_path: Path) -> None:
+    async with in_process(tmp_path, config=WORKLOAD) as d:
+        await ready(d)
+        lease = await take(d, 10, ttl_seconds=1, workload_id="hydrate", resource=None)
+        d.advance(1.5)
+        await d.runtime.leasing.upkeep()
+        assert await d.events(type="lease_ended")
+        assert await remaining(d) == (1000, 10_000)
+        # The holder spent 3 before it learnt of the end: the report is taken and booked.
+        release = f"/v1/leases/{lease['lease_id']}/release"
+        late = await d.http.post(release, json={"spent": 3, "rate": 1})
+        assert late.status_code == 200, late.text
+        assert (late.json()["status"], late.json()["spent"]) == ("expired", 3)
+        (reported,) = await d.events(type="lease_reported")
+        assert (reported["payload"]["spent"], reported["payload"]["rate"]) == (3, None)
+        assert await remaining(d) == (997, 9970)
+        nothing = await d.http.post(release, json={})
+        assert nothing.status_code == 410
+        assert nothing.json()["error"]["code"] == "lease_ended"
 
 
 async def test_a_batch_of_intents_is_decided_in_order_in_one_commit(tmp_path: Path) -> None:
