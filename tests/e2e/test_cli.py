@@ -128,7 +128,10 @@ def test_identity_lifecycle_through_the_cli(small: RunningDaemon):
     assert "rotated identity id-a" in rotated
     assert as_json(url, "identity", "revoke", "id-a", "--reason", "done")["status"] == "revoked"
 
-    types = [e["event_type"] for e in as_json(url, "events", "--identity", "id-a")["events"]]
+    types = [
+        e["event_type"]
+        for e in as_json(url, "events", "--identity", "id-a", "--limit", "1000")["events"]
+    ]
     for expected in (
         "identity_registered",
         "identity_quarantined",
