@@ -31,6 +31,7 @@ ORDER = [
     "reset-lockout",
     "many-agents",
     "rare-polls",
+    "urgent-from-the-start",
 ]
 HERD_BUDGET_SECONDS = 10.0
 
