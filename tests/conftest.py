@@ -25,6 +25,7 @@ WORKERS_PER_CORE = 2
 MAX_WORKERS = 8
 
 
+@pytest.hookimpl(optionalhook=True)  # known only when pytest-xdist is installed
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """How many workers ``-n auto`` starts: none for a run of named test files.
 
