@@ -17,7 +17,7 @@ from _harness import dump
 from ratelord.engine.arbitration import decide
 from ratelord.engine.clock import ManualClock
 from ratelord.engine.core import Engine, EngineConfig
-from ratelord.engine.events import IdFactory
+from ratelord.engine.events import IdFactory, SystemStartedPayload
 from ratelord.engine.observe import observe_poll
 from ratelord.engine.policy import default_policy
 from ratelord.engine.state import State
@@ -91,7 +91,8 @@ async def group_commit_rate(path: Path, writers: int = 32, seconds: float = 5.0)
     async def one(k: int) -> None:
         nonlocal done
         while time.perf_counter() < stop:
-            events = engine.start(float(k), {"k": k}) + engine.stop(float(k), "bench")
+            events = engine.start(float(k), SystemStartedPayload(replayed=k))
+            events += engine.stop(float(k), "bench")
             await writer.append(events)
             done += 1
 

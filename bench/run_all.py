@@ -9,6 +9,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 SCRIPTS = [
     "bench_engine.py",
+    "bench_events.py",
     "bench_policy.py",
     "bench_intent.py",
     "bench_ladder.py",

@@ -40,8 +40,8 @@ def test_drift_revokes_the_waiting_approvals_the_pool_no_longer_covers() -> None
     events = w.poll("id-a")
     revoked = [e.payload for e in events if e.event_type == "approval_revoked"]
     # 500 left covers the first two (400), not the last two
-    assert [p["intent_id"] for p in revoked] == ids[2:]
-    assert all("mock:requests:acct-1 drifted" in p["reason"] for p in revoked)
+    assert [p.intent_id for p in revoked] == ids[2:]
+    assert all("mock:requests:acct-1 drifted" in p.reason for p in revoked)
     # Their reservations went back, and no more than the provider's word allows.
     assert w.pool().remaining == 100
     assert [run_sync(w.commands.check_approval(i)).holds for i in ids] == [True, True, False, False]

@@ -12,7 +12,7 @@ from ratelord.providers.mock import (
     MockProvider,
     MockProviderConfig,
 )
-from ratelord.schema import IdentityCreate, IntentRequest, UsageReport
+from ratelord.schema import IdentityCreate, IdentityRotate, IntentRequest, UsageReport
 from ratelord.service import CommandService, EngineSettings, build_engine, run_sync
 
 
@@ -89,7 +89,7 @@ def test_unknown_revoked_and_quarantined_identities_are_denied() -> None:
     w = World()
     assert "unknown identity" in w.ask("ghost").reason
     w.register("id-a", "acct-1")
-    run_sync(w.commands.change_identity("id-a", "quarantine", {"reason": "leak"}))
+    run_sync(w.commands.change_identity("id-a", "quarantine", IdentityRotate(reason="leak")))
     d = w.ask()
     assert d.decision == "deny_with_reason" and "quarantined (leak)" in d.reason
 
@@ -165,7 +165,7 @@ def test_external_usage_is_drift_and_snaps_to_the_provider() -> None:
     w.clock.advance(5)
     events = w.poll("id-a")
     drift = [e for e in events if e.event_type == "drift_detected"]
-    assert len(drift) == 1 and drift[0].payload["difference"] == 300
+    assert len(drift) == 1 and drift[0].payload.difference == 300
     assert w.pool().remaining == 690
     assert w.pool().drift_count == 1
 

@@ -9,6 +9,7 @@ import pytest
 from ratelord.daemon.views import explain
 from ratelord.engine.core import posture_of
 from ratelord.engine.diagnosis import describe, failing
+from ratelord.engine.events import IdentityRevokedPayload
 from ratelord.engine.observe import observe_error
 from ratelord.engine.policy import load_policy_text
 from ratelord.engine.state import PoolState
@@ -86,7 +87,7 @@ def test_revoking_the_failing_identity_clears_its_failure_and_replay_agrees() ->
     line = describe(record)
     assert "id-bad" in line and "GH_BAD" in line and "fix:" in line
     assert "fail-safe" in w.ask("id-a", cost=1).evaluation.risk_summary
-    w.log += w.engine.change_identity("id-bad", "revoke", w.clock.now(), {})
+    w.log += w.engine.change_identity("id-bad", w.clock.now(), IdentityRevokedPayload())
     assert failing(w.engine.state) == []
     assert "fail-safe" not in w.ask("id-a", cost=1).evaluation.risk_summary
     replayed = type(w.engine.state)()

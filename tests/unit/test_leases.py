@@ -114,7 +114,7 @@ def test_spend_reported_after_a_revocation_is_still_booked() -> None:
     w.log += events
     assert (late.status, late.spent) == ("revoked", 7)
     assert w.pool().remaining == 993
-    assert [e.payload["rate"] for e in events if e.event_type == "lease_reported"] == [None]
+    assert [e.payload.rate for e in events if e.event_type == "lease_reported"] == [None]
     assert not [e for e in events if e.event_type == "lease_ended"]
     replayed = State()
     replayed.apply_all(w.log)
@@ -137,7 +137,7 @@ def test_expiry_returns_the_unspent_units() -> None:
     w.clock.advance(6)
     events = leases.maintain(w.engine, w.clock.now())
     ended = [e for e in events if e.event_type == "lease_ended"]
-    assert [e.payload["status"] for e in ended] == ["expired"]
+    assert [e.payload.status for e in ended] == ["expired"]
     assert w.engine.state.leases == {}
     assert w.pool().remaining == 960
 
@@ -190,8 +190,8 @@ def test_leases_replay_into_identical_state() -> None:
     replayed = State()
     replayed.apply_all(w.log)
     assert replayed.encode() == w.engine.state.encode()
-    assert list(replayed.leases) == [e.payload["lease_id"] for e in w.log if _granted(e)][1:]
+    assert list(replayed.leases) == [e.payload.lease_id for e in w.log if _granted(e)][1:]
 
 
 def _granted(event) -> bool:
-    return event.event_type == "lease_decided" and event.payload["granted"] > 0
+    return event.event_type == "lease_decided" and event.payload.granted > 0

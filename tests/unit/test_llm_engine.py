@@ -158,10 +158,10 @@ def test_usage_costs_correct_each_pool_once() -> None:
         identity_id="key:a", intent_id=decision.intent_id, costs={f"tokens@{MODEL}": 200}
     )
     _, events = observe_usage(world.engine, report, [], world.now)
-    assert events[0].payload["corrections"] == {TOKENS: -300.0}
+    assert events[0].payload.corrections == {TOKENS: -300.0}
     assert world.engine.state.pools[TOKENS].remaining == pytest.approx(before + 300)
     _, again = observe_usage(world.engine, report, [], world.now)
-    assert again[0].payload["corrections"] == {TOKENS: 0.0}
+    assert again[0].payload.corrections == {TOKENS: 0.0}
     assert world.engine.state.pools[TOKENS].remaining == pytest.approx(before + 300)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from ratelord.engine.events import Event
@@ -41,10 +42,10 @@ def test_a_shadow_rule_is_logged_and_changes_no_answer() -> None:
     kinds = [e.event_type for e in events]
     assert "policy_triggered" not in kinds
     shadow = next(e for e in events if e.event_type == "policy_shadowed")
-    assert shadow.payload["decision"] == "approve"
-    assert shadow.payload["would_decide"] == "deny"
-    assert shadow.payload["changes_answer"] is True
-    assert shadow.payload["rules"] == [
+    assert shadow.payload.decision == "approve"
+    assert shadow.payload.would_decide == "deny"
+    assert shadow.payload.changes_answer is True
+    assert msgspec.to_builtins(shadow.payload.rules) == [
         {
             "policy_id": "candidate",
             "rule": "deny-everything",
@@ -62,8 +63,8 @@ def test_enforced_rules_beside_a_shadow_rule_still_decide() -> None:
     decision, events = ask(world, 10)
     assert decision.decision == "approve_with_modifications"
     shadow = next(e for e in events if e.event_type == "policy_shadowed")
-    assert shadow.payload["would_decide"] == "deny"
-    triggered = [e.payload["rule"] for e in events if e.event_type == "policy_triggered"]
+    assert shadow.payload.would_decide == "deny"
+    triggered = [e.payload.rule for e in events if e.event_type == "policy_triggered"]
     assert triggered == ["pace"]
 
 
@@ -75,8 +76,8 @@ def test_a_whole_policy_in_shadow_mode() -> None:
     decision, events = ask(world, 10)
     assert decision.decision == "approve"
     shadow = next(e for e in events if e.event_type == "policy_shadowed")
-    assert [r["rule"] for r in shadow.payload["rules"]] == ["deny-everything", "pace"]
-    assert shadow.payload["changes_answer"] is True
+    assert [r.rule for r in shadow.payload.rules] == ["deny-everything", "pace"]
+    assert shadow.payload.changes_answer is True
 
 
 def test_no_shadow_rule_no_event() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ratelord.engine.events import Dimensions, Event
+from ratelord.engine.events import Dimensions, Event, SystemStarted, SystemStartedPayload
 from ratelord.store import SQLiteStore, StoreError
 from ratelord.store.replay import load
 from ratelord.store.sqlite import WAL_SIZE_LIMIT
@@ -18,12 +18,11 @@ from ratelord.store.sqlite import WAL_SIZE_LIMIT
 
 def make(n: int, start: int = 0) -> list[Event]:
     return [
-        Event(
+        SystemStarted(
             event_id=f"e{start + i}",
-            event_type="system_started",
             ts_event=float(i),
             dimensions=Dimensions(agent_id=f"a{i % 3}"),
-            payload={"i": start + i},
+            payload=SystemStartedPayload(pid=start + i),
         )
         for i in range(n)
     ]
@@ -80,7 +79,7 @@ def test_reader_filters_by_dimension(store: SQLiteStore) -> None:
     store.append(make(9), ts_ingest=1.0)
     reader = store.reader()
     got = reader.query(after_seq=0, limit=100, filters={"agent_id": "a1"})
-    assert [e.payload["i"] for e in got] == [1, 4, 7]
+    assert [e.payload.pid for e in got] == [1, 4, 7]
     assert [e.seq for e in reader.latest(limit=2)] == [8, 9]
     with pytest.raises(ValueError, match="cannot filter"):
         reader.query(filters={"payload": "x"})

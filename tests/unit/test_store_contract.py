@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ratelord.engine.events import Dimensions, Event
+from ratelord.engine.events import Dimensions, Event, SystemStarted, SystemStartedPayload
 from ratelord.engine.state import State
 from ratelord.store import GroupCommitWriter
 from ratelord.store.port import EventStore, open_store
@@ -26,13 +26,12 @@ Raw = Callable[[str], Any]
 
 def make(n: int, start: int = 0) -> list[Event]:
     return [
-        Event(
+        SystemStarted(
             event_id=f"e{start + i}",
-            event_type="system_started",
             ts_event=float(i),
             dimensions=Dimensions(agent_id=f"a{i % 3}", identity_id=f"id{i % 2}"),
             pool_id="p1" if i % 2 else None,
-            payload={"i": start + i},
+            payload=SystemStartedPayload(pid=start + i),
         )
         for i in range(n)
     ]
@@ -134,7 +133,7 @@ async def test_group_commit_shares_commits_and_keeps_order(store: EventStore) ->
     assert writer.commits < 50  # callers who arrived together shared a commit
     await writer.close()
     read = [e for chunk in store.read(0) for e in chunk]
-    assert [e.payload["i"] for e in read] == list(range(100))
+    assert [e.payload.pid for e in read] == list(range(100))
 
 
 async def test_an_append_is_durable_before_its_caller_resumes(
@@ -181,9 +180,9 @@ def test_event_queries_filter_page_and_tail(store: EventStore) -> None:
     reader = store.reader()
     try:
         by_agent = reader.query(after_seq=0, limit=100, filters={"agent_id": "a1"})
-        assert [e.payload["i"] for e in by_agent] == [1, 4, 7]
+        assert [e.payload.pid for e in by_agent] == [1, 4, 7]
         both = reader.query(filters={"agent_id": "a1", "identity_id": "id0"})
-        assert [e.payload["i"] for e in both] == [4]
+        assert [e.payload.pid for e in both] == [4]
         assert [e.seq for e in reader.query(filters={"pool_id": "p1"}, limit=2)] == [2, 4]
         assert [e.seq for e in reader.query(after_seq=3, before_seq=5)] == [4, 5]
         assert [e.seq for e in reader.latest(limit=2)] == [8, 9]

@@ -34,7 +34,7 @@ def test_a_deposed_leaders_late_append_is_refused(stores) -> None:  # type: igno
     with pytest.raises(Fenced, match="another daemon leads"):
         old.append(make(1, start=2), ts_ingest=3.0)
     assert [e.seq for e in new.append(make(1, start=3), ts_ingest=4.0)] == [3]
-    assert [e.payload["i"] for b in new.read(0) for e in b] == [0, 1, 3]
+    assert [e.payload.pid for b in new.read(0) for e in b] == [0, 1, 3]
     assert new.leader() == (2, "http://new")
 
 

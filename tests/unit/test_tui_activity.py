@@ -22,6 +22,7 @@ def decided(
 ) -> dict[str, Any]:
     return {
         "seq": seq,
+        "event_id": f"ev_{seq}",
         "event_type": "intent_decided",
         "ts_event": 1_767_225_668.0,
         "dimensions": {
@@ -30,7 +31,12 @@ def decided(
             "workload_id": "build",
             "scope_id": "sentinel:global",
         },
-        "payload": {"decision": decision, "tightest_pool": "mock:requests:acct-1", **payload},
+        "payload": {
+            "intent_id": f"int_{seq}",
+            "decision": decision,
+            "tightest_pool": "mock:requests:acct-1",
+            **payload,
+        },
     }
 
 

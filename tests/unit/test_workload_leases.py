@@ -6,7 +6,7 @@ import pytest
 
 from ratelord.engine import leases
 from ratelord.engine.core import EngineError
-from ratelord.engine.events import Dimensions, Event, EventType, IdFactory
+from ratelord.engine.events import IdFactory, event_from
 from ratelord.engine.policy import default_policy
 from ratelord.engine.state import State
 from ratelord.providers.mock import (
@@ -68,7 +68,7 @@ def test_a_workload_lease_reserves_each_pool_by_the_workloads_costs() -> None:
     assert (w.of(SEARCH).remaining, w.of(SEARCH).leased) == (95, 5)
     assert (w.of(CORE).remaining, w.of(CORE).leased) == (950, 50)
     (decided,) = [e for e in w.log if e.event_type == "lease_decided"]
-    assert decided.payload["pools"] == {CORE: 10.0, SEARCH: 1.0}
+    assert decided.payload.pools == {CORE: 10.0, SEARCH: 1.0}
 
 
 def test_the_tightest_pool_sizes_the_whole_lease() -> None:
@@ -151,22 +151,24 @@ def test_workload_leases_replay_into_identical_state() -> None:
 def test_a_lease_logged_before_workload_leases_replays_as_one_pool() -> None:
     w = Fleet()
     pool = w.of(SEARCH)
-    old = Event(
-        event_id="ev-old",
-        event_type=EventType.LEASE_DECIDED.value,
-        ts_event=w.clock.now(),
-        dimensions=Dimensions(agent_id="a", identity_id="id-a"),
-        payload={
-            "lease_id": "lse-old",
-            "status": "active",
-            "pool_id": SEARCH,
-            "requested": 8,
-            "granted": 8,
-            "urgency": "normal",
-            "weight": 1.0,
-            "expires_at": w.clock.now() + 30,
-            "paced_until": w.clock.now() + 7,
-        },
+    old = event_from(  # as the store reads it back
+        {
+            "event_id": "ev-old",
+            "event_type": "lease_decided",
+            "ts_event": w.clock.now(),
+            "dimensions": {"agent_id": "a", "identity_id": "id-a"},
+            "payload": {
+                "lease_id": "lse-old",
+                "status": "active",
+                "pool_id": SEARCH,
+                "requested": 8,
+                "granted": 8,
+                "urgency": "normal",
+                "weight": 1.0,
+                "expires_at": w.clock.now() + 30,
+                "paced_until": w.clock.now() + 7,
+            },
+        }
     )
     w.engine.state.apply(old)
     lease = w.engine.state.leases["lse-old"]

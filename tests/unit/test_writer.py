@@ -31,7 +31,7 @@ async def test_concurrent_appends_share_commits_and_keep_their_order(
     assert writer.idle
     await writer.close()
     read = [e for chunk in store.read(0) for e in chunk]
-    assert [e.payload["i"] for e in read] == list(range(100))
+    assert [e.payload.pid for e in read] == list(range(100))
 
 
 async def test_an_append_is_durable_before_its_caller_resumes(store: SQLiteStore) -> None:

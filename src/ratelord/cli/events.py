@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Annotated, Any
 
+import msgspec
 import typer
 from rich.text import Text
 
@@ -15,6 +16,7 @@ from ratelord.cli._errors import CliError
 from ratelord.cli._http import Session, api
 from ratelord.client import Client, RatelordTransportError, RatelordUnavailable
 from ratelord.client._retry import Backoff
+from ratelord.client.events import Event, IntentDecided, PostureChanged, event_from
 
 #: The daemon sends ``: ping`` every 15 s; three missed pings mean the connection is dead.
 STREAM_READ_TIMEOUT = 45.0
@@ -165,33 +167,35 @@ def _emit(event: dict[str, Any], json_out: bool) -> None:
 def event_line(event: dict[str, Any]) -> Text:
     """``12:01:08  #42  intent_decided  [a1] build -> APPROVED``, coloured by type."""
     event_type = str(event.get("event_type", "?"))
+    try:
+        known: Event | None = event_from(event)
+    except msgspec.ValidationError:
+        known = None  # shown as it came, field by field
     line = Text(f"{out.fmt_clock(event['ts_event'])}  ", style="dim")
     line.append(f"#{event['seq']:<6} ", style="dim")
-    line.append(f"{event_type:<22}", style=_style(event))
+    line.append(f"{event_type:<22}", style=_style(event_type, known))
     line.append(" ")
-    line.append_text(_summary(event))
+    line.append_text(_summary(event, known))
     return line
 
 
-def _style(event: dict[str, Any]) -> str:
-    payload = event.get("payload") or {}
-    if event.get("event_type") == "intent_decided":
-        return out.DECISION_STYLE.get(payload.get("decision", ""), "")
-    if event.get("event_type") == "posture_changed":
-        posture = payload.get("to") or payload.get("posture") or payload.get("status")
-        return out.POSTURE_STYLE.get(str(posture), "")
-    return _TYPE_STYLE.get(str(event.get("event_type")), "dim")
+def _style(event_type: str, event: Event | None) -> str:
+    if isinstance(event, IntentDecided):
+        return out.DECISION_STYLE.get(event.payload.decision, "")
+    if isinstance(event, PostureChanged):
+        return out.POSTURE_STYLE.get(event.payload.to, "")
+    return _TYPE_STYLE.get(event_type, "dim")
 
 
-def _summary(event: dict[str, Any]) -> Text:
+def _summary(event: dict[str, Any], known: Event | None) -> Text:
+    if isinstance(known, IntentDecided):
+        p, who = known.payload, known.dimensions
+        line = Text(f"[{who.agent_id}] {who.workload_id} -> ")
+        mods = msgspec.to_builtins(p.modifications)
+        return line.append_text(out.decision_label(p.decision, mods, p.reason))
+    # Any other type: its dimensions and first scalar fields, whatever they are.
     dims = event.get("dimensions") or {}
     payload = event.get("payload") or {}
-    if event.get("event_type") == "intent_decided":
-        line = Text(f"[{dims.get('agent_id', '?')}] {dims.get('workload_id', '?')} -> ")
-        label = out.decision_label(
-            str(payload.get("decision")), payload.get("modifications"), payload.get("reason")
-        )
-        return line.append_text(label)
     parts = [
         f"{key.removesuffix('_id')}={value}"
         for key, value in dims.items()

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import msgspec
 import typer
 
 from ratelord import llm
 from ratelord.cli._errors import CliError, as_cli_error
 from ratelord.cli._http import api
 from ratelord.client import Client, RatelordError
+from ratelord.client.events import IntentDecided, event_from
 
 INSTRUCTIONS = (
     "ratelord governs shared, rate-limited budgets (API requests, LLM tokens, money). "
@@ -149,9 +151,9 @@ def build_server(daemon: Client) -> Any:
         fired and the pools it was charged to."""
         found = _call(daemon.get, "/v1/events", {"type": "intent_decided", "limit": 1000})
         for event in reversed(found.get("events", [])):
-            payload = event.get("payload", {})
-            if payload.get("intent_id") == intent_id:
-                return {"at": event.get("occurred_at"), **payload}
+            decided = event_from(event)
+            if isinstance(decided, IntentDecided) and decided.payload.intent_id == intent_id:
+                return {"at": event.get("occurred_at"), **msgspec.to_builtins(decided.payload)}
         raise _tool_error(f"no decision of intent {intent_id!r} among the last 1,000")
 
     return server

@@ -208,7 +208,7 @@ async def identity_action(ctx: Context, request: Request) -> Response:
             "not_found",
             f"unknown identity action {action!r}; use {', '.join(IDENTITY_ACTIONS)}",
         )
-    payload: dict[str, Any] = {}
+    body = IdentityRotate()
     if request.body.strip():
         body = request.decode(IdentityRotate)
         if body.secret_ref is not None and action != "rotate":
@@ -217,11 +217,9 @@ async def identity_action(ctx: Context, request: Request) -> Response:
                 "conflicting_parameters",
                 f"secret_ref belongs to rotate, not {action}: send only a reason",
             )
-        payload = msgspec.to_builtins(body)
-        check_secret_ref(payload.get("secret_ref"))
-    payload = {k: v for k, v in payload.items() if v is not None}
+        check_secret_ref(body.secret_ref)
     identity = await ctx.runtime.commands.change_identity(
-        request.params["identity_id"], action, payload
+        request.params["identity_id"], action, body
     )
     return json_response(identity)
 

@@ -29,7 +29,7 @@ from ratelord.daemon.retention import Archiver, archive_directory, read_archive
 from ratelord.engine.clock import iso
 from ratelord.engine.core import Engine
 from ratelord.engine.diagnosis import describe, failing
-from ratelord.engine.events import Event, EventType
+from ratelord.engine.events import Event, SnapshotWrittenPayload, SystemStartedPayload
 from ratelord.engine.policy import CompiledPolicy, default_policy, load_policy_file
 from ratelord.engine.state import State
 from ratelord.providers.base import Provider
@@ -201,14 +201,14 @@ class Runtime:
         now = self.now()
         events = self.engine.start(
             now,
-            {
-                "version": __version__,
-                "pid": os.getpid(),
-                "db": self.store_name(),
-                "replayed": self.replayed,
-                "snapshot_seq": self._last_snapshot_seq,
-                "from_seq": loaded_seq,
-            },
+            SystemStartedPayload(
+                version=__version__,
+                pid=os.getpid(),
+                db=self.store_name(),
+                replayed=self.replayed,
+                snapshot_seq=self._last_snapshot_seq,
+                from_seq=loaded_seq,
+            ),
         )
         events += self.engine.set_policy(self.engine.policy, now)
         await self.commands.commit(events)
@@ -371,11 +371,7 @@ class Runtime:
         await writer.run(store.write_snapshot, seq, self.now(), data)
         self._last_snapshot_seq = seq
         await self.commands.commit(
-            [
-                self.engine.emit(
-                    EventType.SNAPSHOT_WRITTEN, self.now(), {"seq": seq, "bytes": len(data)}
-                )
-            ]
+            [self.engine.emit(SnapshotWrittenPayload(seq=seq, bytes=len(data)), self.now())]
         )
         log.info("snapshot written at seq %d (%d bytes)", seq, len(data))
         return seq

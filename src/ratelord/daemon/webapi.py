@@ -21,7 +21,7 @@ import msgspec
 from ratelord.asgi.http import HTTPError, Request, Response, Router, json_response
 from ratelord.daemon import views
 from ratelord.engine.clock import iso
-from ratelord.engine.events import Event, IdFactory
+from ratelord.engine.events import Event, IdFactory, IntentDecided
 from ratelord.engine.policy import PolicyError, load_policy_text
 from ratelord.history.archive import Archive, Instant
 from ratelord.history.instants import (
@@ -249,7 +249,11 @@ def install(router: Router, runtime: Runtime) -> HistoryService:
             limit=DENIAL_LOOKBACK,
             filters={"event_type": "intent_decided"},
         )
-        denials = [e for e in decided if e.payload.get("decision") == "deny_with_reason"]
+        denials: list[Event] = [
+            e
+            for e in decided
+            if isinstance(e, IntentDecided) and e.payload.decision == "deny_with_reason"
+        ]
         return json_response(
             StateAt(
                 at=iso(at) or "",

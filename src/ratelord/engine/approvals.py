@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ratelord.engine.allocation import approval_holds
-from ratelord.engine.events import Event, EventType
+from ratelord.engine.events import ApprovalRevokedPayload, Event
 
 if TYPE_CHECKING:
     from ratelord.engine.core import Engine
@@ -60,9 +60,8 @@ def revoke_broken(engine: Engine, pool_ids: Iterable[str], now: float) -> list[E
 def _revoke(engine: Engine, intent_id: str, now: float, reason: str) -> Event:
     charges = engine.state.charges.get(intent_id, {})
     return engine.emit(
-        EventType.APPROVAL_REVOKED,
+        ApprovalRevokedPayload(intent_id=intent_id, reason=reason, charges=dict(charges)),
         now,
-        {"intent_id": intent_id, "reason": reason, "charges": dict(charges)},
         pool_id=next(iter(charges), None),
         correlation_id=intent_id,
     )

@@ -15,6 +15,7 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from msgspec import UNSET
 
 from ratelord.engine import budgets, refill
 from ratelord.engine.allocation import Allocation, allocate, recheck_at
@@ -22,7 +23,17 @@ from ratelord.engine.charges import ChargeError, NotChargeable, resolve_charges,
 from ratelord.engine.clock import iso
 from ratelord.engine.core import EngineError, finite
 from ratelord.engine.diagnosis import describe, failing_members
-from ratelord.engine.events import Dimensions, Event, EventType, Source
+from ratelord.engine.events import (
+    DecidedModifications,
+    Dimensions,
+    Event,
+    IntentDecidedPayload,
+    IntentSubmittedPayload,
+    PolicyShadowedPayload,
+    PolicyTriggeredPayload,
+    ShadowedRule,
+    Source,
+)
 from ratelord.engine.forecast import ForecastResult
 from ratelord.engine.policy import PHYSICAL_FLOOR_RULE, Action, FiredRule
 from ratelord.engine.state import IdentityRecord, PoolState, effective_remaining
@@ -129,16 +140,15 @@ def decide(engine: Engine, request: IntentRequest, now: float) -> Decided:
     )
     source = Source(origin_kind="client", origin_id=request.agent_id)
     submitted = engine.emit(
-        EventType.INTENT_SUBMITTED,
+        IntentSubmittedPayload(
+            intent_id=intent_id,
+            urgency=request.urgency,
+            resource=request.resource,
+            cost=request.cost,
+            costs=request.costs or UNSET,
+            labels=request.labels,
+        ),
         now,
-        {
-            "intent_id": intent_id,
-            "urgency": request.urgency,
-            "resource": request.resource,
-            "cost": request.cost,
-            **({"costs": request.costs} if request.costs else {}),
-            "labels": request.labels,
-        },
         dimensions=dims,
         source=source,
         correlation_id=intent_id,
@@ -149,18 +159,17 @@ def decide(engine: Engine, request: IntentRequest, now: float) -> Decided:
     for rule, pool_id in fired:
         events.append(
             engine.emit(
-                EventType.POLICY_TRIGGERED,
+                PolicyTriggeredPayload(
+                    intent_id=intent_id,
+                    policy_id=rule.policy_id,
+                    rule=rule.rule,
+                    kind=rule.kind,
+                    action=str(rule.action),
+                    priority=rule.priority,
+                    reason=rule.reason,
+                    policy_version=engine.policy.version,
+                ),
                 now,
-                {
-                    "intent_id": intent_id,
-                    "policy_id": rule.policy_id,
-                    "rule": rule.rule,
-                    "kind": rule.kind,
-                    "action": str(rule.action),
-                    "priority": rule.priority,
-                    "reason": rule.reason,
-                    "policy_version": engine.policy.version,
-                },
                 dimensions=dims,
                 source=source,
                 pool_id=pool_id,
@@ -169,30 +178,30 @@ def decide(engine: Engine, request: IntentRequest, now: float) -> Decided:
             )
         )
     evaluation = decision.evaluation
+    mods = decision.modifications
     events.append(
         engine.emit(
-            EventType.INTENT_DECIDED,
+            IntentDecidedPayload(
+                intent_id=intent_id,
+                decision=decision.decision,
+                modifications=DecidedModifications(
+                    wait_seconds=mods.wait_seconds,
+                    defer_until=mods.defer_until,
+                    identity_switch=mods.identity_switch,
+                ),
+                reason=decision.reason,
+                rules_fired=evaluation.rules_fired if evaluation else [],
+                tightest_pool=evaluation.tightest_pool if evaluation else None,
+                p_exhaustion=evaluation.p_exhaustion if evaluation else None,
+                charges=charges,
+                urgency=request.urgency,
+                paced=paced,
+                pacing=arbiter.pacing or UNSET,
+                policy_errors=arbiter.policy_errors or UNSET,
+                probes=arbiter.probes or UNSET,
+                money=arbiter.money(charges) or UNSET,
+            ),
             now,
-            {
-                "intent_id": intent_id,
-                "decision": decision.decision,
-                "modifications": {
-                    "wait_seconds": decision.modifications.wait_seconds,
-                    "defer_until": decision.modifications.defer_until,
-                    "identity_switch": decision.modifications.identity_switch,
-                },
-                "reason": decision.reason,
-                "rules_fired": evaluation.rules_fired if evaluation else [],
-                "tightest_pool": evaluation.tightest_pool if evaluation else None,
-                "p_exhaustion": evaluation.p_exhaustion if evaluation else None,
-                "charges": charges,
-                "urgency": request.urgency,
-                "paced": paced,
-                **({"pacing": arbiter.pacing} if arbiter.pacing else {}),
-                **({"policy_errors": arbiter.policy_errors} if arbiter.policy_errors else {}),
-                **({"probes": arbiter.probes} if arbiter.probes else {}),
-                **({"money": money} if (money := arbiter.money(charges)) else {}),
-            },
             dimensions=dims,
             source=source,
             pool_id=evaluation.tightest_pool if evaluation else None,
@@ -938,25 +947,24 @@ def _shadowed(
         else Action.APPROVE
     )
     return engine.emit(
-        EventType.POLICY_SHADOWED,
-        now,
-        {
-            "intent_id": intent_id,
-            "decision": decision.decision,
-            "would_decide": str(would),
-            "changes_answer": _RANK[would] > _RANK[actual],
-            "rules": [
-                {
-                    "policy_id": rule.policy_id,
-                    "rule": rule.rule,
-                    "action": str(rule.action),
-                    "reason": rule.reason,
-                    "pool_id": pool_id,
-                }
+        PolicyShadowedPayload(
+            intent_id=intent_id,
+            decision=decision.decision,
+            would_decide=str(would),
+            changes_answer=_RANK[would] > _RANK[actual],
+            rules=[
+                ShadowedRule(
+                    policy_id=rule.policy_id,
+                    rule=rule.rule,
+                    action=str(rule.action),
+                    reason=rule.reason,
+                    pool_id=pool_id,
+                )
                 for rule, pool_id in shadowed
             ],
-            "policy_version": engine.policy.version,
-        },
+            policy_version=engine.policy.version,
+        ),
+        now,
         dimensions=decided.dimensions,
         source=decided.source,
         pool_id=decided.pool_id,

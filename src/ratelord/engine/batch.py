@@ -24,7 +24,7 @@ import msgspec
 from ratelord.engine.arbitration import Decided, _Arbiter, decide
 from ratelord.engine.charges import ChargeError, NotChargeable, validate_intent
 from ratelord.engine.core import Engine, EngineError
-from ratelord.engine.events import Dimensions, Event, EventType, Source
+from ratelord.engine.events import Dimensions, Event, IntentsDecidedPayload, Source
 from ratelord.schema import Decision, IntentRequest, Modifications
 
 #: A run shorter than this is decided intent by intent.
@@ -93,17 +93,16 @@ def _group(
     ids = engine.ids.many("int", count)
     evaluation = decision.evaluation
     event = engine.emit(
-        EventType.INTENTS_DECIDED,
+        IntentsDecidedPayload(
+            intent_ids=ids,
+            decision="approve",
+            charges={pool_id: cost},
+            urgency=request.urgency,
+            resource=request.resource,
+            tightest_pool=evaluation.tightest_pool if evaluation else None,
+            p_exhaustion=evaluation.p_exhaustion if evaluation else None,
+        ),
         now,
-        {
-            "intent_ids": ids,
-            "decision": "approve",
-            "charges": {pool_id: cost},
-            "urgency": request.urgency,
-            "resource": request.resource,
-            "tightest_pool": evaluation.tightest_pool if evaluation else None,
-            "p_exhaustion": evaluation.p_exhaustion if evaluation else None,
-        },
         dimensions=Dimensions(
             agent_id=request.agent_id,
             identity_id=request.identity_id,

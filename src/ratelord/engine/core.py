@@ -22,9 +22,21 @@ from ratelord.engine.clock import iso
 from ratelord.engine.events import (
     Dimensions,
     Event,
-    EventType,
+    IdentityChangedPayload,
+    IdentityQuarantinedPayload,
+    IdentityRegisteredPayload,
+    IdentityRevokedPayload,
+    IdentityRotatedPayload,
     IdFactory,
+    Payload,
+    PolicyRejectedPayload,
+    PolicyUpdatedPayload,
+    PostureChangedPayload,
     Source,
+    SystemStartedPayload,
+    SystemStoppedPayload,
+    ThrottleAdvisedPayload,
+    event_class_of,
 )
 from ratelord.engine.policy import CompiledPolicy, PolicyError
 from ratelord.engine.state import (
@@ -85,6 +97,14 @@ class Conflict(EngineError):
     """The command contradicts the current state (duplicate, already revoked...)."""
 
 
+#: An identity action (``POST /v1/identities/{id}/{action}``) → the payload of its event.
+IDENTITY_CHANGES: dict[str, type[IdentityChangedPayload]] = {
+    "revoke": IdentityRevokedPayload,
+    "quarantine": IdentityQuarantinedPayload,
+    "rotate": IdentityRotatedPayload,
+}
+
+
 class Engine:
     def __init__(
         self,
@@ -109,21 +129,20 @@ class Engine:
 
     def emit(
         self,
-        event_type: EventType,
+        payload: Payload | fc.ForecastSnapshot,
         ts: float,
-        payload: dict[str, Any] | None = None,
         *,
         dimensions: Dimensions | None = None,
         source: Source | None = None,
         **envelope: Any,
     ) -> Event:
-        event = Event(
+        """The event whose payload is ``payload`` (its type names the event's type)."""
+        event = event_class_of(payload)(
             event_id=self.ids("ev"),
-            event_type=event_type.value,
             ts_event=ts,
             dimensions=dimensions or Dimensions(),
             source=source or Source(),
-            payload=payload or {},
+            payload=payload,
             **envelope,
         )
         self.state.apply(event)
@@ -131,11 +150,11 @@ class Engine:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self, now: float, info: dict[str, Any]) -> list[Event]:
-        return [self.emit(EventType.SYSTEM_STARTED, now, info)]
+    def start(self, now: float, info: SystemStartedPayload) -> list[Event]:
+        return [self.emit(info, now)]
 
     def stop(self, now: float, reason: str) -> list[Event]:
-        return [self.emit(EventType.SYSTEM_STOPPED, now, {"reason": reason})]
+        return [self.emit(SystemStoppedPayload(reason=reason), now)]
 
     def set_policy(self, policy: CompiledPolicy, now: float) -> list[Event]:
         previous = self.policy.version
@@ -144,9 +163,10 @@ class Engine:
             return []
         return [
             self.emit(
-                EventType.POLICY_UPDATED,
+                PolicyUpdatedPayload(
+                    version=policy.version, source=policy.source, previous=previous
+                ),
                 now,
-                {"version": policy.version, "source": policy.source, "previous": previous},
                 source=Source(origin_kind="operator", origin_id=policy.source),
             )
         ]
@@ -154,9 +174,10 @@ class Engine:
     def reject_policy(self, error: PolicyError, source: str, now: float) -> list[Event]:
         return [
             self.emit(
-                EventType.POLICY_REJECTED,
+                PolicyRejectedPayload(
+                    source=source, error=str(error), kept_version=self.policy.version
+                ),
                 now,
-                {"source": source, "error": str(error), "kept_version": self.policy.version},
                 source=Source(origin_kind="operator", origin_id=source),
             )
         ]
@@ -172,13 +193,20 @@ class Engine:
                 f"identity {request.identity_id!r} is already registered; "
                 "rotate its secret or revoke it instead",
             )
-        payload = msgspec.to_builtins(request)
-        payload["token_fingerprint"] = token_fingerprint
+        payload = IdentityRegisteredPayload(
+            identity_id=request.identity_id,
+            provider_id=request.provider_id,
+            principal=request.principal,
+            kind=request.kind,
+            scope_id=request.scope_id,
+            labels=request.labels,
+            secret_ref=request.secret_ref,
+            token_fingerprint=token_fingerprint,
+        )
         return [
             self.emit(
-                EventType.IDENTITY_REGISTERED,
-                now,
                 payload,
+                now,
                 dimensions=Dimensions(identity_id=request.identity_id, scope_id=request.scope_id),
                 source=Source(origin_kind="operator", origin_id="api"),
                 provider_id=request.provider_id,
@@ -195,14 +223,10 @@ class Engine:
         return record
 
     def change_identity(
-        self, identity_id: str, action: str, now: float, payload: dict[str, Any]
+        self, identity_id: str, now: float, payload: IdentityChangedPayload
     ) -> list[Event]:
+        """Rotate, revoke or quarantine (the payload's type says which)."""
         record = self.identity(identity_id)
-        event_type = {
-            "revoke": EventType.IDENTITY_REVOKED,
-            "quarantine": EventType.IDENTITY_QUARANTINED,
-            "rotate": EventType.IDENTITY_ROTATED,
-        }[action]
         if record.status == "revoked":
             raise Conflict(
                 "identity_revoked",
@@ -210,9 +234,8 @@ class Engine:
             )
         return [
             self.emit(
-                event_type,
-                now,
                 payload,
+                now,
                 dimensions=Dimensions(identity_id=identity_id, scope_id=record.scope_id),
                 source=Source(origin_kind="operator", origin_id="api"),
                 provider_id=record.provider_id,
@@ -312,9 +335,8 @@ class Engine:
             if force or posture != pool.posture or _meaningful_change(pool.forecast, snapshot):
                 events.append(
                     self.emit(
-                        EventType.FORECAST_COMPUTED,
+                        snapshot,
                         now,
-                        msgspec.structs.asdict(snapshot),
                         pool_id=pool_id,
                         provider_id=pool.provider_id,
                         correlation_id=correlation_id,
@@ -323,14 +345,13 @@ class Engine:
             if posture != pool.posture:
                 events.append(
                     self.emit(
-                        EventType.POSTURE_CHANGED,
+                        PostureChangedPayload(
+                            from_=pool.posture,
+                            to=posture,
+                            p_exhaustion=round(result.p_exhaustion, 4),
+                            remaining=pool.remaining,
+                        ),
                         now,
-                        {
-                            "from": pool.posture,
-                            "to": posture,
-                            "p_exhaustion": round(result.p_exhaustion, 4),
-                            "remaining": pool.remaining,
-                        },
                         pool_id=pool_id,
                         provider_id=pool.provider_id,
                         correlation_id=correlation_id,
@@ -339,15 +360,14 @@ class Engine:
                 if posture != "OK" and result.seconds_to_reset:
                     events.append(
                         self.emit(
-                            EventType.THROTTLE_ADVISED,
-                            now,
-                            {
-                                "posture": posture,
-                                "max_rate_per_second": round(
+                            ThrottleAdvisedPayload(
+                                posture=posture,
+                                max_rate_per_second=round(
                                     pool.remaining / result.seconds_to_reset, 6
                                 ),
-                                "burn_rate": round(result.burn_mean, 6),
-                            },
+                                burn_rate=round(result.burn_mean, 6),
+                            ),
+                            now,
                             pool_id=pool_id,
                             provider_id=pool.provider_id,
                             correlation_id=correlation_id,

@@ -12,7 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ratelord.engine.events import Event, EventType
+from ratelord.engine.events import (
+    LeaseDecided,
+    LeaseEnded,
+    LeaseReported,
+    LeaseRevised,
+    event_type_of,
+)
 from ratelord.engine.forecast import observe
 from ratelord.engine.state import (
     LeaseRecord,
@@ -29,46 +35,32 @@ ENDED_MEMORY = 10_000
 #: How many ended leases the state keeps whole, for late reports of what was spent from them.
 CLOSED_MEMORY = 256
 
-Handler = Callable[[State, Event], None]
+Handler = Callable[[State, Any], None]
 
 
-def lease_pools(payload: dict[str, Any]) -> dict[str, float]:
-    """A ``lease_decided`` payload's pools (units of each per lease unit).
-
-    Leases logged before workload leases name one ``pool_id``: one unit of it.
-    """
-    pools = payload.get("pools")
-    if pools:
-        return {pool_id: float(per) for pool_id, per in pools.items()}
-    pool_id = payload.get("pool_id")
-    return {pool_id: 1.0} if pool_id else {}
-
-
-def _lease_decided(state: State, event: Event) -> None:
+def _lease_decided(state: State, event: LeaseDecided) -> None:
     p = event.payload
-    granted = float(p["granted"])
-    shares = lease_pools(p)
+    granted = float(p.granted)
+    shares = p.pool_shares()
     if granted <= 0 or not shares or any(pool_id not in state.pools for pool_id in shares):
         return
     dims = event.dimensions
-    state.leases[p["lease_id"]] = LeaseRecord(
-        lease_id=p["lease_id"],
+    state.leases[p.lease_id] = LeaseRecord(
+        lease_id=p.lease_id,
         agent_id=dims.agent_id,
         identity_id=dims.identity_id,
         workload_id=dims.workload_id,
         scope_id=dims.scope_id,
         pools=shares,
-        urgency=p["urgency"],
-        weight=float(p["weight"]),
-        requested=float(p["requested"]),
+        urgency=p.urgency,
+        weight=float(p.weight),
+        requested=float(p.requested),
         granted=granted,
-        rate=p.get("rate"),
+        rate=p.rate,
         granted_at=event.ts_event,
-        expires_at=float(p["expires_at"]),
+        expires_at=float(p.expires_at),
     )
-    paced = p.get("paced") or {}
-    if not paced and p.get("paced_until") is not None:  # logged before workload leases
-        paced = {next(iter(shares)): p["paced_until"]}
+    paced = p.paced_pools()
     for pool_id, per in shares.items():
         pool = state.pools[pool_id]
         units = granted * per
@@ -83,17 +75,17 @@ def _lease_decided(state: State, event: Event) -> None:
         pool.version += 1
 
 
-def _lease_reported(state: State, event: Event) -> None:
+def _lease_reported(state: State, event: LeaseReported) -> None:
     p = event.payload
-    lease = state.leases.get(p["lease_id"])
+    lease = state.leases.get(p.lease_id)
     live = lease is not None
     if lease is None:  # ended before its holder knew: all it spent is beyond the grant
-        lease = state.leases_closed.get(p["lease_id"])
+        lease = state.leases_closed.get(p.lease_id)
         if lease is None:
             return
-    if p.get("rate") is not None:
-        lease.rate = float(p["rate"])
-    spent = float(p.get("spent", 0.0))
+    if p.rate is not None:
+        lease.rate = float(p.rate)
+    spent = float(p.spent)
     within = min(spent, lease.unspent) if live else 0.0
     lease.spent += max(0.0, spent)
     dims = {
@@ -134,24 +126,24 @@ def _give_back(state: State, lease: LeaseRecord, units: float, ts: float) -> Non
         pool.version += 1
 
 
-def _lease_revised(state: State, event: Event) -> None:
+def _lease_revised(state: State, event: LeaseRevised) -> None:
     p = event.payload
-    lease = state.leases.get(p["lease_id"])
+    lease = state.leases.get(p.lease_id)
     if lease is None:
         return
-    granted = max(lease.spent, float(p["granted"]))
+    granted = max(lease.spent, float(p.granted))
     if granted < lease.granted:
         _give_back(state, lease, min(lease.granted - granted, lease.unspent), event.ts_event)
     lease.granted = granted
 
 
-def _lease_ended(state: State, event: Event) -> None:
+def _lease_ended(state: State, event: LeaseEnded) -> None:
     p = event.payload
-    lease = state.leases.pop(p["lease_id"], None)
+    lease = state.leases.pop(p.lease_id, None)
     if lease is None:
         return
     _give_back(state, lease, lease.unspent, event.ts_event)
-    state.leases_ended[lease.lease_id] = p["status"]
+    state.leases_ended[lease.lease_id] = p.status
     if len(state.leases_ended) > 2 * ENDED_MEMORY:
         state.leases_ended = _newest(state.leases_ended, ENDED_MEMORY)
     state.leases_closed[lease.lease_id] = lease
@@ -160,8 +152,8 @@ def _lease_ended(state: State, event: Event) -> None:
 
 
 HANDLERS: dict[str, Handler] = {
-    EventType.LEASE_DECIDED.value: _lease_decided,
-    EventType.LEASE_REPORTED.value: _lease_reported,
-    EventType.LEASE_REVISED.value: _lease_revised,
-    EventType.LEASE_ENDED.value: _lease_ended,
+    event_type_of(LeaseDecided): _lease_decided,
+    event_type_of(LeaseReported): _lease_reported,
+    event_type_of(LeaseRevised): _lease_revised,
+    event_type_of(LeaseEnded): _lease_ended,
 }

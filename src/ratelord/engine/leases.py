@@ -38,7 +38,15 @@ from ratelord.engine.arbitration import _Arbiter
 from ratelord.engine.charges import ChargeError, NotChargeable, validate_intent
 from ratelord.engine.clock import iso
 from ratelord.engine.core import Engine, EngineError, Gone, UnknownEntity
-from ratelord.engine.events import Dimensions, Event, EventType, Source
+from ratelord.engine.events import (
+    Dimensions,
+    Event,
+    LeaseDecidedPayload,
+    LeaseEndedPayload,
+    LeaseReportedPayload,
+    LeaseRevisedPayload,
+    Source,
+)
 from ratelord.engine.forecast import drift_weight
 from ratelord.engine.state import LeaseRecord, PoolState, State, effective_remaining
 from ratelord.schema import (
@@ -123,28 +131,27 @@ def decide_lease(engine: Engine, request: LeaseRequest, now: float) -> tuple[Lea
     )
     evaluation = sizing.decision.evaluation if sizing.decision else None
     pool_id = next(iter(sizing.pools)) if len(sizing.pools) == 1 else None
-    payload = {
-        "lease_id": lease_id,
-        "status": "active" if sizing.granted > 0 else "refused",
-        "pool_id": pool_id,
-        "pools": sizing.pools,
-        "requested": request.units,
-        "granted": sizing.granted,
-        "urgency": request.urgency,
-        "weight": request.weight,
-        "rate": request.rate,
-        "expires_at": sizing.expires_at,
-        "reason": sizing.reason,
-        "defer_until": sizing.defer_until,
-        "identity_switch": sizing.identity_switch,
-        "paced": sizing.paced,
-        "rules_fired": evaluation.rules_fired if evaluation else [],
-        "p_exhaustion": evaluation.p_exhaustion if evaluation else None,
-    }
+    payload = LeaseDecidedPayload(
+        lease_id=lease_id,
+        status="active" if sizing.granted > 0 else "refused",
+        pool_id=pool_id,
+        pools=sizing.pools,
+        requested=request.units,
+        granted=sizing.granted,
+        urgency=request.urgency,
+        weight=request.weight,
+        rate=request.rate,
+        expires_at=sizing.expires_at,
+        reason=sizing.reason,
+        defer_until=sizing.defer_until,
+        identity_switch=sizing.identity_switch,
+        paced=sizing.paced,
+        rules_fired=evaluation.rules_fired if evaluation else [],
+        p_exhaustion=evaluation.p_exhaustion if evaluation else None,
+    )
     event = engine.emit(
-        EventType.LEASE_DECIDED,
-        now,
         payload,
+        now,
         dimensions=dims,
         source=Source(origin_kind="client", origin_id=request.agent_id),
         pool_id=pool_id or sizing.tightest,
@@ -549,10 +556,11 @@ def _status(engine: Engine, lease: LeaseRecord) -> str:
 def _reported(engine: Engine, lease: LeaseRecord, body: LeaseReport, now: float) -> Event:
     live = lease.lease_id in engine.state.leases
     return engine.emit(
-        EventType.LEASE_REPORTED,
-        now,
         # The rate sizes a live lease only.
-        {"lease_id": lease.lease_id, "spent": body.spent, "rate": body.rate if live else None},
+        LeaseReportedPayload(
+            lease_id=lease.lease_id, spent=body.spent, rate=body.rate if live else None
+        ),
+        now,
         dimensions=_dims(lease),
         source=Source(origin_kind="client", origin_id=lease.agent_id),
         pool_id=_pool_of(lease),
@@ -562,15 +570,14 @@ def _reported(engine: Engine, lease: LeaseRecord, body: LeaseReport, now: float)
 
 def _end(engine: Engine, lease: LeaseRecord, status: str, now: float, reason: str) -> Event:
     return engine.emit(
-        EventType.LEASE_ENDED,
+        LeaseEndedPayload(
+            lease_id=lease.lease_id,
+            status=status,
+            returned=lease.unspent,
+            spent=lease.spent,
+            reason=reason,
+        ),
         now,
-        {
-            "lease_id": lease.lease_id,
-            "status": status,
-            "returned": lease.unspent,
-            "spent": lease.spent,
-            "reason": reason,
-        },
         dimensions=_dims(lease),
         pool_id=_pool_of(lease),
         correlation_id=lease.lease_id,
@@ -615,9 +622,7 @@ def maintain(engine: Engine, now: float) -> list[Event]:
         events.append(_revise(engine, lease, lease.spent + math.floor(share), why, revoked, now))
         if revoked:
             events.append(_end(engine, lease, "revoked", now, why))
-    freed = sorted(
-        {pool_id for e in events for pool_id in _pools_of(state, e.payload.get("lease_id"))}
-    )
+    freed = sorted({pool_id for e in events for pool_id in _pools_of(state, e.correlation_id)})
     if freed:
         events += engine.refresh_forecasts(freed, now, lazy=True)
     return events
@@ -663,15 +668,14 @@ def _revise(
     A revocation is a shrink to what was spent (``revoked``: true), then the lease's end.
     """
     return engine.emit(
-        EventType.LEASE_REVISED,
+        LeaseRevisedPayload(
+            lease_id=lease.lease_id,
+            granted=lease.spent if revoked else granted,
+            from_=lease.granted,
+            revoked=revoked,
+            reason=why,
+        ),
         now,
-        {
-            "lease_id": lease.lease_id,
-            "granted": lease.spent if revoked else granted,
-            "from": lease.granted,
-            "revoked": revoked,
-            "reason": why,
-        },
         dimensions=_dims(lease),
         pool_id=_pool_of(lease),
         correlation_id=lease.lease_id,

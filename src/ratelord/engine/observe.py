@@ -12,8 +12,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from msgspec import UNSET
+
 from ratelord.engine import approvals, budgets, refill
-from ratelord.engine.events import Dimensions, Event, EventType, Source
+from ratelord.engine.events import (
+    ConstraintObservedPayload,
+    Dimensions,
+    DriftDetectedPayload,
+    Event,
+    IdentityQuarantinedPayload,
+    PrincipalDiscoveredPayload,
+    ProviderErrorPayload,
+    ProviderPollObservedPayload,
+    ResetObservedPayload,
+    Source,
+    UsageObservedPayload,
+    UsageReportedPayload,
+)
 from ratelord.engine.observations import PollResult, PoolObservation
 from ratelord.engine.state import IdentityRecord, PoolState, pool_id_for
 from ratelord.llm import PriceTable
@@ -38,9 +53,8 @@ def observe_poll(
     if result.principal and result.principal != record.principal:
         events.append(
             engine.emit(
-                EventType.PRINCIPAL_DISCOVERED,
+                PrincipalDiscoveredPayload(principal=result.principal, previous=record.principal),
                 now,
-                {"principal": result.principal, "previous": record.principal},
                 dimensions=dims,
                 source=source,
                 provider_id=record.provider_id,
@@ -48,13 +62,12 @@ def observe_poll(
             )
         )
     poll_event = engine.emit(
-        EventType.PROVIDER_POLL_OBSERVED,
+        ProviderPollObservedPayload(
+            resources=sorted(o.resource for o in result.observations),
+            principal=record.principal,
+            status_code=result.raw_status,
+        ),
         now,
-        {
-            "resources": sorted(o.resource for o in result.observations),
-            "principal": record.principal,
-            "status_code": result.raw_status,
-        },
         dimensions=dims,
         source=source,
         provider_id=record.provider_id,
@@ -87,9 +100,10 @@ def observe_error(
     record = engine.identity(identity_id)
     dims = Dimensions(identity_id=identity_id, scope_id=record.scope_id)
     error = engine.emit(
-        EventType.PROVIDER_ERROR,
+        ProviderErrorPayload(
+            kind=kind, message=message, retry_after=retry_after, status_code=status_code
+        ),
         now,
-        {"kind": kind, "message": message, "retry_after": retry_after, "status_code": status_code},
         dimensions=dims,
         source=Source(origin_kind="provider", origin_id=record.provider_id),
         provider_id=record.provider_id,
@@ -99,12 +113,11 @@ def observe_error(
     if kind == "auth" and limit and record.auth_failures >= limit and record.status == "active":
         events.append(
             engine.emit(
-                EventType.IDENTITY_QUARANTINED,
-                now,
-                {
-                    "reason": f"{record.auth_failures} consecutive authentication failures "
+                IdentityQuarantinedPayload(
+                    reason=f"{record.auth_failures} consecutive authentication failures "
                     f"at {record.provider_id}; rotate its secret to restore it"
-                },
+                ),
+                now,
                 dimensions=dims,
                 provider_id=record.provider_id,
                 causation_id=error.event_id,
@@ -133,16 +146,15 @@ def observe_usage(
     if corrections or report.cost is not None or report.costs or money is not None:
         events.append(
             engine.emit(
-                EventType.USAGE_REPORTED,
+                UsageReportedPayload(
+                    intent_id=report.intent_id,
+                    cost=report.cost,
+                    resource=report.resource,
+                    costs=report.costs or UNSET,
+                    corrections=corrections,
+                    money=UNSET if money is None else money,
+                ),
                 now,
-                {
-                    "intent_id": report.intent_id,
-                    "cost": report.cost,
-                    "resource": report.resource,
-                    **({"costs": report.costs} if report.costs else {}),
-                    "corrections": corrections,
-                    **({"money": money} if money is not None else {}),
-                },
                 dimensions=dims,
                 source=Source(origin_kind="client", origin_id=report.agent_id),
                 provider_id=record.provider_id,
@@ -264,22 +276,21 @@ def _observe_pools(
         if state.seen(key):
             continue
         pool = state.pools.get(pool_id)
-        base = {"resource": obs.resource, "principal": pool_id.split(":", 2)[2]}
-        constraint = {
-            **base,
-            "limit": obs.limit,
-            "unit": obs.unit,
-            "window": obs.window,
-            "window_seconds": obs.window_seconds,
-            "reset_at": obs.reset_at,
-        }
+        principal = pool_id.split(":", 2)[2]
         unaccounted = 0.0
         if pool is None or _constraint_changed(pool, obs):
             events.append(
                 engine.emit(
-                    EventType.CONSTRAINT_OBSERVED,
+                    ConstraintObservedPayload(
+                        resource=obs.resource,
+                        principal=principal,
+                        limit=obs.limit,
+                        unit=obs.unit,
+                        window=obs.window,
+                        window_seconds=obs.window_seconds,
+                        reset_at=obs.reset_at,
+                    ),
                     now,
-                    constraint,
                     pool_id=pool_id,
                     constraint_id=pool_id,
                     **envelope,
@@ -288,15 +299,15 @@ def _observe_pools(
         elif _is_reset(pool, obs):
             events.append(
                 engine.emit(
-                    EventType.RESET_OBSERVED,
+                    ResetObservedPayload(
+                        resource=obs.resource,
+                        principal=principal,
+                        previous_reset_at=pool.reset_at,
+                        reset_at=obs.reset_at,
+                        remaining_before=pool.remaining,
+                        remaining_after=obs.remaining,
+                    ),
                     now,
-                    {
-                        **base,
-                        "previous_reset_at": pool.reset_at,
-                        "reset_at": obs.reset_at,
-                        "remaining_before": pool.remaining,
-                        "remaining_after": obs.remaining,
-                    },
                     pool_id=pool_id,
                     **envelope,
                 )
@@ -323,16 +334,16 @@ def _observe_pools(
             if threshold > 0 and abs(difference) > threshold:
                 events.append(
                     engine.emit(
-                        EventType.DRIFT_DETECTED,
+                        DriftDetectedPayload(
+                            resource=obs.resource,
+                            principal=principal,
+                            expected=expected,
+                            observed=obs.remaining,
+                            difference=difference,
+                            threshold=threshold,
+                            origin=origin,
+                        ),
                         now,
-                        {
-                            **base,
-                            "expected": expected,
-                            "observed": obs.remaining,
-                            "difference": difference,
-                            "threshold": threshold,
-                            "origin": origin,
-                        },
                         pool_id=pool_id,
                         **envelope,
                     )
@@ -340,17 +351,17 @@ def _observe_pools(
                 drifted.append(pool_id)
         events.append(
             engine.emit(
-                EventType.USAGE_OBSERVED,
+                UsageObservedPayload(
+                    resource=obs.resource,
+                    principal=principal,
+                    remaining=max(0.0, obs.remaining),
+                    used=obs.used,
+                    limit=obs.limit,
+                    reset_at=obs.reset_at,
+                    unaccounted=unaccounted,
+                    origin=origin,
+                ),
                 now,
-                {
-                    **base,
-                    "remaining": max(0.0, obs.remaining),
-                    "used": obs.used,
-                    "limit": obs.limit,
-                    "reset_at": obs.reset_at,
-                    "unaccounted": unaccounted,
-                    "origin": origin,
-                },
                 pool_id=pool_id,
                 dedupe_key=key,
                 **envelope,

@@ -9,14 +9,38 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
+from msgspec import UNSET
 
 from ratelord.engine import refill
 from ratelord.engine.budgets import BudgetLedger, apply_money, settle
 from ratelord.engine.clock import parse_iso
-from ratelord.engine.events import Event, EventType
+from ratelord.engine.events import (
+    ApprovalRevoked,
+    ConstraintObserved,
+    DriftDetected,
+    Event,
+    ForecastComputed,
+    IdentityQuarantined,
+    IdentityRegistered,
+    IdentityRevoked,
+    IdentityRotated,
+    IntentDecided,
+    IntentsDecided,
+    PolicyRejected,
+    PolicyUpdated,
+    PostureChanged,
+    PrincipalDiscovered,
+    ProviderError,
+    ProviderPollObserved,
+    ResetObserved,
+    SystemStarted,
+    UsageObserved,
+    UsageReported,
+    event_type_of,
+)
 from ratelord.engine.forecast import (
     Arrivals,
     BurnState,
@@ -28,6 +52,7 @@ from ratelord.engine.forecast import (
 
 K = TypeVar("K")
 V = TypeVar("V")
+E = TypeVar("E", bound=Event)
 
 HISTORY_POINTS = 240
 DEDUPE_MEMORY = 50_000
@@ -386,74 +411,90 @@ def pool_id_for(provider_id: str, resource: str, principal: str) -> str:
 
 # ---------------------------------------------------------------------- handlers
 
-Handler = Callable[[State, Event], None]
+Handler = Callable[[State, Any], None]
 _HANDLERS: dict[str, Handler] = {}
 
 
-def _on(*types: EventType) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        for event_type in types:
-            _HANDLERS[event_type.value] = fn
+def _on(cls: type[E]) -> Callable[[Callable[[State, E], None]], Callable[[State, E], None]]:
+    """Register a handler of the typed event ``cls`` (it reads its payload's fields)."""
+
+    def register(fn: Callable[[State, E], None]) -> Callable[[State, E], None]:
+        _HANDLERS[event_type_of(cls)] = fn
         return fn
 
     return register
 
 
-@_on(EventType.SYSTEM_STARTED)
-def _system_started(state: State, event: Event) -> None:
+@_on(SystemStarted)
+def _system_started(state: State, event: SystemStarted) -> None:
     state.stats.started_at = event.ts_event
     state.stats.boots += 1
 
 
-@_on(EventType.IDENTITY_REGISTERED)
-def _identity_registered(state: State, event: Event) -> None:
+@_on(IdentityRegistered)
+def _identity_registered(state: State, event: IdentityRegistered) -> None:
     p = event.payload
-    state.identities[p["identity_id"]] = IdentityRecord(
-        identity_id=p["identity_id"],
-        provider_id=p["provider_id"],
-        principal=p.get("principal"),
-        kind=p.get("kind", "token"),
-        scope_id=p.get("scope_id", event.dimensions.scope_id),
-        labels=dict(p.get("labels", {})),
-        secret_ref=p.get("secret_ref"),
-        token_fingerprint=p.get("token_fingerprint"),
+    state.identities[p.identity_id] = IdentityRecord(
+        identity_id=p.identity_id,
+        provider_id=p.provider_id,
+        principal=p.principal,
+        kind=p.kind,
+        scope_id=event.dimensions.scope_id if p.scope_id is UNSET else p.scope_id,
+        labels=dict(p.labels),
+        secret_ref=p.secret_ref,
+        token_fingerprint=p.token_fingerprint,
         registered_at=event.ts_event,
     )
 
 
-@_on(EventType.IDENTITY_ROTATED)
-def _identity_rotated(state: State, event: Event) -> None:
+@_on(IdentityRotated)
+def _identity_rotated(state: State, event: IdentityRotated) -> None:
     record = state.identities.get(event.dimensions.identity_id)
     if record is not None:
-        if "secret_ref" in event.payload:
-            record.secret_ref = event.payload["secret_ref"]
-        record.token_fingerprint = event.payload.get("token_fingerprint")
+        p = event.payload
+        if p.secret_ref is not UNSET:
+            record.secret_ref = p.secret_ref
+        record.token_fingerprint = None if p.token_fingerprint is UNSET else p.token_fingerprint
         record.auth_failures = 0
         if record.status == "quarantined":
             record.status, record.status_reason = "active", None
 
 
-@_on(EventType.IDENTITY_REVOKED, EventType.IDENTITY_QUARANTINED)
-def _identity_status(state: State, event: Event) -> None:
+@_on(IdentityRevoked)
+def _identity_revoked(state: State, event: IdentityRevoked) -> None:
+    _identity_status(state, event)
+
+
+@_on(IdentityQuarantined)
+def _identity_quarantined(state: State, event: IdentityQuarantined) -> None:
+    _identity_status(state, event)
+
+
+def _identity_status(state: State, event: IdentityRevoked | IdentityQuarantined) -> None:
     record = state.identities.get(event.dimensions.identity_id)
     if record is not None:
-        revoked = event.event_type == EventType.IDENTITY_REVOKED
+        revoked = isinstance(event, IdentityRevoked)
         record.status = "revoked" if revoked else "quarantined"
-        record.status_reason = event.payload.get("reason")
+        reason = event.payload.reason
+        record.status_reason = None if reason is UNSET else reason
         if revoked:  # a revoked identity is not polled: its failures end with it
             record.poll_error_kind = record.poll_error = None
             for status in state.providers.values():
                 status.failing_identities.pop(record.identity_id, None)
 
 
-@_on(EventType.PRINCIPAL_DISCOVERED)
-def _principal_discovered(state: State, event: Event) -> None:
+@_on(PrincipalDiscovered)
+def _principal_discovered(state: State, event: PrincipalDiscovered) -> None:
     record = state.identities.get(event.dimensions.identity_id)
     if record is not None:
-        record.principal = event.payload["principal"]
+        record.principal = event.payload.principal
 
 
-def _pool(state: State, event: Event) -> PoolState:
+#: The events that observe a pool (and create it when it is new).
+PoolEvent = ConstraintObserved | UsageObserved | ResetObserved | DriftDetected
+
+
+def _pool(state: State, event: PoolEvent) -> PoolState:
     pool_id = event.pool_id
     assert pool_id is not None, f"{event.event_type} without pool_id"
     pool = state.pools.get(pool_id)
@@ -462,9 +503,9 @@ def _pool(state: State, event: Event) -> PoolState:
         p = event.payload
         pool = PoolState(
             pool_id=pool_id,
-            provider_id=event.provider_id or p.get("provider_id", "unknown"),
-            resource=p["resource"],
-            principal=p["principal"],
+            provider_id=event.provider_id or "unknown",
+            resource=p.resource,
+            principal=p.principal,
             unseen=Arrivals(since=event.ts_event),
             urgent=Arrivals(since=event.ts_event),
         )
@@ -472,19 +513,22 @@ def _pool(state: State, event: Event) -> PoolState:
     return pool
 
 
-@_on(EventType.CONSTRAINT_OBSERVED)
-def _constraint_observed(state: State, event: Event) -> None:
+@_on(ConstraintObserved)
+def _constraint_observed(state: State, event: ConstraintObserved) -> None:
     pool = _pool(state, event)
     p = event.payload
-    pool.limit = p.get("limit")
-    pool.unit = p.get("unit", pool.unit)
-    pool.window = p.get("window", pool.window)
-    pool.window_seconds = p.get("window_seconds", pool.window_seconds)
+    pool.limit = p.limit
+    if p.unit is not UNSET:
+        pool.unit = p.unit
+    if p.window is not UNSET:
+        pool.window = p.window
+    if p.window_seconds is not UNSET:
+        pool.window_seconds = p.window_seconds
     pool.refill_rate = 0.0
     if pool.window == refill.REFILL and pool.limit and pool.window_seconds:
         pool.refill_rate = pool.limit / pool.window_seconds
-    if p.get("reset_at") is not None:
-        pool.reset_at = p["reset_at"]
+    if p.reset_at is not None:
+        pool.reset_at = p.reset_at
     _recount_after_reset(pool)
     pool.version += 1
 
@@ -496,24 +540,24 @@ def _recount_after_reset(pool: PoolState) -> None:
         book_after_reset(pool, lands, cost)
 
 
-@_on(EventType.USAGE_OBSERVED)
-def _usage_observed(state: State, event: Event) -> None:
+@_on(UsageObserved)
+def _usage_observed(state: State, event: UsageObserved) -> None:
     pool = _pool(state, event)
     p = event.payload
     # A call due at the very instant of the observation may not have reached the provider
     # yet: it stays pending until an observation after it (counted as landed by both).
     pool.pending = [(t, c) for t, c in pool.pending if t >= event.ts_event]
-    pool.observed_remaining = float(p["remaining"])
+    pool.observed_remaining = float(p.remaining)
     pending = sum(c for _, c in pool.pending) + pool.leased
     level = pool.observed_remaining - pending
     pool.remaining, pool.shortfall = max(0.0, level), max(0.0, -level)
     pool.level_ts = event.ts_event
-    pool.used = p.get("used")
+    pool.used = p.used
     if (
         pool.reset_at is not None
         and event.ts_event > pool.reset_at
-        and p.get("reset_at") is not None
-        and p["reset_at"] <= pool.reset_at + 1.0
+        and p.reset_at is not None
+        and p.reset_at <= pool.reset_at + 1.0
     ):
         # The announced reset has passed and the provider still reports the old window.
         pool.reset_lateness = max(pool.reset_lateness, event.ts_event - pool.reset_at)
@@ -523,10 +567,10 @@ def _usage_observed(state: State, event: Event) -> None:
     pool.last_observed_at = event.ts_event
     pool.reserved_since_observation = 0.0
     pool.immediate_since_observation = 0.0
-    if p.get("reset_at") is not None:
-        pool.reset_at = p["reset_at"]
+    if p.reset_at is not None:
+        pool.reset_at = p.reset_at
     _recount_after_reset(pool)
-    unaccounted = float(p.get("unaccounted", 0.0))
+    unaccounted = float(p.unaccounted)
     if unaccounted > 0:
         observe(pool.burn, unaccounted, event.ts_event)
         observe(pool.unseen_burn, unaccounted, event.ts_event)
@@ -546,11 +590,11 @@ def _attribute(pool: PoolState, dims: dict[str, str], amount: float) -> None:
             bucket[who] = bucket.get(who, 0.0) + amount
 
 
-@_on(EventType.RESET_OBSERVED)
-def _reset_observed(state: State, event: Event) -> None:
+@_on(ResetObserved)
+def _reset_observed(state: State, event: ResetObserved) -> None:
     pool = _pool(state, event)
-    p = event.payload
-    pool.reset_at = p.get("reset_at", pool.reset_at)
+    if event.payload.reset_at is not UNSET:
+        pool.reset_at = event.payload.reset_at
     _recount_after_reset(pool)
     pool.window_by_agent = {}
     pool.window_by_identity = {}
@@ -559,8 +603,8 @@ def _reset_observed(state: State, event: Event) -> None:
     pool.version += 1
 
 
-@_on(EventType.DRIFT_DETECTED)
-def _drift_detected(state: State, event: Event) -> None:
+@_on(DriftDetected)
+def _drift_detected(state: State, event: DriftDetected) -> None:
     pool = _pool(state, event)
     pool.drift_score = drift_weight(pool.drift_score, pool.drift_ts, event.ts_event) + 1.0
     pool.drift_ts = event.ts_event
@@ -568,31 +612,31 @@ def _drift_detected(state: State, event: Event) -> None:
     pool.version += 1
 
 
-@_on(EventType.FORECAST_COMPUTED)
-def _forecast_computed(state: State, event: Event) -> None:
+@_on(ForecastComputed)
+def _forecast_computed(state: State, event: ForecastComputed) -> None:
     pool = state.pools.get(event.pool_id or "")
     if pool is not None:
-        pool.forecast = msgspec.convert(event.payload, ForecastSnapshot)
+        pool.forecast = event.payload
 
 
-@_on(EventType.POSTURE_CHANGED)
-def _posture_changed(state: State, event: Event) -> None:
+@_on(PostureChanged)
+def _posture_changed(state: State, event: PostureChanged) -> None:
     pool = state.pools.get(event.pool_id or "")
     if pool is not None:
-        pool.posture = event.payload["to"]
+        pool.posture = event.payload.to
 
 
-@_on(EventType.INTENT_DECIDED)
-def _intent_decided(state: State, event: Event) -> None:
+@_on(IntentDecided)
+def _intent_decided(state: State, event: IntentDecided) -> None:
     p = event.payload
-    state.stats.count_decision(event.ts_event, p["decision"])
-    for rule in p.get("rules_fired", ()):
+    state.stats.count_decision(event.ts_event, p.decision)
+    for rule in p.rules_fired:
         state.stats.rules_fired[rule] = state.stats.rules_fired.get(rule, 0) + 1
     _note_demand(state, event)
-    mods = p["modifications"]
-    if p["decision"] == "deny_with_reason" or mods.get("defer_until"):
+    mods = p.modifications
+    if p.decision == "deny_with_reason" or mods.defer_until:
         return
-    probes = p.get("probes")
+    probes = p.probes
     if probes:
         for pool_id in probes:
             state.probes[pool_id] = event.ts_event
@@ -601,24 +645,24 @@ def _intent_decided(state: State, event: Event) -> None:
     dimensions = event.dimensions
     dims = {
         "agent_id": dimensions.agent_id,
-        "identity_id": mods.get("identity_switch") or dimensions.identity_id,
+        "identity_id": mods.identity_switch or dimensions.identity_id,
         "scope_id": dimensions.scope_id,
     }
-    wait = mods.get("wait_seconds")
+    wait = mods.wait_seconds
     starts_at = event.ts_event + float(wait) if wait else event.ts_event
-    urgent = p.get("urgency") == "high"
-    pacing: dict[str, float] | None = p.get("pacing")
-    charges: dict[str, float] = p.get("charges") or {}
-    state.charges[p["intent_id"]] = dict(charges)
+    urgent = p.urgency == "high"
+    pacing = None if p.pacing is UNSET else p.pacing
+    charges = p.charges
+    state.charges[p.intent_id] = dict(charges)
     if len(state.charges) > 2 * CHARGES_MEMORY:
         state.charges = _newest(state.charges, CHARGES_MEMORY)
-    if p.get("money"):
-        apply_money(state.budgets, p["money"], settles=False)
-        state.money[p["intent_id"]] = dict(p["money"])
+    if p.money:
+        apply_money(state.budgets, p.money, settles=False)
+        state.money[p.intent_id] = dict(p.money)
         if len(state.money) > 2 * CHARGES_MEMORY:
             state.money = _newest(state.money, CHARGES_MEMORY)
     if starts_at > event.ts_event:
-        state.waiting[p["intent_id"]] = starts_at
+        state.waiting[p.intent_id] = starts_at
         if len(state.waiting) > 2 * CHARGES_MEMORY:
             state.waiting = _newest(state.waiting, CHARGES_MEMORY)
     for pool_id, cost in charges.items():
@@ -631,7 +675,7 @@ def _intent_decided(state: State, event: Event) -> None:
         if urgent:
             note(pool.urgent, cost, event.ts_event)
         if pacing is None:
-            if p.get("paced"):
+            if p.paced:
                 pool.paced_until = max(pool.paced_until, starts_at)
         elif pool_id in pacing:
             pool.paced_until = max(pool.paced_until, float(pacing[pool_id]))
@@ -641,15 +685,15 @@ def _intent_decided(state: State, event: Event) -> None:
 DEMAND_GAP_SECONDS = 120.0
 
 
-def _note_demand(state: State, event: Event) -> None:
+def _note_demand(state: State, event: IntentDecided) -> None:
     """How long the demand on a pool has lasted (the allocation trusts it to last as long)."""
     p = event.payload
     ts = event.ts_event
     until = ts
-    defer_until = p["modifications"].get("defer_until")
+    defer_until = p.modifications.defer_until
     if defer_until:
         until = max(ts, parse_iso(defer_until))
-    charges = p.get("charges")
+    charges = p.charges
     pools = state.pools
     if event.pool_id and (not charges or event.pool_id not in charges):
         pool = pools.get(event.pool_id)
@@ -668,14 +712,14 @@ def note_demand(pool: PoolState, ts: float, until: float) -> None:
     pool.demand_last = max(until, pool.demand_last or until)
 
 
-@_on(EventType.INTENTS_DECIDED)
-def _intents_decided(state: State, event: Event) -> None:
+@_on(IntentsDecided)
+def _intents_decided(state: State, event: IntentsDecided) -> None:
     """Identical intents of a batch, approved as one: each counted, their total debited."""
     p = event.payload
-    ids = p["intent_ids"]
-    state.stats.count_decision(event.ts_event, p["decision"], len(ids))
+    ids = p.intent_ids
+    state.stats.count_decision(event.ts_event, p.decision, len(ids))
     for intent_id in ids:
-        state.charges[intent_id] = dict(p["charges"])
+        state.charges[intent_id] = dict(p.charges)
     if len(state.charges) > 2 * CHARGES_MEMORY:
         state.charges = _newest(state.charges, CHARGES_MEMORY)
     dims = {
@@ -683,16 +727,16 @@ def _intents_decided(state: State, event: Event) -> None:
         "identity_id": event.dimensions.identity_id,
         "scope_id": event.dimensions.scope_id,
     }
-    for pool_id, cost in p["charges"].items():
+    for pool_id, cost in p.charges.items():
         pool = state.pools.get(pool_id)
         if pool is not None:
             _debit(pool, cost * len(ids), event.ts_event, dims)
 
 
-@_on(EventType.APPROVAL_REVOKED)
-def _approval_revoked(state: State, event: Event) -> None:
+@_on(ApprovalRevoked)
+def _approval_revoked(state: State, event: ApprovalRevoked) -> None:
     """An approval that waited no longer holds: its reservation goes back to its pools."""
-    intent_id = event.payload["intent_id"]
+    intent_id = event.payload.intent_id
     starts_at = state.waiting.pop(intent_id, None)
     for pool_id, cost in (state.charges.pop(intent_id, None) or {}).items():
         pool = state.pools.get(pool_id)
@@ -706,28 +750,30 @@ def _approval_revoked(state: State, event: Event) -> None:
                 due = sum(c for _, c in pool.pending) + pool.leased
                 level = pool.observed_remaining - due - pool.immediate_since_observation
                 pool.remaining = max(0.0, min(pool.remaining, level))
-    state.revoked[intent_id] = event.payload.get("reason", "")
+    state.revoked[intent_id] = event.payload.reason
     if len(state.revoked) > 2 * CHARGES_MEMORY:
         state.revoked = _newest(state.revoked, CHARGES_MEMORY)
 
 
-@_on(EventType.USAGE_REPORTED)
-def _usage_reported(state: State, event: Event) -> None:
+@_on(UsageReported)
+def _usage_reported(state: State, event: UsageReported) -> None:
     dims = {
         "agent_id": event.dimensions.agent_id,
         "identity_id": event.dimensions.identity_id,
         "scope_id": event.dimensions.scope_id,
     }
-    reserved = state.charges.get(event.payload.get("intent_id") or "")
-    starts_at = state.waiting.get(event.payload.get("intent_id") or "")
-    if "money" in event.payload:  # the call's real cost: its estimate is settled
-        apply_money(state.budgets, event.payload["money"], settles=True)
-        settle(state.budgets, state.money.pop(event.payload.get("intent_id") or "", {}))
+    p = event.payload
+    intent_id = p.intent_id or ""
+    reserved = state.charges.get(intent_id)
+    starts_at = state.waiting.get(intent_id)
+    if p.money is not UNSET:  # the call's real cost: its estimate is settled
+        apply_money(state.budgets, p.money, settles=True)
+        settle(state.budgets, state.money.pop(intent_id, {}))
     for pool_id in reserved or ():
         # A first call that has reported ends its probe, even when its answer named no
         # pool (a failed call, headers for other resources): the next call may probe.
         state.probes.pop(pool_id, None)
-    for pool_id, delta in event.payload.get("corrections", {}).items():
+    for pool_id, delta in p.corrections.items():
         pool = state.pools.get(pool_id)
         if pool is not None and delta:
             if starts_at is None:
@@ -815,8 +861,8 @@ def _debit(
     pool.version += 1
 
 
-@_on(EventType.PROVIDER_POLL_OBSERVED)
-def _poll_observed(state: State, event: Event) -> None:
+@_on(ProviderPollObserved)
+def _poll_observed(state: State, event: ProviderPollObserved) -> None:
     status = _provider(state, event)
     status.last_success_at = event.ts_event
     status.consecutive_errors = 0
@@ -828,22 +874,22 @@ def _poll_observed(state: State, event: Event) -> None:
         record.last_polled_at = event.ts_event
 
 
-@_on(EventType.PROVIDER_ERROR)
-def _provider_error(state: State, event: Event) -> None:
+@_on(ProviderError)
+def _provider_error(state: State, event: ProviderError) -> None:
     status = _provider(state, event)
     p = event.payload
     status.last_error_at = event.ts_event
-    status.last_error_kind = p.get("kind")
-    status.last_error_message = p.get("message")
+    status.last_error_kind = p.kind
+    status.last_error_message = p.message
     status.consecutive_errors += 1
     record = state.identities.get(event.dimensions.identity_id)
     if record is not None and record.status == "revoked":
         return  # a poll that was under way when it was revoked
-    status.failing_identities[event.dimensions.identity_id] = p.get("kind", "unknown")
+    status.failing_identities[event.dimensions.identity_id] = p.kind
     if record is not None:
-        record.poll_error_kind = p.get("kind", "unknown")
-        record.poll_error = p.get("message")
-        if p.get("kind") == "auth":
+        record.poll_error_kind = p.kind
+        record.poll_error = p.message
+        if p.kind == "auth":
             record.auth_failures += 1
 
 
@@ -855,13 +901,13 @@ def _provider(state: State, event: Event) -> ProviderStatus:
     return status
 
 
-@_on(EventType.POLICY_UPDATED)
-def _policy_updated(state: State, event: Event) -> None:
-    state.stats.policy_version = event.payload.get("version")
+@_on(PolicyUpdated)
+def _policy_updated(state: State, event: PolicyUpdated) -> None:
+    state.stats.policy_version = event.payload.version
 
 
-@_on(EventType.POLICY_REJECTED)
-def _policy_rejected(state: State, event: Event) -> None:
+@_on(PolicyRejected)
+def _policy_rejected(state: State, event: PolicyRejected) -> None:
     state.stats.policy_rejections += 1
 
 

@@ -16,7 +16,16 @@ from collections.abc import Iterable
 
 import msgspec
 
-from ratelord.engine.events import Event, EventType
+from ratelord.engine.events import (
+    ConstraintObserved,
+    Event,
+    ForecastComputed,
+    IntentDecided,
+    PolicyTriggered,
+    PostureChanged,
+    ThrottleAdvised,
+    UsageObserved,
+)
 
 #: The two resolutions kept; a query uses the coarsest one that divides its bucket.
 FINE, COARSE = 300, 3600
@@ -124,7 +133,7 @@ class Rollups:
             bucket = self._roll(ts - ts % FINE)
         _fold(bucket, event, self._pools)
         self._track(event)
-        if event.event_type == EventType.INTENT_DECIDED:
+        if isinstance(event, IntentDecided):
             dims = event.dimensions
             known = self.agent_identities.get(dims.agent_id)
             if known is None:
@@ -179,15 +188,14 @@ class Rollups:
         pool_id = event.pool_id
         if pool_id is None:
             return
-        kind, p = event.event_type, event.payload
-        if kind == EventType.POSTURE_CHANGED:
-            self._pools.setdefault(pool_id, _Pool()).posture = POSTURE_RANK.get(str(p.get("to")), 0)
-        elif kind in (EventType.USAGE_OBSERVED, EventType.CONSTRAINT_OBSERVED):
+        if isinstance(event, PostureChanged):
+            self._pools.setdefault(pool_id, _Pool()).posture = POSTURE_RANK.get(event.payload.to, 0)
+        elif isinstance(event, UsageObserved | ConstraintObserved):
             pool = self._pools.setdefault(pool_id, _Pool())
-            if p.get("limit") is not None:
-                pool.limit = float(p["limit"])
-            if "remaining" in p:
-                pool.remaining = float(p["remaining"])
+            if event.payload.limit is not None:
+                pool.limit = float(event.payload.limit)
+            if isinstance(event, UsageObserved):
+                pool.remaining = float(event.payload.remaining)
 
 
 _COUNTERS = (
@@ -227,44 +235,43 @@ def merge(into: Bucket, other: Bucket) -> None:
 
 def _fold(bucket: Bucket, event: Event, pools: dict[str, _Pool]) -> None:
     bucket.events += 1
-    kind, p = event.event_type, event.payload
-    if kind == EventType.INTENT_DECIDED:
+    if isinstance(event, IntentDecided):
         _decided(bucket, event)
-    elif kind == EventType.POLICY_TRIGGERED:
-        rule = f"{p.get('policy_id')}/{p.get('rule')}"
+    elif isinstance(event, PolicyTriggered):
+        rule = f"{event.payload.policy_id}/{event.payload.rule}"
         bucket.rules[rule] = bucket.rules.get(rule, 0) + 1
-    elif kind == EventType.THROTTLE_ADVISED:
+    elif isinstance(event, ThrottleAdvised):
         bucket.throttles += 1
     elif event.pool_id is not None:
         slot = _slot(bucket, event.pool_id, pools)
-        if kind == EventType.USAGE_OBSERVED or kind == EventType.CONSTRAINT_OBSERVED:
-            if p.get("limit") is not None:
-                slot.limit = float(p["limit"])
-            if "remaining" in p:
-                _low(slot, float(p["remaining"]))
-        elif kind == EventType.POSTURE_CHANGED:
-            slot.worst_posture = max(slot.worst_posture, POSTURE_RANK.get(str(p.get("to")), 0))
-        elif kind == EventType.FORECAST_COMPUTED:
-            slot.max_p_exhaustion = max(slot.max_p_exhaustion, float(p["p_exhaustion"]))
-            _low(slot, float(p["remaining"]))
+        if isinstance(event, UsageObserved | ConstraintObserved):
+            if event.payload.limit is not None:
+                slot.limit = float(event.payload.limit)
+            if isinstance(event, UsageObserved):
+                _low(slot, float(event.payload.remaining))
+        elif isinstance(event, PostureChanged):
+            slot.worst_posture = max(slot.worst_posture, POSTURE_RANK.get(event.payload.to, 0))
+        elif isinstance(event, ForecastComputed):
+            slot.max_p_exhaustion = max(slot.max_p_exhaustion, float(event.payload.p_exhaustion))
+            _low(slot, float(event.payload.remaining))
 
 
-def _decided(bucket: Bucket, event: Event) -> None:
+def _decided(bucket: Bucket, event: IntentDecided) -> None:
     p = event.payload
     bucket.intents += 1
-    decision = p["decision"]
-    modifications = p.get("modifications") or {}
+    decision = p.decision
+    modifications = p.modifications
     if decision == "deny_with_reason":
         bucket.denied += 1
-    elif modifications.get("defer_until"):
+    elif modifications.defer_until:
         bucket.deferred += 1
     elif decision == "approve_with_modifications":
         bucket.modified += 1
-        if modifications.get("wait_seconds"):
+        if modifications.wait_seconds:
             bucket.waited += 1
     else:
         bucket.approved += 1
-    charges: dict[str, float] = p.get("charges") or {}
+    charges = p.charges
     if not charges:
         return
     total = sum(charges.values())

@@ -18,30 +18,46 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TypeVar, cast
 
 import msgspec
+from msgspec import UnsetType
 
 from ratelord.engine.arbitration import decide
 from ratelord.engine.clock import iso
 from ratelord.engine.core import Engine
-from ratelord.engine.events import Event, EventType
-from ratelord.engine.observations import PollResult, PoolObservation
+from ratelord.engine.events import (
+    ConstraintObserved,
+    ConstraintObservedPayload,
+    Event,
+    IdentityQuarantined,
+    IdentityRegistered,
+    IdentityRevoked,
+    IdentityRotated,
+    IntentDecided,
+    IntentSubmitted,
+    PrincipalDiscovered,
+    ProviderError,
+    ResetObserved,
+    UsageObserved,
+    UsageReported,
+)
+from ratelord.engine.observations import PollResult, PoolObservation, Window
 from ratelord.engine.observe import observe_poll
 from ratelord.history.summary import Summary, Tally
 from ratelord.schema import IntentRequest
 
+T = TypeVar("T")
+
 #: Recorded events replayed as they are: they are inputs, not the engine's conclusions.
-_PASS_THROUGH = frozenset(
-    {
-        EventType.IDENTITY_REGISTERED,
-        EventType.IDENTITY_ROTATED,
-        EventType.IDENTITY_REVOKED,
-        EventType.IDENTITY_QUARANTINED,
-        EventType.PRINCIPAL_DISCOVERED,
-        EventType.PROVIDER_ERROR,
-        EventType.USAGE_REPORTED,
-    }
+_PASS_THROUGH = (
+    IdentityRegistered,
+    IdentityRotated,
+    IdentityRevoked,
+    IdentityQuarantined,
+    PrincipalDiscovered,
+    ProviderError,
+    UsageReported,
 )
 
 
@@ -91,7 +107,7 @@ class Sandbox:
         self._traffic = _Traffic(modifiers.traffic)
         #: pool → units the scenario spent beyond the recording since the pool's last reset
         self._extra: dict[str, float] = {}
-        self._constraints: dict[str, dict[str, Any]] = {}
+        self._constraints: dict[str, ConstraintObservedPayload] = {}
         self.read = 0
         self.produced = 0
 
@@ -104,25 +120,23 @@ class Sandbox:
             self._step(event)
 
     def _step(self, event: Event) -> None:
-        kind = event.event_type
-        if kind == EventType.INTENT_SUBMITTED:
+        if isinstance(event, IntentSubmitted):
             self._intent(event)
-        elif kind == EventType.INTENT_DECIDED:
-            for pool_id, cost in (event.payload.get("charges") or {}).items():
+        elif isinstance(event, IntentDecided):
+            for pool_id, cost in event.payload.charges.items():
                 self._extra[pool_id] = self._extra.get(pool_id, 0.0) - cost
-        elif kind == EventType.CONSTRAINT_OBSERVED and event.pool_id is not None:
+        elif isinstance(event, ConstraintObserved) and event.pool_id is not None:
             self._constraints[event.pool_id] = event.payload
-        elif kind == EventType.RESET_OBSERVED and event.pool_id is not None:
+        elif isinstance(event, ResetObserved) and event.pool_id is not None:
             self._extra[event.pool_id] = 0.0
-        elif kind == EventType.USAGE_OBSERVED:
+        elif isinstance(event, UsageObserved):
             self._observation(event)
-        elif kind in _PASS_THROUGH:
+        elif isinstance(event, _PASS_THROUGH):
             self._emit(
                 [
                     self.engine.emit(
-                        EventType(kind),
+                        event.payload,
                         event.ts_event,
-                        dict(event.payload),
                         dimensions=event.dimensions,
                         source=event.source,
                         provider_id=event.provider_id,
@@ -131,7 +145,7 @@ class Sandbox:
                 ]
             )
 
-    def _intent(self, event: Event) -> None:
+    def _intent(self, event: IntentSubmitted) -> None:
         p, dims = event.payload, event.dimensions
         agents = [dims.agent_id] * self._traffic.copies()
         m = self.modifiers
@@ -143,42 +157,48 @@ class Sandbox:
                 identity_id=dims.identity_id,
                 workload_id=dims.workload_id,
                 scope_id=dims.scope_id,
-                urgency=p.get("urgency", "normal"),
-                resource=p.get("resource"),
-                cost=p.get("cost"),
-                costs=p.get("costs") or {},
-                labels=p.get("labels") or {},
+                urgency=p.urgency,  # type: ignore[arg-type]
+                resource=p.resource,
+                cost=p.cost,
+                costs=p.costs or {},
+                labels=p.labels,
             )
             decided = decide(self.engine, request, event.ts_event)
             self._emit(decided.events)
             for pool_id, cost in decided.charges.items():
                 self._extra[pool_id] = self._extra.get(pool_id, 0.0) + cost
 
-    def _observation(self, event: Event) -> None:
+    def _observation(self, event: UsageObserved) -> None:
         pool_id, p = event.pool_id, event.payload
         record = self.engine.state.identities.get(event.dimensions.identity_id)
         if pool_id is None or record is None or record.principal is None:
             return
-        constraint = self._constraints.get(pool_id) or {}
+        constraint = self._constraints.get(pool_id)
         pool = self.engine.state.pools.get(pool_id)
-        limit = p.get("limit", constraint.get("limit"))
+        limit = p.limit
         extra = self._extra.get(pool_id, 0.0)
-        remaining = float(p["remaining"])
+        remaining = float(p.remaining)
         if limit is not None:
             used = float(limit) - remaining
             limit = float(limit) * self.modifiers.limit
             remaining = min(limit, max(0.0, limit - used - extra))
         else:
             remaining = max(0.0, remaining - extra)
+        window: Window = cast(Window, pool.window) if pool else "fixed"
+        window_seconds, unit = (pool.window_seconds, pool.unit) if pool else (None, "requests")
+        if constraint is not None:  # what the recorded constraint said wins
+            window = _given(constraint.window, window)
+            window_seconds = _given(constraint.window_seconds, window_seconds)
+            unit = _given(constraint.unit, unit)
         observation = PoolObservation(
-            resource=p["resource"],
+            resource=p.resource,
             limit=limit,
             remaining=remaining,
             used=None if limit is None else limit - remaining,
-            reset_at=p.get("reset_at"),
-            window=constraint.get("window", pool.window if pool else "fixed"),
-            window_seconds=constraint.get("window_seconds", pool.window_seconds if pool else None),
-            unit=constraint.get("unit", pool.unit if pool else "requests"),
+            reset_at=p.reset_at,
+            window=window,
+            window_seconds=window_seconds,
+            unit=unit,
         )
         result = PollResult(observed_at=event.ts_event, observations=[observation])
         self._emit(observe_poll(self.engine, record.identity_id, result))
@@ -212,3 +232,7 @@ def replay(
         events_produced=sandbox.produced,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def _given(value: T | UnsetType, default: T) -> T:
+    return default if isinstance(value, UnsetType) else value

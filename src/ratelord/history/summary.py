@@ -12,7 +12,14 @@ import math
 import msgspec
 
 from ratelord.engine.clock import iso
-from ratelord.engine.events import Event, EventType
+from ratelord.engine.events import (
+    Event,
+    ForecastComputed,
+    IntentDecided,
+    PolicyTriggered,
+    PostureChanged,
+    UsageObserved,
+)
 from ratelord.engine.state import State
 
 HEAT_BUCKET = 3600
@@ -56,35 +63,34 @@ class Tally:
                 self._left[pool.pool_id] = pool.remaining
 
     def add(self, event: Event) -> None:
-        kind, p = event.event_type, event.payload
         s = self.summary
-        if kind == EventType.INTENT_DECIDED:
+        if isinstance(event, IntentDecided):
+            p = event.payload
             s.intents += 1
-            modifications = p.get("modifications") or {}
-            if p["decision"] == "deny_with_reason":
+            if p.decision == "deny_with_reason":
                 s.denied += 1
-            elif modifications.get("defer_until"):
+            elif p.modifications.defer_until:
                 s.deferred += 1
-            elif p["decision"] == "approve_with_modifications":
+            elif p.decision == "approve_with_modifications":
                 s.modified += 1
-                s.waited += 1 if modifications.get("wait_seconds") else 0
+                s.waited += 1 if p.modifications.wait_seconds else 0
             else:
                 s.approved += 1
-            for pool_id, cost in (p.get("charges") or {}).items():
+            for pool_id, cost in p.charges.items():
                 s.units_approved += cost
                 self._spend(pool_id, float(cost), event.ts_event)
-        elif kind == EventType.USAGE_OBSERVED and event.pool_id is not None:
-            self._left[event.pool_id] = float(p["remaining"])
-            if float(p["remaining"]) <= 0:
+        elif isinstance(event, UsageObserved) and event.pool_id is not None:
+            self._left[event.pool_id] = float(event.payload.remaining)
+            if event.payload.remaining <= 0:
                 self._exhausted(event.ts_event)
-        elif kind == EventType.FORECAST_COMPUTED:
-            tte = p.get("tte_p50_seconds")
+        elif isinstance(event, ForecastComputed):
+            tte = event.payload.tte_p50_seconds
             if tte is not None and (s.min_tte_p50_seconds is None or tte < s.min_tte_p50_seconds):
                 s.min_tte_p50_seconds = tte
-        elif kind == EventType.POSTURE_CHANGED and p.get("to") == "CRIT":
+        elif isinstance(event, PostureChanged) and event.payload.to == "CRIT":
             self._critical.add(event.pool_id or "?")
-        elif kind == EventType.POLICY_TRIGGERED:
-            rule = f"{p.get('policy_id')}/{p.get('rule')}"
+        elif isinstance(event, PolicyTriggered):
+            rule = f"{event.payload.policy_id}/{event.payload.rule}"
             row = self.summary.triggers.get(rule)
             if row is None:
                 row = self.summary.triggers[rule] = [0] * self.hours

@@ -18,7 +18,7 @@ from random import Random
 
 from ratelord.engine.arbitration import decide
 from ratelord.engine.core import Engine, EngineConfig
-from ratelord.engine.events import Event, IdFactory
+from ratelord.engine.events import Event, IdFactory, SystemStartedPayload
 from ratelord.engine.observe import observe_poll
 from ratelord.engine.policy import default_policy
 from ratelord.providers.mock import (
@@ -126,7 +126,7 @@ def generate(
             written += len(pending)
             pending = []
 
-    pending += engine.start(start, {"version": "synth", "replayed": 0})
+    pending += engine.start(start, SystemStartedPayload(version="synth", replayed=0))
     pending += engine.set_policy(engine.policy, start)
     for identity_id, principal, scope in IDENTITIES:
         pending += engine.register_identity(

@@ -32,10 +32,12 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
+from msgspec import UNSET
+
 from ratelord.engine import approvals
 from ratelord.engine.arbitration import Decided, decide
-from ratelord.engine.core import Engine, EngineError
-from ratelord.engine.events import Event
+from ratelord.engine.core import IDENTITY_CHANGES, Engine, EngineError
+from ratelord.engine.events import Event, IdentityChangedPayload, IdentityRotatedPayload
 from ratelord.engine.observations import PollResult
 from ratelord.engine.observe import observe_error, observe_poll, observe_usage
 from ratelord.engine.policy import CompiledPolicy, PolicyError, default_policy, load_policy_file
@@ -46,6 +48,7 @@ from ratelord.schema import (
     Decision,
     Identity,
     IdentityCreate,
+    IdentityRotate,
     IntentRequest,
     UsageAccepted,
     UsageReport,
@@ -167,14 +170,19 @@ class CommandService:
         return self.engine.identity_view(self.engine.identity(request.identity_id))
 
     async def change_identity(
-        self, identity_id: str, action: str, payload: dict[str, Any]
+        self, identity_id: str, action: str, body: IdentityRotate
     ) -> Identity:
+        """Rotate (a new ``secret_ref``, or the same one re-checked), revoke or quarantine."""
         self.guard()
+        reason = UNSET if body.reason is None else body.reason
         if action == "rotate":
-            if payload.get("secret_ref") is None:
-                payload["secret_ref"] = self.engine.identity(identity_id).secret_ref
-            payload["token_fingerprint"] = _fingerprint(payload.get("secret_ref"))
-        events = self.engine.change_identity(identity_id, action, self.now(), payload)
+            secret_ref = body.secret_ref or self.engine.identity(identity_id).secret_ref
+            payload: IdentityChangedPayload = IdentityRotatedPayload(
+                secret_ref=secret_ref, reason=reason, token_fingerprint=_fingerprint(secret_ref)
+            )
+        else:
+            payload = IDENTITY_CHANGES[action](reason=reason)
+        events = self.engine.change_identity(identity_id, self.now(), payload)
         await self.commit(events)
         self._identity_changed(identity_id)
         return self.engine.identity_view(self.engine.identity(identity_id))

@@ -23,7 +23,7 @@ from typing import Literal, Protocol
 
 from ratelord.engine.clock import parse_iso
 from ratelord.engine.core import Engine
-from ratelord.engine.events import Event, IdFactory
+from ratelord.engine.events import Event, IdFactory, SystemStartedPayload
 from ratelord.engine.state import State
 from ratelord.providers.base import ProviderFailure
 from ratelord.schema import IdentityCreate, IntentRequest, Urgency, UsageReport
@@ -177,7 +177,7 @@ class Ratelord:
             )
         )
         now = scenario.start
-        events = self.engine.start(now, {"simulator": scenario.name})
+        events = self.engine.start(now, SystemStartedPayload(simulator=scenario.name))
         events += self.engine.set_policy(self.engine.policy, now)
         self._count(events)
         for identity in scenario.identities:
@@ -214,7 +214,11 @@ class Ratelord:
                 state=state,
             )
         )
-        self._count(self.engine.start(now, {"simulator": self._scenario.name, "restart": True}))
+        self._count(
+            self.engine.start(
+                now, SystemStartedPayload(simulator=self._scenario.name, restart=True)
+            )
+        )
 
     def event_counts(self) -> dict[str, int]:
         return dict(sorted(self._events.items()))

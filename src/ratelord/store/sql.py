@@ -13,9 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import msgspec
-
-from ratelord.engine.events import Dimensions, Event, Source
+from ratelord.engine.events import Dimensions, Event, Source, typed
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +64,6 @@ FILTERS = (
     "pool_id",
     "provider_id",
 )
-
-_decode_payload = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 # ---------------------------------------------------------------------- schema
@@ -224,8 +220,9 @@ class Queries:
 
 
 def event(row: tuple[Any, ...]) -> Event:
-    """An event from a row of :data:`COLUMNS`."""
-    return Event(
+    """An event from a row of :data:`COLUMNS`, as its typed class (see ``events.typed``)."""
+    cls, decode = typed(row[2])
+    return cls(
         seq=row[0],
         event_id=row[1],
         event_type=row[2],
@@ -242,27 +239,28 @@ def event(row: tuple[Any, ...]) -> Event:
         correlation_id=row[16],
         causation_id=row[17],
         dedupe_key=row[18],
-        payload=_decode_payload(row[19]),
+        payload=decode(row[19]),
     )
 
 
 def replayed(rows: list[tuple[Any, ...]]) -> list[Event]:
     """Events from rows of :data:`REPLAY_COLUMNS`: what projections read, no more."""
-    decode = _decode_payload
-    return [
-        Event(
-            seq=r[0],
-            event_id="",
-            event_type=r[1],
-            ts_event=r[2],
-            dimensions=Dimensions(agent_id=r[3], identity_id=r[4], workload_id=r[5], scope_id=r[6]),
-            provider_id=r[7],
-            pool_id=r[8],
-            dedupe_key=r[9],
-            payload=decode(r[10]),
-        )
-        for r in rows
-    ]
+    return [_replayed(r) for r in rows]
+
+
+def _replayed(r: tuple[Any, ...]) -> Event:
+    cls, decode = typed(r[1])
+    return cls(
+        seq=r[0],
+        event_id="",
+        event_type=r[1],
+        ts_event=r[2],
+        dimensions=Dimensions(agent_id=r[3], identity_id=r[4], workload_id=r[5], scope_id=r[6]),
+        provider_id=r[7],
+        pool_id=r[8],
+        dedupe_key=r[9],
+        payload=decode(r[10]),
+    )
 
 
 def checksum(state: bytes) -> str:

@@ -7,6 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+import msgspec
+
+from ratelord.client.events import IntentDecided, event_from
 from ratelord.schema import Decision, DecisionKind
 from ratelord.tui.formatting import clock_time, duration, epoch
 
@@ -74,31 +77,33 @@ class ActivityEntry:
     def from_event(cls, event: dict[str, Any]) -> ActivityEntry | None:
         """The row for an ``intent_decided`` event; ``None`` for any other event."""
         if event.get("event_type") != "intent_decided":
+            return None  # the stream's other events are not converted at all
+        try:
+            decided = event_from(event)
+        except msgspec.ValidationError:
+            return None  # not the shape this version knows: no row rather than a wrong one
+        if not isinstance(decided, IntentDecided):
             return None
-        payload: dict[str, Any] = event.get("payload") or {}
-        dims: dict[str, Any] = event.get("dimensions") or {}
-        kind = payload.get("decision")
-        if kind not in DECISION_STYLE:
-            return None
-        mods: dict[str, Any] = payload.get("modifications") or {}
-        agent, workload = str(dims.get("agent_id", "?")), str(dims.get("workload_id", "?"))
-        ts = float(event.get("ts_event") or event.get("ts_ingest") or 0.0)
+        p, dims = decided.payload, decided.dimensions
+        kind = p.decision
+        mods = p.modifications
+        ts = decided.ts_event or decided.ts_ingest
         said = outcome(
             kind,
-            wait_seconds=float(mods.get("wait_seconds") or 0.0),
-            defer_until=mods.get("defer_until"),
-            identity_switch=mods.get("identity_switch"),
-            reason=payload.get("reason"),
+            wait_seconds=mods.wait_seconds or 0.0,
+            defer_until=mods.defer_until,
+            identity_switch=mods.identity_switch,
+            reason=p.reason,
         )
         return cls(
-            seq=int(event["seq"]),
+            seq=decided.seq,
             ts=ts,
-            agent_id=agent,
-            identity_id=str(dims.get("identity_id", "?")),
-            workload_id=workload,
-            pool_id=str(payload.get("tightest_pool") or event.get("pool_id") or ""),
+            agent_id=dims.agent_id,
+            identity_id=dims.identity_id,
+            workload_id=dims.workload_id,
+            pool_id=p.tightest_pool or decided.pool_id or "",
             decision=kind,
-            text=f"{clock_time(ts)} [{agent}] {workload} -> {said}",
+            text=f"{clock_time(ts)} [{dims.agent_id}] {dims.workload_id} -> {said}",
         )
 
 
