@@ -82,6 +82,7 @@ class FakeDaemon:
         seq = len(self.events) + 1
         event = {
             "seq": seq,
+            "event_id": f"ev{seq}",
             "event_type": "intent_decided",
             "ts_event": time.time(),
             "dimensions": {
