@@ -130,7 +130,7 @@ def a_denial(db: Path) -> tuple[int, str]:
             for event in batch:
                 if (
                     event.event_type == "intent_decided"
-                    and event.payload["decision"] == "deny_with_reason"
+                    and event.payload.decision == "deny_with_reason"
                 ):
                     at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event.ts_event + 30))
                     return event.seq, at
