@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -175,16 +176,23 @@ def test_sixty_calls_get_no_429_within_1_2x_the_ideal_time(
         )
         client = sdk(proxy)
         started = time.monotonic()
-        failures = []
+        failures, took = [], []
         for _ in range(CALLS):
+            call_started = time.monotonic()
             try:
                 chat(client)
             except openai.RateLimitError as error:
                 failures.append(error.response.json()["error"]["message"])
+            took.append(time.monotonic() - call_started)
         elapsed = time.monotonic() - started
         proxy.stop()
     # The server charges 128 per call at admission; a full bucket holds 4,000.
     ideal = (CALLS * 128 - 4000) / (4000 / MINUTE)
+    # What one call costs this machine right now (the first calls fit the full bucket and
+    # wait for nothing): other test workers share the cores, and that is not pacing.
+    overhead = CALLS * statistics.median(took[:10])
     assert llm.rejected == 0, f"{llm.rejected} server 429s"
     assert not failures, failures[:3]
-    assert elapsed <= 1.2 * ideal, f"{elapsed:.1f} s against an ideal {ideal:.1f} s"
+    assert elapsed <= 1.2 * ideal + overhead, (
+        f"{elapsed:.1f} s against an ideal {ideal:.1f} s (+ {overhead:.1f} s of calls)"
+    )
