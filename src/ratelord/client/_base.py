@@ -11,15 +11,15 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx2
 import msgspec
 
-from ratelord.client._breaker import Breaker, BreakerSettings
+from ratelord.client._breaker import DEFAULT_BREAKER, Breaker, BreakerSettings
 from ratelord.client._exceptions import (
     RatelordProtocolError,
     RatelordRequestError,
@@ -104,7 +104,7 @@ class Attempts:
 
     __slots__ = ("_attempt", "_client", "_probe", "_tried", "_unavailable")
 
-    def __init__(self, client: BaseClient) -> None:
+    def __init__(self, client: BaseClient[Any, Any]) -> None:
         self._client = client
         self._attempt = 0  # retries the daemon asked for (503/429 with Retry-After)
         self._tried = 1  # members asked in this round
@@ -143,16 +143,29 @@ def is_local(decision: Decision) -> bool:
     return decision.intent_id.startswith(LOCAL_INTENT_PREFIX)
 
 
-class BaseClient:
+#: The daemon connection's transport: ``httpx2.BaseTransport`` or ``AsyncBaseTransport``.
+TransportT = TypeVar("TransportT", httpx2.BaseTransport, httpx2.AsyncBaseTransport)
+#: How a client waits: a function (``time.sleep``) or a coroutine function (``asyncio.sleep``).
+SleepT = TypeVar("SleepT", Callable[[float], None], Callable[[float], Awaitable[None]])
+
+
+class BaseClient(Generic[TransportT, SleepT]):
+    """The options and the non-I/O half of both clients; each makes its own connection
+    (:meth:`_connect`) and waits its own way (``_default_sleep``)."""
+
+    _default_sleep: Any
+
     def __init__(
         self,
-        url: str | Sequence[str] | None,
+        url: str | Sequence[str] | None = None,
         *,
-        timeout: float,
-        fail_open: bool,
-        retries: int,
-        token: str | None,
-        breaker: BreakerSettings,
+        timeout: float = 5.0,
+        fail_open: bool = False,
+        retries: int = 3,
+        transport: TransportT | None = None,
+        token: str | None = None,
+        sleep: SleepT | None = None,
+        breaker: BreakerSettings = DEFAULT_BREAKER,
         user_agent: str = "ratelord-python",
     ) -> None:
         #: every member of the cluster; requests go to ``url`` and move on when it fails
@@ -165,6 +178,13 @@ class BaseClient:
         self._headers = {"content-type": "application/json", "user-agent": user_agent}
         if token:
             self._headers["authorization"] = f"Bearer {token}"
+        #: how the client, its guards and transports wait (a fake one in tests)
+        self.sleep: SleepT = self._default_sleep if sleep is None else sleep
+        self._connect(transport)
+
+    def _connect(self, transport: TransportT | None) -> None:
+        """Open the connection to the daemon (``self._http``) and what rides on it."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:  # never shows the token
         return f"{type(self).__name__}({self.url!r}, fail_open={self.fail_open})"

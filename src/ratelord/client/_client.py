@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
@@ -22,7 +22,6 @@ import msgspec
 from ratelord.client._admission import expired, waited_approval
 from ratelord.client._base import Attempts, BaseClient, path_id, query
 from ratelord.client._batcher import Batcher
-from ratelord.client._breaker import DEFAULT_BREAKER, BreakerSettings
 from ratelord.client._exceptions import RatelordError, RatelordTransportError
 from ratelord.client._guard import AsyncGuard, Guard, GuardArgs, GuardOptions
 from ratelord.client._lease_io import AsyncLeases, SyncLeases
@@ -53,7 +52,7 @@ from ratelord.schema import (
 T = TypeVar("T")
 
 
-class Client(BaseClient):
+class Client(BaseClient[httpx2.BaseTransport, Callable[[float], None]]):
     """Ask ratelord-d before spending; report what was spent.
 
     ``url`` defaults to ``RATELORD_URL``, else ``http://127.0.0.1:8090``; a list
@@ -70,29 +69,9 @@ class Client(BaseClient):
     seconds: calls get the fail mode at once, then one probes the daemon again.
     """
 
-    def __init__(
-        self,
-        url: str | Sequence[str] | None = None,
-        *,
-        timeout: float = 5.0,
-        fail_open: bool = False,
-        retries: int = 3,
-        transport: httpx2.BaseTransport | None = None,
-        token: str | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        breaker: BreakerSettings = DEFAULT_BREAKER,
-        user_agent: str = "ratelord-python",
-    ) -> None:
-        super().__init__(
-            url,
-            timeout=timeout,
-            fail_open=fail_open,
-            retries=retries,
-            token=token,
-            breaker=breaker,
-            user_agent=user_agent,
-        )
-        self.sleep = sleep
+    _default_sleep = staticmethod(time.sleep)
+
+    def _connect(self, transport: httpx2.BaseTransport | None) -> None:
         self._http = httpx2.Client(transport=transport, **self._client_options())
         self._leases = SyncLeases(self)
 
@@ -270,32 +249,12 @@ class Client(BaseClient):
                 self.sleep(then)
 
 
-class AsyncClient(BaseClient):
+class AsyncClient(BaseClient[httpx2.AsyncBaseTransport, Callable[[float], Awaitable[None]]]):
     """The asyncio twin of :class:`Client` (same options; ``sleep`` is a coroutine function)."""
 
-    def __init__(
-        self,
-        url: str | Sequence[str] | None = None,
-        *,
-        timeout: float = 5.0,
-        fail_open: bool = False,
-        retries: int = 3,
-        transport: httpx2.AsyncBaseTransport | None = None,
-        token: str | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        breaker: BreakerSettings = DEFAULT_BREAKER,
-        user_agent: str = "ratelord-python",
-    ) -> None:
-        super().__init__(
-            url,
-            timeout=timeout,
-            fail_open=fail_open,
-            retries=retries,
-            token=token,
-            breaker=breaker,
-            user_agent=user_agent,
-        )
-        self.sleep = sleep
+    _default_sleep = staticmethod(asyncio.sleep)
+
+    def _connect(self, transport: httpx2.AsyncBaseTransport | None) -> None:
         self._http = httpx2.AsyncClient(transport=transport, **self._client_options())
         self._leases = AsyncLeases(self)
         self._batcher = Batcher(self)
