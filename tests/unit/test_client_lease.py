@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 
 import httpx2
+import msgspec
 
 from ratelord.client import AsyncClient, Client
 from ratelord.client._lease import AUTO_RATE, EXPIRY_MARGIN, HeldLease, Keeper
 from ratelord.client._lease_watch import Follower, follow_async, follow_sync
 from ratelord.client._sse import SseMessage
+from ratelord.engine.events import LeaseRevised, LeaseRevisedPayload
 from ratelord.schema import Lease
 
 
@@ -123,6 +124,13 @@ def test_calls_with_other_labels_do_not_spend_a_lease_taken_with_these() -> None
     assert held_for(keeper, args | {"labels": {"via": "other"}}) is None
 
 
+def revision(seq: int, granted: float, revoked: bool = False, lease_id: str = "l1") -> str:
+    """A ``lease_revised`` event's JSON, as the daemon's stream carries it."""
+    payload = LeaseRevisedPayload(lease_id=lease_id, granted=granted, from_=100, revoked=revoked)
+    event = LeaseRevised(event_id=f"ev_{seq}", ts_event=WALL, seq=seq, payload=payload)
+    return msgspec.json.encode(event).decode()
+
+
 def test_the_event_stream_is_followed_from_the_first_leases_decision() -> None:
     follower = Follower(Keeper())
     follower.start_at(41)  # a revocation logged before the stream opens is still seen
@@ -148,8 +156,7 @@ def test_a_shrink_or_revocation_on_the_event_stream_reaches_the_held_lease() -> 
     follower = Follower(keeper)
 
     def revised(seq: int, granted: float, revoked: bool = False, lease_id: str = "l1") -> None:
-        payload = {"lease_id": lease_id, "granted": granted, "revoked": revoked, "from": 100}
-        data = json.dumps({"seq": seq, "event_type": "lease_revised", "payload": payload})
+        data = revision(seq, granted, revoked, lease_id)
         follower.apply(SseMessage("lease_revised", data, str(seq)))
 
     revised(7, 40, lease_id="someone-else")
@@ -168,8 +175,7 @@ def _stream(request: httpx2.Request) -> httpx2.Response:
     if request.url.path != "/v1/events":  # the ended lease's release, on close
         return httpx2.Response(410, json={"error": "lease_ended", "message": "revoked"})
     assert request.url.params["type"] == "lease_revised"
-    payload = {"lease_id": "l1", "granted": 0, "revoked": True}
-    body = f"id: 5\nevent: lease_revised\ndata: {json.dumps({'payload': payload})}\n\n"
+    body = f"id: 5\nevent: lease_revised\ndata: {revision(5, 0, revoked=True)}\n\n"
     return httpx2.Response(200, text=body, headers={"content-type": "text/event-stream"})
 
 

@@ -5,7 +5,8 @@ While a client holds a lease it follows ``GET /v1/events?stream=true&type=lease_
 what was spent, ``revoked: true``), stops serving calls beyond its new size at
 once, not at its next batched report.  The stream starts at the first lease's
 decision (its ``seq``) and a dropped one is resumed from the last event seen
-(``after_seq``), so a revision made meanwhile is not missed.
+(``after_seq``), so a revision made meanwhile is not missed.  Each message is the
+daemon's own typed event (:class:`~ratelord.client.events.LeaseRevised`), decoded as such.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ratelord.client._base import logger
 from ratelord.client._exceptions import RatelordError
 from ratelord.client._lease import Keeper
 from ratelord.client._sse import SseMessage
+from ratelord.client.events import LeaseRevised
 
 if TYPE_CHECKING:
     from ratelord.client._client import AsyncClient, Client
@@ -31,17 +33,7 @@ READ_TIMEOUT = 60.0
 PATH = "/v1/events"
 
 
-class _Revision(msgspec.Struct):
-    lease_id: str
-    granted: float
-    revoked: bool = False
-
-
-class _Revised(msgspec.Struct):
-    payload: _Revision
-
-
-_decode = msgspec.json.Decoder(_Revised).decode
+_decode = msgspec.json.Decoder(LeaseRevised).decode
 
 
 class Follower:
