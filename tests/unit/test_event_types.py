@@ -9,6 +9,7 @@ type, one ``{"log": ..., "event": ...}`` per line, each event as ``/v1/events`` 
 from __future__ import annotations
 
 import json
+import re
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -24,10 +25,10 @@ from ratelord.engine.events import (
     EVENT_CLASSES,
     PAYLOAD_TYPES,
     Event,
-    EventType,
     SnapshotWrittenPayload,
     SystemStartedPayload,
     decode_event,
+    event_type_of,
     typed,
 )
 from ratelord.engine.observations import PollResult
@@ -80,7 +81,10 @@ def recorded() -> dict[str, list[dict[str, Any]]]:
 
 
 def test_every_event_type_has_its_class_and_payload() -> None:
-    assert set(EVENT_CLASSES) == {t.value for t in EventType}
+    # The vocabulary is the classes: each one's tag is its name (IntentDecided: intent_decided).
+    for event_type, cls in EVENT_CLASSES.items():
+        assert event_type == event_type_of(cls)
+        assert event_type == re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
     assert len(set(PAYLOAD_TYPES.values())) == len(PAYLOAD_TYPES)  # one payload type each
     cls, _ = typed("something_newer")
     assert cls is Event  # a type this version does not know is kept, not refused

@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Mapping
-from enum import StrEnum
 from typing import Any, Literal
 
 import msgspec
@@ -30,7 +29,6 @@ __all__ = [
     "SENTINEL_UNKNOWN",
     "Dimensions",
     "Event",
-    "EventType",
     "IdFactory",
     "Source",
 ]
@@ -38,39 +36,6 @@ __all__ = [
 SCHEMA_VERSION = 1
 WRITER_ID = "ratelord-d"
 OriginKind = Literal["daemon", "provider", "client", "operator"]
-
-
-class EventType(StrEnum):
-    SYSTEM_STARTED = "system_started"
-    SYSTEM_STOPPED = "system_stopped"
-    IDENTITY_REGISTERED = "identity_registered"
-    IDENTITY_ROTATED = "identity_rotated"
-    IDENTITY_REVOKED = "identity_revoked"
-    IDENTITY_QUARANTINED = "identity_quarantined"
-    PRINCIPAL_DISCOVERED = "principal_discovered"
-    PROVIDER_POLL_OBSERVED = "provider_poll_observed"
-    PROVIDER_ERROR = "provider_error"
-    CONSTRAINT_OBSERVED = "constraint_observed"
-    USAGE_OBSERVED = "usage_observed"
-    RESET_OBSERVED = "reset_observed"
-    DRIFT_DETECTED = "drift_detected"
-    FORECAST_COMPUTED = "forecast_computed"
-    INTENT_SUBMITTED = "intent_submitted"
-    INTENT_DECIDED = "intent_decided"
-    USAGE_REPORTED = "usage_reported"
-    POLICY_UPDATED = "policy_updated"
-    POLICY_REJECTED = "policy_rejected"
-    POLICY_TRIGGERED = "policy_triggered"
-    POLICY_SHADOWED = "policy_shadowed"
-    THROTTLE_ADVISED = "throttle_advised"
-    POSTURE_CHANGED = "posture_changed"
-    SNAPSHOT_WRITTEN = "snapshot_written"
-    INTENTS_DECIDED = "intents_decided"
-    APPROVAL_REVOKED = "approval_revoked"
-    LEASE_DECIDED = "lease_decided"
-    LEASE_REPORTED = "lease_reported"
-    LEASE_REVISED = "lease_revised"
-    LEASE_ENDED = "lease_ended"
 
 
 class Source(msgspec.Struct, frozen=True):

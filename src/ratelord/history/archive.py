@@ -23,7 +23,13 @@ from dataclasses import dataclass
 
 import msgspec
 
-from ratelord.engine.events import Event, EventType
+from ratelord.engine.events import (
+    Event,
+    ForecastComputed,
+    PolicyTriggered,
+    ThrottleAdvised,
+    event_type_of,
+)
 from ratelord.engine.state import State
 from ratelord.history.rollup import HistoryAggregate, Rollups, aggregate
 from ratelord.store.replay import EventSource
@@ -36,7 +42,7 @@ _RELEVANT = State.relevant_types()
 #: rollups count (triggers, forecasts, throttles).  Submissions repeat what decisions
 #: say; polls are summed up by the observations they produced.
 INDEXED_TYPES = _RELEVANT | frozenset(
-    {EventType.POLICY_TRIGGERED, EventType.THROTTLE_ADVISED, EventType.FORECAST_COMPUTED}
+    event_type_of(cls) for cls in (PolicyTriggered, ThrottleAdvised, ForecastComputed)
 )
 _encode = msgspec.msgpack.Encoder().encode
 _decode_state = msgspec.msgpack.Decoder(State).decode
