@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from tests.support import shared
+
 pytest_plugins = ["tests.acceptance_plugin", "tests.support.postgres", "pytester"]
 
 settings.register_profile("ratelord", deadline=None)
@@ -36,6 +38,19 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     if config.args and all(Path(arg.split("::")[0]).is_file() for arg in config.args):
         return 0
     return min(MAX_WORKERS, WORKERS_PER_CORE * (os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_results(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Workers of one run share results of ``shared.once_per_run`` under the run's base temp.
+
+    pytest-xdist gives each worker the folder ``<the run's base temp>/popen-gwN``.
+    """
+    if hasattr(request.config, "workerinput"):
+        shared.directory = tmp_path_factory.getbasetemp().parent / "shared"
+        shared.directory.mkdir(exist_ok=True)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -7,17 +7,16 @@ served; and most work is spent from leases with no decision of its own.
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
 from ratelord.sim import Report, load_scenario, run_scenario
 from ratelord.sim.generate import goals_missed, largest_call
 from ratelord.sim.scenario import parse_scenario
+from tests.support.shared import once_per_run
 from tests.unit.test_sim_shipped import SCENARIOS, SHIPPED
 
 
-@functools.cache
+@once_per_run
 def run(name: str) -> tuple[Report, float]:
     scenario = load_scenario(SCENARIOS / f"{name}.yaml")
     return run_scenario(scenario, "leases"), largest_call(scenario)

@@ -11,13 +11,13 @@ into ``scenarios/``.
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 
 import pytest
 
 from ratelord.sim.generate import CLASSES, Verdict, generate, judge
+from tests.support.shared import once_per_run
 
 SEEDS = range(int(os.environ.get("RATELORD_SEARCH_SEEDS", "1")))
 
@@ -29,7 +29,7 @@ KNOWN_GAPS: dict[tuple[str, int], str] = {
 }
 
 
-@functools.cache
+@once_per_run
 def verdict(kind: str, seed: int) -> tuple[Verdict, float]:
     started = time.perf_counter()
     result = judge(generate(kind, seed))

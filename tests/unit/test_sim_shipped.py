@@ -7,17 +7,17 @@ within its deadline; one scenario per workload class of issue 13.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import pytest
 
 from ratelord.sim import Report, load_scenario, run_scenario
+from tests.support.shared import once_per_run
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
-@functools.cache
+@once_per_run
 def run(name: str, strategy: str = "ratelord") -> Report:
     return run_scenario(load_scenario(SCENARIOS / f"{name}.yaml"), strategy)
 
