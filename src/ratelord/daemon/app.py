@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ratelord.asgi.http import (
     HTTPError,
@@ -22,13 +22,15 @@ from ratelord.asgi.http import (
 )
 from ratelord.daemon import routes, webapi
 from ratelord.daemon.auth import Authenticator
-from ratelord.daemon.cluster import Forwarder
 from ratelord.daemon.guard import refuse_credentials
 from ratelord.daemon.metrics import Metrics
 from ratelord.daemon.runtime import Runtime
 from ratelord.engine.core import Conflict, EngineError, Gone, UnknownEntity
 from ratelord.service import Unavailable
 from ratelord.store.writer import StoreClosed
+
+if TYPE_CHECKING:
+    from ratelord.daemon.cluster import Forwarder
 
 log = logging.getLogger("ratelord.http")
 
@@ -64,8 +66,12 @@ class DaemonApp:
         self._auth = Authenticator.from_refs(
             auth.token_ref, [(t.name, t.token_ref, t.scopes) for t in auth.tokens]
         )
-        member = runtime.member
-        self._forwarder = Forwarder(member) if member is not None else None
+        self._forwarder: Forwarder | None = None
+        if runtime.member is not None:
+            # Here, not at the top: psycopg costs a single daemon a third of its start-up imports.
+            from ratelord.daemon.cluster import Forwarder
+
+            self._forwarder = Forwarder(runtime.member)
         self._max_body = runtime.settings.server.max_body_bytes
         self._boot: asyncio.Task[None] | None = None
         self._debug = log.isEnabledFor(logging.DEBUG)
