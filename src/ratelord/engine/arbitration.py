@@ -301,7 +301,7 @@ class _Arbiter:
         rule, view = winner
         action = rule.action
         if action == Action.SWITCH_IDENTITY:
-            switched = self._switch(record, rule)
+            switched = self._switch(record, rule, views)
             if switched is not None:
                 identity_id, new_charges, allocations = switched
                 evaluation.allocation = [_allocation_view(a) for a in allocations]
@@ -595,16 +595,22 @@ class _Arbiter:
         return iso(self.now + wait + max(APPROVAL_GRACE_SECONDS, 0.1 * wait))
 
     def _switch(
-        self, record: IdentityRecord, rule: FiredRule
+        self, record: IdentityRecord, rule: FiredRule, views: list[PoolView]
     ) -> tuple[str, dict[str, float], list[Allocation]] | None:
         """Another allowed identity with room for the intent in this window.
 
         Each candidate's pools are allocated like the intent's own (headroom,
         reserve and the pace its own agents have booked count): the one whose
         slot comes first wins, the most spare budget breaking ties.  None when
-        no candidate has room: the intent is then paced on its own identity.
+        no candidate has room, or none has it sooner than the intent's own
+        pools' pace: the intent is then paced on its own identity (sending it
+        to wait elsewhere would leave its own budget unspent at the reset).
         """
         allowed = rule.params.get("identities")
+        own = self._allocate(views, pace=True)
+        own_wait = max((a.wait for a in own), default=0.0)
+        if not own or not all(a.fits for a in own):
+            own_wait = math.inf
         best: tuple[float, float, str, dict[str, float], list[Allocation]] | None = None
         urgent = self.request.urgency == "high"
         for candidate in self.state.identities.values():
@@ -642,6 +648,8 @@ class _Arbiter:
                 continue
             wait = max(a.wait for a in allocations)
             spare = min(a.budget for a in allocations)
+            if wait >= own_wait:
+                continue
             if best is None or (wait, -spare) < (best[0], best[1]):
                 best = (wait, -spare, candidate.identity_id, charges, allocations)
         return None if best is None else (best[2], best[3], best[4])

@@ -108,6 +108,10 @@ class PoolState(msgspec.Struct, kw_only=True):
     reserved_since_observation: float = 0.0
     #: Of those, the calls that went at once (not told to wait): the provider has seen them.
     immediate_since_observation: float = 0.0
+    #: Calls that went at once at the instant ``latest_at`` (the latest such instant), in
+    #: units: an observation at that very instant may not have seen them yet.
+    latest_at: float = 0.0
+    latest_immediate: float = 0.0
     #: Approved calls told to wait: (starts_at, cost).  The provider cannot have seen them yet.
     pending: list[tuple[float, float]] = []
     burn: BurnState = msgspec.field(default_factory=BurnState)
@@ -548,7 +552,10 @@ def _usage_observed(state: State, event: UsageObserved) -> None:
     # yet: it stays pending until an observation after it (counted as landed by both).
     pool.pending = [(t, c) for t, c in pool.pending if t >= event.ts_event]
     pool.observed_remaining = float(p.remaining)
-    pending = sum(c for _, c in pool.pending) + pool.leased
+    # Calls that went at once at this very instant may not have reached the provider
+    # either: they count as not seen, and as landed by the next observation.
+    instant = pool.latest_immediate if pool.latest_at >= event.ts_event else 0.0
+    pending = sum(c for _, c in pool.pending) + pool.leased + instant
     level = pool.observed_remaining - pending
     pool.remaining, pool.shortfall = max(0.0, level), max(0.0, -level)
     pool.level_ts = event.ts_event
@@ -565,8 +572,8 @@ def _usage_observed(state: State, event: UsageObserved) -> None:
         gap = event.ts_event - pool.last_observed_at
         pool.observation_gap += OBSERVATION_GAP_WEIGHT * (gap - pool.observation_gap)
     pool.last_observed_at = event.ts_event
-    pool.reserved_since_observation = 0.0
-    pool.immediate_since_observation = 0.0
+    pool.reserved_since_observation = instant
+    pool.immediate_since_observation = instant
     if p.reset_at is not None:
         pool.reset_at = p.reset_at
     _recount_after_reset(pool)
@@ -672,6 +679,10 @@ def _intent_decided(state: State, event: IntentDecided) -> None:
         _debit(pool, cost, event.ts_event, dims, lands=starts_at)
         if starts_at > event.ts_event:
             pool.pending.append((starts_at, cost))
+        elif pool.latest_at == event.ts_event:
+            pool.latest_immediate += cost
+        else:
+            pool.latest_at, pool.latest_immediate = event.ts_event, cost
         if urgent:
             note(pool.urgent, cost, event.ts_event)
         if pacing is None:
