@@ -602,15 +602,18 @@ class _Arbiter:
         Each candidate's pools are allocated like the intent's own (headroom,
         reserve and the pace its own agents have booked count): the one whose
         slot comes first wins, the most spare budget breaking ties.  None when
-        no candidate has room, or none has it sooner than the intent's own
-        pools' pace: the intent is then paced on its own identity (sending it
-        to wait elsewhere would leave its own budget unspent at the reset).
+        no candidate has room: the intent is then paced on its own identity.
+        When the rule's ``identities`` include the intent's own, that one is a
+        candidate too: the intent stays while its own pools' pace serves it no
+        later (sent to wait elsewhere, it would leave its own budget unspent at
+        the reset).
         """
         allowed = rule.params.get("identities")
-        own = self._allocate(views, pace=True)
-        own_wait = max((a.wait for a in own), default=0.0)
-        if not own or not all(a.fits for a in own):
-            own_wait = math.inf
+        own_wait = math.inf
+        if allowed and any(fnmatchcase(record.identity_id, g) for g in allowed):
+            own = self._allocate(views, pace=True)
+            if own and all(a.fits for a in own):
+                own_wait = max(a.wait for a in own)
         best: tuple[float, float, str, dict[str, float], list[Allocation]] | None = None
         urgent = self.request.urgency == "high"
         for candidate in self.state.identities.values():
