@@ -10,8 +10,11 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from rich.console import Console
 
 from ratelord.sim import Report, parse_scenario, run_scenario
+from ratelord.sim.generate import goals_missed
+from ratelord.sim.render import render
 from ratelord.sim.scenario import Scenario
 from ratelord.sim.strategies import Bucket
 
@@ -330,3 +333,32 @@ def test_high_urgency_success_counts_work_served_without_denial() -> None:
     # Urgent demand beyond the pool: work still waiting at the end is not served.
     crowded = run_scenario(scenario(agent={"urgency": "high"})).high_urgency
     assert crowded.arrived == crowded.work_items > crowded.served_within_deadline
+
+
+def test_a_window_whose_leftover_fits_no_waiting_call_is_marked_full_not_flagged() -> None:
+    # 10 units a minute, calls of 4: each window ends with 2 left and a call of 4 waiting.
+    pools = {"acct-a": {"pools": {"requests": {"limit": 10, "window_seconds": 60}}}}
+    greedy = {
+        "count": 3,
+        "behaviour": {"kind": "greedy", "think_seconds": 1},
+        "cost": {"kind": "constant", "value": 4},
+    }
+    report = run_scenario(scenario(pools=pools, duration_seconds=300, agent=greedy), "none")
+    pool = report.pools[0]
+    assert [r.utilisation for r in pool.resets] == [0.8] * 5
+    assert all(r.full and r.smallest_waiting == 4 for r in pool.resets)
+    assert pool.min_utilisation == 1.0  # nothing any strategy could have used was left
+    assert all(r.overloaded for r in pool.resets)
+    assert not [f for f in goals_missed(report, 0.0) if " used " in f]
+    assert "80.0%°" in render_text(report)
+    # A call of 2 would have fit: the same leftover is flagged when the waiting call is small.
+    small = {**greedy, "cost": {"kind": "choice", "values": [4, 4, 4, 2]}}
+    report = run_scenario(scenario(pools=pools, duration_seconds=300, agent=small), "none")
+    flagged = [r for r in report.pools[0].resets if not r.full]
+    assert all(r.smallest_waiting is None or r.smallest_waiting <= 10 - r.used for r in flagged)
+
+
+def render_text(report: Report) -> str:
+    console = Console(width=200, record=True)
+    console.print(render(report))
+    return console.export_text()

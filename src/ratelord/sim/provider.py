@@ -29,6 +29,8 @@ class Window(msgspec.Struct, kw_only=True):
     available: float  # what it offered inside the run (the limit, or less at the start)
     spent: float = 0.0  # by anyone, inside the run
     demand: float = 0.0  # what was asked of it (agents' work arriving + unseen consumers)
+    #: The smallest call waiting on it when it ended (None: none was waiting).
+    waiting: float | None = None
 
 
 class SimBucket:

@@ -58,9 +58,12 @@ def _pools_table(report: Report) -> Table:
     table.add_column("pool", no_wrap=True)
     table.add_column("limit", justify="right")
     table.add_column("window", justify="right")
-    table.add_column("utilisation at each reset")
+    table.add_column("utilisation at each reset (°: what was left fit no waiting call)")
     for pool in report.pools:
-        resets = " ".join(f"{r.utilisation:.1%}" for r in pool.resets) or "no reset in the run"
+        resets = (
+            " ".join(f"{r.utilisation:.1%}{'°' if r.full else ''}" for r in pool.resets)
+            or "no reset in the run"
+        )
         table.add_row(pool.pool_id, _cell(pool.limit), f"{pool.window_seconds:,.0f}s", resets)
     return table
 
@@ -104,9 +107,14 @@ def render(report: Report) -> RenderableType:
 
 
 def utilisation_text(report: Report, sep: str = " · ") -> str:
-    """Each pool's lowest utilisation at a reset: ``99.8%``, or ``acct-a 99.8% · acct-b 12.0%``."""
+    """Each pool's lowest utilisation at a reset: ``99.8%``, or ``acct-a 99.8% · acct-b 12.0%``;
+    ``°`` when a reset's leftover fit no waiting call (it counts as used up, see
+    PoolReport.min_utilisation)."""
     shown = [
-        (p.pool_id.rsplit(":", 1)[-1], f"{p.min_utilisation:.1%}")
+        (
+            p.pool_id.rsplit(":", 1)[-1],
+            f"{p.min_utilisation:.1%}{'°' if any(r.full for r in p.resets) else ''}",
+        )
         for p in report.pools
         if p.min_utilisation is not None
     ]

@@ -53,10 +53,15 @@ class Reset(msgspec.Struct, kw_only=True):
     limit: float = 0.0
     #: What the window offered inside the run (less than the limit when it began part-spent).
     available: float = 0.0
-    #: Units asked of it: agents' work that arrived, plus consumers behind ratelord's back.
+    #: Units asked of it: agents' work that arrived, or still waited when it began, plus
+    #: consumers behind ratelord's back.
     demand: float = 0.0
     #: Demand exceeded what was available: the window should end (nearly) used up.
     overloaded: bool = False
+    #: The smallest call waiting on the pool when it reset (None: none was waiting).
+    smallest_waiting: float | None = None
+    #: What was left fit no call waiting: the window was as used as it could be.
+    full: bool = False
 
 
 class PoolReport(msgspec.Struct, kw_only=True):
@@ -64,6 +69,8 @@ class PoolReport(msgspec.Struct, kw_only=True):
     limit: float
     window_seconds: float
     resets: list[Reset]
+    #: The lowest utilisation at a reset; one marked ``full`` (what was left fit no call
+    #: waiting) counts as used up: no strategy could have used more of it.
     min_utilisation: float | None
 
 

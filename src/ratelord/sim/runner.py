@@ -60,6 +60,7 @@ class _Work:
     created: float
     key: int = 0
     tainted: bool = False  # denied or rejected (429) at least once
+    spent: bool = False  # its call went through (its answer may still be on the way)
 
 
 class Simulation:
@@ -114,6 +115,8 @@ class Simulation:
             self._at(self.start + restart.at, self._restart)
         for item in self.scenario.external:
             self._at(self.start + item.start, self._external, item)
+        for key, bucket in self.world.provider.buckets.items():
+            self._at(bucket.next_actual, self._reset, key)
         for agent in self.agents:
             self._schedule_first(agent)
         self._loop()
@@ -136,6 +139,27 @@ class Simulation:
 
     def _poll(self, now: float, identity_id: str) -> None:
         self._at(now + self.strategy.poll(identity_id, now), self._poll, identity_id)
+
+    def _reset(self, now: float, key: tuple[str, str]) -> None:
+        """A pool resets: note the smallest call waiting on it (was the window full?)."""
+        bucket = self.world.provider.buckets[key]
+        waiting = self._waiting(key)
+        bucket.current.waiting = min(waiting, default=None)
+        bucket.advance(now)
+        # Work still waiting is asked of the new window too.
+        bucket.current.demand += sum(waiting)
+        self._at(bucket.next_actual, self._reset, key)
+
+    def _waiting(self, key: tuple[str, str]) -> list[float]:
+        """What each call honest agents wait to make on the pool would spend."""
+        principal, resource = key
+        return [
+            work.ask.actual[resource]
+            for agent in self.agents
+            if agent.group.honest and self._principals[agent.identity_id] == principal
+            for work in agent.open_work.values()
+            if not work.spent and resource in work.ask.actual
+        ]
 
     def _restart(self, now: float) -> None:
         self.strategy.restart(now)
@@ -236,6 +260,7 @@ class Simulation:
         result = self.world.call(self._principals[verdict.identity_id], ask.actual, now)
         if result is CallResult.OK:
             agent.failures = 0
+            work.spent = True
             latency = agent.group.latency_seconds
             if latency:
                 self._at(now + latency, self._answered, work, verdict)
@@ -347,6 +372,8 @@ class Simulation:
     def _pools(self) -> list[PoolReport]:
         pools = []
         for (principal, resource), bucket in self.world.provider.buckets.items():
+            if bucket.next_actual <= self.end:  # a reset at the very end of the run
+                bucket.current.waiting = min(self._waiting((principal, resource)), default=None)
             bucket.advance(self.end)
             resets = [
                 Reset(
@@ -357,6 +384,8 @@ class Simulation:
                     available=round(w.available, 3),
                     demand=round(w.demand, 3),
                     overloaded=w.demand > w.available,
+                    smallest_waiting=w.waiting,
+                    full=w.waiting is not None and w.available - w.spent < w.waiting - 1e-9,
                 )
                 for w in bucket.ended
             ]
@@ -366,7 +395,9 @@ class Simulation:
                     limit=bucket.config.limit,
                     window_seconds=bucket.config.window_seconds,
                     resets=resets,
-                    min_utilisation=min((r.utilisation for r in resets), default=None),
+                    min_utilisation=min(
+                        (1.0 if r.full else r.utilisation for r in resets), default=None
+                    ),
                 )
             )
         return pools
