@@ -6,7 +6,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ratelord.sim.report import Report
+from ratelord.sim.report import Report, Reset
 
 _ROWS = (
     ("agents", "agents"),
@@ -61,11 +61,16 @@ def _pools_table(report: Report) -> Table:
     table.add_column("utilisation at each reset (°: what was left fit no waiting call)")
     for pool in report.pools:
         resets = (
-            " ".join(f"{r.utilisation:.1%}{'°' if r.full else ''}" for r in pool.resets)
+            " ".join(f"{r.utilisation:.1%}{'°' if _left_unused(r) else ''}" for r in pool.resets)
             or "no reset in the run"
         )
         table.add_row(pool.pool_id, _cell(pool.limit), f"{pool.window_seconds:,.0f}s", resets)
     return table
+
+
+def _left_unused(reset: Reset) -> bool:
+    """A reset marked ``°``: units were left, but fewer than any call waiting needed."""
+    return reset.full and reset.used < reset.available - 0.5
 
 
 def _invariants_table(report: Report) -> Table:
@@ -113,7 +118,7 @@ def utilisation_text(report: Report, sep: str = " · ") -> str:
     shown = [
         (
             p.pool_id.rsplit(":", 1)[-1],
-            f"{p.min_utilisation:.1%}{'°' if any(r.full for r in p.resets) else ''}",
+            f"{p.min_utilisation:.1%}{'°' if any(_left_unused(r) for r in p.resets) else ''}",
         )
         for p in report.pools
         if p.min_utilisation is not None
