@@ -31,12 +31,14 @@ class Poller:
         *,
         timeout: float | None = 30.0,
         rng: random.Random | None = None,
+        logger: logging.Logger = log,
     ) -> None:
         self.commands = commands
         self.provider = provider
         self.identity_id = identity_id
         self.timeout = timeout
         self.cadence = PollCadence(interval, rng)
+        self.log = logger
         self._wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -79,7 +81,7 @@ class Poller:
         except TimeoutError:
             return await self._failed("timeout", f"no answer in {self.timeout:.0f}s", None, None)
         except Exception as exc:  # a provider bug must not kill the loop
-            log.exception("provider %s failed unexpectedly", self.provider.provider_id)
+            self.log.exception("provider %s failed unexpectedly", self.provider.provider_id)
             return await self._failed(
                 "parse", f"unexpected provider error: {type(exc).__name__}", None, None
             )
@@ -112,7 +114,7 @@ class Poller:
     async def _failed(
         self, kind: str, message: str, retry_after: float | None, status_code: int | None
     ) -> float:
-        log.warning("poll of %s failed (%s): %s", self.identity_id, kind, message)
+        self.log.warning("poll of %s failed (%s): %s", self.identity_id, kind, message)
         with contextlib.suppress(Unavailable):
             await self.commands.observe_failure(
                 self.identity_id,

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from random import Random
@@ -24,10 +25,13 @@ from typing import Literal, Protocol
 from ratelord.engine.clock import parse_iso
 from ratelord.engine.core import Engine
 from ratelord.engine.events import Event, IdFactory, SystemStartedPayload
+from ratelord.engine.observations import PollResult
+from ratelord.engine.policy import CompiledPolicy
 from ratelord.engine.state import State
-from ratelord.providers.base import ProviderFailure
+from ratelord.providers.base import ProviderIdentity
 from ratelord.schema import IdentityCreate, IntentRequest, Urgency, UsageReport
-from ratelord.service import CommandService, backoff, build_engine, next_interval, run_sync
+from ratelord.service import CommandService, build_engine, run_sync
+from ratelord.service.poller import Poller
 from ratelord.sim.scenario import Scenario
 from ratelord.sim.world import CallResult, World
 
@@ -154,6 +158,31 @@ class TokenBuckets(Direct):
         return Verdict("approve" if at <= now else "modify", at, ask.identity_id)
 
 
+#: Injected outages fail polls on purpose: the poller's warnings about them are not news.
+_POLL_LOG = logging.getLogger("ratelord.sim.poller")
+_POLL_LOG.setLevel(logging.ERROR)
+
+
+class _SimulatedProvider:
+    """The simulated provider behind the daemon's provider port, so that the daemon's own
+    :class:`~ratelord.service.poller.Poller` polls it (observation, failure, cadence)."""
+
+    provider_id = "mock"
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    async def poll(self, identity: ProviderIdentity, now: float) -> PollResult:
+        assert identity.principal is not None, "every simulated identity has its principal"
+        return self._world.poll(identity.principal, now)
+
+    def default_window_seconds(self, resource: str) -> float | None:
+        return self._world.provider.default_window_seconds(resource)
+
+    async def aclose(self) -> None:
+        return None
+
+
 class Ratelord:
     """The real engine on the virtual clock, fed by polls of the simulated provider."""
 
@@ -162,20 +191,13 @@ class Ratelord:
     def __init__(self, scenario: Scenario, world: World, seed: int) -> None:
         self._scenario = scenario
         self._world = world
+        self._provider = _SimulatedProvider(world)
         self._rng = Random(f"{seed}:poller")
-        self._failures: Counter[str] = Counter()
+        self._pollers: dict[str, Poller] = {}
         self._events: Counter[str] = Counter()
         self._log: list[Event] = []
         self._now = scenario.start
-        self._serve(
-            build_engine(
-                scenario.engine,
-                scenario.compiled_policy(),
-                workloads=scenario.workloads,
-                default_windows={"mock": world.provider.default_window_seconds},
-                ids=IdFactory(prefix="sim"),
-            )
-        )
+        self._serve(self._build(scenario.compiled_policy(), IdFactory(prefix="sim")))
         now = scenario.start
         events = self.engine.start(now, SystemStartedPayload(simulator=scenario.name))
         events += self.engine.set_policy(self.engine.policy, now)
@@ -186,6 +208,16 @@ class Ratelord:
             )
             run_sync(self.service.register(request))
 
+    def _build(self, policy: CompiledPolicy, ids: IdFactory, state: State | None = None) -> Engine:
+        return build_engine(
+            self._scenario.engine,
+            policy,
+            workloads=self._scenario.workloads,
+            default_windows={"mock": self._world.provider.default_window_seconds},
+            ids=ids,
+            state=state,
+        )
+
     def _serve(self, engine: Engine) -> None:
         """Run the daemon's own command service (intent, usage, polls) on ``engine``."""
         self.engine = engine
@@ -195,6 +227,8 @@ class Ratelord:
             return events
 
         self.service = CommandService(engine, commit, lambda: self._now)
+        for poller in self._pollers.values():  # a restart: the pollers carry on, on it
+            poller.commands = self.service
 
     def _count(self, events: list[Event]) -> None:
         self._events.update(e.event_type for e in events)
@@ -204,16 +238,7 @@ class Ratelord:
         """The daemon restarts: a new engine whose state is the replayed event log."""
         state = State()
         state.apply_all(self._log)
-        self._serve(
-            build_engine(
-                self._scenario.engine,
-                self.engine.policy,
-                workloads=self._scenario.workloads,
-                default_windows={"mock": self._world.provider.default_window_seconds},
-                ids=self.engine.ids,
-                state=state,
-            )
-        )
+        self._serve(self._build(self.engine.policy, self.engine.ids, state))
         self._count(
             self.engine.start(
                 now, SystemStartedPayload(simulator=self._scenario.name, restart=True)
@@ -283,26 +308,20 @@ class Ratelord:
         run_sync(self.service.usage(report))
 
     def poll(self, identity_id: str, now: float) -> float:
-        principal = self._scenario.principal_of(identity_id)
-        try:
-            result = self._world.poll(principal, now)
-        except ProviderFailure as failure:
-            self._failures[identity_id] += 1
-            self._now = now
-            run_sync(
-                self.service.observe_failure(
-                    identity_id,
-                    kind=failure.kind,
-                    message=failure.message,
-                    retry_after=failure.retry_after,
-                )
+        """One poll by the daemon's poller; the seconds until the next (cadence or backoff)."""
+        poller = self._pollers.get(identity_id)
+        if poller is None:
+            poller = self._pollers[identity_id] = Poller(
+                self.service,
+                self._provider,
+                identity_id,
+                self._scenario.poll_interval_seconds,
+                timeout=None,
+                rng=self._rng,
+                logger=_POLL_LOG,
             )
-            return backoff(self._failures[identity_id], failure.retry_after, self._rng)
-        self._failures[identity_id] = 0
         self._now = now
-        run_sync(self.service.observe_poll(identity_id, result))
-        pools = self.engine.state.pools_of("mock", principal)
-        return next_interval(self._scenario.poll_interval_seconds, pools, now)
+        return run_sync(poller.poll_once())
 
 
 def make_strategy(name: StrategyName, scenario: Scenario, world: World, seed: int) -> Strategy:
