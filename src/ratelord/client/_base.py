@@ -21,6 +21,7 @@ import msgspec
 
 from ratelord.client._breaker import DEFAULT_BREAKER, Breaker, BreakerSettings
 from ratelord.client._exceptions import (
+    RatelordError,
     RatelordProtocolError,
     RatelordRequestError,
     RatelordTransportError,
@@ -30,6 +31,12 @@ from ratelord.client._retry import Backoff
 from ratelord.schema import MAX_BATCH, Decision, ErrorBody, IntentBatch, IntentRequest, UsageReport
 
 logger = logging.getLogger("ratelord.client")
+
+
+def report_failed(error: RatelordError) -> None:
+    """A usage report is best effort: the agent's call went through, the failure is logged."""
+    logger.warning("could not report usage to ratelord-d: %s", error)
+
 
 DEFAULT_URL = "http://127.0.0.1:8090"
 #: Synthetic decisions (the daemon was not asked) carry intent ids with this prefix.

@@ -17,14 +17,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Required, TypedDict, TypeVar, Unpack
 
 from ratelord.client._admission import MAX_DEFERRALS, admit, is_deferral
-from ratelord.client._base import is_local, logger
+from ratelord.client._base import is_local, report_failed
 from ratelord.client._client import AsyncClient, Client
 from ratelord.client._exceptions import RatelordDenied, RatelordError
 from ratelord.client._lease import REPORT_EVERY, Keeper, is_leased
-from ratelord.schema import Decision, Urgency, UsageReport
+from ratelord.schema import SENTINEL_GLOBAL, SENTINEL_UNKNOWN, Decision, Urgency, UsageReport
 
 RequestT = TypeVar("RequestT")
 #: ``route(request) -> {"cost": 1, "resource": "search", ...}``: this request's intent fields.
@@ -60,29 +60,34 @@ class Ticket:
         return self.decision.modifications.identity_switch or str(self.fields["identity_id"])
 
 
+class GateArgs(TypedDict, Generic[RequestT], total=False):
+    """Who asks, and how: the options every transport and adapter passes to its gate."""
+
+    agent_id: Required[str]
+    identity_id: Required[str]
+    workload_id: str  # default: sentinel:unknown
+    scope_id: str  # default: sentinel:global
+    urgency: Urgency  # default: normal
+    #: this request's intent fields (``cost``, ``resource``, ...)
+    route: Route[RequestT] | None
+    #: the longest wait taken here; a longer one is refused
+    max_wait: float | None
+    #: spend from a lease (True), per call (False), or leases once the rate calls for them
+    lease: bool | None
+
+
 class _GateBase(Generic[RequestT]):
-    def __init__(
-        self,
-        *,
-        agent_id: str,
-        identity_id: str,
-        workload_id: str,
-        scope_id: str,
-        urgency: Urgency,
-        route: Route[RequestT] | None,
-        max_wait: float | None,
-        lease: bool | None = None,
-    ) -> None:
+    def __init__(self, **args: Unpack[GateArgs[RequestT]]) -> None:
         self._fields: dict[str, Any] = {
-            "agent_id": agent_id,
-            "identity_id": identity_id,
-            "workload_id": workload_id,
-            "scope_id": scope_id,
-            "urgency": urgency,
+            "agent_id": args["agent_id"],
+            "identity_id": args["identity_id"],
+            "workload_id": args.get("workload_id", SENTINEL_UNKNOWN),
+            "scope_id": args.get("scope_id", SENTINEL_GLOBAL),
+            "urgency": args.get("urgency", "normal"),
         }
-        self._route = route
-        self._max_wait = max_wait
-        self._lease = lease
+        self._route = args.get("route")
+        self._max_wait = args.get("max_wait")
+        self._lease = args.get("lease")
         #: When the rate-limit headers of a leased call were last reported.
         self._headers_at = 0.0
 
@@ -143,12 +148,8 @@ def _too_many_deferrals(decision: Decision) -> RatelordDenied:
     )
 
 
-def _report_failed(error: RatelordError) -> None:
-    logger.warning("could not report usage to ratelord-d: %s", error)
-
-
 class Gate(_GateBase[RequestT]):
-    def __init__(self, client: Client, **options: Any) -> None:
+    def __init__(self, client: Client, **options: Unpack[GateArgs[RequestT]]) -> None:
         super().__init__(**options)
         self.client = client
 
@@ -190,11 +191,11 @@ class Gate(_GateBase[RequestT]):
         try:
             self.client.report_usage(self._usage(ticket, headers, path, status_code, extra))
         except RatelordError as error:
-            _report_failed(error)
+            report_failed(error)
 
 
 class AsyncGate(_GateBase[RequestT]):
-    def __init__(self, client: AsyncClient, **options: Any) -> None:
+    def __init__(self, client: AsyncClient, **options: Unpack[GateArgs[RequestT]]) -> None:
         super().__init__(**options)
         self.client = client
 
@@ -231,4 +232,4 @@ class AsyncGate(_GateBase[RequestT]):
         try:
             await self.client.report_usage(self._usage(ticket, headers, path, status_code, extra))
         except RatelordError as error:
-            _report_failed(error)
+            report_failed(error)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Required, Self, TypedDict
 import msgspec
 
 from ratelord.client._admission import MAX_DEFERRALS, admit, is_deferral
-from ratelord.client._base import is_local, logger
+from ratelord.client._base import is_local, report_failed
 from ratelord.client._exceptions import RatelordDenied, RatelordError
 from ratelord.client._lease import HeldLease, labels_key
 from ratelord.schema import SENTINEL_UNKNOWN, Decision, Urgency, UsageReport
@@ -187,10 +187,6 @@ class _GuardState:
         )
 
 
-def _report_failed(error: RatelordError) -> None:
-    logger.warning("could not report usage to ratelord-d: %s", error)
-
-
 class Guard(_GuardState):
     """Synchronous guard; made by :meth:`Client.guard`."""
 
@@ -229,7 +225,7 @@ class Guard(_GuardState):
             try:
                 self._client.report_usage(usage)
             except RatelordError as error:
-                _report_failed(error)
+                report_failed(error)
 
 
 class AsyncGuard(_GuardState):
@@ -270,4 +266,4 @@ class AsyncGuard(_GuardState):
             try:
                 await self._client.report_usage(usage)
             except RatelordError as error:
-                _report_failed(error)
+                report_failed(error)

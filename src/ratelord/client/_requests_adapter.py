@@ -10,50 +10,35 @@ imported only when ``ratelord.client.RatelordAdapter`` is first used::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
+from requests.adapters import DEFAULT_POOLBLOCK, DEFAULT_POOLSIZE, DEFAULT_RETRIES, HTTPAdapter
 
 from ratelord.client._client import Client
-from ratelord.client._gate import Gate, Route
-from ratelord.schema import SENTINEL_GLOBAL, SENTINEL_UNKNOWN, Urgency
+from ratelord.client._gate import Gate, GateArgs
 
 
 class RatelordAdapter(HTTPAdapter):
     """Ask before each request, wait as told, raise :class:`RatelordDenied`, report headers.
 
-    Extra keyword arguments (``max_retries``, ``pool_connections`` …) go to
-    :class:`requests.adapters.HTTPAdapter`.
+    ``pool_connections``, ``pool_maxsize``, ``max_retries`` and ``pool_block`` are
+    :class:`requests.adapters.HTTPAdapter`'s; the others, the gate's (as for the transports).
     """
 
     def __init__(
         self,
         *,
         client: Client,
-        agent_id: str,
-        identity_id: str,
-        workload_id: str = SENTINEL_UNKNOWN,
-        scope_id: str = SENTINEL_GLOBAL,
-        urgency: Urgency = "normal",
-        route: Route[requests.PreparedRequest] | None = None,
-        max_wait: float | None = None,
-        lease: bool | None = None,
-        **adapter_options: Any,
+        pool_connections: int = DEFAULT_POOLSIZE,
+        pool_maxsize: int = DEFAULT_POOLSIZE,
+        max_retries: Any = DEFAULT_RETRIES,
+        pool_block: bool = DEFAULT_POOLBLOCK,
+        **gate: Unpack[GateArgs[requests.PreparedRequest]],
     ) -> None:
-        super().__init__(**adapter_options)
-        self._gate: Gate[requests.PreparedRequest] = Gate(
-            client,
-            agent_id=agent_id,
-            identity_id=identity_id,
-            workload_id=workload_id,
-            scope_id=scope_id,
-            urgency=urgency,
-            route=route,
-            max_wait=max_wait,
-            lease=lease,
-        )
+        super().__init__(pool_connections, pool_maxsize, max_retries, pool_block)
+        self._gate: Gate[requests.PreparedRequest] = Gate(client, **gate)
 
     def send(  # type: ignore[override]
         self, request: requests.PreparedRequest, **kwargs: Any

@@ -25,17 +25,16 @@ import json
 import math
 import sys
 import time
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 import httpx2
 
 from ratelord.client._admission import admit
 from ratelord.client._client import AsyncClient, Client
 from ratelord.client._exceptions import RatelordDenied
-from ratelord.client._gate import AsyncGate, Gate, Route, Ticket
+from ratelord.client._gate import AsyncGate, Gate, GateArgs, Ticket
 from ratelord.client._llm import LLMCall, request_body, tapped_stream
 from ratelord.engine.clock import parse_iso
-from ratelord.schema import SENTINEL_GLOBAL, SENTINEL_UNKNOWN, Urgency
 
 Refusal = Literal["raise", "response"]
 
@@ -100,30 +99,13 @@ class RatelordTransport(_Options, httpx2.BaseTransport):
         wrapped: Any = None,
         *,
         client: Client,
-        agent_id: str,
-        identity_id: str,
-        workload_id: str = SENTINEL_UNKNOWN,
-        scope_id: str = SENTINEL_GLOBAL,
-        urgency: Urgency = "normal",
-        route: Route[Any] | None = None,
-        max_wait: float | None = None,
-        lease: bool | None = None,
         llm: bool = False,
         refusal: Refusal | None = None,
+        **gate: Unpack[GateArgs[Any]],
     ) -> None:
         super().__init__(llm, refusal)
         self._wrapped = wrapped
-        self._gate: Gate[Any] = Gate(
-            client,
-            agent_id=agent_id,
-            identity_id=identity_id,
-            workload_id=workload_id,
-            scope_id=scope_id,
-            urgency=urgency,
-            route=route,
-            max_wait=max_wait,
-            lease=lease,
-        )
+        self._gate: Gate[Any] = Gate(client, **gate)
 
     def handle_request(self, request: Any) -> Any:
         call = self._call(request)
@@ -171,30 +153,13 @@ class AsyncRatelordTransport(_Options, httpx2.AsyncBaseTransport):
         wrapped: Any = None,
         *,
         client: AsyncClient,
-        agent_id: str,
-        identity_id: str,
-        workload_id: str = SENTINEL_UNKNOWN,
-        scope_id: str = SENTINEL_GLOBAL,
-        urgency: Urgency = "normal",
-        route: Route[Any] | None = None,
-        max_wait: float | None = None,
-        lease: bool | None = None,
         llm: bool = False,
         refusal: Refusal | None = None,
+        **gate: Unpack[GateArgs[Any]],
     ) -> None:
         super().__init__(llm, refusal)
         self._wrapped = wrapped
-        self._gate: AsyncGate[Any] = AsyncGate(
-            client,
-            agent_id=agent_id,
-            identity_id=identity_id,
-            workload_id=workload_id,
-            scope_id=scope_id,
-            urgency=urgency,
-            route=route,
-            max_wait=max_wait,
-            lease=lease,
-        )
+        self._gate: AsyncGate[Any] = AsyncGate(client, **gate)
 
     async def handle_async_request(self, request: Any) -> Any:
         call = self._call(request)
