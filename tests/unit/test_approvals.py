@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from ratelord.engine import approvals
+from ratelord.engine.observations import PollResult, PoolObservation
 from ratelord.engine.policy import load_policy_text
 from ratelord.engine.state import State
+from ratelord.schema import UsageReport
 from ratelord.service import run_sync
 from tests.unit.test_engine import World
 
@@ -21,7 +23,7 @@ policies:
 """)
 
 
-def waiting_world() -> tuple[World, list[str]]:
+def waiting_world(spent_behind: float = 500) -> tuple[World, list[str]]:
     """Four approvals of 200 told to wait a minute, a second apart, on a pool of 1,000;
     then 500 spent behind ratelord's back and a poll that shows it (drift)."""
     w = World(policy=WAIT_A_MINUTE, limit=1000)
@@ -31,8 +33,13 @@ def waiting_world() -> tuple[World, list[str]]:
     for _ in range(4):
         ids.append(w.ask(cost=200).intent_id)
         w.clock.advance(1)
-    w.mock.spend("acct-1", "requests", 500, w.clock.now())
+    if spent_behind:
+        w.mock.spend("acct-1", "requests", spent_behind, w.clock.now())
     return w, ids
+
+
+def revoked_ids(events: list) -> list[str]:
+    return [e.payload.intent_id for e in events if e.event_type == "approval_revoked"]
 
 
 def test_drift_revokes_the_waiting_approvals_the_pool_no_longer_covers() -> None:
@@ -65,3 +72,41 @@ def test_revocations_replay_to_the_same_state() -> None:
     assert replayed.encode() == w.engine.state.encode()
     assert set(replayed.revoked) == set(ids[2:])
     assert approvals.check(w.engine, ids[2], w.clock.now())[0] is False
+
+
+def test_a_limit_cut_revokes_the_waiting_approvals_it_no_longer_covers() -> None:
+    w, ids = waiting_world(spent_behind=0)
+    now = w.clock.now()
+    cut = PoolObservation(
+        resource="requests",
+        limit=500,  # was 1,000: what is left moves by the difference
+        remaining=500,
+        used=500,
+        reset_at=w.mock.reset_at("acct-1", "requests"),
+        window_seconds=3600,
+    )
+    before = len(w.log)
+    run_sync(w.commands.observe_poll("id-a", PollResult(observed_at=now, observations=[cut])))
+    events = w.log[before:]
+    assert any(e.event_type == "constraint_observed" for e in events)
+    assert revoked_ids(events) == ids[2:]
+
+
+def test_a_429s_headers_revoke_every_approval_still_waiting_on_the_pool() -> None:
+    w, ids = waiting_world(spent_behind=0)
+    reset = w.mock.reset_at("acct-1", "requests")
+    assert reset is not None
+    rejected = UsageReport(
+        agent_id="other",
+        identity_id="id-a",
+        headers={
+            "x-ratelimit-limit": "1000",
+            "x-ratelimit-remaining": "0",
+            "x-ratelimit-reset": str(int(reset) + 1),
+            "x-ratelimit-resource": "requests",
+        },
+        status_code=429,
+    )
+    run_sync(w.commands.usage(rejected))
+    assert w.pool().remaining == 0
+    assert [run_sync(w.commands.check_approval(i)).holds for i in ids] == [False] * 4

@@ -296,6 +296,8 @@ def _observe_pools(
                     **envelope,
                 )
             )
+            if pool is not None:
+                drifted.append(pool_id)  # a limit cut may leave waiting approvals uncovered
         elif _is_reset(pool, obs):
             events.append(
                 engine.emit(
@@ -368,7 +370,7 @@ def _observe_pools(
             )
         )
         touched.append(pool_id)
-    # Approvals still waiting on a pool that drifted may no longer fit: revoked now.
+    # Approvals still waiting on a pool that drifted (or changed) may no longer fit: revoked.
     events += approvals.revoke_broken(engine, drifted, now)
     events += engine.refresh_forecasts(touched, now, correlation_id=correlation_id)
     return events

@@ -296,13 +296,20 @@ class Ratelord:
         if verdict.ticket is None or (result is CallResult.OK and ask.actual == ask.charges):
             return
         # A failed call spent nothing: give the reservation back; a call that cost more
-        # or less than estimated says so.
+        # or less than estimated says so.  A 429's headers say the pool is spent (until
+        # its reset): the transport reports them, so the calls approved after it wait.
         spent = sum(ask.actual.values()) if result is CallResult.OK else 0.0
+        headers = None
+        if result is CallResult.RATE_LIMITED:
+            principal = self._scenario.principal_of(verdict.identity_id)
+            headers = self._world.rejection_headers(principal, ask.actual, now) or None
         report = UsageReport(
             agent_id=ask.agent_id,
             identity_id=verdict.identity_id,
             intent_id=verdict.ticket,
             cost=spent,
+            headers=headers,
+            status_code=429 if result is CallResult.RATE_LIMITED else None,
         )
         self._now = now
         run_sync(self.service.usage(report))

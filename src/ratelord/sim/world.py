@@ -8,6 +8,7 @@ and make agents' calls fail with a 5xx that spends nothing.
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 from ratelord.engine.observations import PollResult
@@ -60,6 +61,29 @@ class World:
         for resource, cost in charges.items():
             self.provider.spend(principal, resource, cost, now)
         return CallResult.OK
+
+    def rejection_headers(
+        self, principal: str, charges: dict[str, float], now: float
+    ) -> dict[str, str]:
+        """The rate-limit headers a 429 for ``charges`` carries: the pool that refused it,
+        in the generic ``x-ratelimit-*`` form (what an SDK transport reports back)."""
+        for resource, cost in charges.items():
+            bucket = self.provider.buckets.get((principal, resource))
+            if bucket is None:
+                continue
+            bucket.advance(now)
+            if bucket.remaining + 1e-9 < cost:
+                seen = bucket.observe(resource)
+                assert seen.reset_at is not None and seen.used is not None
+                return {
+                    "x-ratelimit-limit": f"{seen.limit:.15g}",
+                    "x-ratelimit-remaining": f"{seen.remaining:.15g}",
+                    "x-ratelimit-used": f"{seen.used:.15g}",
+                    # GitHub sends whole epoch seconds; rounded up, never before the reset.
+                    "x-ratelimit-reset": str(math.ceil(seen.reset_at)),
+                    "x-ratelimit-resource": resource,
+                }
+        return {}
 
     def spend_external(self, principal: str, resource: str, amount: float, now: float) -> float:
         """Usage behind ratelord's back (another tool on the same account); what it spent.
