@@ -4,7 +4,8 @@
   through :class:`~ratelord.service.CommandService` (the same commands the
   daemon runs: intent, usage, poll observations and failures, the poll
   cadence); the simulated provider is polled on that cadence, drift is
-  reconciled, and a call that spent nothing or more than estimated is reported.
+  reconciled, and a call that spent nothing or more than estimated is reported (a 429
+  with the refusing pool's rate-limit headers, as the SDK transport reports it).
 * ``none`` — what most clients do today: call at once (the runner backs off
   after a 429).
 * ``token-bucket`` — a static client-side limiter per pool at ``limit /
