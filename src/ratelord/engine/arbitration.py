@@ -69,8 +69,16 @@ FLOOR = (PHYSICAL_FLOOR_RULE.policy_id, PHYSICAL_FLOOR_RULE.name)
 PROBE_SECONDS = 60.0
 
 
-#: An arbitration's result: decision, fired rules with their pool, charges (pool → cost), paced?
-_Result = tuple[Decision, list[tuple[FiredRule, str]], dict[str, float], bool]
+class Ruling(msgspec.Struct, frozen=True):
+    """What the arbiter made of one intent, before any event records it (see :func:`decide`)."""
+
+    decision: Decision
+    #: the rules that fired, each with the pool it fired on
+    fired: list[tuple[FiredRule, str]]
+    #: pool id → cost to reserve (empty when nothing is: a denial or a deferral)
+    charges: dict[str, float]
+    #: whether the allocation booked a pacing slot for it
+    paced: bool
 
 
 class Decided(msgspec.Struct, frozen=True):
@@ -155,8 +163,9 @@ def decide(engine: Engine, request: IntentRequest, now: float) -> Decided:
     )
     events = [submitted]
     arbiter = _Arbiter(engine, request, now, intent_id)
-    decision, fired, charges, paced = arbiter.run()
-    for rule, pool_id in fired:
+    ruling = arbiter.run()
+    decision, charges = ruling.decision, ruling.charges
+    for rule, pool_id in ruling.fired:
         events.append(
             engine.emit(
                 PolicyTriggeredPayload(
@@ -195,7 +204,7 @@ def decide(engine: Engine, request: IntentRequest, now: float) -> Decided:
                 p_exhaustion=evaluation.p_exhaustion if evaluation else None,
                 charges=charges,
                 urgency=request.urgency,
-                paced=paced,
+                paced=ruling.paced,
                 pacing=arbiter.pacing or UNSET,
                 policy_errors=arbiter.policy_errors or UNSET,
                 probes=arbiter.probes or UNSET,
@@ -236,7 +245,7 @@ class _Arbiter:
         #: the money budgets the intent matches, and what they make of it
         self.budget: budgets.Assessment | None = None
 
-    def run(self) -> _Result:
+    def run(self) -> Ruling:
         request = self.request
         record = self.state.identities.get(request.identity_id)
         if record is None:
@@ -267,7 +276,7 @@ class _Arbiter:
                 "report its response's rate-limit headers (POST /v1/usage); until then "
                 "other calls on it are refused"
             )
-            return self._decision("approve", evaluation, reason=reason), [], charges, False
+            return Ruling(self._decision("approve", evaluation, reason=reason), [], charges, False)
         fired: list[tuple[FiredRule, str]] = []
         winner: tuple[FiredRule, PoolView] | None = None
         for view in views:
@@ -292,12 +301,12 @@ class _Arbiter:
         evaluation = self._evaluation(views, tightest, rules)
         if winner is None or winner[0].action == Action.APPROVE:
             if request.urgency == "high":
-                return self._decision("approve", evaluation), fired, charges, False
+                return Ruling(self._decision("approve", evaluation), fired, charges, False)
             # Policy approves; the allocation still keeps headroom and the urgent reserve
             # (nothing to keep while no unseen use nor urgent work was ever seen).
             if any([_holds_back(v) for v in views]):
                 return self._allocated(views, evaluation, fired, charges, None, pace=False)
-            return self._decision("approve", evaluation), fired, charges, False
+            return Ruling(self._decision("approve", evaluation), fired, charges, False)
         rule, view = winner
         action = rule.action
         if action == Action.SWITCH_IDENTITY:
@@ -311,7 +320,7 @@ class _Arbiter:
                 reason = f"{rule.reason}; use identity {identity_id!r}, which has room"
                 decision = self._decision("approve_with_modifications", evaluation, mods, reason)
                 decision.valid_until = self._valid_until(wait)
-                return decision, fired, new_charges, bool(self.pacing)
+                return Ruling(decision, fired, new_charges, bool(self.pacing))
             action = Action.SHAPE  # no other identity has room: pace on this one
         if action in (Action.SHAPE, Action.DEFER) and _refilling(view, rule):
             return self._refill(rule, views, evaluation, fired, charges)
@@ -322,7 +331,7 @@ class _Arbiter:
             mods = Modifications(wait_seconds=round(wait, 3))
             decision = self._decision("approve_with_modifications", evaluation, mods, rule.reason)
             decision.valid_until = self._valid_until(wait)
-            return decision, fired, charges, False
+            return Ruling(decision, fired, charges, False)
         if action == Action.DEFER:
             horizon = view.base.seconds_to_reset if view.base else None
             if horizon is not None and (
@@ -338,7 +347,7 @@ class _Arbiter:
                         f"{rule.reason}; ask again at {mods.defer_until}, in case budget comes "
                         f"back before the reset at {iso(self.now + horizon)}"
                     )
-                return (
+                return Ruling(
                     self._decision("approve_with_modifications", evaluation, mods, reason),
                     fired,
                     {},
@@ -355,7 +364,7 @@ class _Arbiter:
         evaluation: Evaluation,
         fired: list[tuple[FiredRule, str]],
         charges: dict[str, float],
-    ) -> _Result:
+    ) -> Ruling:
         """Pace on refilling pools: wait until every bucket holds its cost, no longer."""
         waits = [
             refill.wait_for(v.pool, v.cost, self.now)
@@ -370,12 +379,12 @@ class _Arbiter:
         if wait > 0:  # the refill rate is measured from rounded headers: arrive just after
             wait = math.ceil((wait * REFILL_MARGIN + 0.001) * 1000) / 1000
         if wait <= 0:
-            return self._decision("approve", evaluation), fired, charges, False
+            return Ruling(self._decision("approve", evaluation), fired, charges, False)
         mods = Modifications(wait_seconds=wait)
         reason = f"{rule.reason}; waiting {wait:,.1f} s for the pool to refill"
         decision = self._decision("approve_with_modifications", evaluation, mods, reason)
         decision.valid_until = self._valid_until(wait)
-        return decision, fired, charges, False
+        return Ruling(decision, fired, charges, False)
 
     # ---------------------------------------------------------------- steps
 
@@ -551,7 +560,7 @@ class _Arbiter:
         reason: str | None,
         *,
         pace: bool,
-    ) -> _Result:
+    ) -> Ruling:
         """Approve, pace or hold back by the allocation of every pool the intent draws on."""
         allocations = self._allocate(views, pace=pace)
         evaluation.allocation = [_allocation_view(a) for a in allocations]
@@ -572,7 +581,7 @@ class _Arbiter:
             recheck = max(a.recheck_at for a in (short or allocations))
             mods = Modifications(defer_until=iso(recheck))
             text = f"{reason + '; ' if reason else ''}{why}; ask again at {mods.defer_until}"
-            return (
+            return Ruling(
                 self._decision("approve_with_modifications", evaluation, mods, text),
                 fired,
                 {},
@@ -581,12 +590,12 @@ class _Arbiter:
         if pace:
             self.pacing = {a.pool_id: a.cursor for a in allocations}
         if wait <= 0:
-            return self._decision("approve", evaluation), fired, charges, bool(self.pacing)
+            return Ruling(self._decision("approve", evaluation), fired, charges, bool(self.pacing))
         mods = Modifications(wait_seconds=round(wait, 3))
         text = f"{reason + ': ' if reason else ''}" + "; ".join(a.explain() for a in allocations)
         decision = self._decision("approve_with_modifications", evaluation, mods, text)
         decision.valid_until = self._valid_until(wait)
-        return decision, fired, charges, True
+        return Ruling(decision, fired, charges, True)
 
     def _valid_until(self, wait: float) -> str | None:
         """An approval with a wait holds until a little after its slot (see Decision)."""
@@ -699,13 +708,15 @@ class _Arbiter:
         reason: str,
         evaluation: Evaluation | None = None,
         fired: list[tuple[FiredRule, str]] | None = None,
-    ) -> _Result:
+    ) -> Ruling:
         evaluation = evaluation or Evaluation(
             as_of=iso(self.now) or "",
             policy_version=self.engine.policy.version,
             risk_summary="not evaluated",
         )
-        return self._decision("deny_with_reason", evaluation, None, reason), fired or [], {}, False
+        return Ruling(
+            self._decision("deny_with_reason", evaluation, None, reason), fired or [], {}, False
+        )
 
 
 class PolicyContext(dict[str, dict[str, Any]]):

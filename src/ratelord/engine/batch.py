@@ -87,11 +87,11 @@ def _group(
     if pool is None:
         return False
     total = msgspec.structs.replace(request, cost=cost * count, resource=pool.resource)
-    decision, fired, _, _ = _Arbiter(engine, total, now, "").run()
-    if decision.decision != "approve" or fired:
+    ruling = _Arbiter(engine, total, now, "").run()
+    if ruling.decision.decision != "approve" or ruling.fired:
         return False
     ids = engine.ids.many("int", count)
-    evaluation = decision.evaluation
+    evaluation = ruling.decision.evaluation
     event = engine.emit(
         IntentsDecidedPayload(
             intent_ids=ids,

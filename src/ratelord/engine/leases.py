@@ -251,7 +251,7 @@ class _Sizing:
         request, state = self.request, self.engine.state
         outcome = _Outcome()
         arbiter = self._arbiter(request.units)
-        decision = arbiter.run()[0]
+        decision = arbiter.run().decision
         outcome.decision = decision
         if arbiter.budget is not None and arbiter.budget.money:
             outcome.reason = (
@@ -314,7 +314,7 @@ class _Sizing:
         size = min(request.units, min(limit.remaining / limit.per for limit in limits))
         smallest = max(request.min_units, min(1.0, request.units))
         while size >= smallest:
-            smaller = self._arbiter(size).run()[0]
+            smaller = self._arbiter(size).run().decision
             if smaller.decision == "approve":
                 return size, False
             if _paced(smaller):
