@@ -6,6 +6,7 @@ the returned events and answers only after they are durable.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -107,14 +108,17 @@ class PoolView(msgspec.Struct):
 
     def risk(self) -> PoolRisk:
         pool, base = self.pool, self.base
+        # A risk of 0 (the common case) needs no rounding, which is costly for a float.
+        p = round(self.p, 4) if self.p else self.p
+        p_with = round(self.p_with, 4) if self.p_with else self.p_with
         if pool is None or base is None:
             return PoolRisk(
                 pool_id=self.pool_id,
                 cost=self.cost,
                 remaining=pool.remaining if pool else None,
                 limit=pool.limit if pool else None,
-                p_exhaustion=round(self.p, 4),
-                p_exhaustion_with_intent=round(self.p_with, 4),
+                p_exhaustion=p,
+                p_exhaustion_with_intent=p_with,
                 tte_p99_seconds=None,
                 seconds_to_reset=None,
                 posture=pool.posture if pool else "OK",  # type: ignore[arg-type]
@@ -125,8 +129,8 @@ class PoolView(msgspec.Struct):
             cost=self.cost,
             remaining=pool.remaining,
             limit=pool.limit,
-            p_exhaustion=round(self.p, 4),
-            p_exhaustion_with_intent=round(self.p_with, 4),
+            p_exhaustion=p,
+            p_exhaustion_with_intent=p_with,
             tte_p99_seconds=finite(base.tte_p99),
             seconds_to_reset=None if to_reset is None else finite(to_reset),
             posture=pool.posture,  # type: ignore[arg-type]
@@ -677,15 +681,18 @@ class _Arbiter:
             summary += "; fail-safe: " + ", ".join(sorted(set(notes))) + " (risk treated as high)"
         if self.policy_errors:
             summary += "; policy errors (rules not applied): " + "; ".join(self.policy_errors)
+        pools = [v.risk() for v in views]
+        # The tightest pool's figures as its risk rounded them (not rounded twice).
+        top = next((r for v, r in zip(views, pools, strict=True) if v is tightest), None)
         return Evaluation(
             as_of=iso(self.now) or "",
             policy_version=self.engine.policy.version,
             tightest_pool=tightest.pool_id if tightest else None,
-            p_exhaustion=round(tightest.p_with, 4) if tightest else None,
-            tte_p99_seconds=finite(tightest.base.tte_p99) if tightest and tightest.base else None,
+            p_exhaustion=top.p_exhaustion_with_intent if top is not None else None,
+            tte_p99_seconds=top.tte_p99_seconds if top is not None else None,
             rules_fired=rules,
             risk_summary=summary,
-            pools=[v.risk() for v in views],
+            pools=pools,
         )
 
     def _decision(
@@ -933,17 +940,24 @@ def _summary(view: PoolView | None) -> str:
     if view.pool is None or view.base is None:
         return f"pool {view.pool_id} not observed yet: no budget known, nothing reserved"
     pool, base = view.pool, view.base
-    limit = f"{pool.limit:,.0f}" if pool.limit is not None else "?"
+    limit = _thousands(pool.limit) if pool.limit is not None else "?"
     reset = (
         f"resets in {base.seconds_to_reset:,.0f}s"
         if base.seconds_to_reset is not None
         else "reset unknown"
     )
     tte = "∞" if math.isinf(base.tte_p99) else f"{base.tte_p99:,.0f}s"
+    risk = f"{view.p_with:.0%}" if view.p_with else "0%"
     return (
         f"tightest pool {pool.pool_id}: {pool.remaining:,.0f}/{limit} left, "
-        f"P(exhaustion before reset) {view.p_with:.0%} with this intent, P99 TTE {tte}, {reset}"
+        f"P(exhaustion before reset) {risk} with this intent, P99 TTE {tte}, {reset}"
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _thousands(count: float) -> str:
+    """``1,000,000``: cached, as a pool's limit is formatted into every evaluation."""
+    return f"{count:,.0f}"
 
 
 def _shadowed(

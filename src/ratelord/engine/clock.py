@@ -46,7 +46,7 @@ def iso(ts: float | None) -> str | None:
     micros = round((ts - seconds) * 1_000_000)  # as datetime rounds: to the microsecond
     if micros == 1_000_000:
         seconds, micros = seconds + 1, 0
-    return f"{_second(seconds)}.{micros // 1000:03d}Z"
+    return "%s.%03dZ" % (_second(seconds), micros // 1000)  # noqa: UP031 (cheaper, hot path)
 
 
 @functools.lru_cache(maxsize=16)

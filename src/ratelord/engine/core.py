@@ -20,6 +20,8 @@ from ratelord.engine import refill
 from ratelord.engine.budgets import Budget
 from ratelord.engine.clock import iso
 from ratelord.engine.events import (
+    DAEMON_SOURCE,
+    SYSTEM_DIMENSIONS,
     Dimensions,
     Event,
     IdentityChangedPayload,
@@ -140,8 +142,8 @@ class Engine:
         event = event_class_of(payload)(
             event_id=self.ids("ev"),
             ts_event=ts,
-            dimensions=dimensions or Dimensions(),
-            source=source or Source(),
+            dimensions=dimensions or SYSTEM_DIMENSIONS,
+            source=source or DAEMON_SOURCE,
             payload=payload,
             **envelope,
         )

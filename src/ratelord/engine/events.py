@@ -637,7 +637,8 @@ class IdFactory:
         self._counter = itertools.count(1)
 
     def __call__(self, kind: str = "ev") -> str:
-        return f"{kind}_{self._prefix}{next(self._counter):08x}"
+        # %-formatting: cheaper than an f-string with a format spec (three ids per intent).
+        return "%s_%s%08x" % (kind, self._prefix, next(self._counter))  # noqa: UP031
 
     def many(self, kind: str, n: int) -> list[str]:
         """``n`` ids, as ``n`` calls would make them (a batch's group of intents)."""

@@ -587,14 +587,19 @@ def _usage_observed(state: State, event: UsageObserved) -> None:
 
 
 def _attribute(pool: PoolState, dims: dict[str, str], amount: float) -> None:
-    for key, bucket in (
-        ("agent_id", pool.window_by_agent),
-        ("identity_id", pool.window_by_identity),
-        ("scope_id", pool.window_by_scope),
-    ):
-        who = dims.get(key)
-        if who:
-            bucket[who] = bucket.get(who, 0.0) + amount
+    # Unrolled: this runs for every approved intent.
+    who = dims.get("agent_id")
+    if who:
+        bucket = pool.window_by_agent
+        bucket[who] = bucket.get(who, 0.0) + amount
+    who = dims.get("identity_id")
+    if who:
+        bucket = pool.window_by_identity
+        bucket[who] = bucket.get(who, 0.0) + amount
+    who = dims.get("scope_id")
+    if who:
+        bucket = pool.window_by_scope
+        bucket[who] = bucket.get(who, 0.0) + amount
 
 
 @_on(ResetObserved)
