@@ -501,11 +501,12 @@ class _Arbiter:
 
     def _view(self, record: IdentityRecord, pool_id: str, cost: float) -> PoolView:
         pool = self.state.pools.get(pool_id)
-        view = PoolView(pool_id=pool_id, cost=cost, pool=pool)
         if pool is None:
-            return view
-        view.base, view.with_intent = self.engine.forecast_pair(pool, self.now, cost)
-        view.p, view.p_with = view.base.p_exhaustion, view.with_intent.p_exhaustion
+            return PoolView(pool_id, cost, pool)
+        base, with_intent = self.engine.forecast_pair(pool, self.now, cost)
+        view = PoolView(
+            pool_id, cost, pool, base, with_intent, base.p_exhaustion, with_intent.p_exhaustion
+        )
         if self.request.urgency != "high":
             stale_after = self.engine.config.stale_after_seconds
             status = self.state.providers.get(pool.provider_id)
@@ -683,7 +684,7 @@ class _Arbiter:
             summary += "; policy errors (rules not applied): " + "; ".join(self.policy_errors)
         pools = [v.risk() for v in views]
         # The tightest pool's figures as its risk rounded them (not rounded twice).
-        top = next((r for v, r in zip(views, pools, strict=True) if v is tightest), None)
+        top = pools[views.index(tightest)] if tightest is not None else None
         return Evaluation(
             as_of=iso(self.now) or "",
             policy_version=self.engine.policy.version,
@@ -940,13 +941,13 @@ def _summary(view: PoolView | None) -> str:
     if view.pool is None or view.base is None:
         return f"pool {view.pool_id} not observed yet: no budget known, nothing reserved"
     pool, base = view.pool, view.base
-    limit = _thousands(pool.limit) if pool.limit is not None else "?"
+    limit = _units(pool.limit) if pool.limit is not None else "?"
     reset = (
-        f"resets in {base.seconds_to_reset:,.0f}s"
+        f"resets in {_units(base.seconds_to_reset)}s"
         if base.seconds_to_reset is not None
         else "reset unknown"
     )
-    tte = "∞" if math.isinf(base.tte_p99) else f"{base.tte_p99:,.0f}s"
+    tte = "∞" if math.isinf(base.tte_p99) else f"{_units(base.tte_p99)}s"
     risk = f"{view.p_with:.0%}" if view.p_with else "0%"
     return (
         f"tightest pool {pool.pool_id}: {pool.remaining:,.0f}/{limit} left, "
@@ -954,10 +955,18 @@ def _summary(view: PoolView | None) -> str:
     )
 
 
-@functools.lru_cache(maxsize=64)
-def _thousands(count: float) -> str:
-    """``1,000,000``: cached, as a pool's limit is formatted into every evaluation."""
-    return f"{count:,.0f}"
+def _units(value: float) -> str:
+    """``f"{value:,.0f}"``, cached by the whole number it shows: a limit, the seconds to a
+    reset and a TTE move by less than one between decisions, and formatting a float is
+    costly.  (Both round half to even, so ``round`` gives the same digits.)"""
+    if 0 < value < 1e15:
+        return _grouped(round(value))
+    return f"{value:,.0f}"
+
+
+@functools.lru_cache(maxsize=256)
+def _grouped(count: int) -> str:
+    return f"{count:,}"
 
 
 def _shadowed(

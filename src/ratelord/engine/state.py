@@ -7,6 +7,7 @@ what snapshots and ``ratelord rebuild`` check).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -409,7 +410,9 @@ def principal_key(provider_id: str, principal: str) -> str:
     return principal[len(prefix) :] if principal.startswith(prefix) else principal
 
 
+@functools.lru_cache(maxsize=1024)
 def pool_id_for(provider_id: str, resource: str, principal: str) -> str:
+    """Cached: every intent names its pools through this."""
     return f"{provider_id}:{resource}:{principal_key(provider_id, principal)}"
 
 
