@@ -947,7 +947,7 @@ def _summary(view: PoolView | None) -> str:
         if base.seconds_to_reset is not None
         else "reset unknown"
     )
-    tte = "∞" if math.isinf(base.tte_p99) else f"{_units(base.tte_p99)}s"
+    tte = "∞" if math.isinf(base.tte_p99) else f"{base.tte_p99:,.0f}s"
     risk = f"{view.p_with:.0%}" if view.p_with else "0%"
     return (
         f"tightest pool {pool.pool_id}: {pool.remaining:,.0f}/{limit} left, "
@@ -956,9 +956,9 @@ def _summary(view: PoolView | None) -> str:
 
 
 def _units(value: float) -> str:
-    """``f"{value:,.0f}"``, cached by the whole number it shows: a limit, the seconds to a
-    reset and a TTE move by less than one between decisions, and formatting a float is
-    costly.  (Both round half to even, so ``round`` gives the same digits.)"""
+    """``f"{value:,.0f}"``, cached by the whole number it shows: a limit and the seconds to
+    a reset move by less than one between decisions, and formatting a float is costly.
+    (Both round half to even, so ``round`` gives the same digits.)"""
     if 0 < value < 1e15:
         return _grouped(round(value))
     return f"{value:,.0f}"

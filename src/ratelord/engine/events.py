@@ -624,6 +624,10 @@ _CLASS_OF_PAYLOAD: dict[type[Any], type[Event]] = {
 assert len(_CLASS_OF_PAYLOAD) == len(EVENT_CLASSES), "a payload type shared by two events"
 
 
+#: Each byte's two hex digits.
+_HEX_BYTE = [f"{byte:02x}" for byte in range(256)]
+
+
 class IdFactory:
     """Makes unique, roughly time-ordered ids without reading the clock.
 
@@ -635,10 +639,18 @@ class IdFactory:
     def __init__(self, prefix: str | None = None) -> None:
         self._prefix = prefix if prefix is not None else os.urandom(6).hex()
         self._counter = itertools.count(1)
+        #: The counter's hex digits but the last two, formatted once per 256 ids.
+        self._high = -1
+        self._high_text = ""
 
     def __call__(self, kind: str = "ev") -> str:
-        # %-formatting: cheaper than an f-string with a format spec (three ids per intent).
-        return "%s_%s%08x" % (kind, self._prefix, next(self._counter))  # noqa: UP031
+        """``f"{kind}_{prefix}{n:08x}"``, without formatting a number per id (three per
+        intent): the last byte's digits come from a table."""
+        n = next(self._counter)
+        high = n >> 8
+        if high != self._high:
+            self._high, self._high_text = high, f"{high:06x}"
+        return f"{kind}_{self._prefix}{self._high_text}{_HEX_BYTE[n & 255]}"
 
     def many(self, kind: str, n: int) -> list[str]:
         """``n`` ids, as ``n`` calls would make them (a batch's group of intents)."""
