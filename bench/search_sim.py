@@ -1,11 +1,13 @@
 """The search for failures, wider than CI's: many seeds of every generated class, offline.
 
 Run: .venv/bin/python bench/search_sim.py [--seeds N] [--first S] [--class KIND ...] [--jobs J]
+     [--strategy ratelord|leases]
 
-Each generated scenario (``ratelord.sim.generate``) runs under ratelord and the
-baselines; every goal it misses is printed on one line (``FAIL kind seed: ...``),
-then one ``key: value`` line per class: seeds run, seeds failing, and the
-seconds it took.  A failure is shrunk by hand into ``scenarios/``.
+Each generated scenario (``ratelord.sim.generate``) runs under ratelord (or, with
+``--strategy leases``, with its agents spending through leases) and the baselines;
+every goal it misses is printed on one line (``FAIL kind seed: ...``), then one
+``key: value`` line per class: seeds run, seeds failing, and the seconds it took.
+A failure is shrunk by hand into ``scenarios/``.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from ratelord.sim.generate import CLASSES, generate, judge
+from ratelord.sim.strategies import StrategyName
 
 
-def _one(case: tuple[str, int]) -> tuple[str, int, list[str], float]:
-    kind, seed = case
+def _one(case: tuple[str, int, StrategyName]) -> tuple[str, int, list[str], float]:
+    kind, seed, strategy = case
     started = time.perf_counter()
-    failures = judge(generate(kind, seed)).failures
+    failures = judge(generate(kind, seed), strategy).failures
     return kind, seed, failures, time.perf_counter() - started
 
 
@@ -31,9 +34,11 @@ def main() -> int:
     parser.add_argument("--first", type=int, default=0, help="first seed")
     parser.add_argument("--class", dest="kinds", action="append", choices=sorted(CLASSES))
     parser.add_argument("--jobs", type=int, default=1, help="processes")
+    parser.add_argument("--strategy", choices=("ratelord", "leases"), default="ratelord")
     args = parser.parse_args()
     kinds = args.kinds or list(CLASSES)
-    cases = [(k, s) for k in kinds for s in range(args.first, args.first + args.seeds)]
+    seeds = range(args.first, args.first + args.seeds)
+    cases = [(k, s, args.strategy) for k in kinds for s in seeds]
     runs = {k: 0 for k in kinds}
     failing = {k: 0 for k in kinds}
     seconds = {k: 0.0 for k in kinds}

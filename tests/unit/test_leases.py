@@ -175,6 +175,31 @@ def test_a_turned_forecast_shrinks_or_revokes_big_leases() -> None:
     assert left is None or left.granted < 600
 
 
+def test_urgent_work_arriving_takes_its_reserve_back_from_normal_leases() -> None:
+    w = world(limit=1000)
+    normal = take(w, 900, ttl_seconds=600)
+    assert normal.granted == 900
+    assert leases.maintain(w.engine, w.clock.now()) == []  # no urgent work seen: all kept
+    # Urgent work arrives (spent through its own lease): the reserve it needs is leased.
+    for _ in range(3):
+        w.clock.advance(100)
+        urgent = take(w, 2, agent_id="u", urgency="high", ttl_seconds=600)
+        _, events = leases.release(w.engine, urgent.lease_id, LeaseReport(spent=2), w.clock.now())
+        w.log += events
+    assert w.pool().urgent.count == 3
+    events = leases.maintain(w.engine, w.clock.now())
+    w.log += events
+    revised = [e.payload for e in events if e.event_type == "lease_revised"]
+    assert [p.lease_id for p in revised] == [normal.lease_id]
+    assert "urgent work needs" in revised[0].reason
+    assert 0 < w.engine.state.leases[normal.lease_id].granted < 900  # shrunk, not revoked
+    # Once given back, nothing more is taken: the pool holds the reserve again.
+    assert leases.maintain(w.engine, w.clock.now()) == []
+    replayed = State()
+    replayed.apply_all(w.log)
+    assert replayed.encode() == w.engine.state.encode()
+
+
 def test_leases_replay_into_identical_state() -> None:
     w = world()
     first = take(w, 100, ttl_seconds=30)

@@ -19,7 +19,7 @@ from ratelord.engine.events import (
     LeaseRevised,
     event_type_of,
 )
-from ratelord.engine.forecast import observe
+from ratelord.engine.forecast import note, observe
 from ratelord.engine.state import (
     LeaseRecord,
     State,
@@ -105,6 +105,8 @@ def _lease_reported(state: State, event: LeaseReported) -> None:
         if spent > within:  # spent beyond the grant: real consumption nobody reserved
             _debit(pool, (spent - within) * per, event.ts_event, dims)
         observe(pool.burn, within * per, event.ts_event)
+        if lease.urgency == "high":  # urgent work's spending sizes the urgent reserve
+            note(pool.urgent, spent * per, event.ts_event)
         _attribute(pool, dims, within * per)
         pool.version += 1
 

@@ -15,14 +15,18 @@ Sizing, in order:
 * **fair share**: the budget is shared among the pool's holders by weighted
   max-min fairness; a holder's demand is its recent rate over the lease's life
   (or what it asked for), its weight its urgency's weight times its own.
+* **urgent work first**: a lease of lower urgency is granted outside the urgent
+  reserve, and gives units back when urgent work arrives after it (see :func:`maintain`).
 * **the reset**: a lease ends at the pool's reset at the latest, so units of one
   window are never carried into the next; once a reset has passed (not yet
   observed) the pool reads as refilled and a lease's units count in the new window.
 
 :func:`maintain` runs on the daemon's clock (and the simulator's): it expires
-leases past their time and, when a pool's forecast turns (WARN/CRIT) or drift
-appears, shrinks leases above their fair share of the paced budget, revoking
-those whose share is under one unit.  Nothing here reads the clock.
+leases past their time; when a pool's forecast turns (WARN/CRIT) or drift
+appears, it shrinks leases above their fair share of the paced budget; when the
+urgent reserve (or the headroom for unseen use) grows beyond what the pool has
+unleased, it shrinks leases of lower urgency by what is missing.  A lease whose
+share is under one unit is revoked.  Nothing here reads the clock.
 """
 
 from __future__ import annotations
@@ -66,6 +70,9 @@ DEMAND_HEADROOM = 1.5
 SHRINK_SLACK = 1.25
 #: Drift this recent (its decayed weight above this) counts as "drift appeared".
 DRIFT_ALERT = 0.5
+#: A lease shrunk for urgent work keeps what its holder may have spent and not reported
+#: yet: its rate over this many seconds (the SDK reports every second).
+IN_FLIGHT_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,11 +465,15 @@ def _paced(decision: Decision) -> bool:
     )
 
 
-def _allocation(engine: Engine, pool: PoolState, now: float, *, urgent: bool = False) -> Allocation:
+def _allocation(
+    engine: Engine, pool: PoolState, now: float, *, urgent: bool = False, floor: bool = True
+) -> Allocation:
     """The pool's allocation as a paced intent would see it now (nothing booked)."""
     to_reset = engine.forecast(pool, now).seconds_to_reset
     window = engine.window_for(pool)
-    return allocate(pool, now, 0.0, to_reset, window_seconds=window, urgent=urgent, book=False)
+    return allocate(
+        pool, now, 0.0, to_reset, window_seconds=window, urgent=urgent, book=False, floor=floor
+    )
 
 
 def window_budget(engine: Engine, pool: PoolState, now: float, horizon: float) -> float:
@@ -602,7 +613,8 @@ def _pool_of(lease: LeaseRecord) -> str:
 
 
 def maintain(engine: Engine, now: float) -> list[Event]:
-    """Expire leases past their time; shrink or revoke where a pool's forecast turned."""
+    """Expire leases past their time; shrink or revoke where a pool's forecast turned or
+    urgent work needs what leases hold."""
     state = engine.state
     events: list[Event] = []
     for lease in [lease for lease in state.leases.values() if lease.expires_at <= now]:
@@ -613,7 +625,8 @@ def maintain(engine: Engine, now: float) -> list[Event]:
     for pool_id in touched:
         pool = state.pools.get(pool_id)
         if pool is not None:
-            for lease_id, (share, why) in _rebalance(engine, pool, now).items():
+            found = _rebalance(engine, pool, now) | _reclaim(engine, pool, now)
+            for lease_id, (share, why) in found.items():
                 if lease_id not in shrunk or share < shrunk[lease_id][0]:
                     shrunk[lease_id] = (share, why)
     for lease_id, (share, why) in shrunk.items():
@@ -658,6 +671,43 @@ def _rebalance(engine: Engine, pool: PoolState, now: float) -> dict[str, tuple[f
         if lease.unspent > share * SHRINK_SLACK + 1.0:
             shrunk[lease.lease_id] = (share, why)
     return shrunk
+
+
+def _reclaim(engine: Engine, pool: PoolState, now: float) -> dict[str, tuple[float, str]]:
+    """Leases of lower urgency that hold units urgent work needs: lease id → (what it
+    keeps, in lease units; why).
+
+    A lease is granted outside the urgent reserve and the headroom for unseen use,
+    but both grow when urgent work (or unseen use) arrives after it: then the
+    lower-urgency leases give back what the pool lacks, each in proportion to what it
+    holds, keeping what its holder may have spent and not reported yet.
+    """
+    holders = [
+        lease
+        for lease in _holders(engine.state.leases.values(), pool.pool_id)
+        if lease.urgency != "high" and lease.unspent > 0
+    ]
+    held = sum(lease.unspent * lease.pools[pool.pool_id] for lease in holders)
+    if held <= 0:
+        return {}
+    returned = msgspec.structs.replace(pool, remaining=pool.remaining + held)
+    # The reserve's floor for urgent work not seen yet is kept once urgent work was seen
+    # (as paced intents keep it): no lease is cut for urgency that never came.
+    allocation = _allocation(engine, returned, now, floor=pool.urgent.count > 0)
+    short = allocation.headroom + allocation.reserve - effective_remaining(pool, now)
+    if short < 1.0:
+        return {}
+    why = (
+        f"urgent work needs {allocation.reserve:,.0f} of {pool.pool_id} "
+        f"(and {allocation.headroom:,.0f} kept for unseen use): leases give back {short:,.0f}"
+    )
+    give = min(1.0, short / held)
+    kept: dict[str, tuple[float, str]] = {}
+    for lease in holders:
+        keep = max(lease.unspent * (1.0 - give), (lease.rate or 0.0) * IN_FLIGHT_SECONDS)
+        if keep < lease.unspent - 1.0:
+            kept[lease.lease_id] = (keep, why)
+    return kept
 
 
 def _revise(

@@ -367,9 +367,10 @@ class Verdict(msgspec.Struct, kw_only=True):
     best_baseline_work: float
 
 
-def judge(scenario: Scenario) -> Verdict:
-    """Run ``scenario`` under ratelord and the baselines; every goal ratelord missed."""
-    report = run_scenario(scenario, "ratelord")
+def judge(scenario: Scenario, strategy: StrategyName = "ratelord") -> Verdict:
+    """Run ``scenario`` under ``strategy`` (ratelord, or its agents spending through leases)
+    and the baselines; every goal it missed."""
+    report = run_scenario(scenario, strategy)
     best = max(work_done(run_scenario(scenario, b)) for b in BASELINES)
     return Verdict(
         scenario=scenario.name,
