@@ -200,6 +200,27 @@ def test_urgent_work_arriving_takes_its_reserve_back_from_normal_leases() -> Non
     assert replayed.encode() == w.engine.state.encode()
 
 
+def test_leases_give_back_units_the_provider_no_longer_has() -> None:
+    w = world(limit=1000)
+    lease = take(w, 600, ttl_seconds=600)
+    # Use nobody saw: the provider has 300 left, the lease holds 600 of them.
+    w.mock.spend("acct-1", "requests", 700, w.clock.now())
+    w.clock.advance(1)
+    w.poll("id-a")
+    assert w.pool().shortfall == 300
+    events = leases.maintain(w.engine, w.clock.now())
+    w.log += events
+    revised = [e.payload for e in events if e.event_type == "lease_revised"]
+    assert revised and revised[0].lease_id == lease.lease_id
+    # What the lease gave back was never there: it does not come back to the pool.
+    left = w.engine.state.leases.get(lease.lease_id)
+    assert left is None or left.granted <= 300
+    assert w.pool().leased + w.pool().remaining <= 300
+    replayed = State()
+    replayed.apply_all(w.log)
+    assert replayed.encode() == w.engine.state.encode()
+
+
 def test_leases_replay_into_identical_state() -> None:
     w = world()
     first = take(w, 100, ttl_seconds=30)

@@ -121,7 +121,10 @@ def _give_back(state: State, lease: LeaseRecord, units: float, ts: float) -> Non
             continue
         back = units * per
         pool.leased = max(0.0, pool.leased - back)
-        pool.remaining += back
+        # Units the provider's last word did not cover (a shortfall) do not come back.
+        absorbed = min(back, pool.shortfall)
+        pool.shortfall -= absorbed
+        pool.remaining += back - absorbed
         pool.reserved_since_observation = max(0.0, pool.reserved_since_observation - back)
         book_after_reset(pool, lease.granted_at, -back)
         pool.record_history(ts)

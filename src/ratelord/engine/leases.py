@@ -674,36 +674,60 @@ def _rebalance(engine: Engine, pool: PoolState, now: float) -> dict[str, tuple[f
 
 
 def _reclaim(engine: Engine, pool: PoolState, now: float) -> dict[str, tuple[float, str]]:
-    """Leases of lower urgency that hold units urgent work needs: lease id → (what it
-    keeps, in lease units; why).
+    """Leases that hold units the pool no longer has, or that urgent work needs: lease id
+    → (what it keeps, in lease units; why).
 
     A lease is granted outside the urgent reserve and the headroom for unseen use,
     but both grow when urgent work (or unseen use) arrives after it: then the
-    lower-urgency leases give back what the pool lacks, each in proportion to what it
-    holds, keeping what its holder may have spent and not reported yet.
+    lower-urgency leases give back what the pool lacks.  And when the provider says
+    it has fewer units than the leases hold (a limit cut, use nobody saw), they hold
+    units that are not there: leases give them back, lower urgency first.  Each gives
+    in proportion to what it holds, keeping what its holder may have spent and not
+    reported yet.
     """
+    pool_id = pool.pool_id
     holders = [
-        lease
-        for lease in _holders(engine.state.leases.values(), pool.pool_id)
-        if lease.urgency != "high" and lease.unspent > 0
+        lease for lease in _holders(engine.state.leases.values(), pool_id) if lease.unspent > 0
     ]
-    held = sum(lease.unspent * lease.pools[pool.pool_id] for lease in holders)
-    if held <= 0:
-        return {}
-    returned = msgspec.structs.replace(pool, remaining=pool.remaining + held)
+    lower = [lease for lease in holders if lease.urgency != "high"]
+    # Units leased that the provider's last word does not cover, until the window ends.
+    missing = pool.shortfall if pool.reset_at is None or now < pool.reset_at else 0.0
+    have = effective_remaining(pool, now) - missing
+    held = _held(lower, pool_id)
+    returned = msgspec.structs.replace(pool, remaining=max(0.0, have) + held)
     # The reserve's floor for urgent work not seen yet is kept once urgent work was seen
     # (as paced intents keep it): no lease is cut for urgency that never came.
     allocation = _allocation(engine, returned, now, floor=pool.urgent.count > 0)
-    short = allocation.headroom + allocation.reserve - effective_remaining(pool, now)
-    if short < 1.0:
-        return {}
-    why = (
-        f"urgent work needs {allocation.reserve:,.0f} of {pool.pool_id} "
-        f"(and {allocation.headroom:,.0f} kept for unseen use): leases give back {short:,.0f}"
-    )
-    give = min(1.0, short / held)
+    short = allocation.headroom + allocation.reserve - have
     kept: dict[str, tuple[float, str]] = {}
-    for lease in holders:
+    if short >= 1.0 and held > 0:
+        why = (
+            f"urgent work needs {allocation.reserve:,.0f} of {pool_id} (and "
+            f"{allocation.headroom:,.0f} kept for unseen use): leases give back {short:,.0f}"
+        )
+        kept |= _give_back_part(lower, pool_id, short, why)
+    urgent = [lease for lease in holders if lease.urgency == "high"]
+    still = missing - min(short, held)
+    if still >= 1.0 and urgent:
+        why = f"the provider has {still:,.0f} of {pool_id} fewer than leases hold"
+        kept |= _give_back_part(urgent, pool_id, still, why)
+    return kept
+
+
+def _held(leases: list[LeaseRecord], pool_id: str) -> float:
+    """Units of ``pool_id`` the leases hold unspent."""
+    return sum(lease.unspent * lease.pools[pool_id] for lease in leases)
+
+
+def _give_back_part(
+    leases: list[LeaseRecord], pool_id: str, units: float, why: str
+) -> dict[str, tuple[float, str]]:
+    """``units`` of ``pool_id`` given back by ``leases``, each in proportion to what it holds,
+    keeping what it may have spent unreported: lease id → (what it keeps; why)."""
+    held = _held(leases, pool_id)
+    give = min(1.0, units / held) if held > 0 else 0.0
+    kept: dict[str, tuple[float, str]] = {}
+    for lease in leases:
         keep = max(lease.unspent * (1.0 - give), (lease.rate or 0.0) * IN_FLIGHT_SECONDS)
         if keep < lease.unspent - 1.0:
             kept[lease.lease_id] = (keep, why)
