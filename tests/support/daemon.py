@@ -77,11 +77,22 @@ class RunningDaemon:
             time.sleep(0.05)
         raise TimeoutError(f"ratelord-d not ready after {timeout}s ({last}):\n{self.logs()}")
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Signal the daemon and wait for it to exit.
+
+        A graceful stop may wait up to uvicorn's 10 s for open connections, then
+        writes its last snapshot: on a machine the other xdist workers load, that
+        has taken more than 15 s.  A timeout names the daemon's log.
+        """
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        return self.proc.wait(timeout=timeout)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise TimeoutError(
+                f"ratelord-d still running {timeout}s after {sig}:\n{self.logs()}"
+            ) from exc
 
     def kill(self) -> None:
         assert self.proc is not None
