@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 
 from ratelord.asgi.http import HTTPError, Request
+from ratelord.daemon.threads import to_thread_finished
 from ratelord.daemon.views import event_json
 from ratelord.engine.events import Event
 
@@ -92,9 +93,9 @@ def _int(q: dict[str, str], name: str, default: int, low: int, high: int | None)
 async def event_page(runtime: Runtime, query: EventQuery) -> bytes:
     reader = runtime.reader()
     if query.after_seq is None:
-        events = await asyncio.to_thread(reader.latest, limit=query.limit, filters=query.filters)
+        events = await to_thread_finished(reader.latest, limit=query.limit, filters=query.filters)
     else:
-        events = await asyncio.to_thread(
+        events = await to_thread_finished(
             reader.query, after_seq=query.after_seq, limit=query.limit, filters=query.filters
         )
     next_after = events[-1].seq if events else (query.after_seq or 0)
@@ -141,7 +142,7 @@ async def event_stream(runtime: Runtime, query: EventQuery) -> AsyncIterator[byt
         yield b"retry: 1000\n: connected\n\n"
         reader = runtime.reader()
         while True:  # back-fill from the log until caught up with what is live
-            page = await asyncio.to_thread(
+            page = await to_thread_finished(
                 reader.query, after_seq=last, limit=BACKFILL_BATCH, filters=query.filters
             )
             for event in page:

@@ -26,6 +26,7 @@ from ratelord import __version__
 from ratelord.daemon.config import Settings, price_table
 from ratelord.daemon.providers import configure
 from ratelord.daemon.retention import Archiver, archive_directory, read_archive
+from ratelord.daemon.threads import to_thread_finished
 from ratelord.engine.clock import iso
 from ratelord.engine.core import Engine
 from ratelord.engine.diagnosis import describe, failing
@@ -333,7 +334,7 @@ class Runtime:
                 if self.writer.appended != last:
                     appended = self.writer.appended
                     try:
-                        await asyncio.to_thread(checkpointer.run)
+                        await to_thread_finished(checkpointer.run)
                     except sqlite3.Error as exc:  # a full disk; the WAL keeps the events
                         log.warning("WAL checkpoint failed, will retry: %s", exc)
                     else:
