@@ -23,6 +23,7 @@ from ratelord.engine.allocation import Allocation, allocate, recheck_at
 from ratelord.engine.charges import ChargeError, NotChargeable, resolve_charges, validate_intent
 from ratelord.engine.clock import iso
 from ratelord.engine.core import EngineError, finite
+from ratelord.engine.decimals import round3, round4
 from ratelord.engine.diagnosis import describe, failing_members
 from ratelord.engine.events import (
     DecidedModifications,
@@ -109,8 +110,8 @@ class PoolView(msgspec.Struct):
     def risk(self) -> PoolRisk:
         pool, base = self.pool, self.base
         # A risk of 0 (the common case) needs no rounding, which is costly for a float.
-        p = round(self.p, 4) if self.p else self.p
-        p_with = round(self.p_with, 4) if self.p_with else self.p_with
+        p = round4(self.p) if self.p else self.p
+        p_with = round4(self.p_with) if self.p_with else self.p_with
         if pool is None or base is None:
             return PoolRisk(
                 pool_id=self.pool_id,
@@ -320,7 +321,7 @@ class _Arbiter:
                 evaluation.allocation = [_allocation_view(a) for a in allocations]
                 wait = max((a.wait for a in allocations), default=0.0)
                 self.pacing = {a.pool_id: a.cursor for a in allocations}
-                mods = Modifications(identity_switch=identity_id, wait_seconds=round(wait, 3))
+                mods = Modifications(identity_switch=identity_id, wait_seconds=round3(wait))
                 reason = f"{rule.reason}; use identity {identity_id!r}, which has room"
                 decision = self._decision("approve_with_modifications", evaluation, mods, reason)
                 decision.valid_until = self._valid_until(wait)
@@ -332,7 +333,7 @@ class _Arbiter:
             return self._allocated(views, evaluation, fired, charges, rule.reason, pace=True)
         if action == Action.SHAPE:
             wait = self._wait(rule)
-            mods = Modifications(wait_seconds=round(wait, 3))
+            mods = Modifications(wait_seconds=round3(wait))
             decision = self._decision("approve_with_modifications", evaluation, mods, rule.reason)
             decision.valid_until = self._valid_until(wait)
             return Ruling(decision, fired, charges, False)
@@ -596,7 +597,7 @@ class _Arbiter:
             self.pacing = {a.pool_id: a.cursor for a in allocations}
         if wait <= 0:
             return Ruling(self._decision("approve", evaluation), fired, charges, bool(self.pacing))
-        mods = Modifications(wait_seconds=round(wait, 3))
+        mods = Modifications(wait_seconds=round3(wait))
         text = f"{reason + ': ' if reason else ''}" + "; ".join(a.explain() for a in allocations)
         decision = self._decision("approve_with_modifications", evaluation, mods, text)
         decision.valid_until = self._valid_until(wait)
@@ -914,13 +915,13 @@ def _keeps_floor(urgency: str, pool: PoolState) -> bool:
 def _allocation_view(a: Allocation) -> PoolAllocation:
     return PoolAllocation(
         pool_id=a.pool_id,
-        remaining=round(a.remaining, 3),
-        headroom=round(a.headroom, 3),
-        reserve=round(a.reserve, 3),
-        budget=round(a.budget, 3),
+        remaining=round3(a.remaining),
+        headroom=round3(a.headroom),
+        reserve=round3(a.reserve),
+        budget=round3(a.budget),
         horizon_seconds=finite(a.horizon),
         rate_per_second=finite(a.rate),
-        wait_seconds=round(a.wait, 3),
+        wait_seconds=round3(a.wait),
         fits=a.fits,
     )
 
@@ -932,7 +933,8 @@ def _tte(view: PoolView) -> float:
 def _utilization(pool: PoolState) -> float:
     if not pool.limit:
         return 0.0
-    return min(1.0, max(0.0, 1.0 - pool.remaining / pool.limit))
+    used = 1.0 - pool.remaining / pool.limit
+    return (used if used < 1.0 else 1.0) if used > 0.0 else 0.0
 
 
 def _summary(view: PoolView | None) -> str:

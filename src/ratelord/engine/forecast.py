@@ -67,9 +67,10 @@ def observe(state: BurnState, amount: float, ts: float) -> None:
     state.fast += amount / _TAU_FAST
     state.slow += amount / _TAU_SLOW
     deviation = state.fast - state.slow
-    weight = 1.0 / min(state.samples + 1, 20)
+    weight = 1.0 / (state.samples + 1 if state.samples < 20 else 20)
     state.variance = (1.0 - weight) * state.variance + weight * deviation * deviation
-    state.last_ts = ts if state.last_ts is None else max(ts, state.last_ts)
+    last = state.last_ts
+    state.last_ts = last if last is not None and last > ts else ts
     state.samples += 1
     state.total += amount
 
@@ -86,7 +87,7 @@ def burn_at(state: BurnState, now: float) -> tuple[float, float]:
         dt = now - state.last_ts
         fast *= math.exp(-dt / _TAU_FAST)
         slow *= math.exp(-dt / _TAU_SLOW)
-    mean = max(fast, slow)
+    mean = slow if slow > fast else fast
     sigma = math.sqrt(state.variance)
     if state.samples < COLD_START_SAMPLES:
         # Conservative prior: with few samples the rate could be twice what we saw.
@@ -260,7 +261,8 @@ def seconds_to_reset(
     if reset_at < now and window_seconds:
         periods = math.ceil((now - reset_at) / window_seconds)
         reset_at += periods * window_seconds
-    return max(0.0, reset_at - now) + RESET_SKEW
+    left = reset_at - now
+    return (left if left > 0.0 else 0.0) + RESET_SKEW
 
 
 def compute(burn: BurnState, pool: ForecastInput, now: float, cost: float = 0.0) -> ForecastResult:
@@ -271,8 +273,10 @@ def compute(burn: BurnState, pool: ForecastInput, now: float, cost: float = 0.0)
 def _inflated(burn: BurnState, pool: ForecastInput, now: float) -> tuple[float, float]:
     """Burn (mean, σ), the spread widened by staleness and recent drift."""
     mean, sigma = burn_at(burn, now)
-    staleness = 0.0 if pool.last_observed_at is None else max(0.0, now - pool.last_observed_at)
-    inflation = min(staleness / STALENESS_SCALE, 3.0) + 0.5 * pool.drift
+    observed = pool.last_observed_at
+    staleness = 0.0 if observed is None else now - observed
+    stale = staleness / STALENESS_SCALE if staleness > 0.0 else 0.0
+    inflation = (stale if stale < 3.0 else 3.0) + 0.5 * pool.drift
     if inflation > 0 and mean > 0:
         sigma = math.sqrt(sigma * sigma + (mean * inflation) ** 2)
     return mean, sigma
@@ -325,26 +329,26 @@ def _result(
     cold: bool,
 ) -> ForecastResult:
     """The forecast once ``spent`` of ``before`` remaining is gone (see :func:`compute_pair`)."""
-    remaining = max(0.0, before - spent)
+    left = before - spent
+    remaining = left if left > 0.0 else 0.0
     fits = before > 0 and spent <= before
+    if remaining <= 0:
+        tte_p50 = tte_p90 = tte_p99 = 0.0
+    else:  # remaining ÷ the burn at each quantile, infinite when nothing burns
+        p90, p99 = net + Z_P90 * sigma, net + Z_P99 * sigma
+        tte_p50 = math.inf if net <= 0 else remaining / net
+        tte_p90 = math.inf if p90 <= 0 else remaining / p90
+        tte_p99 = math.inf if p99 <= 0 else remaining / p99
     return ForecastResult(
-        tte_p50=_tte(remaining, net),
-        tte_p90=_tte(remaining, net + Z_P90 * sigma),
-        tte_p99=_tte(remaining, net + Z_P99 * sigma),
+        tte_p50=tte_p50,
+        tte_p90=tte_p90,
+        tte_p99=tte_p99,
         p_exhaustion=_p_exhaustion(remaining, fits, risk_net, risk_sigma, horizon),
         seconds_to_reset=horizon,
         burn_mean=mean,
         burn_sigma=sigma,
         cold_start=cold,
     )
-
-
-def _tte(remaining: float, rate: float) -> float:
-    if remaining <= 0:
-        return 0.0
-    if rate <= 0:
-        return math.inf
-    return remaining / rate
 
 
 def _p_exhaustion(

@@ -728,7 +728,8 @@ def note_demand(pool: PoolState, ts: float, until: float) -> None:
     """Demand on ``pool`` at ``ts``, known to last until ``until``: a new run after a gap."""
     if pool.demand_last is None or ts - pool.demand_last > DEMAND_GAP_SECONDS:
         pool.demand_since = ts
-    pool.demand_last = max(until, pool.demand_last or until)
+    last = pool.demand_last or until
+    pool.demand_last = last if last > until else until
 
 
 @_on(IntentsDecided)
@@ -868,7 +869,8 @@ def _debit(
     if pool.refill_rate:
         refill.debit(pool, cost, ts)
     else:
-        pool.remaining = max(0.0, pool.remaining - cost)
+        left = pool.remaining - cost
+        pool.remaining = left if left > 0.0 else 0.0
     pool.reserved_since_observation += cost
     if not waited and (lands is None or lands <= ts):
         pool.immediate_since_observation += cost
