@@ -4,6 +4,7 @@ Pure code: no clock and no I/O except reading the policy file in
 :func:`load_policy_file`.  See ``docs/policy.md`` for the language.
 """
 
+from . import _cel_shell  # noqa: F401 - first: the modules below import cel
 from .compiled import CompiledPolicy, CompiledRule
 from .floor import PHYSICAL_FLOOR_RULE
 from .loader import default_policy, load_policy_file, load_policy_text
