@@ -10,32 +10,32 @@ from __future__ import annotations
 import pytest
 
 from ratelord.sim import Report, load_scenario, run_scenario
-from ratelord.sim.generate import goals_missed, largest_call
+from ratelord.sim.generate import goals_missed
 from ratelord.sim.scenario import parse_scenario
 from tests.support.shared import once_per_run
 from tests.unit.test_sim_shipped import SCENARIOS, SHIPPED
 
 
 @once_per_run
-def run(name: str) -> tuple[Report, float]:
-    scenario = load_scenario(SCENARIOS / f"{name}.yaml")
-    return run_scenario(scenario, "leases"), largest_call(scenario)
+def run(name: str) -> Report:
+    return run_scenario(load_scenario(SCENARIOS / f"{name}.yaml"), "leases")
 
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_leases_hold_the_governance_goals(name: str) -> None:
-    report, largest = run(name)
+    report = run(name)
     failed = [v.check for v in report.invariants if not v.passed]
     assert report.passed, f"{name}: {failed}"
-    # Every overloaded window ends >= 97 % used (less than one call left), urgent work is
-    # served, no honest 429 (the work-done goal is against baselines: not asked of leases).
-    assert goals_missed(report, 0.0, largest) == []
+    # Every overloaded window ends >= 97 % used (or with less left than any call waiting),
+    # urgent work is served, no honest 429 (the search's judge; the work-done goal is
+    # against baselines: not asked of leases).
+    assert goals_missed(report, 0.0) == []
     assert report.engine_events["lease_decided"] > 0
     assert report.engine_events["lease_takes_local"] > 0
 
 
 def test_leases_take_most_work_off_the_decision_path_in_priority_inversion() -> None:
-    events = run("priority-inversion")[0].engine_events
+    events = run("priority-inversion").engine_events
     assert events["lease_takes_local"] > events["lease_takes_per_call"]
     assert events["lease_reported"] < events["lease_takes_local"]
 
@@ -69,7 +69,7 @@ agents:
 def test_work_over_a_workloads_pools_runs_on_workload_leases() -> None:
     scenario = parse_scenario(WORKLOAD_SCENARIO)
     report = run_scenario(scenario, "leases")
-    assert goals_missed(report, 0.0, largest_call(scenario)) == []
+    assert goals_missed(report, 0.0) == []
     # About 500 hydrates fit in the run (search: 100 a minute); over half of them are spent
     # from leases over both pools, with no decision of their own (the rest, and every retry
     # of work told to wait for a reset, ask per call).

@@ -34,8 +34,29 @@ from ratelord.engine.state import (
 ENDED_MEMORY = 10_000
 #: How many ended leases the state keeps whole, for late reports of what was spent from them.
 CLOSED_MEMORY = 256
+#: What a holder may have spent and not reported yet: its rate over this many seconds
+#: (the SDK reports every second).
+IN_FLIGHT_SECONDS = 2.0
 
 Handler = Callable[[State, Any], None]
+
+
+def unreported(state: State, pool_id: str) -> float:
+    """Units of ``pool_id`` its leases' holders may have spent and not reported yet.
+
+    The provider saw them go; ratelord still counts them leased until the next
+    report.  Each live lease: its holder's rate over :data:`IN_FLIGHT_SECONDS`
+    (all it holds, when no rate is known), at most what it holds.
+    """
+    total = 0.0
+    for lease in state.leases.values():
+        per = lease.pools.get(pool_id)
+        if per:
+            unspent = lease.unspent
+            if lease.rate is not None:
+                unspent = min(unspent, lease.rate * IN_FLIGHT_SECONDS)
+            total += unspent * per
+    return total
 
 
 def _lease_decided(state: State, event: LeaseDecided) -> None:

@@ -52,6 +52,7 @@ from ratelord.engine.events import (
     Source,
 )
 from ratelord.engine.forecast import drift_weight
+from ratelord.engine.lease_state import IN_FLIGHT_SECONDS
 from ratelord.engine.state import LeaseRecord, PoolState, State, effective_remaining
 from ratelord.schema import (
     Decision,
@@ -70,9 +71,6 @@ DEMAND_HEADROOM = 1.5
 SHRINK_SLACK = 1.25
 #: Drift this recent (its decayed weight above this) counts as "drift appeared".
 DRIFT_ALERT = 0.5
-#: A lease shrunk for urgent work keeps what its holder may have spent and not reported
-#: yet: its rate over this many seconds (the SDK reports every second).
-IN_FLIGHT_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)

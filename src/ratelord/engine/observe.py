@@ -9,6 +9,7 @@ back) and feeds the burn rate, and a gap beyond the drift threshold emits
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from ratelord.engine.events import (
     UsageObservedPayload,
     UsageReportedPayload,
 )
+from ratelord.engine.lease_state import unreported
 from ratelord.engine.observations import PollResult, PoolObservation
 from ratelord.engine.state import IdentityRecord, PoolState, pool_id_for
 from ratelord.llm import PriceTable
@@ -318,10 +320,14 @@ def _observe_pools(
             # Calls told to wait have not reached the provider yet: it cannot have seen them.
             waiting = sum(c for t, c in pool.pending if t > now)
             expected = waiting + (refill.balance(pool, now) if pool.refill_rate else pool.remaining)
-            # Leased units not reported spent have not reached the provider (holders report
-            # every second or so): the rest of what it saw consumed went behind ratelord's back.
+            # Leased units count as not spent until their holders report them (every
+            # second or so), but the provider sees them go at once: what holders may have
+            # spent since their last report is not use behind ratelord's back.
             expected += pool.leased
+            in_flight = unreported(state, pool_id) if pool.leased else 0.0
             difference = expected - obs.remaining
+            if difference > 0:
+                difference = max(0.0, difference - in_flight)
             threshold = engine.config.drift_threshold * (obs.limit or pool.limit or 0.0)
             if pool.refill_rate:  # refilled since: only what the model cannot explain
                 unaccounted = max(0.0, difference)
@@ -332,7 +338,8 @@ def _observe_pools(
                 landed = pool.immediate_since_observation + sum(
                     c for t, c in pool.pending if t <= now
                 )
-                unaccounted = max(0.0, seen_consumed - landed)
+                unaccounted = max(0.0, seen_consumed - landed - in_flight)
+            unaccounted = _beyond_rounding(unaccounted, obs.remaining)
             if threshold > 0 and abs(difference) > threshold:
                 events.append(
                     engine.emit(
@@ -374,6 +381,20 @@ def _observe_pools(
     events += approvals.revoke_broken(engine, drifted, now)
     events += engine.refresh_forecasts(touched, now, correlation_id=correlation_id)
     return events
+
+
+def _beyond_rounding(unaccounted: float, remaining: float) -> float:
+    """Unaccounted use, unless it is only the provider's rounding.
+
+    A provider that reports whole units (the usual headers) has up to one unit more
+    than it says: when calls spend fractions of a unit, what it was seen to consume
+    differs from what ratelord counted by less than one unit, either way, with nobody
+    spending behind ratelord's back.  Read as unseen use, that noise would keep
+    headroom from the last units of every window.
+    """
+    if unaccounted < 1.0 - 1e-9 and remaining == math.floor(remaining):
+        return 0.0
+    return unaccounted
 
 
 def _constraint_changed(pool: PoolState, obs: PoolObservation) -> bool:
