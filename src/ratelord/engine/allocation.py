@@ -166,17 +166,20 @@ def allocate(
             fits=True,
             recheck_at=now,
         )
+    age = now - pool.demand_since if pool.demand_since is not None else 0.0
+    if window_seconds:
+        age = min(age, max(0.0, window_seconds - horizon_to_reset))
+    trusted = max(MIN_HORIZON_SECONDS, AGE_TRUST * age)
     booked_until = pool.paced_until
     if booked_until - now >= CURSOR_REACH * (reset_at - now):
         # The slots booked reach (nearly) to the reset, yet budget is left (a raised limit,
         # calls that cost less than booked, approvals given back): spread it from now,
         # beside them, not crammed into the window's last moments.
         booked_until = now
+    elif booked_until - now > (spread := min(horizon_to_reset, trusted)):
+        booked_until = _fresh_cursor(pool, now, booked_until, budget / spread)
     start = max(now, booked_until)
-    age = now - pool.demand_since if pool.demand_since is not None else 0.0
-    if window_seconds:
-        age = min(age, max(0.0, window_seconds - horizon_to_reset))
-    horizon = min(max(reset_at - start, 0.0), max(MIN_HORIZON_SECONDS, AGE_TRUST * age))
+    horizon = min(max(reset_at - start, 0.0), trusted)
     rate = budget / horizon if horizon > 0 else math.inf
     interval = cost / rate if rate > 0 else math.inf
     tolerance = BURST_FRACTION * horizon
@@ -197,6 +200,22 @@ def allocate(
         fits=fits,
         recheck_at=slot if fits else recheck_at(now, horizon_to_reset, window_seconds),
     )
+
+
+def _fresh_cursor(pool: PoolState, now: float, booked_until: float, rate: float) -> float:
+    """The pacing cursor, no further ahead than the calls booked need at today's pace.
+
+    Slots booked at a slower pace (the last units of a window, before its limit
+    was raised) stretch the cursor far beyond the time the budget now left is
+    spread over: new work would queue behind them for as long and leave the
+    budget unspent.  Only calls approved and not yet due hold the queue; at the
+    pace the budget allows now, they take ``units / rate``.  (Checked only when
+    the cursor reaches past the whole horizon: the queue is summed then alone.)
+    """
+    if rate <= 0 or not math.isfinite(rate):
+        return booked_until
+    ahead = sum(c for t, c in pool.pending if t > now)
+    return min(booked_until, now + ahead / rate)
 
 
 def recheck_at(now: float, to_reset: float, window_seconds: float | None) -> float:

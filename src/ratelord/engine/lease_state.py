@@ -45,17 +45,14 @@ def unreported(state: State, pool_id: str) -> float:
     """Units of ``pool_id`` its leases' holders may have spent and not reported yet.
 
     The provider saw them go; ratelord still counts them leased until the next
-    report.  Each live lease: its holder's rate over :data:`IN_FLIGHT_SECONDS`
-    (all it holds, when no rate is known), at most what it holds.
+    report.  Each live lease: its holder's rate over :data:`IN_FLIGHT_SECONDS`, at
+    most what it holds (none without a rate: use nobody can account for is unseen).
     """
     total = 0.0
     for lease in state.leases.values():
         per = lease.pools.get(pool_id)
-        if per:
-            unspent = lease.unspent
-            if lease.rate is not None:
-                unspent = min(unspent, lease.rate * IN_FLIGHT_SECONDS)
-            total += unspent * per
+        if per and lease.rate:
+            total += min(lease.unspent, lease.rate * IN_FLIGHT_SECONDS) * per
     return total
 
 
