@@ -32,7 +32,7 @@ from ratelord.engine.events import (
 )
 from ratelord.engine.lease_state import unreported
 from ratelord.engine.observations import PollResult, PoolObservation
-from ratelord.engine.state import IdentityRecord, PoolState, pool_id_for
+from ratelord.engine.state import IdentityRecord, PoolState, pool_id_for, this_window
 from ratelord.llm import PriceTable
 from ratelord.schema import UsageAccepted, UsageReport
 
@@ -317,8 +317,9 @@ def _observe_pools(
                 )
             )
         else:
-            # Calls told to wait have not reached the provider yet: it cannot have seen them.
-            waiting = sum(c for t, c in pool.pending if t > now)
+            # Calls told to wait have not reached the provider yet: it cannot have seen them
+            # (those past the reset are not in the estimate: they spend the next window).
+            waiting = sum(c for t, c in pool.pending if t > now and this_window(pool, t))
             expected = waiting + (refill.balance(pool, now) if pool.refill_rate else pool.remaining)
             # Leased units count as not spent until their holders report them (every
             # second or so), but the provider sees them go at once: what holders may have

@@ -380,6 +380,14 @@ def window_start(pool: PoolState, at: float) -> float:
     return reset_at + math.floor((at - reset_at) / window) * window
 
 
+def this_window(pool: PoolState, lands: float) -> bool:
+    """Whether a call landing at ``lands`` may spend the window under way: before its
+    reset, or while the reset may still be late (within :func:`reset_grace`: then it is
+    counted in both windows)."""
+    reset_at = pool.reset_at
+    return reset_at is None or lands < reset_at or lands < reset_at + reset_grace(pool)
+
+
 def book_after_reset(pool: PoolState, lands: float, units: float) -> None:
     """Count ``units`` (negative: given back) in the window a call landing at ``lands`` spends."""
     if pool.reset_at is None or lands < pool.reset_at:
@@ -558,7 +566,10 @@ def _usage_observed(state: State, event: UsageObserved) -> None:
     # Calls that went at once at this very instant may not have reached the provider
     # either: they count as not seen, and as landed by the next observation.
     instant = pool.latest_immediate if pool.latest_at >= event.ts_event else 0.0
-    pending = sum(c for _, c in pool.pending) + pool.leased + instant
+    # Calls told to wait past the reset spend the next window, not what is observed now.
+    reset = pool.reset_at if p.reset_at is None else p.reset_at
+    due = reset + reset_grace(pool) if reset is not None else math.inf
+    pending = sum(c for t, c in pool.pending if t < due) + pool.leased + instant
     level = pool.observed_remaining - pending
     pool.remaining, pool.shortfall = max(0.0, level), max(0.0, -level)
     pool.level_ts = event.ts_event
@@ -863,12 +874,13 @@ def _debit(
     """Local accounting: an approved (or corrected) cost leaves the pool's estimate.
 
     ``lands`` is when the call reaches the provider: a call landing after the
-    known reset spends the next window (see :func:`effective_remaining`).
+    known reset spends the next window (see :func:`effective_remaining`), not
+    this one's estimate (a call paced by another pool past this one's reset).
     ``waited``: the cost of a call told to wait (never one that went at once).
     """
     if pool.refill_rate:
         refill.debit(pool, cost, ts)
-    else:
+    elif lands is None or this_window(pool, lands):
         left = pool.remaining - cost
         pool.remaining = left if left > 0.0 else 0.0
     pool.reserved_since_observation += cost
