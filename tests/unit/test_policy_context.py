@@ -50,9 +50,10 @@ def test_a_variable_is_built_once_and_only_when_read() -> None:
     world.register("id-a", "acct-1")
     ctx = context(world)
     assert ctx.get("nonsense") is None
+    assert ctx.built() == ["pool", "intent"]  # the physical floor reads them every time
     first = ctx["risk"]
     assert ctx["risk"] is first
-    assert ctx.built() == ["risk"]
+    assert ctx.built() == ["pool", "intent", "risk"]
 
 
 def test_policies_see_the_lazy_context_like_a_dict() -> None:

@@ -144,7 +144,7 @@ def decide(engine: Engine, request: IntentRequest, now: float) -> Decided:
         validate_intent(engine.config.workloads, request)
     except ChargeError as exc:
         raise EngineError(exc.code, exc.message) from None
-    intent_id = engine.ids("int")
+    intent_id = engine.ids.new("int")
     dims = Dimensions(
         agent_id=request.agent_id,
         identity_id=request.identity_id,
@@ -736,6 +736,9 @@ class PolicyContext(dict[str, dict[str, Any]]):
     never pay for the rest.  Its keys are exactly :data:`~ratelord.engine.policy.VARIABLES`.
     A dict holding the variables built so far (``__missing__`` builds the others), so
     that the rules' reads of a variable already built cost a plain dict lookup.
+    ``pool`` and ``intent``, which the physical floor (first in every policy) reads on
+    every evaluation, are built with the context: a ``__missing__`` call costs ~1,700
+    instructions.
     """
 
     __slots__ = ("_arbiter", "_base", "_pool_state", "_record", "_view", "_with_intent")
@@ -748,6 +751,8 @@ class PolicyContext(dict[str, dict[str, Any]]):
         self._pool_state: PoolState = view.pool
         self._base: ForecastResult = view.base
         self._with_intent: ForecastResult = view.with_intent
+        self["pool"] = self._pool()
+        self["intent"] = self._intent()
 
     def __missing__(self, name: str) -> dict[str, Any]:
         fields = self[name] = _VARIABLE_BUILDERS[name](self)

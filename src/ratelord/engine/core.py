@@ -151,7 +151,7 @@ class Engine:
         the event from a dict of them costs twice as much (two of these per intent)."""
         # Each event class has its type as the default of ``event_type``.
         event = event_class_of(payload)(  # type: ignore[call-arg]
-            event_id=self.ids("ev"),
+            event_id=self.ids.new("ev"),
             ts_event=ts,
             dimensions=dimensions or SYSTEM_DIMENSIONS,
             source=source or DAEMON_SOURCE,

@@ -643,14 +643,18 @@ class IdFactory:
         self._high = -1
         self._high_text = ""
 
-    def __call__(self, kind: str = "ev") -> str:
+    def new(self, kind: str = "ev") -> str:
         """``f"{kind}_{prefix}{n:08x}"``, without formatting a number per id (three per
-        intent): the last byte's digits come from a table."""
+        intent): the last byte's digits come from a table.  The hot path calls ``new``
+        by name: calling the factory itself goes through a slot lookup (~600
+        instructions more)."""
         n = next(self._counter)
         high = n >> 8
         if high != self._high:
             self._high, self._high_text = high, f"{high:06x}"
         return f"{kind}_{self._prefix}{self._high_text}{_HEX_BYTE[n & 255]}"
+
+    __call__ = new
 
     def many(self, kind: str, n: int) -> list[str]:
         """``n`` ids, as ``n`` calls would make them (a batch's group of intents)."""
