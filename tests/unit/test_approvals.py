@@ -110,3 +110,27 @@ def test_a_429s_headers_revoke_every_approval_still_waiting_on_the_pool() -> Non
     run_sync(w.commands.usage(rejected))
     assert w.pool().remaining == 0
     assert [run_sync(w.commands.check_approval(i)).holds for i in ids] == [False] * 4
+
+
+def test_an_approval_holds_only_if_it_fits_at_what_calls_really_spend() -> None:
+    """Calls on the pool cost 20 % more or less than estimated: before its slot, the last
+    call of a window must fit at the P99 of that error, not at its estimate (else it
+    may overrun the pool: an honest 429)."""
+    w = World(policy=WAIT_A_MINUTE, limit=100)
+    w.register("id-a", "acct-1")
+    for i in range(10):
+        decision = w.ask(cost=5)
+        actual = 6.0 if i % 2 else 4.0
+        run_sync(
+            w.commands.usage(
+                UsageReport(
+                    agent_id="agent", identity_id="id-a", intent_id=decision.intent_id, cost=actual
+                )
+            )
+        )
+    assert w.pool().remaining == 50
+    # 48 fits the 50 left at its estimate, not at what it may really spend; 30 does.
+    edge, room = w.ask(cost=48).intent_id, w.ask(cost=30).intent_id
+    w.clock.advance(60)
+    assert not run_sync(w.commands.check_approval(edge)).holds
+    assert run_sync(w.commands.check_approval(room)).holds

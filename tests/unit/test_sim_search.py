@@ -3,10 +3,12 @@
 Each class is drawn from :mod:`ratelord.sim.generate` (``RATELORD_SEARCH_SEEDS``
 seeds per class, default 1, so CI stays within a minute or so) and run under
 ratelord and the baselines.  Every generated scenario must give honest agents
-no 429; every goal (utilisation at each overloaded reset, urgent work within
-its deadline, work done against the best baseline) must hold except where a
-known gap is named below.  A failure found with more seeds is shrunk by hand
-into ``scenarios/``.
+no 429 (but the first call to meet what no client could foresee: a limit cut,
+or a consumer behind ratelord's back spending for the first time); every goal
+(utilisation at each overloaded reset, urgent work within its deadline, work
+done against the best baseline) must hold except where a known gap is named
+below.  A failure found with more seeds is shrunk by hand into
+``scenarios/``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ CASES = [(kind, seed) for kind in CLASSES for seed in SEEDS]
 @pytest.mark.parametrize(("kind", "seed"), CASES)
 def test_no_generated_scenario_gives_an_honest_agent_a_429(kind: str, seed: int) -> None:
     result, _ = verdict(kind, seed)
-    assert result.report.honest_429s == 0, result.failures
+    report = result.report
+    assert report.honest_429s - report.unavoidable_429s == 0, result.failures
 
 
 @pytest.mark.parametrize(

@@ -31,8 +31,8 @@ import math
 import msgspec
 
 from ratelord.engine import refill
-from ratelord.engine.forecast import Z_P99, chunk_quantile
-from ratelord.engine.state import PoolState, State, effective_remaining
+from ratelord.engine.forecast import RESET_SKEW, Z_P99, chunk_quantile
+from ratelord.engine.state import PoolState, State, effective_remaining, estimate_inflation
 
 #: Quantile of unseen consumption kept as headroom (normal score) and the chance of one more
 #: unseen chunk below which the headroom no longer holds a whole chunk back.
@@ -42,6 +42,10 @@ HEADROOM_TAIL = 0.005
 #: over this many observation gaps (since the last one, and until the next), not until the
 #: reset; once seen, it is in the remaining.
 EXPOSURE_GAPS = 2.0
+#: A call fits only if it fits at this quantile of what calls on the pool were seen to
+#: really spend over their estimates (one call's error, not the mean's): the last calls of
+#: a window, or an approval re-checked before its slot, must not overrun the pool.
+COST_Z = Z_P99
 #: The urgent reserve's quantile and tail.
 RESERVE_Z = Z_P99
 RESERVE_TAIL = 0.01
@@ -121,6 +125,8 @@ def allocate(
     :data:`RESERVE_FLOOR_FRACTION`).
     """
     remaining = effective_remaining(pool, now)
+    # What the call may really spend: it must fit this.
+    worst = cost * estimate_inflation(pool, COST_Z)
     # Calls that cost more than their estimate: each booked unit takes this many.
     cost = cost * max(1.0, pool.estimate_ratio or 1.0)
     horizon_to_reset = math.inf if seconds_to_reset is None else max(seconds_to_reset, 0.0)
@@ -134,7 +140,7 @@ def allocate(
     reserve = min(reserve, remaining - headroom)
     budget = remaining - headroom - reserve
     reset_at = now + horizon_to_reset
-    if cost > budget:
+    if max(cost, worst) > budget:
         recheck = reset_at
         if pool.limit is None or cost <= pool.limit:
             recheck = recheck_at(now, horizon_to_reset, window_seconds)
@@ -186,6 +192,11 @@ def allocate(
     slot = max(now, booked_until - tolerance)
     cursor = start + interval
     fits = slot < reset_at and math.isfinite(interval)
+    wait = max(slot - now, interval) if book else slot - now
+    if book and now + wait >= reset_at - RESET_SKEW:
+        # Its slot runs to the announced reset (the last budget of the window): it goes
+        # when the slot begins, not at its end, which is already the next window.
+        wait = max(slot, start) - now
     return Allocation(
         pool_id=pool.pool_id,
         remaining=remaining,
@@ -195,7 +206,7 @@ def allocate(
         horizon=horizon,
         rate=rate,
         # Paced work waits at least its own slot's length (a few ms when the pace is fast).
-        wait=max(slot - now, interval) if book else slot - now,
+        wait=wait,
         cursor=cursor if book else pool.paced_until,
         fits=fits,
         recheck_at=slot if fits else recheck_at(now, horizon_to_reset, window_seconds),
@@ -245,10 +256,12 @@ def approval_holds(state: State, intent_id: str, starts_at: float, now: float) -
 
     Every pool it draws on must cover, by the provider's last word, what has
     been spent since plus every approved call due up to and including this
-    one.  Unseen consumption or costlier calls can break an approval between
-    its decision and its slot: then the agent must ask again, not spend.
+    one (this one at what it may really spend: see :data:`COST_Z`).  Unseen
+    consumption or costlier calls can break an approval between its decision
+    and its slot: then the agent must ask again, not spend.
     """
-    for pool_id in state.charges.get(intent_id, {}):
+    charges = state.charges.get(intent_id, {})
+    for pool_id, own in charges.items():
         pool = state.pools.get(pool_id)
         if pool is None or pool.observed_remaining is None:
             continue
@@ -262,6 +275,7 @@ def approval_holds(state: State, intent_id: str, starts_at: float, now: float) -
         if pool.reset_at is not None and now >= pool.reset_at:
             continue  # a reset since the last observation: the pool is full again
         due = sum(c for t, c in pool.pending if t <= starts_at)
+        due += own * (estimate_inflation(pool, COST_Z) - 1.0)
         unseen = chunk_quantile(
             pool.unseen, now, now - (pool.last_observed_at or now), HEADROOM_Z, HEADROOM_TAIL
         )

@@ -835,17 +835,18 @@ def _track_estimate(pool: PoolState, ratio: float) -> None:
     pool.estimate_samples += 1
 
 
-def estimate_inflation(pool: PoolState) -> float:
+def estimate_inflation(pool: PoolState, z: float = ESTIMATE_Z) -> float:
     """How many times its estimate a call on ``pool`` may really spend, at least 1.
 
-    The P90 of the observed actual ÷ reserved (smoothed mean + 1.28 σ), once
-    :data:`ESTIMATE_MIN_SAMPLES` calls were reconciled: the forecast of an
-    intent counts its cost this many times, so estimates that run low (a prompt
-    the heuristic under-counts) are not trusted at face value.
+    By default the P90 of the observed actual ÷ reserved (smoothed mean + 1.28 σ;
+    ``z`` picks another quantile), once :data:`ESTIMATE_MIN_SAMPLES` calls were
+    reconciled: the forecast of an intent counts its cost this many times, so
+    estimates that run low (a prompt the heuristic under-counts) are not trusted
+    at face value.
     """
     if pool.estimate_ratio is None or pool.estimate_samples < ESTIMATE_MIN_SAMPLES:
         return 1.0
-    return max(1.0, pool.estimate_ratio + ESTIMATE_Z * math.sqrt(pool.estimate_variance))
+    return max(1.0, pool.estimate_ratio + z * math.sqrt(pool.estimate_variance))
 
 
 def _repend(pool: PoolState, starts_at: float, delta: float) -> bool:

@@ -43,10 +43,12 @@ class SimBucket:
         "config",
         "current",
         "ended",
+        "external_seen",
         "next_actual",
         "next_nominal",
         "remaining",
         "start",
+        "unforeseen",
         "updated_at",
     )
 
@@ -64,6 +66,11 @@ class SimBucket:
         self.burn = config.burn_per_second
         self.current = Window(reset_at=self.next_actual, limit=limit, available=self.remaining)
         self.ended: list[Window] = []
+        #: Something no client could foresee changed the pool and nobody has looked at it
+        #: since (a poll, or a 429's headers): the limit was lowered, or a consumer behind
+        #: ratelord's back spent on it for the first time.  Only a refused call tells.
+        self.unforeseen = False
+        self.external_seen = False  # a consumer behind ratelord's back ever spent here
 
     def limit_at(self, now: float) -> float:
         limit = self.config.limit
@@ -86,6 +93,7 @@ class SimBucket:
             self.current.reset_at = self.next_actual
             self.ended.append(self.current)
             limit = self.limit_at(self.next_actual)
+            self.unforeseen |= limit < self.current.limit
             self.remaining = limit
             self.next_nominal += self.config.window_seconds
             self.next_actual = self._actual(self.next_nominal)
@@ -93,6 +101,7 @@ class SimBucket:
         self._burn(now)
         limit = self.limit_at(now)
         if limit != self.current.limit:
+            self.unforeseen |= limit < self.current.limit
             # A new limit applies to the window under way: what is left moves by the difference.
             self.remaining = max(0.0, self.remaining + limit - self.current.limit)
             self.current.available = max(0.0, self.current.available + limit - self.current.limit)
@@ -116,6 +125,7 @@ class SimBucket:
         return True
 
     def observe(self, resource: str) -> PoolObservation:
+        self.unforeseen = False
         limit = self.current.limit
         remaining = math.floor(self.remaining + 1e-9)
         return PoolObservation(

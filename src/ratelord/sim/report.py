@@ -29,6 +29,9 @@ class Counts(msgspec.Struct, kw_only=True):
     deferrals: int = 0
     denials: int = 0
     rejections_429: int = 0
+    #: Of those, the first call to meet what no client could foresee (see
+    #: ``Report.unavoidable_429s``).
+    unavoidable_429s: int = 0
     provider_errors: int = 0
     completed: int = 0
     dropped: int = 0
@@ -109,6 +112,10 @@ class Report(msgspec.Struct, kw_only=True):
     #: Units consumers behind ratelord's back (``external:``) spent: work too, on the same
     #: account (a strategy that starves them with 429s does not do more work).
     external_done: float = 0.0
+    #: Honest 429s no strategy could have avoided: each the first call refused on a pool
+    #: after the provider lowered its limit, or after a consumer behind ratelord's back
+    #: first spent on it, before any poll (or another 429) showed it.
+    unavoidable_429s: int = 0
 
     def to_json(self) -> bytes:
         return msgspec.json.format(msgspec.json.encode(self), indent=2)
@@ -131,6 +138,7 @@ _SUMMED = (
     "deferrals",
     "denials",
     "rejections_429",
+    "unavoidable_429s",
     "provider_errors",
     "completed",
     "dropped",

@@ -257,7 +257,14 @@ class Simulation:
             agent.counts.revoked += 1
             self._attempt(now, work)
             return
-        result = self.world.call(self._principals[verdict.identity_id], ask.actual, now)
+        principal = self._principals[verdict.identity_id]
+        result = self.world.call(principal, ask.actual, now)
+        if (
+            result is CallResult.RATE_LIMITED
+            and agent.group.honest
+            and self.world.met_unforeseen(principal, ask.actual, now)
+        ):
+            agent.counts.unavoidable_429s += 1
         if result is CallResult.OK:
             agent.failures = 0
             work.spent = True
@@ -332,6 +339,7 @@ class Simulation:
             duration_seconds=self.scenario.duration_seconds,
             overall=overall,
             honest_429s=sum(a.counts.rejections_429 for a in self.agents if a.group.honest),
+            unavoidable_429s=sum(a.counts.unavoidable_429s for a in self.agents if a.group.honest),
             high_urgency=self._high_urgency(),
             groups=groups,
             agents=[a.counts for a in self.agents],

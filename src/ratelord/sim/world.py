@@ -62,6 +62,19 @@ class World:
             self.provider.spend(principal, resource, cost, now)
         return CallResult.OK
 
+    def met_unforeseen(self, principal: str, charges: dict[str, float], now: float) -> bool:
+        """Whether a call refused at ``now`` is the first to meet what no client could
+        foresee (see ``SimBucket.unforeseen``): a limit cut, or a consumer behind
+        ratelord's back spending for the first time, that nobody has looked at since."""
+        for resource, cost in charges.items():
+            bucket = self.provider.buckets.get((principal, resource))
+            if bucket is not None and bucket.unforeseen:
+                bucket.advance(now)
+                if bucket.remaining + 1e-9 < cost:
+                    bucket.unforeseen = False
+                    return True
+        return False
+
     def rejection_headers(
         self, principal: str, charges: dict[str, float], now: float
     ) -> dict[str, str]:
@@ -97,6 +110,8 @@ class World:
         bucket.advance(now)
         spent = min(amount, bucket.remaining)
         self.provider.spend(principal, resource, spent, now)
+        if spent > 0 and not bucket.external_seen:
+            bucket.external_seen = bucket.unforeseen = True
         return spent
 
     def demand(self, principal: str, charges: dict[str, float], now: float) -> None:
