@@ -20,6 +20,7 @@ from ratelord.client import Client
 from ratelord.client._base import is_local
 from tests.e2e.test_cli import ratelord
 from tests.support.daemon import (
+    TLS,
     RunningDaemon,
     events,
     free_port,
@@ -55,7 +56,7 @@ def cluster(tmp_path: Path, pg_url: str) -> Iterator[Cluster]:
 
 
 def health(daemon: RunningDaemon) -> dict[str, Any]:
-    return dict(httpx.get(f"{daemon.url}/v1/health", timeout=2).json())
+    return dict(httpx.get(f"{daemon.url}/v1/health", timeout=2, verify=TLS).json())
 
 
 def role(daemon: RunningDaemon) -> str | None:

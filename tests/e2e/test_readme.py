@@ -34,7 +34,7 @@ import httpx
 import pytest
 
 from tests.fakes.github import FakeGitHub
-from tests.support.daemon import BIN, RunningDaemon, free_port, make_daemon, wait_for
+from tests.support.daemon import BIN, TLS, RunningDaemon, free_port, make_daemon, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -328,7 +328,7 @@ def _stays_up(shell: Shell, command: str) -> str | None:
 def _healthy(url: str) -> bool:
     """Up and serving (a daemon that wants a token answers 401, which is serving too)."""
     try:
-        answer = httpx.get(f"{url}/v1/health", timeout=1)
+        answer = httpx.get(f"{url}/v1/health", timeout=1, verify=TLS)
     except httpx.HTTPError:
         return False
     return answer.status_code == 401 or answer.json().get("status") == "ok"

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.support.daemon import BIN, RunningDaemon, free_port
+from tests.support.daemon import BIN, TLS, RunningDaemon, free_port
 
 
 @dataclass
@@ -56,13 +56,15 @@ def start_proxy(
         )
     proxy = RunningProxy(proc, port, log_path)
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"ratelord proxy exited with {proc.returncode}:\n{proxy.logs()}")
-        try:
-            httpx.get(f"{proxy.url}/-/ready", timeout=1.0)
-            return proxy
-        except httpx.HTTPError:
-            time.sleep(0.05)
+    with httpx.Client(timeout=1.0, verify=TLS) as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                code = proc.returncode
+                raise RuntimeError(f"ratelord proxy exited with {code}:\n{proxy.logs()}")
+            try:
+                http.get(f"{proxy.url}/-/ready")
+                return proxy
+            except httpx.HTTPError:
+                time.sleep(0.05)
     proxy.stop()
     raise TimeoutError(f"ratelord proxy not listening after 20 s:\n{proxy.logs()}")
