@@ -233,6 +233,19 @@ def decide(engine: Engine, request: IntentRequest, now: float) -> Decided:
 class _Arbiter:
     """One intent's evaluation; a class only to keep the steps small and named."""
 
+    __slots__ = (
+        "budget",
+        "engine",
+        "intent_id",
+        "now",
+        "pacing",
+        "policy_errors",
+        "probes",
+        "request",
+        "shadowed",
+        "state",
+    )
+
     def __init__(self, engine: Engine, request: IntentRequest, now: float, intent_id: str):
         self.engine = engine
         self.state = engine.state

@@ -62,22 +62,19 @@ def observe(state: BurnState, amount: float, ts: float) -> None:
     """Fold ``amount`` units consumed at ``ts`` into ``state`` (in place)."""
     if amount <= 0:
         return
-    if state.last_ts is not None and ts > state.last_ts:
-        _decay(state, ts - state.last_ts)
+    last = state.last_ts
+    if last is not None and ts > last:  # silence since the last sample decays both rates
+        dt = ts - last
+        state.fast *= math.exp(-dt / _TAU_FAST)
+        state.slow *= math.exp(-dt / _TAU_SLOW)
     state.fast += amount / _TAU_FAST
     state.slow += amount / _TAU_SLOW
     deviation = state.fast - state.slow
     weight = 1.0 / (state.samples + 1 if state.samples < 20 else 20)
     state.variance = (1.0 - weight) * state.variance + weight * deviation * deviation
-    last = state.last_ts
     state.last_ts = last if last is not None and last > ts else ts
     state.samples += 1
     state.total += amount
-
-
-def _decay(state: BurnState, dt: float) -> None:
-    state.fast *= math.exp(-dt / _TAU_FAST)
-    state.slow *= math.exp(-dt / _TAU_SLOW)
 
 
 def burn_at(state: BurnState, now: float) -> tuple[float, float]:
