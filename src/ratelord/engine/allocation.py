@@ -219,13 +219,14 @@ def _fresh_cursor(pool: PoolState, now: float, booked_until: float, rate: float)
     Slots booked at a slower pace (the last units of a window, before its limit
     was raised) stretch the cursor far beyond the time the budget now left is
     spread over: new work would queue behind them for as long and leave the
-    budget unspent.  Only calls approved and not yet due hold the queue; at the
-    pace the budget allows now, they take ``units / rate``.  (Checked only when
-    the cursor reaches past the whole horizon: the queue is summed then alone.)
+    budget unspent.  Only calls approved and not yet due, and units leased, hold
+    the queue; at the pace the budget allows now, they take ``units / rate``.
+    (Checked only when the cursor reaches past the whole horizon: the queue is
+    summed then alone.)
     """
     if rate <= 0 or not math.isfinite(rate):
         return booked_until
-    ahead = sum(c for t, c in pool.pending if t > now)
+    ahead = sum(c for t, c in pool.pending if t > now) + pool.leased
     return min(booked_until, now + ahead / rate)
 
 
