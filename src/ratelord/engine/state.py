@@ -559,13 +559,31 @@ def _recount_after_reset(pool: PoolState) -> None:
 def _usage_observed(state: State, event: UsageObserved) -> None:
     pool = _pool(state, event)
     p = event.payload
-    # A call due at the very instant of the observation may not have reached the provider
-    # yet: it stays pending until an observation after it (counted as landed by both).
-    pool.pending = [(t, c) for t, c in pool.pending if t >= event.ts_event]
-    pool.observed_remaining = float(p.remaining)
     # Calls that went at once at this very instant may not have reached the provider
     # either: they count as not seen, and as landed by the next observation.
     instant = pool.latest_immediate if pool.latest_at >= event.ts_event else 0.0
+    remaining = float(p.remaining)
+    previous = pool.observed_remaining
+    if (
+        previous is not None
+        and not p.unaccounted
+        and not pool.leased
+        and p.reset_at == pool.reset_at
+        and remaining.is_integer()
+    ):
+        # The provider shows whole units, rounded down; ratelord counted what landed since
+        # its last word, to the fraction (real costs reported): when that count agrees
+        # with the whole units shown, it is the more precise (the last unit of a small
+        # window is not lost to rounding).
+        landed = pool.immediate_since_observation - instant
+        landed += sum(c for t, c in pool.pending if t < event.ts_event)
+        believed = previous - landed
+        if remaining <= believed < remaining + 1.0:
+            remaining = believed
+    # A call due at the very instant of the observation may not have reached the provider
+    # yet: it stays pending until an observation after it (counted as landed by both).
+    pool.pending = [(t, c) for t, c in pool.pending if t >= event.ts_event]
+    pool.observed_remaining = remaining
     # Calls told to wait past the reset spend the next window, not what is observed now.
     reset = pool.reset_at if p.reset_at is None else p.reset_at
     due = reset + reset_grace(pool) if reset is not None else math.inf
