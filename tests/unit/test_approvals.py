@@ -134,3 +134,20 @@ def test_an_approval_holds_only_if_it_fits_at_what_calls_really_spend() -> None:
     w.clock.advance(60)
     assert not run_sync(w.commands.check_approval(edge)).holds
     assert run_sync(w.commands.check_approval(room)).holds
+
+
+def test_a_call_approved_just_before_a_poll_counts_until_the_provider_shows_it() -> None:
+    """A client may wait after asking (PyGithub: 0.25 s): a poll in between does not
+    read that call's unit as free (before, the next intent was approved into a 403)."""
+    w = World(limit=10)
+    w.register("id-a", "acct-1")
+    w.poll("id-a")
+    w.commands.charge_listeners.clear()  # the call has not reached the provider yet
+    assert w.ask(cost=1).decision == "approve"
+    w.clock.advance(0.1)
+    w.poll("id-a")  # the provider still shows 10
+    assert w.pool().remaining == 9
+    w.mock.spend("acct-1", "requests", 1, w.clock.now())  # the call lands
+    w.clock.advance(2)
+    w.poll("id-a")
+    assert w.pool().remaining == 9
