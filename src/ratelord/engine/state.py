@@ -61,9 +61,10 @@ CHARGES_MEMORY = 20_000
 PROBES_MEMORY = 1_000
 MINUTE_BUCKETS = 30
 OBSERVATION_GAP_WEIGHT = 0.1
-#: A call that went at once this shortly before an observation may not have reached the
-#: provider yet (a client that waits between requests after asking, as PyGithub does).
-IN_FLIGHT_SECONDS = 0.5
+#: A call that went at once this shortly before an observation may not have been sent yet
+#: (a client that waits between requests after asking, as PyGithub does).  Not the lease
+#: holders' reporting lag (``lease_state.IN_FLIGHT_SECONDS``).
+SEND_LAG_SECONDS = 0.5
 #: Estimate error tracking: smoothing weight, the quantile's z (P90), samples before it counts.
 ESTIMATE_ALPHA = 0.1
 ESTIMATE_Z = 1.2816
@@ -583,7 +584,7 @@ def _usage_observed(state: State, event: UsageObserved) -> None:
         believed = previous - landed
         if remaining <= believed < remaining + 1.0:
             remaining = believed
-        elif believed < remaining and 0.0 < event.ts_event - pool.latest_at < IN_FLIGHT_SECONDS:
+        elif believed < remaining and 0.0 < event.ts_event - pool.latest_at < SEND_LAG_SECONDS:
             # The provider shows more than ratelord counted, just after calls went at once:
             # they may still be on their way (PyGithub, asked by its auth, waits 0.25 s
             # before it sends). They count as not seen until the next observation.
