@@ -32,6 +32,7 @@ ORDER = [
     "many-agents",
     "rare-polls",
     "urgent-from-the-start",
+    "raised-then-stops",
 ]
 HERD_BUDGET_SECONDS = 10.0
 

@@ -11,7 +11,8 @@ At every decision, for one pool:
 3. **reserve** — urgent work's forecast demand until the reset, sized from the
    urgent spending observed; only high-urgency intents may use it.
 4. **budget** — what is left, spread over the **horizon**: demand is trusted
-   to go on for as long as it has lasted so far in this window, at most until
+   to go on for as long as it has lasted so far in this window (or since the
+   provider last raised the limit: that budget came then), at most until
    the reset.  Early in a window (or in a new run of demand) the budget goes
    quickly, later it is spread evenly: demand that stops mid-window, a late
    burst, a window cut short by the run or raced by a consumer ratelord cannot
@@ -175,6 +176,9 @@ def allocate(
     age = now - pool.demand_since if pool.demand_since is not None else 0.0
     if window_seconds:
         age = min(age, max(0.0, window_seconds - horizon_to_reset))
+    if pool.raised_at is not None:
+        # A raised limit is budget that came since, like a window's: spread from then.
+        age = min(age, now - pool.raised_at)
     trusted = max(MIN_HORIZON_SECONDS, AGE_TRUST * age)
     booked_until = pool.paced_until
     if booked_until - now >= CURSOR_REACH * (reset_at - now):

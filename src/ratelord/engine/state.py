@@ -141,6 +141,8 @@ class PoolState(msgspec.Struct, kw_only=True):
     #: When the current run of demand began, and the last instant it is known to last until.
     demand_since: float | None = None
     demand_last: float | None = None
+    #: When the provider was last seen to raise the limit (budget that came mid-window).
+    raised_at: float | None = None
     drift_score: float = 0.0
     drift_ts: float | None = None
     drift_count: int = 0
@@ -536,6 +538,8 @@ def _pool(state: State, event: PoolEvent) -> PoolState:
 def _constraint_observed(state: State, event: ConstraintObserved) -> None:
     pool = _pool(state, event)
     p = event.payload
+    if pool.limit is not None and p.limit is not None and p.limit > pool.limit:
+        pool.raised_at = event.ts_event
     pool.limit = p.limit
     if p.unit is not UNSET:
         pool.unit = p.unit
