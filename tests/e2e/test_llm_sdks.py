@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.fakes.llm import FakeLLM
@@ -54,6 +55,18 @@ def ideal_seconds(charged: float, capacity: float) -> float:
     return max(0.0, charged - capacity) / (capacity / MINUTE)
 
 
+def paced_seconds(http: httpx.Client) -> float:
+    """How long ratelord told the calls to wait, in all: its share of the run's time.
+
+    The run's wall time also holds the SDKs', the fakes' and the machine's own delays
+    (a loaded CI run once took 19.2 s against an ideal of 14.0 s that a quiet machine
+    meets in 14.2 s); the waits are what ratelord decides, so they are held near the
+    ideal, and the wall time only well short of twice it.
+    """
+    decided = events(http, type="intent_decided")
+    return sum(d["payload"]["modifications"]["wait_seconds"] for d in decided)
+
+
 def test_openai_chat_calls_meet_no_429_in_near_ideal_time_and_track_the_server(
     daemon_factory: Callable[..., RunningDaemon],
 ) -> None:
@@ -65,9 +78,10 @@ def test_openai_chat_calls_meet_no_429_in_near_ideal_time_and_track_the_server(
         per_call = fake.charged / 60
         assert 120 <= per_call <= 140, per_call  # ~130 tokens a call
         ideal = ideal_seconds(fake.charged, 4000)
-        assert summary["elapsed_seconds"] <= 1.2 * ideal, (summary, ideal)
+        assert summary["elapsed_seconds"] <= 2 * ideal, (summary, ideal)
 
         with daemon.client() as http:
+            assert paced_seconds(http) <= 1.1 * ideal, (paced_seconds(http), ideal)
             tokens = pool(http, "openai:tokens@gpt-4o-mini:default")
             assert tokens is not None and tokens["window"] == "refill"
             with fake._lock:
@@ -104,8 +118,9 @@ def test_anthropic_messages_pace_on_the_output_token_bucket(
         assert half["ok"] + rest["ok"] == 40
         assert half["rate_limited"] + rest["rate_limited"] == 0 and fake.rejected == 0
         ideal = ideal_seconds(40 * MAX_TOKENS, 4000) * 60 / MINUTE
-        assert half["elapsed_seconds"] + rest["elapsed_seconds"] <= 1.2 * ideal + 2
+        assert half["elapsed_seconds"] + rest["elapsed_seconds"] <= 2 * ideal + 2
         with daemon.client() as http:
+            assert paced_seconds(http) <= 1.1 * ideal + 2, (paced_seconds(http), ideal)
             output = pool(http, "anthropic:output-tokens@claude-haiku-4-5:default")
             assert output is not None and output["window"] == "refill"
             assert pool(http, "anthropic:tokens@claude-haiku-4-5:default") is None
