@@ -45,7 +45,8 @@ HEADROOM_TAIL = 0.005
 EXPOSURE_GAPS = 2.0
 #: A call fits only if it fits at this quantile of what calls on the pool were seen to
 #: really spend over their estimates (one call's error, not the mean's): the last calls of
-#: a window, or an approval re-checked before its slot, must not overrun the pool.
+#: a window, or an approval re-checked before its slot, must not overrun the pool.  Or
+#: at the bound the recent calls show, when that is lower (see :func:`cost_inflation`).
 COST_Z = Z_P99
 #: The urgent reserve's quantile and tail.
 RESERVE_Z = Z_P99
@@ -73,8 +74,13 @@ BURST_FRACTION = 0.05
 RECHECK_FRACTION = 0.25
 MIN_RECHECK_SECONDS = 5.0
 RECHECK_WINDOW_FRACTION = 1 / 60
-#: ... and only while the reset is at least this far.
+#: ... and only while the reset is at least this far, or this fraction of the window when
+#: that is nearer: on a one-minute window the last half minute is half its budget, and
+#: budget that comes back then (a raised limit, calls that cost less than estimated, an
+#: approval revoked) would wait for the reset unasked.  (Not much less: every piece of
+#: work waiting asks each time, and work on leases asks per call while it waits.)
 RECHECK_WITHIN_SECONDS = 30.0
+RECHECK_WITHIN_WINDOW_FRACTION = 0.25
 
 
 class Allocation(msgspec.Struct, frozen=True, gc=False):
@@ -127,7 +133,7 @@ def allocate(
     """
     remaining = effective_remaining(pool, now)
     # What the call may really spend: it must fit this.
-    worst = cost * estimate_inflation(pool, COST_Z)
+    worst = cost * cost_inflation(pool)
     # Calls that cost more than their estimate: each booked unit takes this many.
     cost = cost * max(1.0, pool.estimate_ratio or 1.0)
     horizon_to_reset = math.inf if seconds_to_reset is None else max(seconds_to_reset, 0.0)
@@ -217,6 +223,24 @@ def allocate(
     )
 
 
+def cost_inflation(pool: PoolState) -> float:
+    """How many times its estimate one call on ``pool`` may really spend (at least 1).
+
+    The P99 of a normal fit to the recent ratios of actual ÷ estimate
+    (:data:`COST_Z`), or the bound the last calls themselves show
+    (``PoolState.estimate_bound``) when that is lower: errors spread evenly (a
+    call costs 80-120 % of its estimate) never reach the normal fit's P99, and
+    that gap is a whole call on a small pool whose calls cost 5-20 units.  Tails
+    heavier than normal keep the normal fit (their largest recent ratio is
+    above it).
+    """
+    inflation = estimate_inflation(pool, COST_Z)
+    bound = pool.estimate_bound
+    if bound is not None and bound < inflation:
+        return bound if bound > 1.0 else 1.0
+    return inflation
+
+
 def _fresh_cursor(pool: PoolState, now: float, booked_until: float, rate: float) -> float:
     """The pacing cursor, no further ahead than the calls booked need at today's pace.
 
@@ -238,7 +262,10 @@ def recheck_at(now: float, to_reset: float, window_seconds: float | None) -> flo
     """When work that does not fit before the reset asks again (see RECHECK_FRACTION)."""
     if not math.isfinite(to_reset):
         return now + MIN_RECHECK_SECONDS
-    if to_reset < RECHECK_WITHIN_SECONDS:
+    within = RECHECK_WITHIN_SECONDS
+    if window_seconds:
+        within = min(within, RECHECK_WITHIN_WINDOW_FRACTION * window_seconds)
+    if to_reset < within:
         return now + to_reset  # the reset is near: no point asking in between
     gap = max(
         MIN_RECHECK_SECONDS,
@@ -280,7 +307,7 @@ def approval_holds(state: State, intent_id: str, starts_at: float, now: float) -
         if pool.reset_at is not None and now >= pool.reset_at:
             continue  # a reset since the last observation: the pool is full again
         due = sum(c for t, c in pool.pending if t <= starts_at)
-        due += own * (estimate_inflation(pool, COST_Z) - 1.0)
+        due += own * (cost_inflation(pool) - 1.0)
         unseen = chunk_quantile(
             pool.unseen, now, now - (pool.last_observed_at or now), HEADROOM_Z, HEADROOM_TAIL
         )

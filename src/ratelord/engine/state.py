@@ -69,6 +69,8 @@ SEND_LAG_SECONDS = 0.5
 ESTIMATE_ALPHA = 0.1
 ESTIMATE_Z = 1.2816
 ESTIMATE_MIN_SAMPLES = 5
+#: Recent reconciled calls whose actual ÷ reserved bound one call's (see ``estimate_bound``).
+ESTIMATE_BOUND_SAMPLES = 64
 #: An unconfirmed reset is counted on at most this fraction of the window after it is due
 #: (beyond the lateness the provider has shown).
 RESET_GRACE_FRACTION = 0.05
@@ -167,6 +169,11 @@ class PoolState(msgspec.Struct, kw_only=True):
     estimate_ratio: float | None = None
     estimate_variance: float = 0.0
     estimate_samples: int = 0
+    #: The last :data:`ESTIMATE_BOUND_SAMPLES` ratios, and the most one call's ratio is
+    #: seen to reach by them: their largest, plus the range over their count (the
+    #: unbiased end of a bounded spread); None until that many calls were reconciled.
+    estimate_recent: list[float] = []
+    estimate_bound: float | None = None
 
     def record_history(self, ts: float) -> None:
         self.history.append((ts, self.remaining))
@@ -864,6 +871,13 @@ def _track_estimate(pool: PoolState, ratio: float) -> None:
             pool.estimate_variance + ESTIMATE_ALPHA * diff * diff
         )
     pool.estimate_samples += 1
+    recent = pool.estimate_recent
+    recent.append(ratio)
+    if len(recent) > ESTIMATE_BOUND_SAMPLES:
+        del recent[0]
+    if len(recent) == ESTIMATE_BOUND_SAMPLES:
+        high = max(recent)
+        pool.estimate_bound = high + (high - min(recent)) / (ESTIMATE_BOUND_SAMPLES - 1)
 
 
 def estimate_inflation(pool: PoolState, z: float = ESTIMATE_Z) -> float:
