@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from ratelord.engine.allocation import COST_Z, allocate, cost_inflation, recheck_at
-from ratelord.engine.forecast import RESET_SKEW
+from ratelord.engine.allocation import (
+    COST_Z,
+    RESERVE_LAST_FRACTION,
+    allocate,
+    cost_inflation,
+    recheck_at,
+)
+from ratelord.engine.forecast import RESET_SKEW, note
 from ratelord.engine.state import (
     ESTIMATE_BOUND_SAMPLES,
     PoolState,
@@ -70,21 +76,22 @@ def test_a_raised_limit_is_spread_from_when_it_came_not_over_the_demand_s_age() 
     assert allocate(pool, now, 1.0, 1_500.0, window_seconds=3_600.0, floor=False).horizon == 1_000.0
 
 
-def small_pool(now: float, remaining: float, **fields: object) -> PoolState:
-    """A one-minute pool of 100 whose reset is 20 s away, with ``remaining`` left."""
+def small_pool(
+    now: float, remaining: float, limit: float = 100.0, to_reset: float = 20.0
+) -> PoolState:
+    """A one-minute pool of ``limit`` whose reset is ``to_reset`` away, ``remaining`` left."""
     return PoolState(
         pool_id="mock:requests:acct",
         provider_id="mock",
         resource="requests",
         principal="acct",
-        limit=100.0,
+        limit=limit,
         remaining=remaining,
         observed_remaining=remaining,
-        reset_at=now + 20.0,
+        reset_at=now + to_reset,
         window="fixed",
         window_seconds=60.0,
         demand_since=now - 40.0,
-        **fields,
     )
 
 
@@ -124,3 +131,22 @@ def test_the_last_call_fits_at_the_bound_its_pool_shows_not_a_normal_p99() -> No
     heavy = small_pool(now, 7.5)
     track(heavy, ([1.0] * 15 + [2.0]) * (ESTIMATE_BOUND_SAMPLES // 16))
     assert cost_inflation(heavy) == estimate_inflation(heavy, COST_Z)
+
+
+def test_the_urgent_reserve_goes_to_paced_work_in_the_last_seconds_of_a_window() -> None:
+    """Urgent calls come now and then on a pool of 30 a minute: the reserve keeps a unit
+    or two for them, but not to the reset (urgent work that comes in the last 3 s waits
+    for the reset, that close): held there, it was a unit of 30 left at every reset
+    (multi-pool seed 13, 93.7 %).  Work it holds back asks again when it goes."""
+    now = 1_000.0
+    pool = small_pool(now, 2.0, limit=30.0, to_reset=10.0)
+    pool.urgent.since = now - 120.0
+    for ts in (now - 100.0, now - 60.0, now - 30.0):
+        note(pool.urgent, 1.0, ts)
+    held = allocate(pool, now, 2.0, 10.0, window_seconds=60.0, floor=False)
+    assert held.reserve >= 1.0 and not held.fits
+    assert held.recheck_at == now + 10.0 - RESERVE_LAST_FRACTION * 60.0
+    last = now + 8.0
+    assert allocate(pool, last, 2.0, 2.0, window_seconds=60.0, floor=False).fits
+    # Urgent work itself is never held back by its own reserve.
+    assert allocate(pool, now, 2.0, 10.0, window_seconds=60.0, urgent=True).fits
