@@ -31,6 +31,9 @@ class Window(msgspec.Struct, kw_only=True):
     demand: float = 0.0  # what was asked of it (agents' work arriving + unseen consumers)
     #: The smallest call waiting on it when it ended (None: none was waiting).
     waiting: float | None = None
+    #: The least a waiting call that could go may have spent (see Simulation._could_fit):
+    #: infinite when none could go.
+    could_fit: float = math.inf
 
 
 class SimBucket:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from random import Random
@@ -143,23 +144,52 @@ class Simulation:
     def _reset(self, now: float, key: tuple[str, str]) -> None:
         """A pool resets: note the smallest call waiting on it (was the window full?)."""
         bucket = self.world.provider.buckets[key]
-        waiting = self._waiting(key)
-        bucket.current.waiting = min(waiting, default=None)
+        self._note_waiting(key, now)
+        waiting = sum(ask.actual[key[1]] for _, ask in self._open_calls(key))
         bucket.advance(now)
         # Work still waiting is asked of the new window too.
-        bucket.current.demand += sum(waiting)
+        bucket.current.demand += waiting
         self._at(bucket.next_actual, self._reset, key)
 
-    def _waiting(self, key: tuple[str, str]) -> list[float]:
-        """What each call honest agents wait to make on the pool would spend."""
+    def _open_calls(self, key: tuple[str, str]) -> Iterator[tuple[_Agent, Ask]]:
+        """The calls honest agents wait to make on the pool."""
         principal, resource = key
-        return [
-            work.ask.actual[resource]
-            for agent in self.agents
-            if agent.group.honest and self._principals[agent.identity_id] == principal
-            for work in agent.open_work.values()
-            if not work.spent and resource in work.ask.actual
-        ]
+        for agent in self.agents:
+            if agent.group.honest and self._principals[agent.identity_id] == principal:
+                for work in agent.open_work.values():
+                    if not work.spent and resource in work.ask.actual:
+                        yield agent, work.ask
+
+    def _note_waiting(self, key: tuple[str, str], now: float) -> None:
+        """Note on the pool's window the calls waiting when it ends (was it full?)."""
+        window = self.world.provider.buckets[key].current
+        window.waiting = min((ask.actual[key[1]] for _, ask in self._open_calls(key)), default=None)
+        window.could_fit = self._could_fit(key, now)
+
+    def _could_fit(self, key: tuple[str, str], now: float) -> float:
+        """The least a call waiting on the pool that could go may spend: at its estimate
+        times the most its group's calls spend over their estimates (a client knows no
+        more: sent on a leftover below that, it risks a 429), and only while every other
+        pool it draws on has room for it (work over two pools cannot spend this one's
+        leftover while the other is spent)."""
+        principal, resource = key
+        buckets = self.world.provider.buckets
+        smallest = math.inf
+        for agent, ask in self._open_calls(key):
+            if any(
+                other != resource
+                and (bucket := buckets.get((principal, other))) is not None
+                and now < bucket.next_actual
+                and bucket.remaining + 1e-9 < cost
+                for other, cost in ask.actual.items()
+            ):
+                continue
+            worst = ask.actual[resource]
+            factor = agent.group.actual_cost_factor
+            if factor is not None:
+                worst = max(worst, ask.charges[resource] * factor.max)
+            smallest = min(smallest, worst)
+        return smallest
 
     def _restart(self, now: float) -> None:
         self.strategy.restart(now)
@@ -381,7 +411,7 @@ class Simulation:
         pools = []
         for (principal, resource), bucket in self.world.provider.buckets.items():
             if bucket.next_actual <= self.end:  # a reset at the very end of the run
-                bucket.current.waiting = min(self._waiting((principal, resource)), default=None)
+                self._note_waiting((principal, resource), self.end)
             bucket.advance(self.end)
             resets = [
                 Reset(
@@ -393,7 +423,7 @@ class Simulation:
                     demand=round(w.demand, 3),
                     overloaded=w.demand > w.available,
                     smallest_waiting=w.waiting,
-                    full=w.waiting is not None and w.available - w.spent < w.waiting - 1e-9,
+                    full=w.waiting is not None and w.available - w.spent < w.could_fit - 1e-9,
                 )
                 for w in bucket.ended
             ]
