@@ -7,7 +7,9 @@ import pytest
 from ratelord.engine.allocation import (
     COST_Z,
     RESERVE_LAST_FRACTION,
+    Allocation,
     allocate,
+    before_resets,
     cost_inflation,
     recheck_at,
 )
@@ -150,3 +152,35 @@ def test_the_urgent_reserve_goes_to_paced_work_in_the_last_seconds_of_a_window()
     assert allocate(pool, last, 2.0, 2.0, window_seconds=60.0, floor=False).fits
     # Urgent work itself is never held back by its own reserve.
     assert allocate(pool, now, 2.0, 10.0, window_seconds=60.0, urgent=True).fits
+
+
+def slot(pool_id: str, wait: float, to_reset: float, fits: bool = True) -> Allocation:
+    return Allocation(
+        pool_id=pool_id,
+        remaining=10.0,
+        headroom=0.0,
+        reserve=0.0,
+        budget=10.0,
+        horizon=30.0,
+        rate=1.0,
+        wait=wait,
+        cursor=0.0,
+        fits=fits,
+        recheck_at=0.0,
+        to_reset=to_reset,
+    )
+
+
+def test_work_over_two_pools_goes_before_one_resets_with_its_budget_left() -> None:
+    """A search that also reads the core API: the core's pace says 15 s, the search pool
+    resets in 10 s with budget for it: it goes before that reset (else the search units
+    are lost: multi-pool seed 19, windows of 30 searches ended 74-86 % used)."""
+    search = slot("search", 1.0, 10.0 + RESET_SKEW)
+    core = slot("core", 15.0, 50.0 + RESET_SKEW)
+    assert before_resets([search, core], 15.0) == 10.0 - RESET_SKEW
+    # Not when the pool that resets has no room for it, nor when the slot is before it.
+    assert before_resets([slot("search", 1.0, 11.0, fits=False), core], 15.0) == 15.0
+    assert before_resets([search, slot("core", 5.0, 51.0)], 5.0) == 5.0
+    # Nor when its own slot on the pool that resets comes too late for that window.
+    late = slot("search", 9.5, 10.0 + RESET_SKEW)
+    assert before_resets([late, core], 15.0) == 15.0

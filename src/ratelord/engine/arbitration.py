@@ -19,7 +19,7 @@ import msgspec
 from msgspec import UNSET
 
 from ratelord.engine import budgets, refill
-from ratelord.engine.allocation import Allocation, allocate, recheck_at
+from ratelord.engine.allocation import Allocation, allocate, before_resets, recheck_at
 from ratelord.engine.charges import ChargeError, NotChargeable, resolve_charges, validate_intent
 from ratelord.engine.clock import iso
 from ratelord.engine.core import EngineError, finite
@@ -585,6 +585,7 @@ class _Arbiter:
         evaluation.allocation = [_allocation_view(a) for a in allocations]
         short = [a for a in allocations if not a.fits]
         wait = max((a.wait for a in allocations), default=0.0) if pace else 0.0
+        wait = before_resets(allocations, wait)
         if pace:  # a fixed wait another shaping rule asks for holds too
             fixed = [self._wait(r) for r, _ in fired if r.action == Action.SHAPE]
             wait = max([wait, *fixed])
