@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from tests.support import shared
+from tests.support import bytecode, shared
 
 pytest_plugins = ["tests.acceptance_plugin", "tests.support.postgres", "pytester"]
 
@@ -38,6 +38,12 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     if config.args and all(Path(arg.split("::")[0]).is_file() for arg in config.args):
         return 0
     return min(MAX_WORKERS, WORKERS_PER_CORE * (os.cpu_count() or 1))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ratelord compiled once, before the workers and the processes they start import it."""
+    if not hasattr(config, "workerinput"):
+        bytecode.compile_sources()
 
 
 @pytest.fixture(scope="session", autouse=True)
