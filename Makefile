@@ -34,7 +34,9 @@ test: install
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
-	$(BIN)/pytest
+# pytest caches the plugins it rewrote for its asserts, so the xdist workers do not
+# rewrite them again (about 4 s of CPU each), also where PYTHONDONTWRITEBYTECODE is set
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check src tests bench examples
