@@ -105,7 +105,7 @@ def test_a_stopped_leader_hands_over_cleanly(cluster: Cluster) -> None:
     follower.start()
     wait_for(lambda: role(follower) == "follower", what="the follower back")
     assert leader.stop() == 0
-    wait_for(lambda: role(follower) == "leader", timeout=5, what="the follower to lead")
+    wait_for(lambda: role(follower) == "leader", timeout=30, what="the follower to lead")
     with follower.client() as http:
         kinds = [e["event_type"] for e in events(http) if e["event_type"].startswith("system_")]
     # the old leader's goodbye was not fenced off: it precedes the new leader's start
@@ -125,7 +125,7 @@ def test_a_leader_that_loses_its_lock_session_stops_and_a_follower_leads(
             "SELECT pg_terminate_backend(pid) FROM pg_locks "
             "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
         )
-    wait_for(lambda: role(follower) == "leader", timeout=5, what="the follower to lead")
+    wait_for(lambda: role(follower) == "leader", timeout=30, what="the follower to lead")
     assert leader.proc is not None and leader.proc.wait(timeout=15) == 0
     assert "no longer the leader" in leader.logs()
 
@@ -202,27 +202,34 @@ def test_kill_9_of_the_leader_under_16_clients_loses_nothing_and_overspends_noth
     time.sleep(0.5)
     with outcome.lock:
         approved_before = len(outcome.approved)
-    killed_at = time.monotonic()
+    killed_at, killed_wall = time.monotonic(), time.time()
     leader.kill()  # SIGKILL: no goodbye, its PostgreSQL session just ends
     survivors = members[1:]
     new_leader = wait_for(
         lambda: next((m for m in survivors if role(m) == "leader"), None),
-        timeout=10,
+        timeout=30,
         what="a follower to take the lead",
     )
-    failover = time.monotonic() - killed_at
+    seen_leading = time.monotonic()
     time.sleep(4.0)
+    # The clients go on until the budget runs short (a loaded machine slows them down),
+    # so that the cap is put to the test after the failover too.
+    wait_for(lambda: outcome.held > 0, timeout=60, what="the budget to run short")
     stop.set()
     for thread in threads:
         thread.join(timeout=30)
 
-    assert failover < 5.0, f"a follower took {failover:.2f}s to lead"
-    assert outcome.held > 0 or len(outcome.approved) > approved_before  # work went on
-    window_end = killed_at + failover + 2.0
-    late = [f for f in outcome.failures if f[0] > window_end or f[0] < killed_at]
-    assert not late, f"clients saw errors outside the failover window: {late[:3]}"
     with new_leader.client() as http:
         decided = events(http, type="intent_decided")
+        leading = events(http, type="system_started")[-1]  # a follower logs it once it leads
+    # The daemon's own clock says when it took the lead; this test's polls, like the
+    # clients', only see it as soon as the other workers on these cores let them.
+    failover = leading["ts_event"] - killed_wall
+    assert failover < 5.0, f"a follower took {failover:.2f}s to lead"
+    assert outcome.held > 0 or len(outcome.approved) > approved_before  # work went on
+    window_end = seen_leading + 2.0
+    late = [f for f in outcome.failures if f[0] > window_end or f[0] < killed_at]
+    assert not late, f"clients saw errors outside the failover window: {late[:3]}"
     logged = {e["payload"]["intent_id"]: e for e in decided}
     lost = set(outcome.approved) - set(logged)
     assert not lost, f"{len(lost)} acknowledged decisions are missing from the log"

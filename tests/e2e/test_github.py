@@ -86,7 +86,7 @@ def wait_for(check: Callable[[], T], timeout: float, what: str) -> T:
     raise AssertionError(f"not within {timeout} s: {what}")
 
 
-def wait_for_pools(daemon: RunningDaemon, *ids: str, timeout: float = 5.0) -> dict[str, Any]:
+def wait_for_pools(daemon: RunningDaemon, *ids: str, timeout: float = 30.0) -> dict[str, Any]:
     return wait_for(
         lambda: (found := pools(daemon)) and all(i in found for i in ids) and found,
         timeout,
@@ -100,11 +100,14 @@ def wait_for_pools(daemon: RunningDaemon, *ids: str, timeout: float = 5.0) -> di
 def test_pools_appear_within_five_seconds_of_registration(
     gh_daemon: RunningDaemon, github: FakeGitHub
 ) -> None:
-    registered = time.monotonic()
+    registered = time.time()
     register(gh_daemon)
     ids = [f"github:{r}:user/alice" for r in ("core", "search", "graphql", "code_search")]
     found = wait_for_pools(gh_daemon, *ids, "github:dependency_snapshots:user/alice")
-    assert time.monotonic() - registered < 5.0
+    # D-07: when the poll reached GitHub, not when this test's own requests got their
+    # turn on a machine the other test workers keep busy.
+    first_poll = github.requests_to("/rate_limit")[0].at
+    assert first_poll - registered < 5.0, f"first poll {first_poll - registered:.2f}s after"
 
     core, graphql, search = found[CORE], found["github:graphql:user/alice"], found[ids[1]]
     assert (core["limit"], core["remaining"]) == (5000, github.bucket("alice", "core").remaining)
@@ -139,15 +142,20 @@ def test_quota_spent_behind_ratelords_back_is_drift(
     wait_for_pools(gh_daemon, CORE)
     after = high_water(gh_daemon)
     github.spend("alice", "core", 1000)
+    spent_at = time.time()
 
     drift = wait_for(
         lambda: [e for e in events(gh_daemon, "drift_detected", after) if e["pool_id"] == CORE],
-        5,
+        30,
         "drift_detected on github:core",
     )
+    # P-03's "next poll", however long a busy machine makes the polls: the daemon logged
+    # the drift before it asked GitHub again.
+    polls = [r.at for r in github.requests_to("/rate_limit") if r.at > spent_at]
+    assert len(polls) < 2 or drift[0]["ts_event"] < polls[1], (drift[0]["ts_event"], polls)
     assert drift[0]["provider_id"] == "github"
     remaining = github.bucket("alice", "core").remaining
-    wait_for(lambda: pools(gh_daemon)[CORE]["remaining"] == remaining, 3, "pool snapped to GitHub")
+    wait_for(lambda: pools(gh_daemon)[CORE]["remaining"] == remaining, 30, "pool snapped to GitHub")
 
 
 def test_enterprise_server_base_url(daemon_factory: Callable[..., RunningDaemon]) -> None:
@@ -192,7 +200,7 @@ def test_failure_degrades_health_then_recovers(
     kind = FAILURES[failure]
     register(gh_daemon)
     wait_for_pools(gh_daemon, CORE)
-    wait_for(lambda: get(gh_daemon, "/v1/health")["status"] == "ok", 5, "health ok")
+    wait_for(lambda: get(gh_daemon, "/v1/health")["status"] == "ok", 30, "health ok")
     after = high_water(gh_daemon)
     inject(github, failure)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from ratelord.engine.clock import parse_iso
 from tests.fakes.llm import FakeLLM
 from tests.support.daemon import RunningDaemon, events, register, wait_for
 from tests.support.proxy import RunningProxy, start_proxy
@@ -163,8 +163,17 @@ MINUTE = 15.0
 CALLS = 60
 
 
+def prescribed_wait(decided: dict[str, Any]) -> float:
+    """The seconds an ``intent_decided`` event told its caller to wait before sending."""
+    modifications = decided["payload"]["modifications"]
+    wait = modifications["wait_seconds"] or 0.0
+    if modifications["defer_until"] is not None:
+        wait += max(0.0, parse_iso(modifications["defer_until"]) - decided["ts_event"])
+    return float(wait)
+
+
 @pytest.mark.slow
-def test_sixty_calls_get_no_429_within_1_2x_the_ideal_time(
+def test_sixty_calls_get_no_429_and_wait_at_most_1_2x_the_ideal_time(
     daemon_factory: Callable[..., RunningDaemon], tmp_path: Path, sdk: SDK
 ) -> None:
     with FakeLLM("openai", rpm=60, tpm=4000, keys=[KEY], minute=MINUTE) as llm:
@@ -175,24 +184,21 @@ def test_sixty_calls_get_no_429_within_1_2x_the_ideal_time(
             daemon, {"openai": {"kind": "openai", "url": llm.url}}, tmp_path, max_wait_seconds=60
         )
         client = sdk(proxy)
-        started = time.monotonic()
-        failures, took = [], []
+        failures = []
         for _ in range(CALLS):
-            call_started = time.monotonic()
             try:
                 chat(client)
             except openai.RateLimitError as error:
                 failures.append(error.response.json()["error"]["message"])
-            took.append(time.monotonic() - call_started)
-        elapsed = time.monotonic() - started
         proxy.stop()
+        with daemon.client() as http:
+            decided = events(http, type="intent_decided", identity_id=IDENTITY)
     # The server charges 128 per call at admission; a full bucket holds 4,000.
     ideal = (CALLS * 128 - 4000) / (4000 / MINUTE)
-    # What one call costs this machine right now (the first calls fit the full bucket and
-    # wait for nothing): other test workers share the cores, and that is not pacing.
-    overhead = CALLS * statistics.median(took[:10])
     assert llm.rejected == 0, f"{llm.rejected} server 429s"
     assert not failures, failures[:3]
-    assert elapsed <= 1.2 * ideal + overhead, (
-        f"{elapsed:.1f} s against an ideal {ideal:.1f} s (+ {overhead:.1f} s of calls)"
-    )
+    # Ratelord's share of the run is the waits it asked for; the rest is the calls
+    # themselves, which the other test workers on these cores stretch at will (and
+    # while they do, the bucket refills, so the waits ratelord needs only get shorter).
+    waits = [prescribed_wait(e) for e in decided]
+    assert sum(waits) <= 1.2 * ideal, f"{sum(waits):.1f} s of waits against an ideal {ideal:.1f} s"
