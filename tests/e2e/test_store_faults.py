@@ -28,6 +28,8 @@ pytestmark = pytest.mark.e2e
 
 Factory = Callable[..., RunningDaemon]
 INTENT = {"agent_id": "a", "identity_id": "mock:a", "resource": "requests", "cost": 1}
+#: How long a blocking SQLite call waits on a locked database (``sqlite3.connect``'s default).
+BUSY_TIMEOUT = 5.0
 
 
 def event_types(db_path: Path) -> list[str]:
@@ -90,14 +92,20 @@ def test_a_foreign_write_lock_costs_no_request_more_than_the_locks_own_wait(
             asker.join(timeout=30)
         after = [timed(http, "POST", "/v1/intent", json=INTENT) for _ in range(5)]
         final_health = http.get("/v1/health").json()
-    # The event loop never waited on the lock: reads answered at once throughout.
+    # The event loop never waited on the lock: a loop that did would have been stuck for
+    # a busy timeout (SQLite's is 5 s) or the whole hold; the other test workers on these
+    # cores delay a request by far less than half of that.
     slowest = max(answered - sent for sent, answered, _ in health)
-    assert slowest < 0.5, f"/v1/health took {slowest:.2f}s while the database was locked"
+    assert slowest < BUSY_TIMEOUT / 2, f"/v1/health took {slowest:.2f}s while locked"
     assert all(status == 200 for _, _, status in health)
-    # The intent waited for the lock and no longer: answered once it was released.
+    # The intent waited for the lock and no longer: answered once it was released (the
+    # writer retries every 50 ms at most), give or take what an intent costs right now.
     ((_sent, answered, status),) = intents
     assert status == 200
-    assert answered - released_at < 1.0, f"answered {answered - released_at:.2f}s after release"
+    now_costs = max(done - sent for sent, done, _ in after)
+    assert answered - released_at < 1.0 + now_costs, (
+        f"answered {answered - released_at:.2f}s after release ({now_costs:.2f}s an intent now)"
+    )
     # ...and the daemon recovered by itself.
     assert [status for _, _, status in after] == [200] * 5
     assert final_health["status"] == "ok", final_health
