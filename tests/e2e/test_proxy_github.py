@@ -22,7 +22,7 @@ CORE = "github:core:user/alice"
 
 @pytest.fixture
 def github() -> Iterator[FakeGitHub]:
-    with FakeGitHub({TOKEN: "alice"}, buckets={"core": (30, 30), "search": (30, 60)}) as fake:
+    with FakeGitHub({TOKEN: "alice"}, buckets={"core": (30, 15), "search": (30, 60)}) as fake:
         yield fake
 
 
@@ -76,7 +76,7 @@ def test_eight_clients_exhausting_the_budget_get_no_403(
         with httpx.Client(
             base_url=f"{proxy.url}/github", headers={"authorization": f"token {TOKEN}"}, timeout=60
         ) as http:
-            for _ in range(5):  # 8 × 5 = 40 calls on a budget of 30 per 30 s
+            for _ in range(5):  # 8 × 5 = 40 calls on a budget of 30 per 15 s
                 status = http.get("/repos/acme/api").status_code
                 with lock:
                     statuses[status] += 1
