@@ -93,7 +93,8 @@ async def test_the_same_tools_over_streamable_http(
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: _listening(port), what="ratelord mcp --http to listen")
+        # 60 s to start, as the test daemons get (under load it once missed 10 s)
+        wait_for(lambda: _listening(port), timeout=60, what="ratelord mcp --http to listen")
         async with Client(f"http://127.0.0.1:{port}/mcp", read_timeout_seconds=30) as session:
             assert "ask" in {tool.name for tool in (await session.list_tools()).tools}
             answer = structured(
