@@ -33,6 +33,7 @@ ORDER = [
     "rare-polls",
     "urgent-from-the-start",
     "raised-then-stops",
+    "raise-seen-in-headers",
 ]
 HERD_BUDGET_SECONDS = 10.0
 

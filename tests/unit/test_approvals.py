@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ratelord.engine import approvals
 from ratelord.engine.observations import PollResult, PoolObservation
 from ratelord.engine.policy import load_policy_text
@@ -150,4 +152,26 @@ def test_a_call_approved_just_before_a_poll_counts_until_the_provider_shows_it()
     w.mock.spend("acct-1", "requests", 1, w.clock.now())  # the call lands
     w.clock.advance(2)
     w.poll("id-a")
+    assert w.pool().remaining == 9
+
+
+def test_a_response_s_own_headers_count_its_call_as_landed() -> None:
+    """The SDK transport reports every response's headers; a quick call's arrive at the
+    instant it was approved.  Its own call is in what they show: before, it was counted
+    again as still on its way, and a small pool lost a unit at every report
+    (reset-lockout seed 0: 94 % of a window used)."""
+    w = World(limit=10)
+    w.register("id-a", "acct-1")
+    intent = w.ask(cost=1).intent_id  # the mock spends it at once
+    reset = w.pool().reset_at
+    assert reset is not None
+    headers = {
+        "x-ratelimit-limit": "10",
+        "x-ratelimit-remaining": "9",
+        "x-ratelimit-used": "1",
+        "x-ratelimit-reset": str(math.ceil(reset)),
+        "x-ratelimit-resource": "requests",
+    }
+    report = UsageReport(agent_id="agent", identity_id="id-a", intent_id=intent, headers=headers)
+    run_sync(w.commands.usage(report))
     assert w.pool().remaining == 9

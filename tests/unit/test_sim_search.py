@@ -24,13 +24,7 @@ from tests.support.shared import once_per_run
 SEEDS = range(int(os.environ.get("RATELORD_SEARCH_SEEDS", "1")))
 
 #: (class, seed) → why the goal is missed today (the run still must not 429).
-KNOWN_GAPS: dict[tuple[str, int], str] = {
-    ("reset-lockout", 0): "the provider raises the limit (60 to 90) 29 s into a 60-s window "
-    "polled every 120 s (and just after each reset): nobody sees the raise before the window "
-    "ends, 66 % used (a raise nobody can see in time is used only by clients that hammer it; "
-    "the simulated agents report a call's rate-limit headers only with a 429, where the SDK "
-    "transport reports every response's, which would show the raise at the next call)",
-}
+KNOWN_GAPS: dict[tuple[str, int], str] = {}
 
 
 @once_per_run

@@ -577,6 +577,9 @@ def _usage_observed(state: State, event: UsageObserved) -> None:
     # Calls that went at once at this very instant may not have reached the provider
     # either: they count as not seen, and as landed by the next observation.
     instant = pool.latest_immediate if pool.latest_at >= event.ts_event else 0.0
+    due_now = [(t, c) for t, c in pool.pending if t == event.ts_event] if pool.pending else []
+    if event.correlation_id and (instant or due_now):
+        instant, due_now = _without_own_call(state, event, pool, instant, due_now)
     remaining = float(p.remaining)
     previous = pool.observed_remaining
     if (
@@ -602,7 +605,7 @@ def _usage_observed(state: State, event: UsageObserved) -> None:
             remaining = max(believed, remaining - pool.latest_immediate)
     # A call due at the very instant of the observation may not have reached the provider
     # yet: it stays pending until an observation after it (counted as landed by both).
-    pool.pending = [(t, c) for t, c in pool.pending if t >= event.ts_event]
+    pool.pending = [(t, c) for t, c in pool.pending if t > event.ts_event] + due_now
     pool.observed_remaining = remaining
     # Calls told to wait past the reset spend the next window, not what is observed now.
     reset = pool.reset_at if p.reset_at is None else p.reset_at
@@ -636,6 +639,28 @@ def _usage_observed(state: State, event: UsageObserved) -> None:
         note(pool.unseen, unaccounted, event.ts_event)
     pool.record_history(event.ts_event)
     pool.version += 1
+
+
+def _without_own_call(
+    state: State,
+    event: UsageObserved,
+    pool: PoolState,
+    instant: float,
+    due_now: list[tuple[float, float]],
+) -> tuple[float, list[tuple[float, float]]]:
+    """A response's own headers (a usage report's, correlated with its intent): its call
+    has reached the provider, even at the very instant it was approved or due, so it is
+    not among the calls that may still be on their way."""
+    own = state.charges.get(event.correlation_id or "", {}).get(pool.pool_id, 0.0)
+    if own <= 0:
+        return instant, due_now
+    starts_at = state.waiting.get(event.correlation_id or "")
+    if starts_at is None:
+        return max(0.0, instant - own), due_now
+    for index, (_, cost) in enumerate(due_now):
+        if abs(cost - own) < 1e-9:
+            return instant, due_now[:index] + due_now[index + 1 :]
+    return instant, due_now
 
 
 def _attribute(pool: PoolState, dims: dict[str, str], amount: float) -> None:

@@ -276,6 +276,8 @@ def reset_lockout(rng: Random, n: int) -> Data:
             behaviour={"kind": "poisson", "rate_per_second": round(rng.uniform(0.5, 3), 2)},
             on_deny="retry",
             retry_after_seconds=10,
+            # Clients behind the SDK transport: every response's headers reach ratelord.
+            reports_headers="always",
         ),
     ]
     return data

@@ -89,13 +89,20 @@ class Leases(Ratelord):
         self._stats["per_call"] += 1
         return super().ask(ask, now)
 
-    def called(self, ask: Ask, verdict: Verdict, result: CallResult, now: float) -> None:
+    def called(
+        self,
+        ask: Ask,
+        verdict: Verdict,
+        result: CallResult,
+        now: float,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         held = self._held.get(_key(ask))
         if held is not None and verdict.ticket is not None and verdict.ticket == held.lease_id:
             if result is not CallResult.OK:  # spent nothing: the units stay in the lease
                 held.unreported = max(0.0, held.unreported - ask.cost)
             return
-        super().called(ask, verdict, result, now)
+        super().called(ask, verdict, result, now, headers)
 
     # ---------------------------------------------------------------- holder side
 

@@ -317,9 +317,15 @@ class Simulation:
         self._at(now + delay, self._attempt, work)
 
     def _answered(self, now: float, work: _Work, verdict: Verdict) -> None:
-        """The provider's answer to a call that went through arrives (after its latency)."""
-        if work.agent.group.honest:
-            self.strategy.called(work.ask, verdict, CallResult.OK, now)
+        """The provider's answer to a call that went through arrives (after its latency:
+        the provider's processing, so its rate-limit headers are the pool as it stands)."""
+        group = work.agent.group
+        if group.honest:
+            headers = None
+            if group.reports_headers == "always":
+                principal = self._principals[verdict.identity_id]
+                headers = self.world.response_headers(principal, work.ask.actual, now)
+            self.strategy.called(work.ask, verdict, CallResult.OK, now, headers)
         self._finish(now, work, done=True)
 
     def _taint(self, work: _Work) -> None:

@@ -126,6 +126,9 @@ class AgentGroup(_Strict, kw_only=True, frozen=True):
     latency_seconds: NonNegative = 0.0
     #: Work not done this many seconds after it arrived counts as not served.
     deadline_seconds: Positive | None = None
+    #: Which responses' rate-limit headers the agent reports to ratelord: only a 429's
+    #: (the default), or every response's, as the SDK transport does (``always``).
+    reports_headers: Literal["on-429", "always"] = "on-429"
 
 
 # --------------------------------------------------------------------------- world

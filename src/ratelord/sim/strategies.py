@@ -80,8 +80,16 @@ class Strategy(Protocol):
 
     def ask(self, ask: Ask, now: float) -> Verdict: ...
 
-    def called(self, ask: Ask, verdict: Verdict, result: CallResult, now: float) -> None:
-        """The call made on ``verdict`` ended with ``result``."""
+    def called(
+        self,
+        ask: Ask,
+        verdict: Verdict,
+        result: CallResult,
+        now: float,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """The call made on ``verdict`` ended with ``result`` (a call that went through:
+        with its response's rate-limit headers when the agent reports every response's)."""
 
     def poll(self, identity_id: str, now: float) -> float:
         """Poll the provider for ``identity_id``; the seconds until the next poll."""
@@ -105,7 +113,14 @@ class Direct:
     def ask(self, ask: Ask, now: float) -> Verdict:
         return Verdict("approve", now, ask.identity_id)
 
-    def called(self, ask: Ask, verdict: Verdict, result: CallResult, now: float) -> None:
+    def called(
+        self,
+        ask: Ask,
+        verdict: Verdict,
+        result: CallResult,
+        now: float,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         return None
 
     def poll(self, identity_id: str, now: float) -> float:
@@ -293,14 +308,23 @@ class Ratelord:
         self._now = now
         return run_sync(self.service.check_approval(verdict.ticket)).holds
 
-    def called(self, ask: Ask, verdict: Verdict, result: CallResult, now: float) -> None:
-        if verdict.ticket is None or (result is CallResult.OK and ask.actual == ask.charges):
+    def called(
+        self,
+        ask: Ask,
+        verdict: Verdict,
+        result: CallResult,
+        now: float,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        exact = result is CallResult.OK and ask.actual == ask.charges
+        if verdict.ticket is None or (exact and not headers):
             return
         # A failed call spent nothing: give the reservation back; a call that cost more
         # or less than estimated says so.  A 429's headers say the pool is spent (until
         # its reset): the transport reports them, so the calls approved after it wait.
-        spent = sum(ask.actual.values()) if result is CallResult.OK else 0.0
-        headers = None
+        # An agent behind the SDK transport reports every response's headers too (the
+        # provider's word after its call: a raised limit shows at the next call).
+        spent = None if exact else sum(ask.actual.values()) if result is CallResult.OK else 0.0
         if result is CallResult.RATE_LIMITED:
             principal = self._scenario.principal_of(verdict.identity_id)
             headers = self._world.rejection_headers(principal, ask.actual, now) or None

@@ -86,16 +86,19 @@ class World:
                 continue
             bucket.advance(now)
             if bucket.remaining + 1e-9 < cost:
-                seen = bucket.observe(resource)
-                assert seen.reset_at is not None and seen.used is not None
-                return {
-                    "x-ratelimit-limit": f"{seen.limit:.15g}",
-                    "x-ratelimit-remaining": f"{seen.remaining:.15g}",
-                    "x-ratelimit-used": f"{seen.used:.15g}",
-                    # GitHub sends whole epoch seconds; rounded up, never before the reset.
-                    "x-ratelimit-reset": str(math.ceil(seen.reset_at)),
-                    "x-ratelimit-resource": resource,
-                }
+                return _headers(bucket, resource)
+        return {}
+
+    def response_headers(
+        self, principal: str, charges: dict[str, float], now: float
+    ) -> dict[str, str]:
+        """The rate-limit headers of a call that went through, answered at ``now``: its
+        first pool's."""
+        for resource in charges:
+            bucket = self.provider.buckets.get((principal, resource))
+            if bucket is not None:
+                bucket.advance(now)
+                return _headers(bucket, resource)
         return {}
 
     def spend_external(self, principal: str, resource: str, amount: float, now: float) -> float:
@@ -126,3 +129,17 @@ class World:
 
     def window(self, principal: str, resource: str) -> float:
         return self.bucket(principal, resource).config.window_seconds
+
+
+def _headers(bucket: SimBucket, resource: str) -> dict[str, str]:
+    """``bucket`` as a response's ``x-ratelimit-*`` headers (the generic form)."""
+    seen = bucket.observe(resource)
+    assert seen.reset_at is not None and seen.used is not None
+    return {
+        "x-ratelimit-limit": f"{seen.limit:.15g}",
+        "x-ratelimit-remaining": f"{seen.remaining:.15g}",
+        "x-ratelimit-used": f"{seen.used:.15g}",
+        # GitHub sends whole epoch seconds; rounded up, never before the reset.
+        "x-ratelimit-reset": str(math.ceil(seen.reset_at)),
+        "x-ratelimit-resource": resource,
+    }
