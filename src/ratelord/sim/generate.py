@@ -50,8 +50,12 @@ def _pool(rng: Random, limit: float, window: float, *, cuts: bool = True) -> Dat
     if rng.random() < 0.25:  # the provider changes the limit mid-run, once or more, up or down
         factors = [0.5, 0.8, 1.25, 1.5, 2.0] if cuts else [1.25, 1.5, 2.0]
         changes = sorted(rng.uniform(0.2, 1.8) * window for _ in range(rng.choice([1, 1, 2])))
+        chosen = [rng.choice(factors) for _ in changes]
+        if not cuts:  # each change relative to the base: no cuts means every one a raise
+            chosen.sort()
         pool["limits"] = [
-            {"at": round(at), "limit": round(limit * rng.choice(factors))} for at in changes
+            {"at": round(at), "limit": round(limit * factor)}
+            for at, factor in zip(changes, chosen, strict=True)
         ]
     return pool
 

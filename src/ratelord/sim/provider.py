@@ -45,6 +45,7 @@ class SimBucket:
         "burn",
         "config",
         "current",
+        "cut_off_until",
         "ended",
         "external_seen",
         "next_actual",
@@ -74,6 +75,9 @@ class SimBucket:
         #: ratelord's back spent on it for the first time.  Only a refused call tells.
         self.unforeseen = False
         self.external_seen = False  # a consumer behind ratelord's back ever spent here
+        #: A limit cut left nothing for the rest of the window, until this reset (see
+        #: :meth:`_cut`); None: no such cut.
+        self.cut_off_until: float | None = None
 
     def limit_at(self, now: float) -> float:
         limit = self.config.limit
@@ -105,10 +109,30 @@ class SimBucket:
         limit = self.limit_at(now)
         if limit != self.current.limit:
             self.unforeseen |= limit < self.current.limit
+            if limit < self.current.limit:
+                self._cut(now, limit)
             # A new limit applies to the window under way: what is left moves by the difference.
             self.remaining = max(0.0, self.remaining + limit - self.current.limit)
             self.current.available = max(0.0, self.current.available + limit - self.current.limit)
             self.current.limit = limit
+
+    def _cut(self, now: float, limit: float) -> None:
+        """The provider lowers the limit mid-window.  A pace that spread the old limit
+        evenly over the window has spent ``elapsed × old limit`` by now: when that
+        reaches the new limit, the cut takes everything the rest of the window had, for
+        every strategy that used the window (none can know a cut is coming)."""
+        window = self.config.window_seconds
+        elapsed = min(1.0, max(0.0, (now - (self.next_nominal - window)) / window))
+        if limit <= elapsed * self.current.limit:
+            self.cut_off_until = self.next_actual
+
+    def cut_off(self, now: float, until: float) -> bool:
+        """Whether the pool has nothing until ``until`` because a limit cut took it."""
+        return (
+            self.cut_off_until is not None
+            and now < self.cut_off_until
+            and until < self.cut_off_until
+        )
 
     def _burn(self, until: float) -> None:
         if until > self.updated_at:

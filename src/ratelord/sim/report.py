@@ -86,12 +86,15 @@ class Verdict(msgspec.Struct, kw_only=True):
 class HighUrgency(msgspec.Struct, kw_only=True):
     """Honest high-urgency work: ``success_rate`` = served within deadline / decided."""
 
-    work_items: int  # decided: arrived, less work still within its deadline at the end
+    work_items: int  # decided: arrived, less undecided (deadline still ahead) and cut_off
     served_without_denial: int
     success_rate: float | None
     arrived: int = 0
     served_within_deadline: int = 0
     undecided: int = 0
+    #: Not served in time, having arrived on a pool a limit cut had left nothing until
+    #: after its deadline (no strategy that used the window could serve it): left out.
+    cut_off: int = 0
 
 
 class Report(msgspec.Struct, kw_only=True):

@@ -62,6 +62,8 @@ class _Work:
     key: int = 0
     tainted: bool = False  # denied or rejected (429) at least once
     spent: bool = False  # its call went through (its answer may still be on the way)
+    #: Urgent work that arrived on a pool a limit cut had emptied until after its deadline.
+    cut_off: bool = False
 
 
 class Simulation:
@@ -87,6 +89,8 @@ class Simulation:
         #: units the scenario's external consumers spent (see Report.external_done)
         self.external_done = 0.0
         self._keys = itertools.count()
+        #: Urgent work a limit cut left nothing for, not served in time (see _cut_off).
+        self._cut_off_missed = 0
         self.agents = [
             self._agent(group, index) for group in scenario.agents for index in range(group.count)
         ]
@@ -251,8 +255,25 @@ class Simulation:
         if agent.arrivals is not None:
             self._schedule_open(agent)
         work = _Work(agent, ask, now, next(self._keys))
+        if group.honest and group.urgency == "high" and group.deadline_seconds is not None:
+            deadline = now + group.deadline_seconds
+            work.cut_off = self._cut_off(agent.identity_id, ask.actual, deadline)
         agent.open_work[work.key] = work
         self._attempt(now, work)
+
+    def _cut_off(self, identity_id: str, charges: dict[str, float], deadline: float) -> bool:
+        """Whether a pool the work draws on has nothing for it until after its deadline,
+        because a limit cut took the rest of the window (see ``SimBucket.cut_off``)."""
+        principal = self._principals[identity_id]
+        for resource, cost in charges.items():
+            bucket = self.world.provider.buckets.get((principal, resource))
+            if (
+                bucket is not None
+                and bucket.remaining + 1e-9 < cost
+                and bucket.cut_off(bucket.updated_at, deadline)
+            ):
+                return True
+        return False
 
     def _attempt(self, now: float, work: _Work) -> None:
         agent = work.agent
@@ -346,10 +367,13 @@ class Simulation:
             deadline = agent.group.deadline_seconds
             if deadline is None or now - work.created <= deadline:
                 counts.served_in_time += 1
+            elif work.cut_off:
+                self._cut_off_missed += 1
             if not work.tainted:
                 counts.served_without_denial += 1
         else:
             counts.dropped += 1
+            self._cut_off_missed += work.cut_off
         behaviour = agent.group.behaviour
         if isinstance(behaviour, Greedy):
             self._schedule_greedy(agent, now - self.start + behaviour.think_seconds)
@@ -391,18 +415,24 @@ class Simulation:
         """Urgent work served within its deadline, of all that arrived.
 
         Work still waiting when the run ends is not served, unless its deadline
-        is still ahead (then it is undecided and left out).
+        is still ahead (then it is undecided and left out).  Work that arrived on
+        a pool a limit cut had emptied until after its deadline, and was not
+        served in time, is left out too (``cut_off``: see ``SimBucket.cut_off``).
         """
         urgent = [a for a in self.agents if a.group.urgency == "high" and a.group.honest]
         arrived = sum(a.counts.work_items for a in urgent)
-        undecided = sum(
-            1
-            for a in urgent
-            if a.group.deadline_seconds is not None
-            for w in a.open_work.values()
-            if w.created + a.group.deadline_seconds > self.end
-        )
-        decided = arrived - undecided
+        undecided = cut_off = 0
+        for agent in urgent:
+            deadline = agent.group.deadline_seconds
+            if deadline is None:
+                continue
+            for work in agent.open_work.values():
+                if work.created + deadline > self.end:
+                    undecided += 1
+                else:
+                    cut_off += work.cut_off
+        cut_off += self._cut_off_missed
+        decided = arrived - undecided - cut_off
         served = sum(a.counts.served_in_time for a in urgent)
         return HighUrgency(
             work_items=decided,
@@ -411,6 +441,7 @@ class Simulation:
             arrived=arrived,
             served_within_deadline=served,
             undecided=undecided,
+            cut_off=cut_off,
         )
 
     def _pools(self) -> list[PoolReport]:
