@@ -21,7 +21,24 @@ def run(name: str) -> Report:
     return run_scenario(load_scenario(SCENARIOS / f"{name}.yaml"), "leases")
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+#: Shipped scenario → why leases miss a goal there today.
+LEASE_GAPS = {
+    "raise-seen-in-headers": "every response's headers reach ratelord while holders have "
+    "spent leased units they have not reported yet (they report every second): read as "
+    "use behind ratelord's back, they size a headroom that holds the last units of later "
+    "90-unit windows (93 % used)",
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(reason=LEASE_GAPS[n], strict=True))
+        if n in LEASE_GAPS
+        else n
+        for n in SHIPPED
+    ],
+)
 def test_leases_hold_the_governance_goals(name: str) -> None:
     report = run(name)
     failed = [v.check for v in report.invariants if not v.passed]

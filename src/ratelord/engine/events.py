@@ -214,6 +214,9 @@ class UsageObservedPayload(Payload, frozen=True, kw_only=True, gc=False):
     #: spent behind ratelord's back since the last observation
     unaccounted: float = 0.0
     origin: str = "poll"
+    #: a response's headers: what its own call spent of the pool (it is in them, even if
+    #: approved or due at this very instant)
+    own_call: float | UnsetType = UNSET
 
 
 class PostureChangedPayload(Payload, frozen=True, kw_only=True, gc=False):

@@ -173,6 +173,8 @@ def observe_usage(
             correlation_id=report.intent_id,
             causation_id=events[0].event_id if events else None,
             dedupe=lambda pool_id, obs: f"hdr:{pool_id}:{obs.reset_at}:{obs.remaining}",
+            # The response's own call is in its headers (a refused one spent nothing).
+            own=engine.state.charges.get(report.intent_id or ""),
         )
     pools = sorted({e.pool_id for e in events if e.pool_id} | set(corrections))
     if corrections:
@@ -254,6 +256,7 @@ def _observe_pools(
     correlation_id: str | None,
     causation_id: str | None,
     dedupe: Any,
+    own: dict[str, float] | None = None,
 ) -> list[Event]:
     if record.principal is None:
         return []
@@ -370,6 +373,7 @@ def _observe_pools(
                     reset_at=obs.reset_at,
                     unaccounted=unaccounted,
                     origin=origin,
+                    own_call=(own.get(pool_id) or UNSET) if own else UNSET,
                 ),
                 now,
                 pool_id=pool_id,

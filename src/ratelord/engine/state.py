@@ -578,8 +578,8 @@ def _usage_observed(state: State, event: UsageObserved) -> None:
     # either: they count as not seen, and as landed by the next observation.
     instant = pool.latest_immediate if pool.latest_at >= event.ts_event else 0.0
     due_now = [(t, c) for t, c in pool.pending if t == event.ts_event] if pool.pending else []
-    if event.correlation_id and (instant or due_now):
-        instant, due_now = _without_own_call(state, event, pool, instant, due_now)
+    if p.own_call and (instant or due_now):
+        instant, due_now = _without_own_call(float(p.own_call), instant, due_now)
     remaining = float(p.remaining)
     previous = pool.observed_remaining
     if (
@@ -642,20 +642,12 @@ def _usage_observed(state: State, event: UsageObserved) -> None:
 
 
 def _without_own_call(
-    state: State,
-    event: UsageObserved,
-    pool: PoolState,
-    instant: float,
-    due_now: list[tuple[float, float]],
+    own: float, instant: float, due_now: list[tuple[float, float]]
 ) -> tuple[float, list[tuple[float, float]]]:
-    """A response's own headers (a usage report's, correlated with its intent): its call
-    has reached the provider, even at the very instant it was approved or due, so it is
-    not among the calls that may still be on their way."""
-    own = state.charges.get(event.correlation_id or "", {}).get(pool.pool_id, 0.0)
-    if own <= 0:
-        return instant, due_now
-    starts_at = state.waiting.get(event.correlation_id or "")
-    if starts_at is None:
+    """A response's own headers: its call (``own`` units) has reached the provider, even
+    at the very instant it was approved (``instant``) or due (``due_now``), so it is not
+    among the calls that may still be on their way."""
+    if instant >= own - 1e-9:
         return max(0.0, instant - own), due_now
     for index, (_, cost) in enumerate(due_now):
         if abs(cost - own) < 1e-9:

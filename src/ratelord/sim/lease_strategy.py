@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from ratelord.engine import leases
 from ratelord.engine.clock import parse_iso
-from ratelord.schema import SENTINEL_UNKNOWN, LeaseReport, LeaseRequest
+from ratelord.schema import SENTINEL_UNKNOWN, LeaseReport, LeaseRequest, UsageReport
+from ratelord.service import run_sync
 from ratelord.sim.strategies import Ask, Ratelord, Verdict
 from ratelord.sim.world import CallResult
 
@@ -45,6 +46,9 @@ class _Held:
     rate_at: float | None = None
     #: After a refusal, no new lease is asked for before this time (work goes per call).
     retry_at: float = 0.0
+    #: When a leased call's response headers were last reported (at most every
+    #: REPORT_EVERY seconds, as the SDK's gate does).
+    headers_at: float = -REPORT_EVERY
 
     def count(self, cost: float, now: float) -> None:
         if self.rate_at is None:
@@ -101,6 +105,13 @@ class Leases(Ratelord):
         if held is not None and verdict.ticket is not None and verdict.ticket == held.lease_id:
             if result is not CallResult.OK:  # spent nothing: the units stay in the lease
                 held.unreported = max(0.0, held.unreported - ask.cost)
+            elif headers and now - held.headers_at >= REPORT_EVERY:
+                held.headers_at = now
+                self._now = now
+                report = UsageReport(
+                    agent_id=ask.agent_id, identity_id=verdict.identity_id, headers=headers
+                )
+                run_sync(self.service.usage(report))
             return
         super().called(ask, verdict, result, now, headers)
 
