@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ratelord.engine.clock import parse_iso
 from tests.fakes.llm import FakeLLM
 from tests.support.daemon import RunningDaemon, events, pool
 
@@ -56,15 +57,21 @@ def ideal_seconds(charged: float, capacity: float) -> float:
 
 
 def paced_seconds(http: httpx.Client) -> float:
-    """How long ratelord told the calls to wait, in all: its share of the run's time.
+    """How long ratelord told the calls to wait or come back later, in all: its share of
+    the run's time.
 
     The run's wall time also holds the SDKs', the fakes' and the machine's own delays
     (a loaded CI run once took 19.2 s against an ideal of 14.0 s that a quiet machine
     meets in 14.2 s); the waits are what ratelord decides, so they are held near the
     ideal, and the wall time only well short of twice it.
     """
-    decided = events(http, type="intent_decided")
-    return sum(d["payload"]["modifications"]["wait_seconds"] for d in decided)
+    total = 0.0
+    for decided in events(http, type="intent_decided"):
+        told = decided["payload"]["modifications"]
+        total += told["wait_seconds"]
+        if told["defer_until"] is not None:
+            total += parse_iso(told["defer_until"]) - decided["ts_event"]
+    return total
 
 
 def test_openai_chat_calls_meet_no_429_in_near_ideal_time_and_track_the_server(

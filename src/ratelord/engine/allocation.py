@@ -161,6 +161,23 @@ def allocate(
     reserve = min(reserve, remaining - headroom)
     budget = remaining - headroom - reserve
     reset_at = now + horizon_to_reset
+    need = max(cost, worst)
+    if budget < need <= (pool.limit or 0.0) - headroom - reserve and refill.refills(pool):
+        # A token bucket does not wait for a reset: it refills what the call lacks.
+        wait = (need - budget) / pool.refill_rate
+        return Allocation(
+            pool_id=pool.pool_id,
+            remaining=remaining,
+            headroom=headroom,
+            reserve=reserve,
+            budget=budget,
+            horizon=horizon_to_reset,
+            rate=pool.refill_rate,
+            wait=wait,
+            cursor=pool.paced_until,
+            fits=True,
+            recheck_at=now + wait,
+        )
     if max(cost, worst) > budget:
         recheck = reset_at
         if pool.limit is None or cost <= pool.limit:
