@@ -34,6 +34,7 @@ ORDER = [
     "urgent-from-the-start",
     "raised-then-stops",
     "raise-seen-in-headers",
+    "raised-near-reset",
 ]
 HERD_BUDGET_SECONDS = 10.0
 
