@@ -388,8 +388,15 @@ def judge(scenario: Scenario, strategy: StrategyName = "ratelord") -> Verdict:
 
 def work_done(report: Report) -> float:
     """Units of work served on the scenario's accounts: by its agents and by the consumers
-    behind ratelord's back (a strategy that starves those with 429s does not do more)."""
-    return report.overall.work_done + report.external_done
+    behind ratelord's back (a strategy that starves those with 429s does not do more).
+
+    A window still open when the run ends, with work still waiting on its pool, counts
+    at most an even pace of it to its reset (``PoolReport.spent_ahead``): spending it
+    faster is not more work, only sooner (the work after it waits for the reset, past
+    the run's end), and pacing it to the reset is not less (what is left goes to the
+    work still waiting before that reset)."""
+    ahead = sum(pool.spent_ahead for pool in report.pools)
+    return report.overall.work_done + report.external_done - ahead
 
 
 def goals_missed(report: Report, best_baseline_work: float) -> list[str]:

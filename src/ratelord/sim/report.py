@@ -67,6 +67,15 @@ class Reset(msgspec.Struct, kw_only=True):
     full: bool = False
 
 
+class OpenWindow(msgspec.Struct, kw_only=True):
+    """A pool's window still open when the run ends (its reset comes after)."""
+
+    used: float  # spent in it inside the run, by anyone
+    available: float  # what it offered inside the run
+    elapsed: float  # the share of its time inside the run that had passed (0..1)
+    waiting: bool  # honest work was still waiting on the pool
+
+
 class PoolReport(msgspec.Struct, kw_only=True):
     pool_id: str
     limit: float
@@ -75,6 +84,16 @@ class PoolReport(msgspec.Struct, kw_only=True):
     #: The lowest utilisation at a reset; one marked ``full`` (what was left fit no call
     #: waiting) counts as used up: no strategy could have used more of it.
     min_utilisation: float | None
+    open: OpenWindow | None = None
+
+    @property
+    def spent_ahead(self) -> float:
+        """Units spent in the open window beyond an even pace of it to its reset, while
+        work still waits on the pool: spent sooner, not more (see the work goal)."""
+        window = self.open
+        if window is None or not window.waiting:
+            return 0.0
+        return max(0.0, window.used - window.elapsed * window.available)
 
 
 class Verdict(msgspec.Struct, kw_only=True):

@@ -25,6 +25,7 @@ from ratelord.sim.invariants import evaluate
 from ratelord.sim.report import (
     Counts,
     HighUrgency,
+    OpenWindow,
     PoolReport,
     Report,
     Reset,
@@ -473,9 +474,25 @@ class Simulation:
                     min_utilisation=min(
                         (1.0 if r.full else r.utilisation for r in resets), default=None
                     ),
+                    open=self._open_window((principal, resource)),
                 )
             )
         return pools
+
+    def _open_window(self, key: tuple[str, str]) -> OpenWindow | None:
+        """The pool's window still open at the end of the run (None: it just reset)."""
+        bucket = self.world.provider.buckets[key]
+        began = bucket.ended[-1].reset_at if bucket.ended else self.start
+        span = bucket.next_actual - began
+        if span <= 0 or self.end <= began:
+            return None
+        window = bucket.current
+        return OpenWindow(
+            used=round(window.spent, 3),
+            available=round(window.available, 3),
+            elapsed=round(min(1.0, (self.end - began) / span), 4),
+            waiting=next(self._open_calls(key), None) is not None,
+        )
 
 
 def run_scenario(
