@@ -178,11 +178,11 @@ def allocate(
             fits=True,
             recheck_at=now + wait,
         )
-    if max(cost, worst) > budget:
+    if need > budget:
         recheck = reset_at
         if pool.limit is None or cost <= pool.limit:
             recheck = recheck_at(now, horizon_to_reset, window_seconds)
-            if max(cost, worst) <= remaining - headroom and now < released < recheck:
+            if need <= remaining - headroom and now < released < recheck:
                 recheck = released  # only the reserve holds it back: ask when it goes
         return Allocation(
             pool_id=pool.pool_id,
