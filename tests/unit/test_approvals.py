@@ -155,6 +155,21 @@ def test_a_call_approved_just_before_a_poll_counts_until_the_provider_shows_it()
     assert w.pool().remaining == 9
 
 
+def test_every_call_approved_just_before_a_poll_counts_until_the_provider_shows_it() -> None:
+    """Clients in parallel (the proxy's eight): three calls approved a moment apart are all
+    still on their way when a poll lands; none of their units reads as free (before, only
+    the latest instant's call was kept, and a loaded machine met 403s at a window's end)."""
+    w = World(limit=100_000)
+    w.register("id-a", "acct-1")
+    w.poll("id-a")
+    w.commands.charge_listeners.clear()  # the calls have not reached the provider yet
+    for _ in range(3):
+        assert w.ask(cost=1).decision == "approve"
+        w.clock.advance(0.1)
+    w.poll("id-a")  # the provider still shows 100,000
+    assert w.pool().remaining == 99_997
+
+
 def test_a_response_s_own_headers_count_its_call_as_landed() -> None:
     """The SDK transport reports every response's headers; a quick call's arrive at the
     instant it was approved.  Its own call is in what they show: before, it was counted

@@ -65,6 +65,8 @@ OBSERVATION_GAP_WEIGHT = 0.1
 #: (a client that waits between requests after asking, as PyGithub does).  Not the lease
 #: holders' reporting lag (``lease_state.IN_FLIGHT_SECONDS``).
 SEND_LAG_SECONDS = 0.5
+#: Calls that went at once within this long of each other are noted as one (see ``_sent``).
+SENT_SLOT_SECONDS = 0.05
 #: Estimate error tracking: smoothing weight, the quantile's z (P90), samples before it counts.
 ESTIMATE_ALPHA = 0.1
 ESTIMATE_Z = 1.2816
@@ -119,6 +121,12 @@ class PoolState(msgspec.Struct, kw_only=True):
     #: units: an observation at that very instant may not have seen them yet.
     latest_at: float = 0.0
     latest_immediate: float = 0.0
+    #: Calls that went at once lately, in slots of ``SENT_SLOT_SECONDS``: (when, units).
+    #: Clients in parallel may all still be on their way when the provider is read.
+    sent_lately: list[tuple[float, float]] = []
+    #: The open slot: when it began, and its units.
+    sent_at: float = 0.0
+    sent_units: float = 0.0
     #: Approved calls told to wait: (starts_at, cost).  The provider cannot have seen them yet.
     pending: list[tuple[float, float]] = []
     burn: BurnState = msgspec.field(default_factory=BurnState)
@@ -563,6 +571,24 @@ def _constraint_observed(state: State, event: ConstraintObserved) -> None:
     pool.version += 1
 
 
+def _open_slot(pool: PoolState, at: float, cost: float) -> None:
+    """Close the slot of calls that went at once (see ``PoolState.sent_lately``) and open
+    one at ``at``: a few slots, whatever the rate of calls; the old ones are forgotten."""
+    sent = pool.sent_lately
+    if pool.sent_units:
+        sent.append((pool.sent_at, pool.sent_units))
+        if len(sent) > SEND_LAG_SECONDS / SENT_SLOT_SECONDS:
+            pool.sent_lately = [(t, c) for t, c in sent if t > at - SEND_LAG_SECONDS]
+    pool.sent_at, pool.sent_units = at, cost
+
+
+def _sent_lately(pool: PoolState, now: float) -> float:
+    """Units of calls that went at once less than the send lag before ``now`` (not at it:
+    calls of that very instant count as not seen anyway)."""
+    slots = [*pool.sent_lately, (pool.sent_at, pool.sent_units)]
+    return sum(c for t, c in slots if 0.0 < now - t < SEND_LAG_SECONDS)
+
+
 def _recount_after_reset(pool: PoolState) -> None:
     """Calls told to wait past the (new) reset spend the window after it."""
     pool.spent_by_window = []
@@ -598,11 +624,11 @@ def _usage_observed(state: State, event: UsageObserved) -> None:
         believed = previous - landed
         if remaining <= believed < remaining + 1.0:
             remaining = believed
-        elif believed < remaining and 0.0 < event.ts_event - pool.latest_at < SEND_LAG_SECONDS:
+        elif believed < remaining and (lately := _sent_lately(pool, event.ts_event)):
             # The provider shows more than ratelord counted, just after calls went at once:
             # they may still be on their way (PyGithub, asked by its auth, waits 0.25 s
             # before it sends). They count as not seen until the next observation.
-            remaining = max(believed, remaining - pool.latest_immediate)
+            remaining = max(believed, remaining - lately)
     # A call due at the very instant of the observation may not have reached the provider
     # yet: it stays pending until an observation after it (counted as landed by both).
     pool.pending = [(t, c) for t, c in pool.pending if t > event.ts_event] + due_now
@@ -753,10 +779,15 @@ def _intent_decided(state: State, event: IntentDecided) -> None:
         _debit(pool, cost, event.ts_event, dims, lands=starts_at)
         if starts_at > event.ts_event:
             pool.pending.append((starts_at, cost))
-        elif pool.latest_at == event.ts_event:
-            pool.latest_immediate += cost
         else:
-            pool.latest_at, pool.latest_immediate = event.ts_event, cost
+            if pool.latest_at == event.ts_event:
+                pool.latest_immediate += cost
+            else:
+                pool.latest_at, pool.latest_immediate = event.ts_event, cost
+            if event.ts_event - pool.sent_at < SENT_SLOT_SECONDS:
+                pool.sent_units += cost
+            else:
+                _open_slot(pool, event.ts_event, cost)
         if urgent:
             note(pool.urgent, cost, event.ts_event)
         if pacing is None:
