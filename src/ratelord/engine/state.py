@@ -65,7 +65,7 @@ OBSERVATION_GAP_WEIGHT = 0.1
 #: (a client that waits between requests after asking, as PyGithub does).  Not the lease
 #: holders' reporting lag (``lease_state.IN_FLIGHT_SECONDS``).
 SEND_LAG_SECONDS = 0.5
-#: Calls that went at once within this long of each other are noted as one (see ``_sent``).
+#: Calls that went at once within this long of each other are noted as one (see ``_open_slot``).
 SENT_SLOT_SECONDS = 0.05
 #: Estimate error tracking: smoothing weight, the quantile's z (P90), samples before it counts.
 ESTIMATE_ALPHA = 0.1
